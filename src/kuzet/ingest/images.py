@@ -1,0 +1,65 @@
+"""Still-image decoding with a pixel cap (Pillow: EXIF orientation, WebP behind a .jpg name, progressive JPEG)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+from PIL import ImageOps, UnidentifiedImageError
+
+from kuzet.core.errors import InputError
+from kuzet.core.types import Image
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
+"""File name endings treated as still images inside folders."""
+
+
+def is_still_image(path: Path) -> bool:
+    """True when Pillow recognises the file's content as a single still image (whatever its name)."""
+    try:
+        with PILImage.open(path) as im:
+            return not getattr(im, "is_animated", False)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
+
+
+def load_image(path: Path, *, max_pixels: int) -> Image:
+    """Decode an image file to RGB pixels.
+
+    Args:
+        path: The image file.
+        max_pixels: Images with more pixels (width x height) are refused before decoding.
+
+    Returns:
+        RGB pixels, shape (H, W, 3), uint8, EXIF orientation applied.
+
+    Raises:
+        InputError: The file is missing, not an image, truncated, or over the pixel cap.
+
+    """
+    if not path.exists():
+        raise InputError(f"{path} does not exist", hint="check the path")
+    if not path.is_file():
+        raise InputError(f"{path} is not a file", hint="give an image file")
+    try:
+        with warnings.catch_warnings():
+            # The size check below replaces Pillow's decompression-bomb warning with a clear error.
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            with PILImage.open(path) as im:
+                w, h = im.size
+                if w * h > max_pixels:
+                    raise InputError(
+                        f"{path} is {w}x{h} = {w * h:,} pixels, over the cap of {max_pixels:,}",
+                        hint="shrink the image or raise ingest.max_pixels in the config",
+                    )
+                im.load()
+                rgb = ImageOps.exif_transpose(im).convert("RGB")
+    except InputError:
+        raise
+    except (UnidentifiedImageError, PILImage.DecompressionBombError) as exc:
+        raise InputError(f"{path} is not an image kuzet can read ({exc})", hint="use JPEG, PNG or WebP") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"{path} is damaged or truncated ({exc})", hint="re-export or re-copy the image") from None
+    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))

@@ -1,0 +1,30 @@
+"""Face embedders, alignment and gallery search."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kuzet.config.models import DlibResNetConfig
+from kuzet.recognize.base import FaceEmbedder, GalleryIndex
+
+
+def _dlib_resnet(config: Any) -> FaceEmbedder:
+    from kuzet.recognize.dlib_resnet import DlibResNetEmbedder
+
+    return DlibResNetEmbedder(config)
+
+
+FACE_EMBEDDERS: dict[str, tuple[type[Any], Callable[[Any], FaceEmbedder]]] = {
+    "dlib-resnet": (DlibResNetConfig, _dlib_resnet),
+}
+"""Registry: `type` -> (config model, factory)."""
+
+
+def build_face_embedder(config: DlibResNetConfig) -> FaceEmbedder:
+    """The embedder a config asks for."""
+    _, factory = FACE_EMBEDDERS[config.type]
+    return factory(config)
+
+
+__all__ = ["FACE_EMBEDDERS", "FaceEmbedder", "GalleryIndex", "build_face_embedder"]

@@ -1,0 +1,127 @@
+"""The face pipeline for one camera: detect -> align -> track -> best shots -> embed once per track -> decide."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kuzet.analytics.faces import decide_tracks
+from kuzet.config.models import KuzetConfig
+from kuzet.core.types import FaceSample, FaceTrack, Frame, Identity, TrackDecision
+from kuzet.detect.face.base import FaceDetector
+from kuzet.recognize.align import align_faces, crop_with_margin
+from kuzet.recognize.base import FaceEmbedder, GalleryIndex
+from kuzet.track.bestshot import face_quality, keep_best
+from kuzet.track.iou import IoUTracker
+
+
+@dataclass(slots=True)
+class FaceStats:
+    """Counts for one analysis run."""
+
+    frames: int = 0
+    faces: int = 0
+    tracks: int = 0
+    matched_tracks: int = 0
+    unknown_tracks: int = 0
+    low_quality_tracks: int = 0
+    dropped_tracks: int = 0
+    embedded_shots: int = 0
+    per_identity: dict[str, int] = field(default_factory=dict)
+
+
+class FaceAnalyzer:
+    """Runs the face pipeline frame by frame for one camera and decides each track once, when it ends.
+
+    Recognition runs only on each track's best shots (at most `tracker.best_shots`), batched across every
+    track that ends in the same frame, not on every detection.
+    """
+
+    def __init__(
+        self,
+        *,
+        detector: FaceDetector,
+        embedder: FaceEmbedder,
+        gallery: GalleryIndex,
+        people: list[Identity],
+        config: KuzetConfig,
+    ) -> None:
+        self.detector = detector
+        self.embedder = embedder
+        self.gallery = gallery
+        self.people = people
+        self.config = config
+        self.tracker = IoUTracker(config.tracker)
+        self.stats = FaceStats()
+        self._tracks: dict[int, FaceTrack] = {}
+
+    def process(self, frame: Frame) -> list[TrackDecision]:
+        """Analyse one frame; returns decisions for tracks that ended with it."""
+        self.stats.frames += 1
+        dets = self.detector.detect(frame.image)
+        self.stats.faces += len(dets)
+        update = self.tracker.update(dets, frame.pts)
+        ended = list(update.finished)
+        if len(dets):
+            assert dets.landmarks is not None
+            chips = align_faces(frame.image, dets.landmarks)
+            quality = face_quality(chips, dets.boxes, dets.landmarks)
+            for i, tid in enumerate(update.track_ids.tolist()):
+                if tid < 0:
+                    continue
+                track = self._tracks.get(tid)
+                if track is None:
+                    track = FaceTrack(track_id=tid, start=frame.pts, end=frame.pts)
+                    self._tracks[tid] = track
+                track.end = frame.pts
+                track.hits += 1
+                if len(track.shots) < self.config.tracker.best_shots or quality[i] > track.shots[-1].quality:
+                    sample = FaceSample(
+                        chip=chips[i].copy(),
+                        crop=crop_with_margin(frame.image, dets.boxes[i]),
+                        box=dets.boxes[i].copy(),
+                        quality=float(quality[i]),
+                        pts=frame.pts,
+                    )
+                    keep_best(track.shots, sample, limit=self.config.tracker.best_shots)
+        if frame.still:
+            # Faces in different photos are different sightings: end every track with the photo.
+            ended += self.tracker.flush()
+        return self._decide(ended, still=frame.still)
+
+    def finish(self) -> list[TrackDecision]:
+        """End of stream: decide every open track."""
+        return self._decide(self.tracker.flush(), still=False)
+
+    def _decide(self, ended: list[int], *, still: bool) -> list[TrackDecision]:
+        tracks = []
+        for tid in ended:
+            track = self._tracks.pop(tid, None)
+            if track is None:
+                continue
+            if not still and track.hits < self.config.tracker.min_hits:
+                self.stats.dropped_tracks += 1
+                continue
+            tracks.append(track)
+        if not tracks:
+            return []
+        min_quality = self.config.recognition.min_quality
+        good = [t for t in tracks if t.shots and t.shots[0].quality >= min_quality]
+        poor = [t for t in tracks if not (t.shots and t.shots[0].quality >= min_quality)]
+        decisions = [TrackDecision(track=t, identity=None, score=-1.0, recognisable=False) for t in poor]
+        self.stats.low_quality_tracks += len(poor)
+        if good:
+            chips = np.stack([shot.chip for t in good for shot in t.shots])
+            self.stats.embedded_shots += chips.shape[0]
+            sims = self.gallery.person_similarities(self.embedder.embed(chips))
+            decisions += decide_tracks(good, sims, self.people, self.config.recognition)
+        for d in decisions:
+            self.stats.tracks += 1
+            if d.identity is None:
+                self.stats.unknown_tracks += 1
+            else:
+                self.stats.matched_tracks += 1
+                name = d.identity.name
+                self.stats.per_identity[name] = self.stats.per_identity.get(name, 0) + 1
+        return decisions

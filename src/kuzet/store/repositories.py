@@ -1,0 +1,206 @@
+"""Repositories: the only code that reads and writes tables; they return core types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kuzet.core.types import Event, Identity
+from kuzet.recognize.gallery import NumpyGallery
+from kuzet.store.models import AnalysisRunRow, EventRow, PersonRow, TemplateRow
+
+
+@dataclass(frozen=True, slots=True)
+class NewTemplate:
+    """A descriptor to store, with the hash of the photo it came from."""
+
+    vector: NDArray[np.float32]
+    photo_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class PersonSummary:
+    """An enrolled person and how many templates they have."""
+
+    identity: Identity
+    templates: int
+    created_at: str
+
+
+def _iso(ts: datetime) -> str:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.isoformat(timespec="seconds")
+
+
+class GalleryRepository:
+    """People and their face templates."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add_templates(self, name: str, templates: list[NewTemplate], *, model: str) -> tuple[Identity, int]:
+        """Create the person if new and add templates whose photo is not already enrolled for them.
+
+        Returns:
+            The person and the number of templates actually added.
+
+        """
+        person = self.session.scalar(select(PersonRow).where(PersonRow.name == name))
+        now = datetime.now(UTC)
+        if person is None:
+            person = PersonRow(name=name, created_at=now)
+            self.session.add(person)
+            self.session.flush()
+        known = set(self.session.scalars(select(TemplateRow.photo_sha256).where(TemplateRow.person_id == person.id)))
+        added = 0
+        for t in templates:
+            if t.photo_sha256 in known:
+                continue
+            known.add(t.photo_sha256)
+            vec = np.ascontiguousarray(t.vector, dtype="<f4")
+            self.session.add(
+                TemplateRow(
+                    person_id=person.id,
+                    model=model,
+                    dim=int(vec.shape[0]),
+                    vector=vec.tobytes(),
+                    photo_sha256=t.photo_sha256,
+                    created_at=now,
+                )
+            )
+            added += 1
+        self.session.flush()
+        return Identity(person_id=person.id, name=person.name), added
+
+    def load(self, *, model: str) -> NumpyGallery:
+        """Every template made by `model`, as an in-memory index."""
+        rows = self.session.execute(
+            select(TemplateRow.person_id, TemplateRow.vector, PersonRow.name)
+            .join(PersonRow, PersonRow.id == TemplateRow.person_id)
+            .where(TemplateRow.model == model)
+            .order_by(TemplateRow.person_id, TemplateRow.id)
+        ).all()
+        people: list[Identity] = []
+        index: dict[int, int] = {}
+        vectors = []
+        owners = []
+        for person_id, blob, name in rows:
+            if person_id not in index:
+                index[person_id] = len(people)
+                people.append(Identity(person_id=person_id, name=name))
+            vectors.append(np.frombuffer(blob, dtype="<f4"))
+            owners.append(index[person_id])
+        templates = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 128), np.float32)
+        return NumpyGallery(templates, np.asarray(owners, np.intp), people)
+
+    def people(self) -> list[PersonSummary]:
+        """Everyone enrolled, by name."""
+        rows = self.session.execute(
+            select(PersonRow, func.count(TemplateRow.id))
+            .outerjoin(TemplateRow, TemplateRow.person_id == PersonRow.id)
+            .group_by(PersonRow.id)
+            .order_by(PersonRow.name)
+        ).all()
+        return [PersonSummary(Identity(p.id, p.name), int(n), _iso(p.created_at)) for p, n in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """Counts of one analysis run."""
+
+    camera: str
+    source: str
+    started_at: datetime
+    frames: int
+    faces: int
+    tracks: int
+    matched_tracks: int
+    unknown_tracks: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A match event before it is stored."""
+
+    person_id: int
+    identity: str
+    score: float
+    start: float
+    end: float
+    track_id: int
+    snapshot: str
+
+
+class EventRepository:
+    """Analysis runs and match events."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def save_run(self, run: RunRecord, events: list[NewEvent]) -> tuple[int, list[Event]]:
+        """Store a run and its events together; returns the run id and the stored events."""
+        now = datetime.now(UTC)
+        row = AnalysisRunRow(
+            camera=run.camera,
+            source=run.source,
+            started_at=run.started_at,
+            finished_at=now,
+            frames=run.frames,
+            faces=run.faces,
+            tracks=run.tracks,
+            matched_tracks=run.matched_tracks,
+            unknown_tracks=run.unknown_tracks,
+        )
+        self.session.add(row)
+        self.session.flush()
+        rows = [
+            EventRow(
+                run_id=row.id,
+                camera=run.camera,
+                person_id=e.person_id,
+                identity=e.identity,
+                score=e.score,
+                start=e.start,
+                end=e.end,
+                track_id=e.track_id,
+                snapshot=e.snapshot,
+                source=run.source,
+                created_at=now,
+            )
+            for e in events
+        ]
+        self.session.add_all(rows)
+        self.session.flush()
+        return row.id, [_event(r) for r in rows]
+
+    def list(self, *, camera: str | None = None, identity: str | None = None, limit: int = 1000) -> list[Event]:
+        """Stored events, newest first."""
+        query = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
+        if camera:
+            query = query.where(EventRow.camera == camera)
+        if identity:
+            query = query.where(EventRow.identity == identity)
+        return [_event(r) for r in self.session.scalars(query)]
+
+
+def _event(r: EventRow) -> Event:
+    return Event(
+        event_id=r.id,
+        camera=r.camera,
+        identity=r.identity,
+        person_id=r.person_id,
+        score=r.score,
+        start=r.start,
+        end=r.end,
+        track_id=r.track_id,
+        snapshot=r.snapshot,
+        run_id=r.run_id,
+        source=r.source,
+        created_at=_iso(r.created_at),
+    )

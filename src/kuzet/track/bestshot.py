@@ -1,0 +1,53 @@
+"""Best-shot choice: which views of a face are worth recognising."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from kuzet.core.types import FaceSample
+
+
+def face_quality(
+    chips: NDArray[np.uint8], boxes: NDArray[np.float32], landmarks: NDArray[np.float32]
+) -> NDArray[np.float32]:
+    """Quality of each face view in [0, 1]: size x sharpness x frontal pose.
+
+    Args:
+        chips: Aligned chips, shape (N, 150, 150, 3) RGB uint8.
+        boxes: Face boxes (x1, y1, x2, y2) in pixels, shape (N, 4).
+        landmarks: Five points in pixels, shape (N, 5, 2).
+
+    Returns:
+        Scores, shape (N,) float32; 1 is a large, sharp, frontal face.
+
+    """
+    n = chips.shape[0]
+    if n == 0:
+        return np.zeros(0, np.float32)
+    side = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    size_term = np.clip(side / 100.0, 0.05, 1.0)
+    sharp = np.empty(n, np.float32)
+    for i in range(n):
+        gray = cv2.cvtColor(chips[i, 30:120, 30:120], cv2.COLOR_RGB2GRAY)
+        sharp[i] = cv2.Laplacian(gray, cv2.CV_32F).var()
+    sharp_term = np.clip(sharp / 150.0, 0.05, 1.0)
+    eyes_mid = (landmarks[:, 0] + landmarks[:, 1]) / 2
+    eye_dist = np.maximum(np.linalg.norm(landmarks[:, 1] - landmarks[:, 0], axis=1), 1e-3)
+    # Yaw: how far the nose is from the line between the eyes' midpoint and the mouth's midpoint.
+    mouth_mid = (landmarks[:, 3] + landmarks[:, 4]) / 2
+    axis_x = (eyes_mid[:, 0] + mouth_mid[:, 0]) / 2
+    yaw = np.abs(landmarks[:, 2, 0] - axis_x) / eye_dist
+    pose_term = np.clip(1.0 - 1.5 * yaw, 0.05, 1.0)
+    out: NDArray[np.float32] = (size_term * sharp_term * pose_term).astype(np.float32)
+    return out
+
+
+def keep_best(shots: list[FaceSample], sample: FaceSample, *, limit: int) -> None:
+    """Insert `sample` into `shots` (best first) if it is among the `limit` best."""
+    if len(shots) >= limit and sample.quality <= shots[-1].quality:
+        return
+    shots.append(sample)
+    shots.sort(key=lambda s: -s.quality)
+    del shots[limit:]
