@@ -173,12 +173,15 @@ def verification_metrics(scores: NDArray[np.float64], same: NDArray[np.bool_]) -
     rng = np.random.default_rng(0)
     rng.shuffle(folds)
     accs, thresholds = [], []
-    finite = np.unique(scores[np.isfinite(scores)])
-    candidates = np.r_[finite - 1e-9, finite + 1e-9] if finite.size else np.array([0.0])
     for k in range(10):
         train, test = folds != k, folds == k
         if not test.any():
             continue
+        # Candidate thresholds: midpoints between neighbouring training scores (never the test fold's).
+        finite = np.unique(scores[train][np.isfinite(scores[train])])
+        candidates = (
+            np.r_[finite[0] - 1e-6, (finite[1:] + finite[:-1]) / 2, finite[-1] + 1e-6] if finite.size else np.zeros(1)
+        )
         train_acc = [((scores[train] >= t) == same[train]).mean() for t in candidates]
         best = float(candidates[int(np.argmax(train_acc))])
         thresholds.append(best)

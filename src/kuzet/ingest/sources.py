@@ -142,6 +142,7 @@ class VideoSource(_Base):
 
         self._is_network = spec.startswith(NETWORK_SCHEMES)
         self.name = redact_url(spec) if self._is_network else spec
+        self._spec = spec
         self._config = config
         self._fps = fps
         options: dict[str, str] = {}
@@ -157,12 +158,14 @@ class VideoSource(_Base):
             raise InputError(f"{self.name} does not exist", hint="check the path") from None
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             if self._is_network:
+                # FFmpeg's message repeats the URL, credentials included: never let them reach a log.
+                reason = str(exc).replace(spec, self.name)
                 raise InputError(
-                    f"cannot open stream {self.name}: {exc}",
+                    f"cannot open stream {self.name}: {reason}",
                     hint="check that the camera is reachable and the URL, port and credentials are right",
                 ) from None
             raise InputError(
-                f"{self.name} is not a video or image kuzet can read ({exc})",
+                f"{self.name} cannot be decoded: it is not a video or image, or it is damaged or truncated ({exc})",
                 hint="give a video file FFmpeg can decode, an image, a folder of images, or an rtsp:// URL",
             ) from None
         if not self._container.streams.video:
@@ -224,11 +227,25 @@ class VideoSource(_Base):
             return
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             what = "stream" if self._is_network else "file"
+            reason = str(exc).replace(self._spec, self.name)
             self._put(
                 _Failure(
                     InputError(
-                        f"{self.name}: decoding failed after {index} frames ({exc})",
+                        f"{self.name}: decoding failed after {index + 1} frames ({reason})",
                         hint=f"the {what} is corrupt, truncated or was interrupted",
+                    )
+                )
+            )
+            return
+        declared = int(self._stream.frames or 0)
+        if not self._is_network and declared and index + 1 < declared - max(2, declared // 100):
+            # The container promises more frames than the file holds: it was cut short.
+            self._put(
+                _Failure(
+                    InputError(
+                        f"{self.name} is truncated: it declares {declared} frames "
+                        f"but only {index + 1} could be decoded",
+                        hint="copy or export the file again",
                     )
                 )
             )

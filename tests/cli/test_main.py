@@ -1,0 +1,102 @@
+"""The command line as a user runs it (the same commands later checks call)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kuzet.cli.main import app
+
+runner = CliRunner()
+EXAMPLES = "face_recognition_examples"
+
+
+def _kuzet(data: Path, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["--data-dir", str(data), *args])
+    return result.exit_code, result.output
+
+
+@pytest.mark.slow
+def test_enroll_analyze_events_json(tmp_path: Path, faces_dir: Path, video_dir: Path) -> None:
+    data = tmp_path / "d"
+    code, out = _kuzet(data, "enroll", "Lin-Manuel Miranda", str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"))
+    assert code == 0, out
+    assert "1 template(s) added" in out
+    out_json = tmp_path / "events.json"
+    code, out = _kuzet(
+        data,
+        "analyze",
+        str(video_dir / "short_hamilton_clip.mp4"),
+        "--camera",
+        "stage",
+        "--fps",
+        "10",
+        "--json",
+        str(out_json),
+    )
+    assert code == 0, out
+    assert "summary" in out and "Lin-Manuel Miranda" in out
+    events = json.loads(out_json.read_text())
+    assert events and {"camera", "identity", "score", "start", "end", "track_id", "snapshot"} <= set(events[0])
+    assert {e["identity"] for e in events} == {"Lin-Manuel Miranda"}
+    assert all(e["camera"] == "stage" and Path(e["snapshot"]).is_file() for e in events)
+    code, out = _kuzet(data, "events", "--json")
+    assert code == 0
+    listed = json.loads(out)
+    assert sorted(e["id"] for e in listed) == sorted(e["id"] for e in events)
+    code, out = _kuzet(data, "people")
+    assert code == 0 and "Lin-Manuel Miranda" in out
+
+
+def test_bad_input_exits_non_zero_with_advice(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.mp4"
+    junk.write_text("not a video")
+    code, out = _kuzet(tmp_path / "d", "analyze", str(junk))
+    assert code == 2
+    assert "error:" in out and "junk.mp4" in out and "what to do:" in out
+    code, out = _kuzet(tmp_path / "d", "analyze", str(tmp_path / "empty-dir-missing"))
+    assert code == 2 and "does not exist" in out
+    code, out = _kuzet(tmp_path / "d", "enroll", "X", str(junk))
+    assert code == 2 and "cannot enrol from" in out
+
+
+def test_config_check_explains_errors(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("recognition:\n  threshold: 0.93\n")
+    code, out = _kuzet(tmp_path / "d", "config", "check", str(good))
+    assert code == 0 and "OK" in out and "0.93" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("recognition:\n  threshold: high\ntracker:\n  best_shots: 0\n")
+    code, out = _kuzet(tmp_path / "d", "config", "check", str(bad))
+    assert code == 2
+    assert "recognition.threshold" in out and "tracker.best_shots" in out
+
+
+def test_config_file_in_data_dir_is_used(tmp_path: Path, faces_dir: Path) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "config.yaml").write_text("face_detector:\n  type: nonsense\n")
+    code, out = _kuzet(data, "enroll", "A", str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"))
+    assert code == 2 and "config.yaml" in out
+
+
+def test_console_script_demo_runs_from_installed_packages(tmp_path: Path) -> None:
+    exe = shutil.which("kuzet") or str(Path(sys.executable).parent / "kuzet")
+    proc = subprocess.run(
+        [exe, "--data-dir", str(tmp_path / "home"), "demo"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Eileen Collins" in proc.stdout
+    assert "match events (1)" in proc.stdout  # the astronaut once; the cameraman stays unknown
+    assert "1 face track(s) matched nobody" in proc.stdout

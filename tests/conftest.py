@@ -1,0 +1,57 @@
+"""Shared fixtures: the shared data folder, models loaded once, fresh data directories."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kuzet.app import Kuzet
+from kuzet.detect.face.centerface import CenterFaceDetector
+from kuzet.recognize.dlib_resnet import DlibResNetEmbedder
+
+
+def _data_root() -> Path:
+    env = os.environ.get("KUZET_DATA")
+    root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not (root / "README.md").is_file():
+        raise RuntimeError(f"shared data not found at {root}; set KUZET_DATA to ../shared/data")
+    return root
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """../shared/data (or $KUZET_DATA)."""
+    return _data_root()
+
+
+@pytest.fixture(scope="session")
+def faces_dir(data_root: Path) -> Path:
+    return data_root / "faces"
+
+
+@pytest.fixture(scope="session")
+def video_dir(data_root: Path) -> Path:
+    return data_root / "video"
+
+
+@pytest.fixture(scope="session")
+def centerface() -> CenterFaceDetector:
+    return CenterFaceDetector()
+
+
+@pytest.fixture(scope="session")
+def dlib_embedder() -> DlibResNetEmbedder:
+    return DlibResNetEmbedder()
+
+
+@pytest.fixture
+def service(tmp_path: Path, centerface: CenterFaceDetector, dlib_embedder: DlibResNetEmbedder) -> Iterator[Kuzet]:
+    """A Kuzet over a fresh data directory, reusing the session's loaded models."""
+    svc = Kuzet(tmp_path / "data")
+    svc.__dict__["face_detector"] = centerface
+    svc.__dict__["face_embedder"] = dlib_embedder
+    yield svc
+    svc.close()

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import inspect, text
+
+from kuzet.core.errors import StoreError
+from kuzet.store.db import Database
+from kuzet.store.media import MediaStore
+from kuzet.store.repositories import EventRepository, GalleryRepository, NewEvent, NewTemplate, RunRecord
+
+
+def _db(tmp_path: Path) -> Database:
+    db = Database(f"sqlite:///{tmp_path / 'k.db'}")
+    db.migrate()
+    return db
+
+
+def test_migrations_create_schema_and_are_idempotent(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    db.migrate()  # a second run changes nothing
+    tables = set(inspect(db.engine).get_table_names())
+    assert {"people", "face_templates", "events", "analysis_runs", "alembic_version"} <= tables
+    with db.engine.connect() as c:
+        assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+
+
+def test_templates_round_trip_and_duplicates_are_skipped(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    v = np.linspace(-1, 1, 128).astype(np.float32)
+    with db.session() as s:
+        ident, added = GalleryRepository(s).add_templates(
+            "Ann", [NewTemplate(v, "h1"), NewTemplate(v * 0.5, "h2")], model="m"
+        )
+    assert added == 2
+    with db.session() as s:
+        _, added = GalleryRepository(s).add_templates("Ann", [NewTemplate(v, "h1")], model="m")
+    assert added == 0
+    with db.session() as s:
+        gallery = GalleryRepository(s).load(model="m")
+        other = GalleryRepository(s).load(model="other-model")
+    assert len(gallery) == 2 and gallery.people == [ident]
+    assert np.array_equal(gallery.templates[0], v)
+    assert len(other) == 0
+
+
+def test_failed_transaction_stores_nothing(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    run = RunRecord("cam", "src", __import__("datetime").datetime.now(), 1, 1, 1, 1, 0)
+    with pytest.raises(RuntimeError), db.session() as s:
+        GalleryRepository(s).add_templates("Bob", [NewTemplate(np.ones(128, np.float32), "x")], model="m")
+        EventRepository(s).save_run(run, [])
+        raise RuntimeError("crash mid-way")
+    with db.session() as s:
+        assert GalleryRepository(s).people() == []
+        assert EventRepository(s).list() == []
+
+
+def test_events_filter_by_camera_and_identity(tmp_path: Path) -> None:
+    import datetime
+
+    db = _db(tmp_path)
+    with db.session() as s:
+        ann, _ = GalleryRepository(s).add_templates("Ann", [NewTemplate(np.ones(128, np.float32), "a")], model="m")
+    for cam in ("gate", "hall"):
+        run = RunRecord(cam, "src", datetime.datetime.now(datetime.UTC), 10, 2, 2, 1, 1)
+        with db.session() as s:
+            EventRepository(s).save_run(run, [NewEvent(ann.person_id, "Ann", 0.95, 1.0, 2.0, 3, "x.jpg")])
+    with db.session() as s:
+        repo = EventRepository(s)
+        assert len(repo.list()) == 2
+        assert [e.camera for e in repo.list(camera="gate")] == ["gate"]
+        assert repo.list(identity="Nobody") == []
+
+
+def test_media_store_refuses_escaping_paths(tmp_path: Path) -> None:
+    media = MediaStore(tmp_path / "media")
+    rel = media.save_jpeg(np.zeros((10, 10, 3), np.uint8))
+    assert media.path(rel).is_file()
+    with pytest.raises(StoreError, match="outside"):
+        media.path("../../etc/passwd")
+    media.delete(rel)
+    assert not media.path(rel).exists()

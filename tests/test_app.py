@@ -1,0 +1,107 @@
+"""End-to-end through the service layer: enrolment, analysis, events, bad input."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kuzet.app import Kuzet, resolve_data_dir
+from kuzet.core.errors import EnrolmentError, InputError
+
+EXAMPLES = "face_recognition_examples"
+
+
+def _media_files(svc: Kuzet) -> list[Path]:
+    return [p for p in (svc.data_dir / "media").rglob("*") if p.is_file()]
+
+
+@pytest.mark.slow
+def test_hamilton_clip_reports_lin_manuel_and_no_wrong_identity(
+    service: Kuzet, faces_dir: Path, video_dir: Path
+) -> None:
+    service.enroll("Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
+    service.enroll("Alex Lacamoire", [faces_dir / EXAMPLES / "alex-lacamoire.png"])
+    result = service.analyze(str(video_dir / "short_hamilton_clip.mp4"), camera="stage")
+    identities = [e.identity for e in result.events]
+    assert "Lin-Manuel Miranda" in identities
+    # Everyone else on stage and in the audience is a stranger: no track may carry another identity.
+    assert set(identities) == {"Lin-Manuel Miranda"}
+    lin = max(result.events, key=lambda e: e.end - e.start)
+    assert lin.end - lin.start >= 5.0  # he is on stage for most of the 10 s clip
+    assert result.stats.frames == 275
+    assert result.stats.unknown_tracks >= 3  # strangers are counted ...
+    assert len(_media_files(service)) == len(result.events)  # ... but only matches leave a snapshot
+    for e in result.events:
+        assert 0.0 <= e.start <= e.end <= 10.1
+        assert service.media.path(e.snapshot).is_file()
+    assert service.events(camera="stage") == sorted(result.events, key=lambda e: -e.event_id)
+    # Recognition ran on best shots, not on every face of every frame.
+    assert result.stats.embedded_shots <= 3 * result.stats.tracks < result.stats.faces
+
+
+def test_enrolment_refuses_no_face_and_many_faces(service: Kuzet, faces_dir: Path, tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    blank = tmp_path / "wall.png"
+    Image.fromarray(np.full((200, 200, 3), 90, np.uint8)).save(blank)
+    good = faces_dir / EXAMPLES / "lin-manuel-miranda.png"
+    with pytest.raises(EnrolmentError, match="no face found in .*wall.png"):
+        service.enroll("Someone", [good, blank])
+    with pytest.raises(EnrolmentError, match="2 faces found in .*two_people.jpg") as info:
+        service.enroll("Someone", [faces_dir / EXAMPLES / "two_people.jpg"])
+    assert "crop" in info.value.hint
+    with pytest.raises(EnrolmentError, match="cannot enrol from"):
+        service.enroll("Someone", [tmp_path / "missing.jpg"])
+    with pytest.raises(EnrolmentError, match="invalid name"):
+        service.enroll("  ", [good])
+    assert service.people() == []  # a refused enrolment stores nothing, not even the good photo
+
+
+def test_enrol_several_photos_and_duplicates(service: Kuzet, faces_dir: Path) -> None:
+    photos = [faces_dir / EXAMPLES / n for n in ("knn_train_obama_obama.jpg", "knn_train_obama_obama2.jpg")]
+    first = service.enroll("Barack Obama", photos)
+    assert first.added == 2
+    again = service.enroll("Barack Obama", photos[:1])
+    assert again.added == 0 and again.skipped_duplicates == 1
+    (person,) = service.people()
+    assert person.templates == 2
+
+
+def test_still_photo_is_recognised(service: Kuzet, faces_dir: Path) -> None:
+    service.enroll("Barack Obama", [faces_dir / EXAMPLES / "knn_train_obama_obama.jpg"])
+    service.enroll("Joe Biden", [faces_dir / EXAMPLES / "knn_train_biden_biden.jpg"])
+    result = service.analyze(str(faces_dir / EXAMPLES / "knn_test_obama_and_biden.jpg"), camera="desk")
+    assert sorted(e.identity for e in result.events) == ["Barack Obama", "Joe Biden"]
+
+
+def test_corrupt_video_stores_nothing(service: Kuzet, faces_dir: Path, video_dir: Path, tmp_path: Path) -> None:
+    service.enroll("Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
+    data = (video_dir / "car-detection.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="truncated"):
+        service.analyze(str(cut))
+    assert service.events() == []
+    assert _media_files(service) == []
+
+
+def test_two_data_directories_do_not_interfere(tmp_path: Path, faces_dir: Path, service: Kuzet) -> None:
+    service.enroll("Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
+    other = Kuzet(tmp_path / "other")
+    try:
+        assert other.people() == []
+        assert (other.data_dir / "kuzet.db").is_file()
+    finally:
+        other.close()
+
+
+def test_data_dir_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUZET_HOME", str(tmp_path / "env-home"))
+    assert resolve_data_dir(None) == tmp_path / "env-home"
+    assert resolve_data_dir(tmp_path / "explicit") == tmp_path / "explicit"
+    monkeypatch.delenv("KUZET_HOME")
+    assert "kuzet" in str(resolve_data_dir(None))
+    assert os.environ.get("KUZET_HOME") is None
