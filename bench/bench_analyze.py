@@ -83,7 +83,11 @@ def main() -> None:
             video = DATA / "video" / name
             ours = kuzet_fps(svc, video)
             base = face_recognition_style_fps(video, gallery, args.baseline_frames)
-            results[name] = {"kuzet": ours, "face_recognition_style": base, "speedup": round(ours["fps"] / base["fps"], 1)}
+            results[name] = {
+                "kuzet": ours,
+                "face_recognition_style": base,
+                "speedup": round(ours["fps"] / base["fps"], 1),
+            }
             print(
                 f"{name:36s} kuzet {ours['fps']:7.1f} frames/s ({ours['frames']} frames) | "
                 f"per-frame HOG+descriptor {base['fps']:6.2f} frames/s ({base['frames']} frames) | "
@@ -92,7 +96,11 @@ def main() -> None:
         del model
         svc.close()
     report = {
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+        },
         "videos": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

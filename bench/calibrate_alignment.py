@@ -31,7 +31,9 @@ def main() -> None:
     det = dlib.get_frontal_face_detector()
     sp5 = dlib.shape_predictor(load_dlib_model("shape5"))
     sp68 = dlib.shape_predictor(load_dlib_model("shape68"))
-    files = sorted((DATA / "faces" / "lfw_original_10id").rglob("*.jpg")) + sorted((DATA / "faces" / "deepface_13id").glob("*.jpg"))
+    files = sorted((DATA / "faces" / "lfw_original_10id").rglob("*.jpg")) + sorted(
+        (DATA / "faces" / "deepface_13id").glob("*.jpg")
+    )
     points, diffs = [], []
     for f in files:
         img = load_image(f, max_pixels=10**8)
@@ -44,9 +46,17 @@ def main() -> None:
         cd = dlib.get_face_chip_details(sp5(img, rects[0]), 150, 0.25)
         r = cd.rect
         c = np.array([(r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2])
-        corners = [_rotate(c, np.array(p, float), cd.angle) for p in [(r.left(), r.top()), (r.right(), r.top()), (r.right(), r.bottom())]]
+        corners = [
+            _rotate(c, np.array(p, float), cd.angle)
+            for p in [(r.left(), r.top()), (r.right(), r.top()), (r.right(), r.bottom())]
+        ]
         m = cv2.getAffineTransform(np.float32(corners), np.float32([[0, 0], [149, 0], [149, 149]]))
-        diffs.append(np.abs(cv2.warpAffine(img, m, (150, 150)).astype(float) - dlib.get_face_chip(img, sp5(img, rects[0]), 150, 0.25)).mean())
+        diffs.append(
+            np.abs(
+                cv2.warpAffine(img, m, (150, 150)).astype(float)
+                - dlib.get_face_chip(img, sp5(img, rects[0]), 150, 0.25)
+            ).mean()
+        )
         p = np.array([[q.x, q.y] for q in sp68(img, rects[0]).parts()], float)
         five = np.stack([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]])
         points.append(np.hstack([five, np.ones((5, 1))]) @ m.T)
