@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from kuzet.app import Kuzet
+from kuzet.core.types import User
 from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.recognize.dlib_resnet import DlibResNetEmbedder
 
@@ -47,11 +48,37 @@ def dlib_embedder() -> DlibResNetEmbedder:
     return DlibResNetEmbedder()
 
 
+PASSWORD = "correct horse battery"
+
+
+def share_models(svc: Kuzet, detector: CenterFaceDetector, embedder: DlibResNetEmbedder) -> Kuzet:
+    """Reuse already loaded models instead of loading them again."""
+    svc.__dict__["face_detector"] = detector
+    svc.__dict__["face_embedder"] = embedder
+    return svc
+
+
 @pytest.fixture
 def service(tmp_path: Path, centerface: CenterFaceDetector, dlib_embedder: DlibResNetEmbedder) -> Iterator[Kuzet]:
-    """A Kuzet over a fresh data directory, reusing the session's loaded models."""
-    svc = Kuzet(tmp_path / "data")
-    svc.__dict__["face_detector"] = centerface
-    svc.__dict__["face_embedder"] = dlib_embedder
+    """A Kuzet over a fresh data directory with an administrator, reusing the session's loaded models."""
+    svc = share_models(Kuzet(tmp_path / "data"), centerface, dlib_embedder)
+    svc.init_admin("admin", PASSWORD)
     yield svc
     svc.close()
+
+
+def admin_of(svc: Kuzet) -> User:
+    """The administrator created by the `service` fixture."""
+    user, _ = svc.login("admin", PASSWORD)
+    return user
+
+
+def add_user(svc: Kuzet, name: str, *roles: str) -> User:
+    """Create a user with `roles` (as the fixture's administrator)."""
+    return svc.add_user(admin_of(svc), name, PASSWORD, list(roles))
+
+
+@pytest.fixture
+def operator(service: Kuzet) -> User:
+    """A user with the operator role."""
+    return add_user(service, "olga", "operator")

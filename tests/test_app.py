@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from kuzet.app import Kuzet, resolve_data_dir
-from kuzet.core.errors import EnrolmentError, InputError
+from kuzet.core.errors import EnrolmentError, InputError, PermissionDenied
+from kuzet.core.types import User
+from tests.conftest import add_user, share_models
 
 EXAMPLES = "face_recognition_examples"
 
@@ -19,11 +21,11 @@ def _media_files(svc: Kuzet) -> list[Path]:
 
 @pytest.mark.slow
 def test_hamilton_clip_reports_lin_manuel_and_no_wrong_identity(
-    service: Kuzet, faces_dir: Path, video_dir: Path
+    service: Kuzet, operator: User, faces_dir: Path, video_dir: Path
 ) -> None:
-    service.enroll("Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
-    service.enroll("Alex Lacamoire", [faces_dir / EXAMPLES / "alex-lacamoire.png"])
-    result = service.analyze(str(video_dir / "short_hamilton_clip.mp4"), camera="stage")
+    service.enroll(operator, "Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
+    service.enroll(operator, "Alex Lacamoire", [faces_dir / EXAMPLES / "alex-lacamoire.png"])
+    result = service.analyze(operator, str(video_dir / "short_hamilton_clip.mp4"), camera="stage")
     identities = [e.identity for e in result.events]
     assert "Lin-Manuel Miranda" in identities
     # Everyone else on stage and in the audience is a stranger: no track may carry another identity.
@@ -36,12 +38,14 @@ def test_hamilton_clip_reports_lin_manuel_and_no_wrong_identity(
     for e in result.events:
         assert 0.0 <= e.start <= e.end <= 10.1
         assert service.media.path(e.snapshot).is_file()
-    assert service.events(camera="stage") == sorted(result.events, key=lambda e: -e.event_id)
+    assert service.events(operator, camera="stage") == sorted(result.events, key=lambda e: -e.event_id)
     # Recognition ran on best shots, not on every face of every frame.
     assert result.stats.embedded_shots <= 3 * result.stats.tracks < result.stats.faces
 
 
-def test_enrolment_refuses_no_face_and_many_faces(service: Kuzet, faces_dir: Path, tmp_path: Path) -> None:
+def test_enrolment_refuses_no_face_and_many_faces(
+    service: Kuzet, operator: User, faces_dir: Path, tmp_path: Path
+) -> None:
     import numpy as np
     from PIL import Image
 
@@ -49,53 +53,70 @@ def test_enrolment_refuses_no_face_and_many_faces(service: Kuzet, faces_dir: Pat
     Image.fromarray(np.full((200, 200, 3), 90, np.uint8)).save(blank)
     good = faces_dir / EXAMPLES / "lin-manuel-miranda.png"
     with pytest.raises(EnrolmentError, match="no face found in .*wall.png"):
-        service.enroll("Someone", [good, blank])
+        service.enroll(operator, "Someone", [good, blank])
     with pytest.raises(EnrolmentError, match="2 faces found in .*two_people.jpg") as info:
-        service.enroll("Someone", [faces_dir / EXAMPLES / "two_people.jpg"])
+        service.enroll(operator, "Someone", [faces_dir / EXAMPLES / "two_people.jpg"])
     assert "crop" in info.value.hint
     with pytest.raises(EnrolmentError, match="cannot enrol from"):
-        service.enroll("Someone", [tmp_path / "missing.jpg"])
+        service.enroll(operator, "Someone", [tmp_path / "missing.jpg"])
     with pytest.raises(EnrolmentError, match="invalid name"):
-        service.enroll("  ", [good])
-    assert service.people() == []  # a refused enrolment stores nothing, not even the good photo
+        service.enroll(operator, "  ", [good])
+    assert service.people(operator) == []  # a refused enrolment stores nothing, not even the good photo
 
 
-def test_enrol_several_photos_and_duplicates(service: Kuzet, faces_dir: Path) -> None:
+def test_enrol_several_photos_and_duplicates(service: Kuzet, operator: User, faces_dir: Path) -> None:
     photos = [faces_dir / EXAMPLES / n for n in ("knn_train_obama_obama.jpg", "knn_train_obama_obama2.jpg")]
-    first = service.enroll("Barack Obama", photos)
+    first = service.enroll(operator, "Barack Obama", photos)
     assert first.added == 2
-    again = service.enroll("Barack Obama", photos[:1])
+    again = service.enroll(operator, "Barack Obama", photos[:1])
     assert again.added == 0 and again.skipped_duplicates == 1
-    (person,) = service.people()
+    (person,) = service.people(operator)
     assert person.templates == 2
 
 
-def test_still_photo_is_recognised(service: Kuzet, faces_dir: Path) -> None:
-    service.enroll("Barack Obama", [faces_dir / EXAMPLES / "knn_train_obama_obama.jpg"])
-    service.enroll("Joe Biden", [faces_dir / EXAMPLES / "knn_train_biden_biden.jpg"])
-    result = service.analyze(str(faces_dir / EXAMPLES / "knn_test_obama_and_biden.jpg"), camera="desk")
+def test_still_photo_is_recognised(service: Kuzet, operator: User, faces_dir: Path) -> None:
+    service.enroll(operator, "Barack Obama", [faces_dir / EXAMPLES / "knn_train_obama_obama.jpg"])
+    service.enroll(operator, "Joe Biden", [faces_dir / EXAMPLES / "knn_train_biden_biden.jpg"])
+    result = service.analyze(operator, str(faces_dir / EXAMPLES / "knn_test_obama_and_biden.jpg"), camera="desk")
     assert sorted(e.identity for e in result.events) == ["Barack Obama", "Joe Biden"]
 
 
-def test_corrupt_video_stores_nothing(service: Kuzet, faces_dir: Path, video_dir: Path, tmp_path: Path) -> None:
-    service.enroll("Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
+def test_corrupt_video_stores_nothing(
+    service: Kuzet, operator: User, faces_dir: Path, video_dir: Path, tmp_path: Path
+) -> None:
+    service.enroll(operator, "Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
     data = (video_dir / "car-detection.mp4").read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match="truncated"):
-        service.analyze(str(cut))
-    assert service.events() == []
+        service.analyze(operator, str(cut))
+    assert service.events(operator) == []
     assert _media_files(service) == []
 
 
-def test_two_data_directories_do_not_interfere(tmp_path: Path, faces_dir: Path, service: Kuzet) -> None:
-    service.enroll("Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
-    other = Kuzet(tmp_path / "other")
+def test_two_data_directories_do_not_interfere(tmp_path: Path, faces_dir: Path, service: Kuzet, operator: User) -> None:
+    service.enroll(operator, "Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
+    other = share_models(Kuzet(tmp_path / "other"), service.face_detector, service.face_embedder)
     try:
-        assert other.people() == []
+        other.init_admin("admin", "another long password")
+        other_operator = other.add_user(
+            other.login("admin", "another long password")[0], "olga", "x" * 12, ["operator"]
+        )
+        assert other.people(other_operator) == []
         assert (other.data_dir / "kuzet.db").is_file()
+        assert not (other.data_dir / "keys").samefile(service.data_dir / "keys")
     finally:
         other.close()
+
+
+def test_roles_are_enforced(service: Kuzet, faces_dir: Path, video_dir: Path) -> None:
+    reviewer = add_user(service, "rita", "reviewer")
+    with pytest.raises(PermissionDenied, match="rita may not enrol people"):
+        service.enroll(reviewer, "X", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
+    with pytest.raises(PermissionDenied, match="may not run analyses"):
+        service.analyze(reviewer, str(video_dir / "car-detection.mp4"))
+    with pytest.raises(PermissionDenied, match="may not add users"):
+        service.add_user(reviewer, "eve", "x" * 12, ["admin"])
 
 
 def test_data_dir_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,19 +1,28 @@
 """`kuzet demo`: a self-contained run on images that installed packages ship (no network, no shared data).
 
-scikit-image ships two public-domain portraits: the astronaut Eileen Collins (NASA) and "the cameraman". The demo
-enrols the astronaut from her photo, writes a short H.264 clip in which a mirrored, resized copy of her walks
-across a street photo next to the cameraman (a stranger), and analyses the clip like any other video.
+scikit-image ships two public-domain portraits, the astronaut Eileen Collins (NASA) and "the cameraman", and
+matplotlib ships one of Grace Hopper (US Navy). The demo creates users, enrols the astronaut as a consenting staff
+member, files and approves a missing-person watchlist entry for Grace Hopper, writes a short H.264 clip in which all
+three appear (the cameraman as a stranger), analyses it like any other video, has two reviewers confirm the
+watchlist alert, and verifies the audit ledger.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from rich.console import Console
+from rich.table import Table
+
+from kuzet.config.models import KuzetConfig
+from kuzet.core.errors import KuzetError
 
 DEMO_PERSON = "Eileen Collins (astronaut)"
 
@@ -23,21 +32,26 @@ def _paste(canvas: NDArray[np.uint8], patch: NDArray[np.uint8], x: int, y: int) 
     canvas[y : y + h, x : x + w] = patch
 
 
-def build_scene(folder: Path, *, frames: int = 48, fps: int = 12) -> tuple[Path, Path]:
-    """Write the enrolment photo and the scene clip into `folder`; returns (photo, clip)."""
+def build_scene(folder: Path, *, frames: int = 48, fps: int = 12) -> tuple[Path, Path, Path]:
+    """Write the two reference photos and the scene clip into `folder`; returns (astronaut, hopper, clip)."""
     import av
+    import matplotlib.cbook
     from PIL import Image
 
     data: Any = importlib.import_module("skimage.data")
-
     folder.mkdir(parents=True, exist_ok=True)
     astronaut = np.asarray(data.astronaut(), dtype=np.uint8)
     photo = folder / "astronaut.png"
     Image.fromarray(astronaut).save(photo)
+    hopper_file = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    hopper = np.asarray(Image.open(str(hopper_file)).convert("RGB"), dtype=np.uint8)
+    hopper_photo = folder / "grace-hopper.png"
+    Image.fromarray(hopper).save(hopper_photo)
 
-    # The scene: a mirrored, smaller, darker astronaut and the (grey) cameraman on a coffee-shop background.
-    head = np.asarray(cv2.resize(np.ascontiguousarray(astronaut[20:260, 130:330, :][:, ::-1]), (150, 180)), np.uint8)
+    # The scene: mirrored, resized, darker copies of both women and the (grey) cameraman on a coffee-shop photo.
+    head = np.asarray(cv2.resize(np.ascontiguousarray(astronaut[20:260, 130:330][:, ::-1]), (150, 180)), np.uint8)
     head = np.clip(head.astype(np.int16) - 20, 0, 255).astype(np.uint8)
+    grace = np.asarray(cv2.resize(np.ascontiguousarray(hopper[90:390, 110:420][:, ::-1]), (150, 145)), np.uint8)
     cam = data.camera()[80:300, 150:310]
     stranger = np.asarray(cv2.resize(np.stack([cam] * 3, axis=-1), (128, 176)), np.uint8)
     background = np.asarray(cv2.resize(np.asarray(data.coffee(), np.uint8), (640, 480)), np.uint8)
@@ -47,10 +61,91 @@ def build_scene(folder: Path, *, frames: int = 48, fps: int = 12) -> tuple[Path,
         stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
         for i in range(frames):
             canvas = background.copy()
-            _paste(canvas, stranger, 470, 260)
-            _paste(canvas, head, 40 + i * 5, 120 + (i % 6))
+            _paste(canvas, stranger, 250, 290)
+            _paste(canvas, head, 20 + i * 2, 60 + (i % 6))
+            _paste(canvas, grace, 470 - i * 2, 40 + (i % 4))
             for packet in stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
-    return photo, clip
+    return photo, hopper_photo, clip
+
+
+def run_demo(root: Path, *, config: KuzetConfig, console: Console, progress_console: Console) -> None:
+    """The whole lawful-watchlist scenario, printed step by step, in the data directory `root`."""
+    import secrets
+
+    from kuzet.app import Kuzet
+    from kuzet.governance.watchlists import WatchlistRequest
+
+    photo, wanted_photo, clip = build_scene(root / "scene")
+
+    svc = Kuzet(root, config, origin="demo")
+    passwords = {
+        name: secrets.token_urlsafe(12)
+        for name in ("admin", "operator", "requester", "approver", "reviewer1", "reviewer2", "auditor")
+    }
+    admin = svc.init_admin("admin", passwords["admin"])
+    roles = {
+        "operator": "operator",
+        "requester": "requester",
+        "approver": "approver",
+        "reviewer1": "reviewer",
+        "reviewer2": "reviewer",
+        "auditor": "auditor",
+    }
+    users = {name: svc.add_user(admin, name, passwords[name], [role]) for name, role in roles.items()}
+    console.print(f"[bold]1.[/] created users in {root}: " + ", ".join(f"{n} ({r})" for n, r in roles.items()))
+
+    console.print(f"[bold]2.[/] operator enrols {DEMO_PERSON}, a consenting staff member, from {photo.name}")
+    svc.enroll(users["operator"], DEMO_PERSON, [photo], consent="signed staff consent form (demo)")
+
+    today = date.today()
+    req = WatchlistRequest(
+        list_name="missing-persons",
+        subject_name="Grace Hopper",
+        category="missing-person",
+        legal_basis="missing-person-report",
+        reference="MP-2026-0042",
+        authority="City police department (demo)",
+        expires=today + timedelta(days=30),
+        note="reported missing by family",
+    )
+    entry_id = svc.watchlist_request(users["requester"], req, wanted_photo)
+    console.print(f"[bold]3.[/] requester files watchlist entry {entry_id} (missing person, report MP-2026-0042)")
+    try:
+        svc.watchlist_request(users["requester"], dataclasses.replace(req, note="civil activist"), wanted_photo)
+    except KuzetError as exc:
+        console.print(f"    a request labelled 'civil activist' is refused: {exc.message}", highlight=False)
+    svc.watchlist_approve(users["approver"], entry_id, reason="report checked with the police (demo)")
+    console.print(f"[bold]4.[/] approver (a different user) approves entry {entry_id}")
+
+    console.print(
+        f"[bold]5.[/] operator analyses {clip.name}: the astronaut, Grace Hopper and the cameraman (a stranger)"
+    )
+    result = svc.analyze(users["operator"], str(clip), camera="demo-cam")
+    table = Table("identity", "score", "start s", "end s", title=f"match events ({len(result.events)})")
+    for e in result.events:
+        table.add_row(e.identity, f"{e.score:.3f}", f"{e.start:.2f}", f"{e.end:.2f}")
+    console.print(table)
+    for alert_id in result.alert_ids:
+        console.print(f"    watchlist alert {alert_id} is a candidate, not a fact: it needs two reviewers")
+        status = svc.review(users["reviewer1"], alert_id, "confirm", reason="same face, same hair, same camera (demo)")
+        console.print(f"    reviewer1 confirms -> {status}")
+        try:
+            svc.review(users["reviewer1"], alert_id, "confirm", reason="again")
+        except KuzetError as exc:
+            console.print(f"    reviewer1 confirming twice is refused: {exc.message}", highlight=False)
+        status = svc.review(users["reviewer2"], alert_id, "confirm", reason="agree with reviewer1 (demo)")
+        console.print(f"    reviewer2 confirms -> {status}")
+    report = svc.audit_verify(users["auditor"])
+    console.print(
+        f"[bold]6.[/] auditor verifies the ledger: {'OK' if report.ok else 'TAMPERED'} "
+        f"({report.entries} entries, {report.checkpoints} signed checkpoints)"
+    )
+    console.print(f"{result.stats.unknown_tracks} face track(s) matched nobody: counted, not stored.")
+    console.print("demo users (sign in with `kuzet --data-dir DIR login NAME`):", highlight=False)
+    for name, pw in passwords.items():
+        console.print(f"    {name}: {pw}", highlight=False)
+    console.print(f"demo data: {root}", highlight=False)
+    svc.close()

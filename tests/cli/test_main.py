@@ -17,14 +17,27 @@ runner = CliRunner()
 EXAMPLES = "face_recognition_examples"
 
 
-def _kuzet(data: Path, *args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["--data-dir", str(data), *args])
+PASSWORD = "a long enough password"
+
+
+def _kuzet(data: Path, *args: str, stdin: str | None = None) -> tuple[int, str]:
+    result = runner.invoke(app, ["--data-dir", str(data), *args], input=stdin)
     return result.exit_code, result.output
+
+
+def _signed_in_operator(data: Path) -> None:
+    assert _kuzet(data, "init", "--admin", "root", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
+    assert _kuzet(data, "login", "root", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
+    code, out = _kuzet(data, "users", "add", "olga", "--role", "operator", "--password-stdin", stdin=PASSWORD + "\n")
+    assert code == 0, out
+    code, out = _kuzet(data, "login", "olga", "--password-stdin", stdin=PASSWORD + "\n")
+    assert code == 0 and "signed in as olga (operator)" in out
 
 
 @pytest.mark.slow
 def test_enroll_analyze_events_json(tmp_path: Path, faces_dir: Path, video_dir: Path) -> None:
     data = tmp_path / "d"
+    _signed_in_operator(data)
     code, out = _kuzet(data, "enroll", "Lin-Manuel Miranda", str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"))
     assert code == 0, out
     assert "1 template(s) added" in out
@@ -55,6 +68,7 @@ def test_enroll_analyze_events_json(tmp_path: Path, faces_dir: Path, video_dir: 
 
 
 def test_bad_input_exits_non_zero_with_advice(tmp_path: Path) -> None:
+    _signed_in_operator(tmp_path / "d")
     junk = tmp_path / "junk.mp4"
     junk.write_text("not a video")
     code, out = _kuzet(tmp_path / "d", "analyze", str(junk))
@@ -80,10 +94,29 @@ def test_config_check_explains_errors(tmp_path: Path) -> None:
 
 def test_config_file_in_data_dir_is_used(tmp_path: Path, faces_dir: Path) -> None:
     data = tmp_path / "d"
-    data.mkdir()
+    _signed_in_operator(data)
     (data / "config.yaml").write_text("face_detector:\n  type: nonsense\n")
     code, out = _kuzet(data, "enroll", "A", str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"))
     assert code == 2 and "config.yaml" in out
+
+
+def test_commands_need_a_signed_in_user(tmp_path: Path, faces_dir: Path) -> None:
+    data = tmp_path / "d"
+    code, out = _kuzet(data, "enroll", "A", str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"))
+    assert code == 2 and "not signed in" in out and "kuzet init" in out
+    _signed_in_operator(data)
+    code, out = _kuzet(data, "whoami")
+    assert code == 0 and "olga (operator)" in out
+    token_file = data / "session.token"
+    assert token_file.stat().st_mode & 0o077 == 0  # readable by its owner only
+    code, out = _kuzet(data, "logout")
+    assert code == 0 and not token_file.exists()
+    code, out = _kuzet(data, "whoami")
+    assert code == 2 and "not signed in" in out
+    code, out = _kuzet(data, "login", "olga", "--password-stdin", stdin="wrong password!!\n")
+    assert code == 2 and "wrong user name or password" in out
+    code, out = _kuzet(data, "init", "--admin", "again", "--password-stdin", stdin=PASSWORD + "\n")
+    assert code == 2 and "already initialised" in out
 
 
 def test_console_script_demo_runs_from_installed_packages(tmp_path: Path) -> None:
@@ -97,6 +130,10 @@ def test_console_script_demo_runs_from_installed_packages(tmp_path: Path) -> Non
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "Eileen Collins" in proc.stdout
-    assert "match events (1)" in proc.stdout  # the astronaut once; the cameraman stays unknown
-    assert "1 face track(s) matched nobody" in proc.stdout
+    out = proc.stdout
+    assert "Eileen Collins" in out
+    assert "match events (1)" in out  # the consenting astronaut, once
+    assert "is refused" in out and "activist" in out  # the labelled request
+    assert "reviewer2 confirms -> confirmed" in out  # Grace Hopper's alert, after two reviewers
+    assert "1 face track(s) matched nobody" in out  # the cameraman: counted, not stored
+    assert "verifies the ledger: OK" in out

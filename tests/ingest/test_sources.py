@@ -48,7 +48,7 @@ def test_early_exit_stops_decoder_thread(video_dir: Path) -> None:
         for i, _ in enumerate(src):
             if i == 3:
                 break
-    thread = src._thread  # type: ignore[attr-defined]
+    thread = src._thread
     assert thread is not None and not thread.is_alive()
 
 
@@ -85,7 +85,7 @@ def test_webp_behind_jpg_name_is_decoded(faces_dir: Path) -> None:
 )
 def test_bad_sources_raise_clear_errors(tmp_path: Path, make: object, fragment: str) -> None:
     target = tmp_path / "thing.mp4"
-    make(target)  # type: ignore[operator]
+    make(target)
     with pytest.raises(InputError, match=fragment) as info, open_source(str(target)) as src:
         list(src)
     assert info.value.hint

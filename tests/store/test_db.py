@@ -25,7 +25,7 @@ def test_migrations_create_schema_and_are_idempotent(tmp_path: Path) -> None:
     assert {"people", "face_templates", "events", "analysis_runs", "alembic_version"} <= tables
     with db.engine.connect() as c:
         assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
 
 
 def test_templates_round_trip_and_duplicates_are_skipped(tmp_path: Path) -> None:
@@ -84,3 +84,16 @@ def test_media_store_refuses_escaping_paths(tmp_path: Path) -> None:
         media.path("../../etc/passwd")
     media.delete(rel)
     assert not media.path(rel).exists()
+
+
+def test_head_revision_constant_matches_migrations() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from kuzet.store.db import HEAD_REVISION
+
+    cfg = Config()
+    cfg.set_main_option(
+        "script_location", str(Path(__import__("kuzet.store", fromlist=["x"]).__file__).parent / "migrations")
+    )
+    assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD_REVISION

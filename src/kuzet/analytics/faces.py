@@ -19,7 +19,8 @@ def decide_tracks(
 
     A track's score for a person is the mean over its shots of each shot's best similarity to that person's
     templates, so one lucky frame cannot make a match. The best person wins if the score reaches the threshold
-    (and leads the runner-up by the margin, if one is set).
+    (and leads the runner-up by the margin, if one is set). A watchlist identity uses its purpose's own
+    operating threshold.
 
     Args:
         tracks: Finished tracks; their shots are laid out in order in `shot_similarities`.
@@ -42,6 +43,8 @@ def decide_tracks(
         best = int(order[0])
         score = float(per_person[best])
         runner_up = float(per_person[order[1]]) if len(order) > 1 else -1.0
-        matched = score >= config.threshold and score - runner_up >= config.margin
+        own = people[best].threshold
+        threshold = config.threshold if own is None else own
+        matched = score >= threshold and score - runner_up >= config.margin
         decisions.append(TrackDecision(track=track, identity=people[best] if matched else None, score=score))
     return decisions

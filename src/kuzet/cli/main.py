@@ -1,8 +1,14 @@
-"""The `kuzet` command line: a thin layer over `kuzet.app.Kuzet`."""
+"""The `kuzet` command line: a thin layer over `kuzet.app.Kuzet`.
+
+Commands act as the signed-in user: `kuzet login` stores a session token in the data directory (readable by its
+owner only); `KUZET_TOKEN` in the environment takes precedence.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -15,21 +21,29 @@ from rich.table import Table
 
 from kuzet.app import AnalysisResult, Kuzet, resolve_data_dir
 from kuzet.config.loading import load_config
-from kuzet.core.errors import InputError, KuzetError
-from kuzet.core.types import Event
+from kuzet.core.errors import AuthError, InputError, KuzetError
+from kuzet.core.types import ROLES, Event, User
 
 app = typer.Typer(
-    help="kuzet: camera analytics with oversight built in.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
+    help="kuzet: camera analytics with oversight built in.", no_args_is_help=True, pretty_exceptions_enable=False
 )
 eval_app = typer.Typer(help="Measure accuracy on labelled data.", no_args_is_help=True)
 config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage users (admins).", no_args_is_help=True)
+watchlist_app = typer.Typer(help="Request, approve, reject and show watchlist entries.", no_args_is_help=True)
+review_app = typer.Typer(help="Confirm or reject candidate alerts.", no_args_is_help=True)
+audit_app = typer.Typer(help="Verify and read the tamper-evident audit ledger.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 app.add_typer(config_app, name="config")
+app.add_typer(users_app, name="users")
+app.add_typer(watchlist_app, name="watchlist")
+app.add_typer(review_app, name="review")
+app.add_typer(audit_app, name="audit")
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+TOKEN_ENV = "KUZET_TOKEN"
+TOKEN_FILE = "session.token"
 
 
 class _State:
@@ -47,16 +61,19 @@ def _main(
         typer.Option("--data-dir", help="Folder for all state (database, media, keys); default $KUZET_HOME."),
     ] = None,
     config: Annotated[
-        Path | None,
-        typer.Option("--config", help="YAML config file; default DATA_DIR/config.yaml if present."),
+        Path | None, typer.Option("--config", help="YAML config file; default DATA_DIR/config.yaml if present.")
     ] = None,
 ) -> None:
     state.data_dir = data_dir
     state.config = config
 
 
+def _data_dir() -> Path:
+    return resolve_data_dir(state.data_dir)
+
+
 def _service() -> Kuzet:
-    data_dir = resolve_data_dir(state.data_dir)
+    data_dir = _data_dir()
     config_path = state.config
     if config_path is None and (data_dir / "config.yaml").is_file():
         config_path = data_dir / "config.yaml"
@@ -64,21 +81,154 @@ def _service() -> Kuzet:
 
 
 def _fail(exc: KuzetError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
     if exc.hint:
         err_console.print(f"[yellow]what to do:[/] {exc.hint}", highlight=False)
     return typer.Exit(code=2)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line.rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True)
+    if not password:
+        raise _fail(AuthError("no password was given", hint="pipe it in with --password-stdin"))
+    return password
+
+
+def _signed_in(svc: Kuzet) -> User:
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        path = svc.data_dir / TOKEN_FILE
+        token = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+    if not token:
+        raise AuthError(
+            "not signed in",
+            hint="run `kuzet login NAME --password-stdin` (or set KUZET_TOKEN); on a new data directory run "
+            "`kuzet init --admin NAME --password-stdin` first",
+        )
+    return svc.authenticate(token)
+
+
+def _save_token(data_dir: Path, token: str) -> None:
+    path = data_dir / TOKEN_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+
+
+def _json_out(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+# -- set-up and sign-in -----------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    admin: Annotated[str, typer.Option("--admin", help="Name of the first administrator.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Create the data directory and its first administrator."""
+    password = _read_password(password_stdin)
+    try:
+        svc = _service()
+        user = svc.init_admin(admin, password)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(f"initialised {svc.data_dir} with administrator {user.name!r}", highlight=False)
+
+
+@app.command()
+def login(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Sign in; the session token is kept in the data directory (owner-only file)."""
+    password = _read_password(password_stdin)
+    try:
+        svc = _service()
+        user, token = svc.login(name, password)
+        _save_token(svc.data_dir, token)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(f"signed in as {user.name} ({', '.join(sorted(user.roles))})", highlight=False)
+
+
+@app.command()
+def logout() -> None:
+    """End the current session."""
+    try:
+        svc = _service()
+        path = svc.data_dir / TOKEN_FILE
+        if path.is_file():
+            token = path.read_text(encoding="utf-8").strip()
+            # An expired or revoked session needs only its file removed.
+            with contextlib.suppress(AuthError):
+                svc.logout(token)
+            path.unlink()
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print("signed out")
+
+
+@app.command()
+def whoami() -> None:
+    """Show the signed-in user and their roles."""
+    try:
+        user = _signed_in(_service())
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(f"{user.name} ({', '.join(sorted(user.roles))})", highlight=False)
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="New user's name.")],
+    role: Annotated[list[str], typer.Option("--role", help=f"Role (repeatable): {', '.join(ROLES)}.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Add a user (admins only)."""
+    password = _read_password(password_stdin)
+    try:
+        svc = _service()
+        user = svc.add_user(_signed_in(svc), name, password, role)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(f"added {user.name} ({', '.join(sorted(user.roles))})", highlight=False)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users and their roles."""
+    try:
+        svc = _service()
+        rows = svc.users(_signed_in(svc))
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    table = Table("id", "name", "roles")
+    for u in rows:
+        table.add_row(str(u.user_id), u.name, ", ".join(sorted(u.roles)))
+    console.print(table)
+
+
+# -- consented gallery and analysis ------------------------------------------------------------------------
 
 
 @app.command()
 def enroll(
     name: Annotated[str, typer.Argument(help="The person's name.")],
     photos: Annotated[list[Path], typer.Argument(help="Photos that each show only this person's face.")],
+    consent: Annotated[
+        str, typer.Option("--consent", help="How consent was given (recorded in the ledger).")
+    ] = "consent recorded by the enrolling operator",
 ) -> None:
-    """Enrol a person in the gallery from one or more photos."""
+    """Enrol a consenting person (e.g. staff at an access point) in the gallery."""
     try:
         svc = _service()
-        result = svc.enroll(name, photos)
+        result = svc.enroll(_signed_in(svc), name, photos, consent=consent)
     except KuzetError as exc:
         raise _fail(exc) from None
     msg = f"enrolled {result.identity.name!r} (id {result.identity.person_id}): {result.added} template(s) added"
@@ -91,7 +241,8 @@ def enroll(
 def people() -> None:
     """List enrolled people."""
     try:
-        rows = _service().people()
+        svc = _service()
+        rows = svc.people(_signed_in(svc))
     except KuzetError as exc:
         raise _fail(exc) from None
     table = Table("id", "name", "templates", "enrolled")
@@ -104,18 +255,12 @@ def _events_table(events: list[Event], title: str) -> Table:
     table = Table("id", "camera", "identity", "score", "start s", "end s", "track", title=title)
     for e in events:
         table.add_row(
-            str(e.event_id),
-            e.camera,
-            e.identity,
-            f"{e.score:.3f}",
-            f"{e.start:.2f}",
-            f"{e.end:.2f}",
-            str(e.track_id),
+            str(e.event_id), e.camera, e.identity, f"{e.score:.3f}", f"{e.start:.2f}", f"{e.end:.2f}", str(e.track_id)
         )
     return table
 
 
-def _run_analysis(svc: Kuzet, source: str, camera: str, fps: float | None) -> AnalysisResult:
+def _run_analysis(svc: Kuzet, actor: User, source: str, camera: str, fps: float | None) -> AnalysisResult:
     with Progress(
         TextColumn("[bold]analysing[/] {task.description}"),
         BarColumn(),
@@ -130,7 +275,7 @@ def _run_analysis(svc: Kuzet, source: str, camera: str, fps: float | None) -> An
             progress.update(task, total=total)
 
         result = svc.analyze(
-            source, camera=camera, fps=fps, on_start=on_start, on_frame=lambda _f: progress.advance(task)
+            actor, source, camera=camera, fps=fps, on_start=on_start, on_frame=lambda _f: progress.advance(task)
         )
         progress.update(task, total=result.stats.frames, completed=result.stats.frames)
     return result
@@ -139,22 +284,15 @@ def _run_analysis(svc: Kuzet, source: str, camera: str, fps: float | None) -> An
 def _print_summary(result: AnalysisResult) -> None:
     s = result.stats
     table = Table(
-        "frames",
-        "faces",
-        "tracks",
-        "matched",
-        "unknown",
-        "of which too poor",
-        "dropped (noise)",
-        "fps",
-        title="summary",
+        "frames", "faces", "tracks", "matched", "alerts", "unknown", "too poor", "noise", "fps", title="summary"
     )
     fps = s.frames / result.seconds if result.seconds > 0 else 0.0
     table.add_row(
         str(s.frames),
         str(s.faces),
         str(s.tracks),
-        str(s.matched_tracks),
+        str(len(result.events)),
+        str(len(result.alert_ids)),
         str(s.unknown_tracks),
         str(s.low_quality_tracks),
         str(s.dropped_tracks),
@@ -162,6 +300,9 @@ def _print_summary(result: AnalysisResult) -> None:
     )
     console.print(table)
     console.print(_events_table(result.events, f"match events ({len(result.events)})"))
+    if result.alert_ids:
+        ids = ", ".join(str(i) for i in result.alert_ids)
+        console.print(f"{len(result.alert_ids)} watchlist alert(s) wait for review: {ids} (kuzet review list)")
     if s.unknown_tracks:
         console.print(f"{s.unknown_tracks} face track(s) matched nobody: counted, not stored.")
 
@@ -173,12 +314,11 @@ def analyze(
     fps: Annotated[float | None, typer.Option("--fps", help="Analyse this many frames per second.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the events as JSON to this file.")] = None,
 ) -> None:
-    """Find enrolled people in a video, image or stream and store one match event per track."""
+    """Find enrolled people and watchlist hits in a video, image or stream."""
     try:
         svc = _service()
-        if not svc.people():
-            err_console.print("note: nobody is enrolled yet, so every face will be 'unknown' (kuzet enroll).")
-        result = _run_analysis(svc, source, camera, fps)
+        actor = _signed_in(svc)
+        result = _run_analysis(svc, actor, source, camera, fps)
     except KuzetError as exc:
         raise _fail(exc) from None
     _print_summary(result)
@@ -188,7 +328,7 @@ def analyze(
 
 def _write_json(path: Path, data: object) -> None:
     try:
-        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     except OSError as exc:
         raise _fail(InputError(f"cannot write {path}: {exc.strerror}", hint="check the folder exists")) from None
 
@@ -199,41 +339,330 @@ def events(
     camera: Annotated[str | None, typer.Option("--camera", help="Only this camera.")] = None,
     identity: Annotated[str | None, typer.Option("--identity", help="Only this person.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100000, help="At most this many, newest first.")] = 100,
+    justification: Annotated[str, typer.Option("--justification", help="Why you are looking (audited).")] = "",
 ) -> None:
-    """List stored match events, newest first."""
+    """List stored match events, newest first (audited)."""
     try:
         svc = _service()
-        rows = svc.events(camera=camera, identity=identity, limit=limit)
+        rows = svc.events(_signed_in(svc), camera=camera, identity=identity, limit=limit, justification=justification)
     except KuzetError as exc:
         raise _fail(exc) from None
     if json_flag:
-        sys.stdout.write(json.dumps([svc.event_dict(e) for e in rows], indent=2) + "\n")
+        _json_out([svc.event_dict(e) for e in rows])
     else:
         console.print(_events_table(rows, f"events ({len(rows)})"))
+
+
+# -- watchlists ---------------------------------------------------------------------------------------------
+
+
+@watchlist_app.command("request")
+def watchlist_request(
+    list_name: Annotated[str, typer.Option("--list", help="Watchlist name.")],
+    name: Annotated[str, typer.Option("--name", help="The person's name.")],
+    photo: Annotated[Path, typer.Option("--photo", help="A photo showing only this person's face.")],
+    category: Annotated[str, typer.Option("--category", help="Allowed category from the policy file.")],
+    legal_basis: Annotated[str, typer.Option("--legal-basis", help="Type of legal basis, e.g. court-order.")],
+    reference: Annotated[str, typer.Option("--reference", help="Reference, e.g. the court order number.")],
+    authority: Annotated[str, typer.Option("--authority", help="Issuing authority.")],
+    expires: Annotated[str, typer.Option("--expires", help="Expiry date YYYY-MM-DD (within the category maximum).")],
+    note: Annotated[str, typer.Option("--note", help="Free-text note (screened like labels).")] = "",
+) -> None:
+    """Request a watchlist entry; it matches nothing until a different user approves it."""
+    from kuzet.governance.watchlists import WatchlistRequest, parse_expiry
+
+    try:
+        svc = _service()
+        actor = _signed_in(svc)
+        req = WatchlistRequest(
+            list_name=list_name,
+            subject_name=name,
+            category=category,
+            legal_basis=legal_basis,
+            reference=reference,
+            authority=authority,
+            expires=parse_expiry(expires),
+            note=note,
+        )
+        entry_id = svc.watchlist_request(actor, req, photo)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(f"requested watchlist entry {entry_id}; it needs approval by another user", highlight=False)
+    sys.stdout.write(f"{entry_id}\n")
+
+
+@watchlist_app.command("approve")
+def watchlist_approve(
+    entry_id: Annotated[int, typer.Argument(help="Entry id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is approved (audited).")] = "",
+) -> None:
+    """Approve a requested entry (approver role; not its requester)."""
+    try:
+        svc = _service()
+        svc.watchlist_approve(_signed_in(svc), entry_id, reason=reason)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(f"approved watchlist entry {entry_id}")
+
+
+@watchlist_app.command("reject")
+def watchlist_reject(
+    entry_id: Annotated[int, typer.Argument(help="Entry id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is rejected (required, audited).")],
+) -> None:
+    """Reject a requested entry; its template and photo are destroyed."""
+    try:
+        svc = _service()
+        svc.watchlist_reject(_signed_in(svc), entry_id, reason=reason)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(f"rejected watchlist entry {entry_id}")
+
+
+@watchlist_app.command("show")
+def watchlist_show(
+    json_flag: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    status: Annotated[str | None, typer.Option("--status", help="pending, approved, rejected or expired.")] = None,
+) -> None:
+    """Show watchlist entries (audited)."""
+    from dataclasses import asdict
+
+    try:
+        svc = _service()
+        rows = svc.watchlist_show(_signed_in(svc), status=status)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    if json_flag:
+        _json_out([asdict(r) for r in rows])
+        return
+    table = Table("id", "list", "name", "category", "legal basis", "expires", "status", "requested by", "approved by")
+    for r in rows:
+        table.add_row(
+            str(r.entry_id),
+            r.list_name,
+            r.subject_name,
+            r.category,
+            f"{r.legal_basis} {r.reference} ({r.authority})",
+            r.expires_at[:10],
+            r.status,
+            r.requester,
+            r.approver,
+        )
+    console.print(table)
+
+
+# -- review -------------------------------------------------------------------------------------------------
+
+
+@review_app.command("list")
+def review_list(
+    json_flag: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    status: Annotated[str, typer.Option("--status", help="pending, confirmed, rejected or all.")] = "pending",
+) -> None:
+    """Alerts waiting for review, with score, threshold, best shots, enrolled photo and legal basis."""
+    from dataclasses import asdict
+
+    try:
+        svc = _service()
+        rows = svc.review_list(_signed_in(svc), status=None if status == "all" else status)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    if json_flag:
+        _json_out([asdict(r) for r in rows])
+        return
+    table = Table(
+        "alert", "status", "camera", "time s", "entry", "category / legal basis", "score", "threshold", "reviews"
+    )
+    for a in rows:
+        table.add_row(
+            str(a.alert_id),
+            a.status,
+            a.camera,
+            f"{a.start:.1f}-{a.end:.1f}",
+            f"{a.entry_id}: {a.subject_name}",
+            f"{a.category}: {a.legal_basis} {a.reference} ({a.authority})",
+            f"{a.score:.3f}",
+            f"{a.threshold:.3f}",
+            f"{a.confirmations}/{a.required_reviews}",
+        )
+    console.print(table)
+    for a in rows:
+        shots = ", ".join(str(svc.media.path(p)) for p in a.snapshots)
+        photo = str(svc.media.path(a.enrolled_photo)) if a.enrolled_photo else "(destroyed)"
+        console.print(f"alert {a.alert_id}: best shots {shots}; enrolled photo {photo}", highlight=False)
+
+
+def _review(alert_id: int, decision: str, reason: str) -> None:
+    try:
+        svc = _service()
+        status = svc.review(_signed_in(svc), alert_id, decision, reason=reason)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(f"alert {alert_id}: {decision} recorded; the alert is now {status}")
+
+
+@review_app.command("confirm")
+def review_confirm(
+    alert_id: Annotated[int, typer.Argument(help="Alert id.")],
+    reason: Annotated[str, typer.Option("--reason", help="What you compared (required, audited).")],
+) -> None:
+    """Confirm that the alert shows the watchlisted person."""
+    _review(alert_id, "confirm", reason)
+
+
+@review_app.command("reject")
+def review_reject(
+    alert_id: Annotated[int, typer.Argument(help="Alert id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is not the person (required, audited).")],
+) -> None:
+    """Reject the alert as a false match."""
+    _review(alert_id, "reject", reason)
+
+
+# -- audit --------------------------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check every entry and checkpoint; exits 1 naming the first bad entry if anything was tampered with."""
+    try:
+        svc = _service()
+        report = svc.audit_verify(_signed_in(svc))
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    if report.ok:
+        console.print(f"ledger OK: {report.entries} entries, {report.checkpoints} signed checkpoints verified")
+        return
+    where = f" (first bad entry: {report.first_bad})" if report.first_bad else ""
+    err_console.print(f"[bold red]LEDGER TAMPERED:[/] {report.problem}{where}", highlight=False)
+    raise typer.Exit(code=1)
+
+
+@audit_app.command("log")
+def audit_log(
+    json_flag: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    start: Annotated[int, typer.Option("--from", min=1, help="First entry number.")] = 1,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many entries.")] = 1000,
+    action: Annotated[str | None, typer.Option("--action", help="Only this action, e.g. watchlist.refused.")] = None,
+) -> None:
+    """Read the ledger (audited)."""
+    from dataclasses import asdict
+
+    try:
+        svc = _service()
+        rows = svc.audit_log(_signed_in(svc), start=start, limit=limit, action=action)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    if json_flag:
+        _json_out([asdict(r) for r in rows])
+        return
+    table = Table("#", "time (UTC)", "actor", "action", "object", "justification")
+    for r in rows:
+        table.add_row(str(r.seq), r.ts[:19], r.actor, r.action, r.object, r.justification)
+    console.print(table)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign a checkpoint (tree size and Merkle root) of the ledger now."""
+    try:
+        svc = _service()
+        cp = svc.audit_checkpoint(_signed_in(svc))
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(
+        f"checkpoint {cp.checkpoint_id}: {cp.tree_size} entries, root {cp.root_hash}, key {cp.key_id}", highlight=False
+    )
+
+
+@audit_app.command("checkpoints")
+def audit_checkpoints() -> None:
+    """List signed checkpoints."""
+    try:
+        svc = _service()
+        rows = svc.checkpoints(_signed_in(svc))
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    table = Table("id", "entries", "root", "time (UTC)")
+    for cp in rows:
+        table.add_row(str(cp.checkpoint_id), str(cp.tree_size), cp.root_hash, cp.ts[:19])
+    console.print(table)
+
+
+@audit_app.command("prove")
+def audit_prove(
+    entry: Annotated[int, typer.Argument(help="Ledger entry number.")],
+    json_flag: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Inclusion proof of one entry in the newest signed checkpoint (RFC 6962 audit path)."""
+    try:
+        svc = _service()
+        proof = svc.audit_prove(_signed_in(svc), entry)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    data = {
+        "entry": entry,
+        "leaf_hash": proof.entry.entry_hash,
+        "tree_size": proof.checkpoint.tree_size,
+        "root_hash": proof.checkpoint.root_hash,
+        "checkpoint": proof.checkpoint.checkpoint_id,
+        "signature": proof.checkpoint.signature,
+        "audit_path": proof.path,
+        "valid": proof.valid,
+    }
+    if json_flag:
+        _json_out(data)
+    else:
+        console.print(
+            f"entry {entry} ({proof.entry.action} by {proof.entry.actor}) is in checkpoint "
+            f"{proof.checkpoint.checkpoint_id} ({proof.checkpoint.tree_size} entries, "
+            f"root {proof.checkpoint.root_hash}): "
+            f"{'VALID' if proof.valid else 'INVALID'} with a {len(proof.path)}-hash audit path",
+            highlight=False,
+        )
+        for h in proof.path:
+            console.print(f"  {h}")
+    if not proof.valid:
+        raise typer.Exit(code=1)
+
+
+@audit_app.command("consistency")
+def audit_consistency(
+    old: Annotated[int, typer.Argument(help="Earlier checkpoint id.")],
+    new: Annotated[int, typer.Argument(help="Later checkpoint id.")],
+) -> None:
+    """Consistency proof: the later checkpoint's ledger extends the earlier one without changing it."""
+    try:
+        svc = _service()
+        proof = svc.audit_consistency(_signed_in(svc), old, new)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(
+        f"checkpoint {proof.old.checkpoint_id} ({proof.old.tree_size}) -> {proof.new.checkpoint_id} "
+        f"({proof.new.tree_size}): {'CONSISTENT' if proof.valid else 'INCONSISTENT'} ({len(proof.path)} hashes)",
+        highlight=False,
+    )
+    if not proof.valid:
+        raise typer.Exit(code=1)
+
+
+# -- demo, config, eval ---------------------------------------------------------------------------------------
 
 
 @app.command()
 def demo(
     keep: Annotated[bool, typer.Option("--keep", help="Keep earlier demo data instead of starting afresh.")] = False,
 ) -> None:
-    """Enrol a person and analyse a generated scene, using only images shipped with installed packages."""
-    from kuzet.demo import DEMO_PERSON, build_scene
+    """A whole lawful-watchlist scenario on images shipped with installed packages (no server, no shared data)."""
+    from kuzet.demo import run_demo
 
-    root = resolve_data_dir(state.data_dir) / "demo"
+    root = _data_dir() / "demo"
     if root.exists() and not keep:
         shutil.rmtree(root)
     try:
-        photo, clip = build_scene(root / "scene")
-        svc = Kuzet(root, load_config(state.config))
-        console.print(f"[bold]1.[/] enrolling {DEMO_PERSON} from {photo}")
-        svc.enroll(DEMO_PERSON, [photo])
-        console.print(f"[bold]2.[/] analysing {clip} (the astronaut walks past; the cameraman is a stranger)")
-        result = _run_analysis(svc, str(clip), "demo-cam", None)
+        run_demo(root, config=load_config(state.config), console=console, progress_console=err_console)
     except KuzetError as exc:
         raise _fail(exc) from None
-    console.print("[bold]3.[/] results")
-    _print_summary(result)
-    console.print(f"demo data: {root}")
 
 
 @config_app.command("check")
@@ -248,6 +677,21 @@ def config_check(file: Annotated[Path, typer.Argument(help="YAML config file to 
         f"threshold {cfg.recognition.threshold}, {len(cfg.cameras)} camera(s))",
         highlight=False,
     )
+
+
+@config_app.command("policy")
+def config_policy(file: Annotated[Path, typer.Argument(help="Watchlist policy YAML to validate.")]) -> None:
+    """Validate a watchlist policy file (allowed categories must not be prohibited ones)."""
+    from kuzet.governance.policy import load_policy
+
+    try:
+        policy = load_policy(file)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    cats = ", ".join(
+        f"{n} (max {c.max_days} d, {c.required_reviews} reviewer(s))" for n, c in policy.model.categories.items()
+    )
+    console.print(f"{file}: OK; categories: {cats}", highlight=False)
 
 
 @eval_app.command("pairs")

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from kuzet.core.errors import (
+    AuthError,
     ConfigError,
     EnrolmentError,
     InputError,
     KuzetError,
     ModelError,
     NotFoundError,
+    PermissionDenied,
+    PolicyRefusal,
     StoreError,
 )
 from kuzet.core.types import (
     CHIP_SIZE,
+    ROLES,
     Detections,
     Event,
     FaceSample,
@@ -21,10 +25,13 @@ from kuzet.core.types import (
     Identity,
     Image,
     TrackDecision,
+    User,
 )
 
 __all__ = [
     "CHIP_SIZE",
+    "ROLES",
+    "AuthError",
     "ConfigError",
     "Detections",
     "EnrolmentError",
@@ -38,6 +45,9 @@ __all__ = [
     "KuzetError",
     "ModelError",
     "NotFoundError",
+    "PermissionDenied",
+    "PolicyRefusal",
     "StoreError",
     "TrackDecision",
+    "User",
 ]

@@ -43,3 +43,15 @@ class StoreError(KuzetError):
 
 class NotFoundError(KuzetError):
     """A requested record does not exist."""
+
+
+class AuthError(KuzetError):
+    """Not signed in, a wrong password, or an expired session."""
+
+
+class PermissionDenied(KuzetError):
+    """The signed-in user's roles do not allow the action."""
+
+
+class PolicyRefusal(KuzetError):
+    """The action breaks the watchlist policy (prohibited category or label, missing legal basis, ...)."""

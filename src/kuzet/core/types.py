@@ -145,10 +145,19 @@ class FaceTrack:
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """An enrolled person."""
+    """Someone faces are compared with: an enrolled person, or a watchlist entry.
+
+    Attributes:
+        person_id: Database id of the person or of the watchlist entry.
+        name: Display name.
+        kind: "person" (consented gallery) or "watchlist".
+        threshold: Operating threshold for this identity; None uses the configured one.
+    """
 
     person_id: int
     name: str
+    kind: str = "person"
+    threshold: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,3 +210,20 @@ class Event:
     run_id: int
     source: str
     created_at: str
+
+
+ROLES = ("admin", "requester", "approver", "reviewer", "auditor", "operator")
+"""Every role a user can hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A signed-in person acting on kuzet."""
+
+    user_id: int
+    name: str
+    roles: frozenset[str]
+
+    def has(self, *roles: str) -> bool:
+        """Whether the user holds any of `roles`."""
+        return bool(self.roles.intersection(roles))

@@ -15,12 +15,24 @@ from kuzet.core.errors import StoreError
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" hook issue BEGIN itself (pysqlite's implicit transactions are off).
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=5000")
     cur.close()
+
+
+def _begin_immediate(conn: Any) -> None:
+    # Take the write lock at the start of every transaction, so that two processes appending to the audit
+    # ledger are serialised instead of both reading the same "last entry".
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+HEAD_REVISION = "0002"
+"""The newest migration in `store/migrations/versions` (a test checks they agree)."""
 
 
 class Database:
@@ -31,10 +43,18 @@ class Database:
         self.engine: Engine = create_engine(url, future=True)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _begin_immediate)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
-        """Apply every Alembic migration not yet applied."""
+        """Apply every Alembic migration not yet applied (a quick version check skips Alembic when current)."""
+        try:
+            with self.engine.connect() as conn:
+                current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            if current == HEAD_REVISION:
+                return
+        except OperationalError:
+            pass  # a new database: no version table yet
         from alembic import command
         from alembic.config import Config
 

@@ -44,7 +44,15 @@ class GalleryRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add_templates(self, name: str, templates: list[NewTemplate], *, model: str) -> tuple[Identity, int]:
+    def add_templates(
+        self,
+        name: str,
+        templates: list[NewTemplate],
+        *,
+        model: str,
+        consent: str = "consent",
+        enrolled_by: int | None = None,
+    ) -> tuple[Identity, int]:
         """Create the person if new and add templates whose photo is not already enrolled for them.
 
         Returns:
@@ -54,7 +62,7 @@ class GalleryRepository:
         person = self.session.scalar(select(PersonRow).where(PersonRow.name == name))
         now = datetime.now(UTC)
         if person is None:
-            person = PersonRow(name=name, created_at=now)
+            person = PersonRow(name=name, created_at=now, consent_basis=consent, enrolled_by=enrolled_by)
             self.session.add(person)
             self.session.flush()
         known = set(self.session.scalars(select(TemplateRow.photo_sha256).where(TemplateRow.person_id == person.id)))

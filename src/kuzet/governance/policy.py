@@ -1,0 +1,97 @@
+"""The watchlist policy file: allowed categories with their limits, legal-basis types, extra prohibitions."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kuzet.config.loading import explain_validation_error
+from kuzet.core.errors import ConfigError
+from kuzet.governance.screening import Screener
+
+
+class CategoryPolicy(BaseModel):
+    """Limits of one allowed watchlist category (its purpose)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    purpose: str = Field(..., min_length=3, description="What entries of this category are for.")
+    kind: Literal["face", "plate"] = Field("face", description="What entries hold: a face or a licence plate.")
+    max_days: int = Field(..., ge=1, le=3650, description="Longest allowed time from request to expiry, in days.")
+    required_reviews: int = Field(
+        2, ge=1, le=5, description="Different reviewers who must confirm a hit before it counts as confirmed."
+    )
+    threshold: float = Field(0.92, ge=-1.0, le=1.0, description="Operating threshold (cosine) for face hits.")
+
+
+class PolicyModel(BaseModel):
+    """The whole policy file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int = Field(1, description="Policy format version.")
+    categories: dict[str, CategoryPolicy] = Field(..., description="Allowed categories by name.")
+    legal_basis_types: list[str] = Field(..., min_length=1, description="Accepted kinds of legal basis.")
+    languages: list[str] = Field(default_factory=lambda: ["en", "ru", "kk"], description="Screened languages.")
+    prohibited_categories: list[str] = Field(default_factory=list, description="Added to the built-in list.")
+    prohibited_labels: dict[str, list[str]] = Field(
+        default_factory=dict, description="Extra prohibited labels by language; added to the built-in lists."
+    )
+
+
+class Policy:
+    """A validated policy with its screener and a digest that identifies it in the ledger."""
+
+    def __init__(self, model: PolicyModel, *, source: str, digest: str) -> None:
+        self.model = model
+        self.source = source
+        self.digest = digest
+        self.screener = Screener(model.prohibited_labels, model.prohibited_categories)
+        for name, cat in model.categories.items():
+            refusal = self.screener.screen_category(name) or self.screener.screen("purpose", cat.purpose)
+            if refusal is not None:
+                raise ConfigError(
+                    f"policy {source} allows category {name!r}, which is prohibited: {refusal.reason}",
+                    hint="remove the category; the prohibited list always wins",
+                )
+
+    def category(self, name: str) -> CategoryPolicy | None:
+        """The allowed category of that name, if any."""
+        return self.model.categories.get(name)
+
+    def summary(self) -> dict[str, str | int | float | bool | None]:
+        """What the ledger records about this policy (its digest and each category's settings)."""
+        out: dict[str, str | int | float | bool | None] = {"digest": self.digest, "source": self.source}
+        for name, c in sorted(self.model.categories.items()):
+            out[f"{name}.max_days"] = c.max_days
+            out[f"{name}.required_reviews"] = c.required_reviews
+            out[f"{name}.threshold"] = c.threshold
+        return out
+
+
+def load_policy(path: Path | None) -> Policy:
+    """Load a policy file, or the default policy shipped with kuzet when `path` is None."""
+    if path is None:
+        text = importlib.resources.files("kuzet.governance").joinpath("default_policy.yaml").read_text("utf-8")
+        source = "built-in default"
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read policy file {path}: {exc.strerror}", hint="check the path") from None
+        source = str(path)
+    try:
+        data = yaml.safe_load(text)
+        model = PolicyModel.model_validate(data)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"policy file {source} is not valid YAML: {exc}", hint="fix the syntax") from None
+    except ValidationError as exc:
+        problems = "\n  ".join(explain_validation_error(exc))
+        raise ConfigError(f"policy file {source} has problems:\n  {problems}", hint="see docs/governance.md") from None
+    digest = hashlib.sha256(model.model_dump_json().encode()).hexdigest()
+    return Policy(model, source=source, digest=digest)

@@ -1,0 +1,205 @@
+"""The ledger detects any direct edit, deletion, insertion or swap, and survives a crash mid-write."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kuzet.audit.ledger import AuditLedger, append_checkpoint_log, verify_ledger
+from kuzet.audit.signing import LedgerSigner
+from kuzet.store.db import Database
+
+N = 12
+
+
+def _ledger(folder: Path, n: int = N, *, checkpoint_every: int = 4) -> tuple[Path, LedgerSigner]:
+    db_path = folder / "k.db"
+    db = Database(f"sqlite:///{db_path}")
+    db.migrate()
+    signer = LedgerSigner.load_or_create(folder / "keys")
+    for i in range(n):
+        with db.session() as s:
+            ledger = AuditLedger(s)
+            ledger.append(actor=f"user{i % 3}", action="watchlist.view", object=f"entry:{i}", details={"i": i})
+            cp = ledger.checkpoint(signer) if (i + 1) % checkpoint_every == 0 or i == n - 1 else None
+        if cp is not None:
+            append_checkpoint_log(folder / "checkpoints.jsonl", cp)
+    db.dispose()
+    return db_path, signer
+
+
+def _verify(folder: Path, signer: LedgerSigner) -> tuple[bool, int, str]:
+    db = Database(f"sqlite:///{folder / 'k.db'}")
+    with db.session() as s:
+        report = verify_ledger(s, signer, log_file=folder / "checkpoints.jsonl")
+    db.dispose()
+    return report.ok, report.first_bad, report.problem
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LedgerSigner]:
+    folder = tmp_path_factory.mktemp("ledger")
+    _, signer = _ledger(folder)
+    return folder, signer
+
+
+def _copy(pristine: tuple[Path, LedgerSigner], target: Path) -> Path:
+    folder, _ = pristine
+    target.mkdir(parents=True, exist_ok=True)
+    src = sqlite3.connect(folder / "k.db")
+    dst = sqlite3.connect(target / "k.db")
+    src.backup(dst)
+    src.close()
+    dst.close()
+    (target / "checkpoints.jsonl").write_bytes((folder / "checkpoints.jsonl").read_bytes())
+    return target
+
+
+def test_untouched_ledger_verifies(pristine: tuple[Path, LedgerSigner]) -> None:
+    ok, _, problem = _verify(*pristine)
+    assert ok, problem
+
+
+FIELDS = ["ts", "actor", "action", "object", "justification", "details", "source", "prev_hash", "entry_hash"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    kind=st.sampled_from(["edit", "delete", "insert", "swap"]),
+    seq=st.integers(1, N),
+    other=st.integers(1, N),
+    field=st.sampled_from(FIELDS),
+)
+def test_any_single_tampering_is_detected(
+    pristine: tuple[Path, LedgerSigner],
+    tmp_path_factory: pytest.TempPathFactory,
+    kind: str,
+    seq: int,
+    other: int,
+    field: str,
+) -> None:
+    folder = _copy(pristine, tmp_path_factory.mktemp("t"))
+    con = sqlite3.connect(folder / "k.db")
+    if kind == "edit":
+        con.execute(f"UPDATE audit_entries SET {field} = {field} || 'x' WHERE seq = ?", (seq,))
+    elif kind == "delete":
+        con.execute("DELETE FROM audit_entries WHERE seq = ?", (seq,))
+    elif kind == "insert":
+        # A forged entry placed after `seq`: later entries are renumbered to make room, as a forger must.
+        con.execute("UPDATE audit_entries SET seq = seq + 1000 WHERE seq > ?", (seq,))
+        con.execute("UPDATE audit_entries SET seq = seq - 999 WHERE seq > 1000")
+        row = con.execute("SELECT * FROM audit_entries WHERE seq = ?", (seq,)).fetchone()
+        con.execute("INSERT INTO audit_entries VALUES (?,?,?,?,?,?,?,?,?,?)", (seq + 1, *row[1:]))
+    else:
+        if other == seq:
+            other = seq % N + 1
+        # Swap the contents of two entries, keeping their numbers.
+        a = con.execute("SELECT * FROM audit_entries WHERE seq = ?", (seq,)).fetchone()
+        b = con.execute("SELECT * FROM audit_entries WHERE seq = ?", (other,)).fetchone()
+        cols = ["ts", "actor", "action", "object", "justification", "details", "source", "prev_hash", "entry_hash"]
+        sets = ", ".join(f"{c} = ?" for c in cols)
+        con.execute(f"UPDATE audit_entries SET {sets} WHERE seq = ?", (*b[1:], seq))
+        con.execute(f"UPDATE audit_entries SET {sets} WHERE seq = ?", (*a[1:], other))
+    con.commit()
+    con.close()
+    ok, first_bad, problem = _verify(folder, pristine[1])
+    assert not ok
+    assert problem
+    assert first_bad >= 1 or "checkpoint" in problem
+
+
+def test_deleting_the_newest_entry_is_caught_by_the_checkpoint(
+    pristine: tuple[Path, LedgerSigner], tmp_path: Path
+) -> None:
+    folder = _copy(pristine, tmp_path / "c")
+    con = sqlite3.connect(folder / "k.db")
+    con.execute("DELETE FROM audit_entries WHERE seq = ?", (N,))
+    con.commit()
+    con.close()
+    ok, first_bad, problem = _verify(folder, pristine[1])
+    assert not ok and first_bad == N and "removed" in problem
+
+
+def test_rewritten_ledger_with_recomputed_hashes_is_caught(pristine: tuple[Path, LedgerSigner], tmp_path: Path) -> None:
+    """A forger who recomputes every hash still cannot match the signed checkpoints."""
+    from kuzet.audit.ledger import GENESIS, _row_hash
+    from kuzet.store.models import AuditEntryRow
+
+    folder = _copy(pristine, tmp_path / "r")
+    db = Database(f"sqlite:///{folder / 'k.db'}")
+    with db.session() as s:
+        rows = list(s.query(AuditEntryRow).order_by(AuditEntryRow.seq))
+        rows[2].actor = "someone-else"
+        prev = GENESIS
+        for r in rows:
+            r.prev_hash = prev
+            r.entry_hash = _row_hash(r)
+            prev = r.entry_hash
+    db.dispose()
+    ok, _, problem = _verify(folder, pristine[1])
+    assert not ok and "checkpoint" in problem
+
+
+def test_deleted_checkpoint_is_caught_by_the_outside_copy(pristine: tuple[Path, LedgerSigner], tmp_path: Path) -> None:
+    folder = _copy(pristine, tmp_path / "k")
+    con = sqlite3.connect(folder / "k.db")
+    con.execute("DELETE FROM audit_checkpoints WHERE id = (SELECT max(id) FROM audit_checkpoints)")
+    con.commit()
+    con.close()
+    ok, _, problem = _verify(folder, pristine[1])
+    assert not ok and "checkpoints.jsonl" in problem
+
+
+def test_ledger_survives_sigkill_mid_write(tmp_path: Path) -> None:
+    """A writer killed at a random moment leaves no gap and no half entry; verify passes after restart."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from kuzet.audit.ledger import AuditLedger, append_checkpoint_log
+        from kuzet.audit.signing import LedgerSigner
+        from kuzet.store.db import Database
+        folder = Path({str(tmp_path)!r})
+        db = Database(f"sqlite:///{{folder / 'k.db'}}")
+        db.migrate()
+        signer = LedgerSigner.load_or_create(folder / "keys")
+        print("ready", flush=True)
+        i = 0
+        while True:
+            with db.session() as s:
+                ledger = AuditLedger(s)
+                ledger.append(actor="writer", action="test.append", details={{"i": i, "pad": "x" * 2000}})
+                cp = ledger.checkpoint(signer)
+            append_checkpoint_log(folder / "checkpoints.jsonl", cp)
+            i += 1
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    signer = LedgerSigner.load_or_create(tmp_path / "keys")
+    db = Database(f"sqlite:///{tmp_path / 'k.db'}")
+    with db.session() as s:
+        size = AuditLedger(s).size()
+        report = verify_ledger(s, signer, log_file=tmp_path / "checkpoints.jsonl")
+    assert size > 5
+    assert report.ok, report.problem
+    # And the ledger keeps growing from where it stopped.
+    with db.session() as s:
+        entry = AuditLedger(s).append(actor="after", action="test.resume")
+    assert entry.seq == size + 1
+    db.dispose()

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kuzet.core.errors import ConfigError
+from kuzet.governance.policy import load_policy
+
+
+def test_default_policy_categories() -> None:
+    policy = load_policy(None)
+    assert set(policy.model.categories) == {"wanted-person", "missing-person", "border-alert", "stolen-vehicle"}
+    assert policy.category("wanted-person") is not None
+    wanted = policy.category("wanted-person")
+    assert wanted is not None and wanted.required_reviews == 2
+
+
+def test_policy_may_narrow_but_never_allow_a_prohibited_category(tmp_path: Path) -> None:
+    narrow = tmp_path / "narrow.yaml"
+    narrow.write_text(
+        "categories:\n  missing-person:\n    purpose: Find missing people.\n    max_days: 30\n    required_reviews: 1\n"
+        "legal_basis_types: [missing-person-report]\n"
+    )
+    policy = load_policy(narrow)
+    assert list(policy.model.categories) == ["missing-person"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "categories:\n  political-opinion:\n    purpose: Watch critics.\n    max_days: 30\n"
+        "legal_basis_types: [court-order]\n"
+    )
+    with pytest.raises(ConfigError, match="prohibited"):
+        load_policy(bad)
+    sneaky = tmp_path / "sneaky.yaml"
+    sneaky.write_text(
+        "categories:\n  public-order:\n    purpose: Track activists and bloggers.\n    max_days: 30\n"
+        "legal_basis_types: [court-order]\n"
+    )
+    with pytest.raises(ConfigError, match="activist"):
+        load_policy(sneaky)
+
+
+def test_policy_errors_are_explained(tmp_path: Path) -> None:
+    p = tmp_path / "p.yaml"
+    p.write_text("categories:\n  wanted-person:\n    purpose: x\n    max_days: 99999\nlegal_basis_types: []\n")
+    with pytest.raises(ConfigError) as info:
+        load_policy(p)
+    assert "max_days" in info.value.message and "legal_basis_types" in info.value.message

@@ -1,0 +1,174 @@
+"""Every refusal path of the watchlist and review flow, at the service level."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from kuzet.app import Kuzet
+from kuzet.core.errors import PermissionDenied, PolicyRefusal
+from kuzet.core.types import User
+from kuzet.governance.watchlists import WatchlistRequest
+from tests.conftest import add_user
+
+EXAMPLES = "face_recognition_examples"
+TODAY = date.today()
+
+
+@pytest.fixture
+def people(service: Kuzet) -> dict[str, User]:
+    return {
+        "req": add_user(service, "rustam", "requester"),
+        "appr": add_user(service, "aigul", "approver"),
+        "appr_req": add_user(service, "dana", "approver", "requester"),
+        "rev1": add_user(service, "marat", "reviewer"),
+        "rev2": add_user(service, "saule", "reviewer"),
+        "op": add_user(service, "olga", "operator"),
+        "aud": add_user(service, "timur", "auditor"),
+    }
+
+
+def _request(**changes: object) -> WatchlistRequest:
+    base = WatchlistRequest(
+        list_name="wanted",
+        subject_name="Lin-Manuel Miranda",
+        category="wanted-person",
+        legal_basis="court-order",
+        reference="2-345/2026",
+        authority="Almaty city court",
+        expires=TODAY + timedelta(days=60),
+        note="armed robbery suspect",
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def _refusals(svc: Kuzet, auditor: User) -> list[str]:
+    return [e.justification for e in svc.audit_log(auditor, action="watchlist.refused")]
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"category": "political-opinion"}, "prohibited (political opinion)"),
+        ({"category": "trade-union-membership"}, "prohibited"),
+        ({"category": "activists"}, "prohibited label"),
+        ({"category": "suspicious-person"}, "not allowed"),
+        ({"note": "civil activist and blogger"}, "prohibited label"),
+        ({"note": "гражданский активист"}, "prohibited label"),
+        ({"subject_name": "журналист Иванов"}, "prohibited label"),
+        ({"list_name": "оппозиция"}, "prohibited label"),
+        ({"note": "азаматтық белсенді"}, "prohibited label"),
+        ({"reference": ""}, "legal basis"),
+        ({"authority": " "}, "legal basis"),
+        ({"legal_basis": "hunch"}, "not accepted"),
+        ({"expires": TODAY + timedelta(days=181)}, "beyond the 180-day maximum"),
+        ({"expires": TODAY}, "in the future"),
+    ],
+)
+def test_requests_breaking_policy_are_refused_and_audited(
+    service: Kuzet, people: dict[str, User], faces_dir: Path, changes: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(PolicyRefusal, match=re.escape(fragment)):
+        service.watchlist_request(people["req"], _request(**changes), faces_dir / EXAMPLES / "lin-manuel-miranda.png")
+    refusals = _refusals(service, people["aud"])
+    assert len(refusals) == 1 and fragment.split("(")[0].strip() in refusals[0]
+    assert service.watchlist_show(people["aud"]) == []  # nothing was stored
+
+
+def test_approver_must_differ_from_requester(service: Kuzet, people: dict[str, User], faces_dir: Path) -> None:
+    entry = service.watchlist_request(people["appr_req"], _request(), faces_dir / EXAMPLES / "lin-manuel-miranda.png")
+    with pytest.raises(PolicyRefusal, match="cannot also approve"):
+        service.watchlist_approve(people["appr_req"], entry)
+    assert [e.action for e in service.audit_log(people["aud"], action="watchlist.approve_refused")]
+    service.watchlist_approve(people["appr"], entry, reason="checked the court order")
+    (shown,) = service.watchlist_show(people["aud"])
+    assert shown.status == "approved" and shown.requester == "dana" and shown.approver == "aigul"
+
+
+def test_roles_gate_each_step(service: Kuzet, people: dict[str, User], faces_dir: Path) -> None:
+    photo = faces_dir / EXAMPLES / "lin-manuel-miranda.png"
+    with pytest.raises(PermissionDenied):
+        service.watchlist_request(people["op"], _request(), photo)
+    entry = service.watchlist_request(people["req"], _request(), photo)
+    with pytest.raises(PermissionDenied):
+        service.watchlist_approve(people["req"], entry)
+    with pytest.raises(PermissionDenied):
+        service.review(people["op"], 1, "confirm", reason="x")
+
+
+def test_rejection_destroys_template_and_photo(service: Kuzet, people: dict[str, User], faces_dir: Path) -> None:
+    entry = service.watchlist_request(people["req"], _request(), faces_dir / EXAMPLES / "lin-manuel-miranda.png")
+    (row,) = service.watchlist_show(people["aud"])
+    photo = service.media.path(row.photo)
+    assert photo.is_file()
+    with pytest.raises(PolicyRefusal, match="needs a reason"):
+        service.watchlist_reject(people["appr"], entry, reason=" ")
+    service.watchlist_reject(people["appr"], entry, reason="the order was withdrawn")
+    assert not photo.exists()
+    assert len(service._load_gallery()) == 0
+    with pytest.raises(PolicyRefusal, match="not pending"):
+        service.watchlist_approve(people["appr"], entry)
+
+
+@pytest.mark.slow
+def test_hit_waits_for_two_reviewers_and_expired_entries_stop_matching(
+    service: Kuzet, people: dict[str, User], faces_dir: Path, video_dir: Path
+) -> None:
+    entry = service.watchlist_request(
+        people["req"], _request(expires=TODAY + timedelta(days=10)), faces_dir / EXAMPLES / "lin-manuel-miranda.png"
+    )
+    result = service.analyze(people["op"], str(video_dir / "short_hamilton_clip.mp4"), camera="stage", fps=10)
+    assert result.alert_ids == []  # a request matches nothing until approved
+    service.watchlist_approve(people["appr"], entry)
+    result = service.analyze(people["op"], str(video_dir / "short_hamilton_clip.mp4"), camera="stage", fps=10)
+    assert result.alert_ids and result.events == []  # a watchlist hit is an alert, not an event
+    alert_id = result.alert_ids[0]
+    (alert,) = [a for a in service.review_list(people["rev1"]) if a.alert_id == alert_id]
+    assert alert.status == "pending" and alert.required_reviews == 2
+    assert alert.score >= alert.threshold == pytest.approx(0.92)
+    assert alert.legal_basis == "court-order" and alert.reference == "2-345/2026"
+    assert alert.snapshots and all(service.media.path(p).is_file() for p in alert.snapshots)
+    assert service.media.path(alert.enrolled_photo).is_file()
+
+    assert service.review(people["rev1"], alert_id, "confirm", reason="same face and ears") == "pending"
+    with pytest.raises(PolicyRefusal, match="already reviewed"):
+        service.review(people["rev1"], alert_id, "confirm", reason="really sure")
+    assert [e.action for e in service.audit_log(people["aud"], action="review.refused")] == ["review.refused"]
+    assert service.review(people["rev2"], alert_id, "confirm", reason="agree") == "confirmed"
+
+    # Eleven days later the entry has expired: it stops matching and its template and photo are destroyed.
+    later = datetime.now(UTC) + timedelta(days=11)
+    service.now = lambda: later
+    result = service.analyze(people["op"], str(video_dir / "short_hamilton_clip.mp4"), camera="stage", fps=10)
+    assert result.alert_ids == []
+    (shown,) = service.watchlist_show(people["aud"])
+    assert shown.status == "expired" and shown.photo == ""
+    assert not service.media.path(alert.enrolled_photo).exists()
+    assert [e.object for e in service.audit_log(people["aud"], action="watchlist.expired")] == [f"watchlist:{entry}"]
+    assert service.audit_verify(people["aud"]).ok
+
+
+def test_expired_entry_never_matches_even_before_the_purge(
+    service: Kuzet, people: dict[str, User], faces_dir: Path
+) -> None:
+    """Matching itself filters on expiry, so an entry cannot match between its expiry and the next purge."""
+    entry = service.watchlist_request(
+        people["req"], _request(expires=TODAY + timedelta(days=1)), faces_dir / EXAMPLES / "lin-manuel-miranda.png"
+    )
+    service.watchlist_approve(people["appr"], entry)
+    assert len(service._load_gallery().people) == 1
+    later = datetime.now(UTC) + timedelta(days=2)
+    service.now = lambda: later
+    assert service._load_gallery().people == []
+
+
+def test_enrolment_is_audited_with_consent(service: Kuzet, people: dict[str, User], faces_dir: Path) -> None:
+    service.enroll(people["op"], "Staff Member", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"], consent="form 17")
+    (entry,) = service.audit_log(people["aud"], action="enrol")
+    assert entry.actor == "olga" and entry.justification == "form 17" and entry.details["basis"] == "consent"
+    with pytest.raises(PolicyRefusal, match="prohibited label"):
+        service.enroll(people["op"], "blogger Ivanov", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
