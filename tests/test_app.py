@@ -34,7 +34,8 @@ def test_hamilton_clip_reports_lin_manuel_and_no_wrong_identity(
     assert lin.end - lin.start >= 5.0  # he is on stage for most of the 10 s clip
     assert result.stats.frames == 275
     assert result.stats.unknown_tracks >= 3  # strangers are counted ...
-    assert len(_media_files(service)) == len(result.events)  # ... but only matches leave a snapshot
+    # ... but only matches leave media: a redacted snapshot and the encrypted original, per event.
+    assert len(_media_files(service)) == 2 * len(result.events)
     for e in result.events:
         assert 0.0 <= e.start <= e.end <= 10.1
         assert service.media.path(e.snapshot).is_file()

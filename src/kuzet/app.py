@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kuzet.audit import merkle
@@ -37,12 +39,16 @@ from kuzet.core.errors import (
     PolicyRefusal,
     StoreError,
 )
-from kuzet.core.types import Event, Frame, Identity, TrackDecision, User
+from kuzet.core.types import Event, FaceSample, Frame, Identity, TrackDecision, User
 from kuzet.detect.face import FaceDetector, build_face_detector
+from kuzet.detect.plate.ppocr import PpOcrPlateDetector
 from kuzet.governance import review as review_mod
 from kuzet.governance import watchlists as wl
 from kuzet.governance.policy import CategoryPolicy as CategoryPolicyT
 from kuzet.governance.policy import Policy, load_policy
+from kuzet.governance.redaction import Redactor, expand, obscure
+from kuzet.governance.report import TransparencyReport, build_report
+from kuzet.governance.retention import HOLD_TYPES, HeldSet, PurgeReport, delete_event, purge
 from kuzet.governance.review import Alert, AlertRepository, NewAlert
 from kuzet.governance.users import UserRepository, require
 from kuzet.ingest.images import load_image
@@ -51,9 +57,20 @@ from kuzet.recognize import FaceEmbedder, build_face_embedder
 from kuzet.recognize.align import align_faces, crop_with_margin
 from kuzet.recognize.gallery import NumpyGallery
 from kuzet.runtime.faces import FaceAnalyzer, FaceStats
+from kuzet.store.crypto import DataCipher
 from kuzet.store.db import Database
-from kuzet.store.media import MediaStore
-from kuzet.store.models import WatchlistEntryRow
+from kuzet.store.media import MediaStore, encode_jpeg
+from kuzet.store.models import (
+    AccessGrantRow,
+    AlertRow,
+    AuditEntryRow,
+    EventRow,
+    HoldRow,
+    PersonRow,
+    TemplateRow,
+    WatchlistEntryRow,
+    WatchlistTemplateRow,
+)
 from kuzet.store.repositories import (
     EventRepository,
     GalleryRepository,
@@ -174,6 +191,35 @@ class Kuzet:
     def face_embedder(self) -> FaceEmbedder:
         """The configured face embedder (loaded on first use)."""
         return build_face_embedder(self.config.face_embedder)
+
+    @cached_property
+    def cipher(self) -> DataCipher:
+        """The data key ring (templates and unredacted media); created on first use of an empty database only."""
+        with self.db.session() as s:
+            has_data = bool(s.scalar(select(func.count()).select_from(TemplateRow))) or bool(
+                s.scalar(select(func.count()).select_from(WatchlistTemplateRow))
+            )
+        return DataCipher.load(self.data_dir / "keys", create=not has_data)
+
+    @cached_property
+    def plate_detector(self) -> PpOcrPlateDetector:
+        """Plate-shaped text detector used for redaction (loaded on first use)."""
+        return PpOcrPlateDetector(max_side=960)
+
+    @cached_property
+    def redactor(self) -> Redactor:
+        """Face and plate redaction for stored media."""
+        return Redactor(self.face_detector, self.plate_detector)
+
+    def _redacted_snapshot(self, shot: FaceSample) -> tuple[str, str]:
+        """Store a best shot twice: redacted (other faces and plates hidden) in the clear, the original encrypted."""
+        crop = shot.crop.copy()
+        h, w = crop.shape[:2]
+        obscure(crop, expand(shot.others, 0.15, w, h))
+        obscure(crop, expand(self.plate_detector.detect(shot.crop).boxes, 0.1, w, h))
+        redacted = self.media.save_jpeg(crop)
+        original = self.media.save_encrypted(encode_jpeg(shot.crop), cipher=self.cipher)
+        return redacted, original
 
     @cached_property
     def signer(self) -> LedgerSigner:
@@ -331,7 +377,12 @@ class Kuzet:
             templates.append(NewTemplate(vector=vector, photo_sha256=sha))
         with self._tx() as (s, ledger):
             identity, added = GalleryRepository(s).add_templates(
-                name, templates, model=self.face_embedder.name, consent=consent, enrolled_by=actor.user_id
+                name,
+                templates,
+                model=self.face_embedder.name,
+                cipher=self.cipher,
+                consent=consent,
+                enrolled_by=actor.user_id,
             )
             self._audit(
                 ledger,
@@ -398,7 +449,13 @@ class Kuzet:
         try:
             with self._tx() as (s, ledger):
                 entry_id = wl.WatchlistRepository(s).add(
-                    req, requester_id=actor.user_id, vector=vector, model=self.face_embedder.name, photo=rel, sha=sha
+                    req,
+                    requester_id=actor.user_id,
+                    vector=vector,
+                    model=self.face_embedder.name,
+                    photo=rel,
+                    sha=sha,
+                    cipher=self.cipher,
                 )
                 self._audit(
                     ledger,
@@ -501,9 +558,9 @@ class Kuzet:
         """Consented people plus approved, unexpired watchlist entries, in one index."""
         model = self.face_embedder.name
         with self.db.session() as s:
-            people_gallery = GalleryRepository(s).load(model=model)
+            people_gallery = GalleryRepository(s).load(model=model, cipher=self.cipher)
             wl_people, blobs, owners = wl.WatchlistRepository(s).active_identities(
-                model=model, now=self.now(), policy=self.policy
+                model=model, now=self.now(), policy=self.policy, cipher=self.cipher
             )
         people = list(people_gallery.people) + wl_people
         offset = len(people_gallery.people)
@@ -537,7 +594,7 @@ class Kuzet:
             on_frame: Called after each analysed frame (for progress bars).
         """
         require(actor, "admin", "operator", action="run analyses")
-        self.expire_watchlists()
+        self.maybe_purge()  # retention runs on its own schedule, not when someone remembers
         started = self.now()
         gallery = self._load_gallery()
         analyzer = FaceAnalyzer(
@@ -556,8 +613,10 @@ class Kuzet:
                 if d.identity is None:
                     continue  # unknown faces are counted by the analyzer, never stored
                 if d.identity.kind == "watchlist":
-                    paths = [self.media.save_jpeg(shot.crop, kind="alerts") for shot in d.track.shots]
-                    written.extend(paths)
+                    stored = [self._redacted_snapshot(shot) for shot in d.track.shots]
+                    paths = [r for r, _ in stored]
+                    originals = [o for _, o in stored]
+                    written.extend(paths + originals)
                     category = self._entry_category(d.identity.person_id)
                     new_alerts.append(
                         NewAlert(
@@ -572,12 +631,13 @@ class Kuzet:
                             end=round(d.track.end, 3),
                             track_id=d.track.track_id,
                             snapshots=paths,
+                            originals=originals,
                             required_reviews=category.required_reviews if category else 2,
                         )
                     )
                     continue
-                rel = self.media.save_jpeg(d.track.shots[0].crop)
-                written.append(rel)
+                rel, original = self._redacted_snapshot(d.track.shots[0])
+                written.extend([rel, original])
                 new_events.append(
                     NewEvent(
                         person_id=d.identity.person_id,
@@ -587,6 +647,7 @@ class Kuzet:
                         end=round(d.track.end, 3),
                         track_id=d.track.track_id,
                         snapshot=rel,
+                        original=original,
                     )
                 )
 
@@ -612,9 +673,11 @@ class Kuzet:
                 unknown_tracks=stats.unknown_tracks,
             )
             with self._tx() as (s, ledger):
-                run_id, events = EventRepository(s).save_run(run, new_events)
+                run_id, events = EventRepository(s).save_run(run, new_events, now=self.now())
                 alerts = AlertRepository(s)
-                alert_ids = [alerts.add(a, run_id=run_id, camera=camera, source=name) for a in new_alerts]
+                alert_ids = [
+                    alerts.add(a, run_id=run_id, camera=camera, source=name, now=self.now()) for a in new_alerts
+                ]
                 self._audit(
                     ledger,
                     actor,
@@ -810,3 +873,366 @@ class Kuzet:
         require(actor, "auditor", "admin", action="list ledger checkpoints")
         with self.db.session() as s:
             return AuditLedger(s).checkpoints()
+
+    # -- privacy: unredacted access, legal holds, retention ------------------------------------------------
+
+    def access_grant(self, actor: User, name: str, *, hours: float, justification: str) -> datetime:
+        """Let user `name` see unredacted media for `hours` (admins); returns when the grant ends."""
+        require(actor, "admin", action="grant unredacted access")
+        if len(justification.strip()) < 10:
+            raise PolicyRefusal("a grant needs a written justification", hint="explain why in at least 10 characters")
+        if not 0 < hours <= 72:
+            raise KuzetError("a grant lasts between a few minutes and 72 hours", hint="e.g. --hours 4")
+        with self._tx() as (s, ledger):
+            user = next((u for u in UserRepository(s).list() if u.name == name), None)
+            if user is None:
+                raise NotFoundError(f"user {name!r} does not exist", hint="see `kuzet users list`")
+            until = self.now() + timedelta(hours=hours)
+            s.add(
+                AccessGrantRow(
+                    user_id=user.user_id,
+                    granted_by=actor.user_id,
+                    justification=justification.strip(),
+                    created_at=self.now(),
+                    expires_at=until,
+                )
+            )
+            self._audit(
+                ledger,
+                actor,
+                "access.grant",
+                object=f"user:{name}",
+                justification=justification.strip(),
+                details={"hours": hours, "until": until.isoformat()},
+            )
+        return until
+
+    def _may_see_unredacted(self, s: Session, actor: User) -> bool:
+        if actor.has("reviewer", "auditor"):
+            return True
+        now = self.now()
+        grants = s.scalars(select(AccessGrantRow).where(AccessGrantRow.user_id == actor.user_id))
+        return any((g.expires_at if g.expires_at.tzinfo else g.expires_at.replace(tzinfo=UTC)) > now for g in grants)
+
+    def media_export(
+        self, actor: User, kind: str, object_id: int, *, unredacted: bool, justification: str
+    ) -> list[bytes]:
+        """JPEG bytes of an event's snapshot or an alert's best shots; every export is audited.
+
+        The unredacted originals need the reviewer or auditor role or a current grant, and a written justification.
+        """
+        require(actor, "admin", "operator", "reviewer", "auditor", action="export media")
+        if kind not in ("event", "alert"):
+            raise KuzetError(f"unknown kind {kind!r}", hint="use event or alert")
+        if unredacted and len(justification.strip()) < 10:
+            raise self._refuse(
+                actor,
+                "media.export_refused",
+                object=f"{kind}:{object_id}",
+                reason="unredacted access needs a written justification of at least 10 characters",
+            )
+        with self.db.session() as s:
+            if kind == "event":
+                ev = s.get(EventRow, object_id)
+                if ev is None:
+                    raise NotFoundError(f"event {object_id} does not exist", hint="see `kuzet events`")
+                redacted, originals = [ev.snapshot], [ev.original]
+            else:
+                al = s.get(AlertRow, object_id)
+                if al is None:
+                    raise NotFoundError(f"alert {object_id} does not exist", hint="see `kuzet review list`")
+                redacted, originals = json.loads(al.snapshots), json.loads(al.originals)
+            allowed = self._may_see_unredacted(s, actor)
+        if unredacted and not allowed:
+            raise self._refuse(
+                actor,
+                "media.export_refused",
+                object=f"{kind}:{object_id}",
+                reason=f"{actor.name} may not see unredacted media: it needs the reviewer or auditor role or a grant",
+                hint="ask an administrator for `kuzet access grant`",
+            )
+        if unredacted:
+            data = [self.media.read_encrypted(rel, cipher=self.cipher) for rel in originals if rel]
+        else:
+            data = [self.media.path(rel).read_bytes() for rel in redacted if rel]
+        with self._tx() as (_, ledger):
+            self._audit(
+                ledger,
+                actor,
+                "media.export",
+                object=f"{kind}:{object_id}",
+                justification=justification.strip(),
+                details={"unredacted": unredacted, "files": len(data)},
+            )
+        return data
+
+    def hold_add(self, actor: User, case: str, object_type: str, object_id: int, *, reason: str) -> int:
+        """Put an event, alert, person or watchlist entry under legal hold for a case."""
+        require(actor, "admin", "auditor", "approver", action="place legal holds")
+        if object_type not in HOLD_TYPES:
+            raise KuzetError(f"cannot hold a {object_type!r}", hint=f"hold one of: {', '.join(HOLD_TYPES)}")
+        if not case.strip() or not reason.strip():
+            raise PolicyRefusal("a hold needs a case reference and a reason", hint="give --case and --reason")
+        with self._tx() as (s, ledger):
+            row = HoldRow(
+                case_ref=case.strip(),
+                object_type=object_type,
+                object_id=object_id,
+                reason=reason.strip(),
+                created_by=actor.user_id,
+                created_at=self.now(),
+                released_at=None,
+            )
+            s.add(row)
+            s.flush()
+            self._audit(
+                ledger,
+                actor,
+                "hold.add",
+                object=f"{object_type}:{object_id}",
+                justification=reason.strip(),
+                details={"case": case.strip()},
+            )
+            return row.id
+
+    def hold_release(self, actor: User, case: str, *, reason: str) -> int:
+        """Release every hold of a case; returns how many."""
+        require(actor, "admin", "auditor", "approver", action="release legal holds")
+        with self._tx() as (s, ledger):
+            rows = list(s.scalars(select(HoldRow).where(HoldRow.case_ref == case, HoldRow.released_at.is_(None))))
+            for r in rows:
+                r.released_at = self.now()
+            self._audit(
+                ledger, actor, "hold.release", object=f"case:{case}", justification=reason, details={"holds": len(rows)}
+            )
+        return len(rows)
+
+    def holds(self, actor: User) -> list[dict[str, object]]:
+        """Active holds."""
+        require(actor, "admin", "auditor", "approver", action="list legal holds")
+        with self.db.session() as s:
+            rows = s.scalars(select(HoldRow).where(HoldRow.released_at.is_(None)).order_by(HoldRow.id))
+            return [
+                {"id": r.id, "case": r.case_ref, "object": f"{r.object_type}:{r.object_id}", "reason": r.reason}
+                for r in rows
+            ]
+
+    def retention_run(self, actor: User | None) -> PurgeReport:
+        """Delete what the policy's retention periods say is due (not what is on hold); audited with counts."""
+        if actor is not None:
+            require(actor, "admin", "auditor", "operator", action="run retention")
+        self.expire_watchlists()
+        with self._tx() as (s, ledger):
+            report = purge(s, self.media, self.policy.model.retention, self.now())
+            self._audit(ledger, actor, "retention.purge", details=report.details())
+        return report
+
+    def maybe_purge(self) -> PurgeReport | None:
+        """Run retention on its own schedule: when the last purge is older than `retention.interval_hours`."""
+        with self.db.session() as s:
+            last = s.scalars(
+                select(AuditEntryRow.ts)
+                .where(AuditEntryRow.action == "retention.purge")
+                .order_by(AuditEntryRow.seq.desc())
+                .limit(1)
+            ).first()
+        interval = timedelta(hours=self.policy.model.retention.interval_hours)
+        if last is not None and datetime.fromisoformat(last) > self.now() - interval:
+            return None
+        return self.retention_run(None)
+
+    # -- subject access and erasure ---------------------------------------------------------------------------
+
+    def _subject_matches(self, photo: Path) -> tuple[list[tuple[int, str, float]], list[tuple[int, str, float]]]:
+        """People and watchlist entries whose templates match the face in `photo`: (id, name, score)."""
+        vector, _, _ = self._face_template(photo)
+        people_gallery = None
+        with self.db.session() as s:
+            people_gallery = GalleryRepository(s).load(model=self.face_embedder.name, cipher=self.cipher)
+            entries = [
+                (row.id, row.subject_name, row.category, blob)
+                for row, blob in s.execute(
+                    select(WatchlistEntryRow, WatchlistTemplateRow.vector).join(
+                        WatchlistTemplateRow, WatchlistTemplateRow.entry_id == WatchlistEntryRow.id
+                    )
+                )
+            ]
+        threshold = self.config.recognition.threshold
+        people = []
+        if len(people_gallery):
+            sims = people_gallery.person_similarities(vector[None, :])[0]
+            people = [
+                (p.person_id, p.name, float(sims[i]))
+                for i, p in enumerate(people_gallery.people)
+                if sims[i] >= threshold
+            ]
+        matched_entries = []
+        for entry_id, name, category, blob in entries:
+            template = np.frombuffer(self.cipher.decrypt(blob, context=f"watchlist:{entry_id}"), dtype="<f4")
+            cat = self.policy.category(category)
+            score = float(template @ vector)
+            if score >= (cat.threshold if cat else threshold):
+                matched_entries.append((entry_id, name, score))
+        return people, matched_entries
+
+    def subject_search(self, actor: User, photo: Path, *, justification: str) -> dict[str, object]:
+        """What kuzet holds about the person in `photo`: gallery records, events, watchlist entries, alerts, media."""
+        require(actor, "admin", "auditor", action="search for a data subject")
+        if len(justification.strip()) < 10:
+            raise PolicyRefusal(
+                "a subject search needs a written justification", hint="e.g. --justification 'access request 2026-17'"
+            )
+        people, entries = self._subject_matches(photo)
+        person_ids = [p[0] for p in people]
+        entry_ids = [e[0] for e in entries]
+        with self.db.session() as s:
+            events = list(s.scalars(select(EventRow).where(EventRow.person_id.in_(person_ids)).order_by(EventRow.id)))
+            alerts = list(s.scalars(select(AlertRow).where(AlertRow.entry_id.in_(entry_ids)).order_by(AlertRow.id)))
+            wl_rows = [s.get(WatchlistEntryRow, i) for i in entry_ids]
+        report: dict[str, object] = {
+            "people": [{"person_id": i, "name": n, "score": round(sc, 4)} for i, n, sc in people],
+            "events": [
+                {
+                    "id": e.id,
+                    "camera": e.camera,
+                    "start": e.start,
+                    "end": e.end,
+                    "source": e.source,
+                    "snapshot": e.snapshot,
+                    "created_at": e.created_at.isoformat(),
+                }
+                for e in events
+            ],
+            "watchlist_entries": [
+                {
+                    "id": r.id,
+                    "list": r.list_name,
+                    "category": r.category,
+                    "legal_basis": r.legal_basis,
+                    "reference": r.reference,
+                    "status": r.status,
+                    "expires_at": r.expires_at.isoformat(),
+                }
+                for r in wl_rows
+                if r is not None
+            ],
+            "alerts": [{"id": a.id, "camera": a.camera, "status": a.status, "start": a.start} for a in alerts],
+            "media_files": sum(2 for _ in events) + sum(len(json.loads(a.snapshots)) * 2 for a in alerts),
+        }
+        with self._tx() as (_, ledger):
+            self._audit(
+                ledger,
+                actor,
+                "subject.search",
+                justification=justification.strip(),
+                details={
+                    "people": len(people),
+                    "events": len(events),
+                    "entries": len(entry_ids),
+                    "alerts": len(alerts),
+                },
+            )
+        return report
+
+    def subject_erase(self, actor: User, photo: Path, *, justification: str) -> dict[str, object]:
+        """Erase the consented-gallery data of the person in `photo` (person, templates, events, media).
+
+        Exceptions the policy allows are kept and reported: anything under legal hold, and watchlist entries (they
+        rest on a legal basis and end by rejection or expiry).
+        """
+        require(actor, "admin", "auditor", action="erase a data subject")
+        if len(justification.strip()) < 10:
+            raise PolicyRefusal(
+                "an erasure needs a written justification", hint="e.g. --justification 'erasure request 2026-18'"
+            )
+        people, entries = self._subject_matches(photo)
+        erased_people = erased_events = 0
+        kept: list[str] = [f"watchlist entry {e[0]}: lawful basis, ends by rejection or expiry" for e in entries]
+        report = PurgeReport()
+        with self._tx() as (s, ledger):
+            held = HeldSet(s)
+            for person_id, _, _ in people:
+                if person_id in held.ids["person"]:
+                    kept.append(f"person {person_id}: under legal hold")
+                    continue
+                for ev in list(s.scalars(select(EventRow).where(EventRow.person_id == person_id))):
+                    if held.event(ev):
+                        kept.append(f"event {ev.id}: under legal hold")
+                        continue
+                    delete_event(s, self.media, ev, report)
+                    erased_events += 1
+                s.flush()
+                if s.scalar(select(func.count()).select_from(EventRow).where(EventRow.person_id == person_id)):
+                    continue  # held events still point at the person
+                person = s.get(PersonRow, person_id)
+                if person is not None:
+                    s.delete(person)
+                    erased_people += 1
+            self._audit(
+                ledger,
+                actor,
+                "subject.erase",
+                justification=justification.strip(),
+                details={"people": erased_people, "events": erased_events, "files": report.files, "kept": len(kept)},
+            )
+        return {
+            "people_erased": erased_people,
+            "events_erased": erased_events,
+            "files_deleted": report.files,
+            "kept": kept,
+        }
+
+    # -- keys and reports -----------------------------------------------------------------------------------
+
+    def keys_rotate(self, actor: User) -> str:
+        """Re-encrypt every template and encrypted media file with a new data key; returns the new key id."""
+        require(actor, "admin", action="rotate data keys")
+        old = self.cipher
+        if old.source == "KUZET_DATA_KEY":
+            raise KuzetError(
+                "the data key comes from KUZET_DATA_KEY, so kuzet cannot replace it",
+                hint="unset it to use the key ring in DATA_DIR/keys, or rotate the key in your secret store",
+            )
+        new = old.rotated()
+        # Save the ring with both keys first: a crash part-way leaves every record readable.
+        new.save(self.data_dir / "keys")
+        files = self.media.encrypted_files()
+        with self._tx() as (s, ledger):
+            n = 0
+            for row in s.scalars(select(TemplateRow)):
+                row.vector = new.encrypt(
+                    old.decrypt(row.vector, context=f"person:{row.person_id}"), context=f"person:{row.person_id}"
+                )
+                n += 1
+            for wrow in s.scalars(select(WatchlistTemplateRow)):
+                ctx = f"watchlist:{wrow.entry_id}"
+                wrow.vector = new.encrypt(old.decrypt(wrow.vector, context=ctx), context=ctx)
+                n += 1
+            for rel in files:
+                self.media.reencrypt(rel, old=old, new=new)
+            self._audit(
+                ledger,
+                actor,
+                "keys.rotate",
+                object=f"key:{new.active}",
+                details={"templates": n, "files": len(files), "retired": ",".join(k for k in old.keys)},
+            )
+        final = DataCipher({new.active: new.keys[new.active]}, new.active, source=new.source)
+        final.save(self.data_dir / "keys")
+        self.__dict__["cipher"] = final
+        return new.active
+
+    def transparency_report(self, actor: User, start: date, end: date) -> TransparencyReport:
+        """The public report for a period (aggregates only); producing it is audited."""
+        require(actor, "admin", "auditor", action="produce the transparency report")
+        if end < start:
+            raise KuzetError("--to is before --from", hint="give the period's first and last day")
+        from cryptography.hazmat.primitives import serialization
+
+        pem = self.signer.public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+        with self._tx() as (_, ledger):
+            self._audit(ledger, actor, "report.export", details={"from": start.isoformat(), "to": end.isoformat()})
+        with self.db.session() as s:
+            return build_report(s, self.policy, start=start, end=end, public_key_pem=pem)

@@ -7,9 +7,13 @@ import pytest
 from sqlalchemy import inspect, text
 
 from kuzet.core.errors import StoreError
+from kuzet.store.crypto import DataCipher, key_id
 from kuzet.store.db import Database
 from kuzet.store.media import MediaStore
 from kuzet.store.repositories import EventRepository, GalleryRepository, NewEvent, NewTemplate, RunRecord
+
+KEY = b"0123456789abcdef0123456789abcdef"
+CIPHER = DataCipher({key_id(KEY): KEY}, key_id(KEY), source="test")
 
 
 def _db(tmp_path: Path) -> Database:
@@ -25,7 +29,7 @@ def test_migrations_create_schema_and_are_idempotent(tmp_path: Path) -> None:
     assert {"people", "face_templates", "events", "analysis_runs", "alembic_version"} <= tables
     with db.engine.connect() as c:
         assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
 
 
 def test_templates_round_trip_and_duplicates_are_skipped(tmp_path: Path) -> None:
@@ -33,15 +37,15 @@ def test_templates_round_trip_and_duplicates_are_skipped(tmp_path: Path) -> None
     v = np.linspace(-1, 1, 128).astype(np.float32)
     with db.session() as s:
         ident, added = GalleryRepository(s).add_templates(
-            "Ann", [NewTemplate(v, "h1"), NewTemplate(v * 0.5, "h2")], model="m"
+            "Ann", [NewTemplate(v, "h1"), NewTemplate(v * 0.5, "h2")], model="m", cipher=CIPHER
         )
     assert added == 2
     with db.session() as s:
-        _, added = GalleryRepository(s).add_templates("Ann", [NewTemplate(v, "h1")], model="m")
+        _, added = GalleryRepository(s).add_templates("Ann", [NewTemplate(v, "h1")], model="m", cipher=CIPHER)
     assert added == 0
     with db.session() as s:
-        gallery = GalleryRepository(s).load(model="m")
-        other = GalleryRepository(s).load(model="other-model")
+        gallery = GalleryRepository(s).load(model="m", cipher=CIPHER)
+        other = GalleryRepository(s).load(model="other-model", cipher=CIPHER)
     assert len(gallery) == 2 and gallery.people == [ident]
     assert np.array_equal(gallery.templates[0], v)
     assert len(other) == 0
@@ -51,7 +55,9 @@ def test_failed_transaction_stores_nothing(tmp_path: Path) -> None:
     db = _db(tmp_path)
     run = RunRecord("cam", "src", __import__("datetime").datetime.now(), 1, 1, 1, 1, 0)
     with pytest.raises(RuntimeError), db.session() as s:
-        GalleryRepository(s).add_templates("Bob", [NewTemplate(np.ones(128, np.float32), "x")], model="m")
+        GalleryRepository(s).add_templates(
+            "Bob", [NewTemplate(np.ones(128, np.float32), "x")], model="m", cipher=CIPHER
+        )
         EventRepository(s).save_run(run, [])
         raise RuntimeError("crash mid-way")
     with db.session() as s:
@@ -64,7 +70,9 @@ def test_events_filter_by_camera_and_identity(tmp_path: Path) -> None:
 
     db = _db(tmp_path)
     with db.session() as s:
-        ann, _ = GalleryRepository(s).add_templates("Ann", [NewTemplate(np.ones(128, np.float32), "a")], model="m")
+        ann, _ = GalleryRepository(s).add_templates(
+            "Ann", [NewTemplate(np.ones(128, np.float32), "a")], model="m", cipher=CIPHER
+        )
     for cam in ("gate", "hall"):
         run = RunRecord(cam, "src", datetime.datetime.now(datetime.UTC), 10, 2, 2, 1, 1)
         with db.session() as s:
@@ -97,3 +105,15 @@ def test_head_revision_constant_matches_migrations() -> None:
         "script_location", str(Path(__import__("kuzet.store", fromlist=["x"]).__file__).parent / "migrations")
     )
     assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD_REVISION
+
+
+def test_ciphertexts_are_bound_to_their_record() -> None:
+    from kuzet.core.errors import StoreError
+
+    blob = CIPHER.encrypt(b"template bytes", context="person:1")
+    assert CIPHER.decrypt(blob, context="person:1") == b"template bytes"
+    with pytest.raises(StoreError, match="wrong or the record was altered"):
+        CIPHER.decrypt(blob, context="person:2")
+    tampered = blob[:-1] + bytes([blob[-1] ^ 1])
+    with pytest.raises(StoreError, match="wrong or the record was altered"):
+        CIPHER.decrypt(tampered, context="person:1")

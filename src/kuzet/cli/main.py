@@ -39,6 +39,23 @@ app.add_typer(users_app, name="users")
 app.add_typer(watchlist_app, name="watchlist")
 app.add_typer(review_app, name="review")
 app.add_typer(audit_app, name="audit")
+media_app = typer.Typer(help="Export stored media (redacted by default).", no_args_is_help=True)
+access_app = typer.Typer(help="Time-limited access to unredacted media.", no_args_is_help=True)
+hold_app = typer.Typer(help="Legal holds: keep what a case needs, whatever retention says.", no_args_is_help=True)
+retention_app = typer.Typer(help="Delete what the retention policy says is due.", no_args_is_help=True)
+subject_app = typer.Typer(help="Subject access and erasure requests.", no_args_is_help=True)
+report_app = typer.Typer(help="Public reports.", no_args_is_help=True)
+keys_app = typer.Typer(help="Data encryption keys.", no_args_is_help=True)
+for sub_app, sub_name in [
+    (media_app, "media"),
+    (access_app, "access"),
+    (hold_app, "hold"),
+    (retention_app, "retention"),
+    (subject_app, "subject"),
+    (report_app, "report"),
+    (keys_app, "keys"),
+]:
+    app.add_typer(sub_app, name=sub_name)
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -644,6 +661,255 @@ def audit_consistency(
     )
     if not proof.valid:
         raise typer.Exit(code=1)
+
+
+# -- privacy ------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def redact(
+    source: Annotated[Path, typer.Argument(help="Image or video to redact.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the redacted copy.")],
+    method: Annotated[str, typer.Option("--method", help="pixelate or blur.")] = "pixelate",
+) -> None:
+    """Hide every face and licence plate in an image or video (no sign-in needed: nothing is stored)."""
+    from kuzet.config.models import CenterFaceConfig
+    from kuzet.detect.face.centerface import CenterFaceDetector
+    from kuzet.detect.plate.ppocr import PpOcrPlateDetector
+    from kuzet.governance.redaction import Redactor, redact_video
+    from kuzet.ingest.images import is_still_image, load_image
+    from kuzet.store.media import encode_jpeg
+
+    if method not in ("pixelate", "blur"):
+        raise _fail(InputError(f"--method {method!r} is unknown", hint="use pixelate or blur"))
+    try:
+        if not source.is_file():
+            raise InputError(f"{source} does not exist or is not a file", hint="give an image or video file")
+        if is_still_image(source):
+            redactor = Redactor(CenterFaceDetector(), PpOcrPlateDetector(max_side=960), method=method)
+            result = redactor.redact_image(load_image(source, max_pixels=load_config(state.config).ingest.max_pixels))
+            if out.suffix.lower() in (".jpg", ".jpeg"):
+                out.write_bytes(encode_jpeg(result.image))
+            else:
+                from PIL import Image
+
+                Image.fromarray(result.image).save(out)
+            console.print(f"{out}: {result.faces} face(s) and {result.plates} plate(s) hidden", highlight=False)
+            return
+        # Video: detection at 640 px keeps up with 720p in real time; boxes are reused between detections.
+        redactor = Redactor(
+            CenterFaceDetector(CenterFaceConfig(max_side=640)), PpOcrPlateDetector(max_side=640), method=method
+        )
+        with Progress(
+            TextColumn("[bold]redacting[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+        ) as progress:
+            task = progress.add_task("frames", total=None)
+            stats = redact_video(
+                source,
+                out,
+                redactor,
+                on_start=lambda n: progress.update(task, total=n),
+                on_frame=lambda: progress.advance(task),
+            )
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(
+        f"{out}: {stats.frames} frames ({stats.width}x{stats.height}) in {stats.seconds:.1f} s = "
+        f"{stats.fps:.1f} frames/s, {stats.realtime_factor:.2f}x real time",
+        highlight=False,
+    )
+
+
+@media_app.command("export")
+def media_export(
+    kind: Annotated[str, typer.Argument(help="event or alert.")],
+    object_id: Annotated[int, typer.Argument(help="Its id.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Folder to write the JPEG file(s) to.")],
+    unredacted: Annotated[bool, typer.Option("--unredacted", help="The original, unredacted media.")] = False,
+    justification: Annotated[str, typer.Option("--justification", help="Why (required for --unredacted).")] = "",
+) -> None:
+    """Export an event's snapshot or an alert's best shots (audited)."""
+    try:
+        svc = _service()
+        files = svc.media_export(_signed_in(svc), kind, object_id, unredacted=unredacted, justification=justification)
+        out.mkdir(parents=True, exist_ok=True)
+        for i, data in enumerate(files):
+            name = out / f"{kind}-{object_id}-{i + 1}{'-unredacted' if unredacted else ''}.jpg"
+            name.write_bytes(data)
+            console.print(str(name), highlight=False)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+
+
+@access_app.command("grant")
+def access_grant(
+    name: Annotated[str, typer.Argument(help="User to grant unredacted access to.")],
+    hours: Annotated[float, typer.Option("--hours", help="How long the grant lasts (at most 72).")],
+    justification: Annotated[str, typer.Option("--justification", help="Why (required, audited).")],
+) -> None:
+    """Let a user see unredacted media for a limited time (admins)."""
+    try:
+        svc = _service()
+        until = svc.access_grant(_signed_in(svc), name, hours=hours, justification=justification)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(f"{name} may see unredacted media until {until.isoformat(timespec='minutes')}", highlight=False)
+
+
+@hold_app.command("add")
+def hold_add(
+    case: Annotated[str, typer.Option("--case", help="Case reference.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (required, audited).")],
+    event: Annotated[int | None, typer.Option("--event", help="Hold this event.")] = None,
+    alert: Annotated[int | None, typer.Option("--alert", help="Hold this alert.")] = None,
+    person: Annotated[int | None, typer.Option("--person", help="Hold this person's records.")] = None,
+    watchlist: Annotated[int | None, typer.Option("--watchlist", help="Hold this entry's alerts.")] = None,
+) -> None:
+    """Put a record under legal hold: retention and erasure skip it until the case is released."""
+    chosen = [
+        (t, i)
+        for t, i in (("event", event), ("alert", alert), ("person", person), ("watchlist", watchlist))
+        if i is not None
+    ]
+    if len(chosen) != 1:
+        raise _fail(KuzetError("name exactly one record", hint="use one of --event, --alert, --person, --watchlist"))
+    try:
+        svc = _service()
+        hold_id = svc.hold_add(_signed_in(svc), case, chosen[0][0], int(chosen[0][1]), reason=reason)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(f"hold {hold_id}: {chosen[0][0]} {chosen[0][1]} kept for case {case}", highlight=False)
+
+
+@hold_app.command("release")
+def hold_release(
+    case: Annotated[str, typer.Option("--case", help="Case reference.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (audited).")],
+) -> None:
+    """Release every hold of a case."""
+    try:
+        svc = _service()
+        n = svc.hold_release(_signed_in(svc), case, reason=reason)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(f"released {n} hold(s) of case {case}", highlight=False)
+
+
+@hold_app.command("list")
+def hold_list() -> None:
+    """Active legal holds."""
+    try:
+        svc = _service()
+        rows = svc.holds(_signed_in(svc))
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    table = Table("id", "case", "record", "reason")
+    for r in rows:
+        table.add_row(str(r["id"]), str(r["case"]), str(r["object"]), str(r["reason"]))
+    console.print(table)
+
+
+@retention_app.command("run")
+def retention_run() -> None:
+    """Purge now what the retention policy says is due (audited)."""
+    try:
+        svc = _service()
+        report = svc.retention_run(_signed_in(svc))
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(
+        f"purged {report.events} event(s), {report.unconfirmed_alerts} unconfirmed and {report.confirmed_alerts} "
+        f"confirmed alert(s), {report.recordings} recording(s), {report.over_cap} item(s) over the size cap; "
+        f"{report.files} file(s), {report.bytes_freed} bytes; {report.kept_on_hold} kept on hold",
+        highlight=False,
+    )
+
+
+@subject_app.command("search")
+def subject_search(
+    photo: Annotated[Path, typer.Argument(help="A photo of the person asking.")],
+    justification: Annotated[str, typer.Option("--justification", help="The request's reference (audited).")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON here.")] = None,
+) -> None:
+    """What kuzet holds about a person: gallery records, events, watchlist entries, alerts, media."""
+    try:
+        svc = _service()
+        report = svc.subject_search(_signed_in(svc), photo, justification=justification)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    for key in ("people", "events", "watchlist_entries", "alerts"):
+        rows = report[key]
+        assert isinstance(rows, list)
+        console.print(f"{key.replace('_', ' ')}: {len(rows)}", highlight=False)
+        for r in rows:
+            console.print(f"  {json.dumps(r, ensure_ascii=False)}", highlight=False)
+    if json_out is not None:
+        _write_json(json_out, report)
+
+
+@subject_app.command("erase")
+def subject_erase(
+    photo: Annotated[Path, typer.Argument(help="A photo of the person asking.")],
+    justification: Annotated[str, typer.Option("--justification", help="The request's reference (audited).")],
+) -> None:
+    """Erase a person's gallery data, except what a legal hold or a lawful watchlist entry keeps."""
+    try:
+        svc = _service()
+        result = svc.subject_erase(_signed_in(svc), photo, justification=justification)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(
+        f"erased {result['people_erased']} person record(s), {result['events_erased']} event(s), "
+        f"{result['files_deleted']} file(s)",
+        highlight=False,
+    )
+    kept = result["kept"]
+    assert isinstance(kept, list)
+    for k in kept:
+        console.print(f"  kept: {k}", highlight=False)
+
+
+@report_app.command("transparency")
+def report_transparency(
+    start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="OUT.html, OUT.json or OUT.pdf.")],
+) -> None:
+    """The public transparency report: aggregates only, no names, no faces."""
+    from kuzet.governance.report import write_report
+    from kuzet.governance.watchlists import parse_expiry
+
+    try:
+        svc = _service()
+        rep = svc.transparency_report(_signed_in(svc), parse_expiry(start), parse_expiry(end))
+        write_report(rep, out)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(f"wrote {out}", highlight=False)
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every template and encrypted file with a new data key (admins)."""
+    try:
+        svc = _service()
+        key = svc.keys_rotate(_signed_in(svc))
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(f"data key rotated; active key {key}", highlight=False)
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new random data key (base64) for KUZET_DATA_KEY."""
+    import base64
+    import secrets
+
+    sys.stdout.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
 
 
 # -- demo, config, eval ---------------------------------------------------------------------------------------

@@ -109,10 +109,11 @@ class FaceSample:
 
     Attributes:
         chip: Aligned face chip, shape (150, 150, 3), RGB uint8.
-        crop: The face with some context around it, RGB uint8, for the event snapshot.
+        crop: The face with some context around it, RGB uint8, for the event snapshot (unredacted).
         box: Face box (x1, y1, x2, y2) in frame pixels, shape (4,), float32.
         quality: Higher is better: size x sharpness x frontal pose, in [0, 1].
         pts: Time of the frame in seconds from the stream start.
+        others: Boxes of the other faces of that frame in `crop` pixels, shape (K, 4) float32, to redact.
 
     """
 
@@ -121,6 +122,7 @@ class FaceSample:
     box: NDArray[np.float32]
     quality: float
     pts: float
+    others: NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 4), np.float32))
 
 
 @dataclass(slots=True)
@@ -195,6 +197,7 @@ class Event:
         run_id: The analysis run that produced the event.
         source: Source the event was seen in.
         created_at: When it was stored, ISO 8601 UTC.
+        original: Path of the unredacted crop, encrypted, under the media folder (never shown without a grant).
 
     """
 
@@ -210,6 +213,7 @@ class Event:
     run_id: int
     source: str
     created_at: str
+    original: str = ""
 
 
 ROLES = ("admin", "requester", "approver", "reviewer", "auditor", "operator")

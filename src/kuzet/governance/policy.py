@@ -29,6 +29,22 @@ class CategoryPolicy(BaseModel):
     threshold: float = Field(0.92, ge=-1.0, le=1.0, description="Operating threshold (cosine) for face hits.")
 
 
+class RetentionPolicy(BaseModel):
+    """How long each kind of data is kept; enforced by `kuzet retention run` and on a schedule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_snapshots_days: int = Field(30, ge=1, le=3650, description="Match events and their snapshots.")
+    unconfirmed_alerts_days: int = Field(30, ge=1, le=3650, description="Pending or rejected alerts and their media.")
+    confirmed_evidence_days: int = Field(365, ge=1, le=3650, description="Confirmed alerts and their media.")
+    recordings_days: int = Field(7, ge=1, le=3650, description="Files under media/recordings.")
+    audit_ledger_days: int = Field(
+        3650, ge=365, le=36500, description="The audit ledger (never pruned by kuzet before this; see docs)."
+    )
+    media_cap_mb: int = Field(10240, ge=1, description="Above this, the oldest media is purged first.")
+    interval_hours: float = Field(24.0, gt=0, le=720, description="How often the purge runs on its own.")
+
+
 class PolicyModel(BaseModel):
     """The whole policy file."""
 
@@ -42,6 +58,7 @@ class PolicyModel(BaseModel):
     prohibited_labels: dict[str, list[str]] = Field(
         default_factory=dict, description="Extra prohibited labels by language; added to the built-in lists."
     )
+    retention: RetentionPolicy = Field(default_factory=RetentionPolicy, description="Retention per kind of data.")
 
 
 class Policy:
@@ -71,6 +88,8 @@ class Policy:
             out[f"{name}.max_days"] = c.max_days
             out[f"{name}.required_reviews"] = c.required_reviews
             out[f"{name}.threshold"] = c.threshold
+        for key, value in self.model.retention.model_dump().items():
+            out[f"retention.{key}"] = value
         return out
 
 

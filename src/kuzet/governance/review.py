@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
@@ -28,6 +28,7 @@ class NewAlert:
     track_id: int
     snapshots: list[str]
     required_reviews: int
+    originals: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,7 @@ class AlertRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, alert: NewAlert, *, run_id: int, camera: str, source: str) -> int:
+    def add(self, alert: NewAlert, *, run_id: int, camera: str, source: str, now: datetime | None = None) -> int:
         """Store a pending alert; returns its id."""
         row = AlertRow(
             run_id=run_id,
@@ -92,10 +93,11 @@ class AlertRepository:
             end=alert.end,
             track_id=alert.track_id,
             snapshots=json.dumps(alert.snapshots),
+            originals=json.dumps(alert.originals),
             source=source,
             status=PENDING,
             required_reviews=alert.required_reviews,
-            created_at=datetime.now(UTC),
+            created_at=now or datetime.now(UTC),
             decided_at=None,
         )
         self.session.add(row)

@@ -14,6 +14,7 @@ from kuzet.core.errors import KuzetError, NotFoundError
 from kuzet.core.types import Identity
 from kuzet.governance.policy import Policy
 from kuzet.governance.screening import Refusal
+from kuzet.store.crypto import DataCipher
 from kuzet.store.models import UserRow, WatchlistEntryRow, WatchlistTemplateRow
 
 PENDING, APPROVED, REJECTED, EXPIRED = "pending", "approved", "rejected", "expired"
@@ -119,7 +120,15 @@ class WatchlistRepository:
         self.session = session
 
     def add(
-        self, req: WatchlistRequest, *, requester_id: int, vector: NDArray[np.float32], model: str, photo: str, sha: str
+        self,
+        req: WatchlistRequest,
+        *,
+        requester_id: int,
+        vector: NDArray[np.float32],
+        model: str,
+        photo: str,
+        sha: str,
+        cipher: DataCipher,
     ) -> int:
         """Store a new pending entry with its template; returns its id."""
         row = WatchlistEntryRow(
@@ -144,7 +153,11 @@ class WatchlistRepository:
         self.session.add(row)
         self.session.flush()
         self.session.add(
-            WatchlistTemplateRow(entry_id=row.id, model=model, vector=np.ascontiguousarray(vector, "<f4").tobytes())
+            WatchlistTemplateRow(
+                entry_id=row.id,
+                model=model,
+                vector=cipher.encrypt(np.ascontiguousarray(vector, "<f4").tobytes(), context=f"watchlist:{row.id}"),
+            )
         )
         self.session.flush()
         return row.id
@@ -175,9 +188,9 @@ class WatchlistRepository:
         )
 
     def active_identities(
-        self, *, model: str, now: datetime, policy: Policy
+        self, *, model: str, now: datetime, policy: Policy, cipher: DataCipher
     ) -> tuple[list[Identity], list[bytes], list[int]]:
-        """Approved, unexpired face entries: identities, template blobs and the owner index of each blob."""
+        """Approved, unexpired face entries: identities, decrypted template bytes and the owner index of each."""
         rows = self.session.execute(
             select(WatchlistEntryRow, WatchlistTemplateRow.vector)
             .join(WatchlistTemplateRow, WatchlistTemplateRow.entry_id == WatchlistEntryRow.id)
@@ -204,7 +217,7 @@ class WatchlistRepository:
                         person_id=entry.id, name=entry.subject_name, kind="watchlist", threshold=category.threshold
                     )
                 )
-            blobs.append(blob)
+            blobs.append(cipher.decrypt(blob, context=f"watchlist:{entry.id}"))
             owners.append(index[entry.id])
         return people, blobs, owners
 

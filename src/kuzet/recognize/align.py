@@ -109,12 +109,21 @@ def align_faces(image: Image, landmarks: NDArray[np.float32], *, size: int = CHI
     return chips
 
 
-def crop_with_margin(image: Image, box: NDArray[np.float32], *, margin: float = 0.4) -> Image:
-    """The box enlarged by `margin` of its size on each side, clipped to the image; RGB uint8 copy."""
+def crop_region(image: Image, box: NDArray[np.float32], *, margin: float = 0.4) -> tuple[Image, int, int]:
+    """The box enlarged by `margin` of its size on each side, clipped to the image.
+
+    Returns:
+        An RGB uint8 copy of the region, and the region's top-left corner (x, y) in the image.
+    """
     x1, y1, x2, y2 = (float(v) for v in box)
     w, h = x2 - x1, y2 - y1
     xa = max(0, int(x1 - margin * w))
     ya = max(0, int(y1 - margin * h))
     xb = min(image.shape[1], int(np.ceil(x2 + margin * w)))
     yb = min(image.shape[0], int(np.ceil(y2 + margin * h)))
-    return np.ascontiguousarray(image[ya:yb, xa:xb])
+    return np.ascontiguousarray(image[ya:yb, xa:xb]), xa, ya
+
+
+def crop_with_margin(image: Image, box: NDArray[np.float32], *, margin: float = 0.4) -> Image:
+    """The box enlarged by `margin` of its size on each side, clipped to the image; RGB uint8 copy."""
+    return crop_region(image, box, margin=margin)[0]

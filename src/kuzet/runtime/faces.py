@@ -10,10 +10,13 @@ from kuzet.analytics.faces import decide_tracks
 from kuzet.config.models import KuzetConfig
 from kuzet.core.types import FaceSample, FaceTrack, Frame, Identity, TrackDecision
 from kuzet.detect.face.base import FaceDetector
-from kuzet.recognize.align import align_faces, crop_with_margin
+from kuzet.recognize.align import align_faces, crop_region
 from kuzet.recognize.base import FaceEmbedder, GalleryIndex
 from kuzet.track.bestshot import face_quality, keep_best
 from kuzet.track.iou import IoUTracker
+
+SNAPSHOT_MARGIN = 0.6
+"""Context kept around a face in its snapshot, as a fraction of the face box on each side."""
 
 
 @dataclass(slots=True)
@@ -77,12 +80,16 @@ class FaceAnalyzer:
                 track.end = frame.pts
                 track.hits += 1
                 if len(track.shots) < self.config.tracker.best_shots or quality[i] > track.shots[-1].quality:
+                    crop, x0, y0 = crop_region(frame.image, dets.boxes[i], margin=SNAPSHOT_MARGIN)
+                    # Other faces in the frame, in crop pixels: a stored snapshot shows only its subject.
+                    others = np.delete(dets.boxes, i, axis=0) - np.array([x0, y0, x0, y0], np.float32)
                     sample = FaceSample(
                         chip=chips[i].copy(),
-                        crop=crop_with_margin(frame.image, dets.boxes[i]),
+                        crop=crop,
                         box=dets.boxes[i].copy(),
                         quality=float(quality[i]),
                         pts=frame.pts,
+                        others=others.astype(np.float32),
                     )
                     keep_best(track.shots, sample, limit=self.config.tracker.best_shots)
         if frame.still:

@@ -31,7 +31,7 @@ def _begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 """The newest migration in `store/migrations/versions` (a test checks they agree)."""
 
 

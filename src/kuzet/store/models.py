@@ -72,6 +72,7 @@ class EventRow(Base):
     end: Mapped[float] = mapped_column(Float)
     track_id: Mapped[int] = mapped_column(Integer)
     snapshot: Mapped[str] = mapped_column(Text)
+    original: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
@@ -184,6 +185,7 @@ class AlertRow(Base):
     end: Mapped[float] = mapped_column(Float)
     track_id: Mapped[int] = mapped_column(Integer)
     snapshots: Mapped[str] = mapped_column(Text)
+    originals: Mapped[str] = mapped_column(Text, default="[]")
     source: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True)
     required_reviews: Mapped[int] = mapped_column(Integer)
@@ -203,3 +205,31 @@ class ReviewRow(Base):
     decision: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HoldRow(Base):
+    """A legal hold: what it names is kept, whatever retention says, until the hold is released."""
+
+    __tablename__ = "legal_holds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_ref: Mapped[str] = mapped_column(String(100), index=True)
+    object_type: Mapped[str] = mapped_column(String(16))
+    object_id: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AccessGrantRow(Base):
+    """Time-limited permission for one user to see unredacted media."""
+
+    __tablename__ = "access_grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    granted_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    justification: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

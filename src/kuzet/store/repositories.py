@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from kuzet.core.types import Event, Identity
 from kuzet.recognize.gallery import NumpyGallery
+from kuzet.store.crypto import DataCipher
 from kuzet.store.models import AnalysisRunRow, EventRow, PersonRow, TemplateRow
 
 
@@ -50,6 +51,7 @@ class GalleryRepository:
         templates: list[NewTemplate],
         *,
         model: str,
+        cipher: DataCipher,
         consent: str = "consent",
         enrolled_by: int | None = None,
     ) -> tuple[Identity, int]:
@@ -77,7 +79,7 @@ class GalleryRepository:
                     person_id=person.id,
                     model=model,
                     dim=int(vec.shape[0]),
-                    vector=vec.tobytes(),
+                    vector=cipher.encrypt(vec.tobytes(), context=f"person:{person.id}"),
                     photo_sha256=t.photo_sha256,
                     created_at=now,
                 )
@@ -86,8 +88,8 @@ class GalleryRepository:
         self.session.flush()
         return Identity(person_id=person.id, name=person.name), added
 
-    def load(self, *, model: str) -> NumpyGallery:
-        """Every template made by `model`, as an in-memory index."""
+    def load(self, *, model: str, cipher: DataCipher) -> NumpyGallery:
+        """Every template made by `model`, decrypted into an in-memory index."""
         rows = self.session.execute(
             select(TemplateRow.person_id, TemplateRow.vector, PersonRow.name)
             .join(PersonRow, PersonRow.id == TemplateRow.person_id)
@@ -102,7 +104,7 @@ class GalleryRepository:
             if person_id not in index:
                 index[person_id] = len(people)
                 people.append(Identity(person_id=person_id, name=name))
-            vectors.append(np.frombuffer(blob, dtype="<f4"))
+            vectors.append(np.frombuffer(cipher.decrypt(blob, context=f"person:{person_id}"), dtype="<f4"))
             owners.append(index[person_id])
         templates = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 128), np.float32)
         return NumpyGallery(templates, np.asarray(owners, np.intp), people)
@@ -143,6 +145,7 @@ class NewEvent:
     end: float
     track_id: int
     snapshot: str
+    original: str = ""
 
 
 class EventRepository:
@@ -151,9 +154,11 @@ class EventRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def save_run(self, run: RunRecord, events: list[NewEvent]) -> tuple[int, list[Event]]:
+    def save_run(
+        self, run: RunRecord, events: list[NewEvent], *, now: datetime | None = None
+    ) -> tuple[int, list[Event]]:
         """Store a run and its events together; returns the run id and the stored events."""
-        now = datetime.now(UTC)
+        now = now or datetime.now(UTC)
         row = AnalysisRunRow(
             camera=run.camera,
             source=run.source,
@@ -178,6 +183,7 @@ class EventRepository:
                 end=e.end,
                 track_id=e.track_id,
                 snapshot=e.snapshot,
+                original=e.original,
                 source=run.source,
                 created_at=now,
             )
@@ -211,4 +217,5 @@ def _event(r: EventRow) -> Event:
         run_id=r.run_id,
         source=r.source,
         created_at=_iso(r.created_at),
+        original=r.original,
     )

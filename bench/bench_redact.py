@@ -1,0 +1,70 @@
+"""Speed of `kuzet redact` on 720p video: frames/s and the real-time factor.
+
+Builds a 1280x720 clip by upscaling `video/car-detection.mp4` (cars with plates, 12.5 frames/s) and another at
+30 frames/s from the Hamilton clip (faces), then redacts both as `kuzet redact` does.
+
+Usage: python bench/bench_redact.py [--out bench/results/redact.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from kuzet.config.models import CenterFaceConfig
+from kuzet.detect.face.centerface import CenterFaceDetector
+from kuzet.detect.plate.ppocr import PpOcrPlateDetector
+from kuzet.governance.redaction import Redactor, redact_video
+
+DATA = Path(os.environ.get("KUZET_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def upscale(src: Path, out: Path, *, fps: float | None, frames: int) -> None:
+    with av.open(str(src)) as inp, av.open(str(out), "w") as dst:
+        vin = inp.streams.video[0]
+        stream = dst.add_stream("libx264", rate=int(fps) if fps else vin.average_rate)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        for i, frame in enumerate(inp.decode(vin)):
+            if i >= frames:
+                break
+            image = cv2.resize(frame.to_ndarray(format="rgb24"), (1280, 720), interpolation=cv2.INTER_LINEAR)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+                dst.mux(packet)
+        for packet in stream.encode():
+            dst.mux(packet)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench/results/redact.json"))
+    args = parser.parse_args()
+    redactor = Redactor(CenterFaceDetector(CenterFaceConfig(max_side=640)), PpOcrPlateDetector(max_side=640))
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, source, fps in [
+            ("cars-720p-12.5fps", DATA / "video" / "car-detection.mp4", None),
+            ("faces-720p-30fps", DATA / "video" / "short_hamilton_clip.mp4", 30.0),
+        ]:
+            clip = Path(tmp) / f"{name}.mp4"
+            upscale(source, clip, fps=fps, frames=200)
+            stats = redact_video(clip, Path(tmp) / f"{name}-redacted.mp4", redactor)
+            results[name] = {
+                "frames": stats.frames,
+                "seconds": round(stats.seconds, 2),
+                "frames_per_s": round(stats.fps, 1),
+                "realtime_factor": round(stats.realtime_factor, 2),
+            }
+            print(f"{name}: {stats.fps:.1f} frames/s, {stats.realtime_factor:.2f}x real time ({stats.frames} frames)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"cpus": os.cpu_count(), "results": results}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

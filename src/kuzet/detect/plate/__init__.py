@@ -1,0 +1,1 @@
+"""Licence-plate and text-region detectors."""
