@@ -45,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench/results/redact.json"))
     args = parser.parse_args()
-    redactor = Redactor(CenterFaceDetector(CenterFaceConfig(max_side=640)), PpOcrPlateDetector(max_side=640))
+    redactor = Redactor(CenterFaceDetector(CenterFaceConfig(max_side=480)), PpOcrPlateDetector(max_side=640))
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, source, fps in [
