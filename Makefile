@@ -4,8 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Debian packages the Python wheels need at run time (OpenCV's GUI-less core still links libGL and GLib).
 DEBIAN_PACKAGES := libgl1 libglib2.0-0
+# ... and what the tests need: Debian's Chromium for the browser tests (Playwright drives it; no browser download).
+TEST_DEBIAN_PACKAGES := $(DEBIAN_PACKAGES) chromium
 
-.PHONY: run test install install-test system-deps lint typecheck pytest bench eval clean
+.PHONY: run test install install-test system-deps test-system-deps apt-install lint typecheck pytest bench load eval clean
 
 run: install
 	$(BIN)/kuzet demo
@@ -13,7 +15,13 @@ run: install
 test: install-test lint typecheck pytest
 
 system-deps:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(DEBIAN_PACKAGES)"
+
+test-system-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_DEBIAN_PACKAGES)"
+
+apt-install:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
@@ -34,7 +42,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 install: system-deps $(VENV)/.installed
 
-install-test: system-deps $(VENV)/.installed-test
+install-test: test-system-deps $(VENV)/.installed-test
 
 lint: install-test
 	$(BIN)/ruff check src tests bench
@@ -48,6 +56,10 @@ pytest: install-test
 
 bench: install
 	$(BIN)/python bench/bench_analyze.py --out bench/results/analyze.json
+	$(BIN)/python bench/bench_redact.py --out bench/results/redact.json
+
+load: install-test
+	$(BIN)/python bench/load_events.py --out bench/results/load.json
 
 eval: install
 	$(BIN)/python bench/eval_faces.py

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import func, select
@@ -36,10 +37,11 @@ from kuzet.core.errors import (
     InputError,
     KuzetError,
     NotFoundError,
+    PermissionDenied,
     PolicyRefusal,
     StoreError,
 )
-from kuzet.core.types import Event, FaceSample, Frame, Identity, TrackDecision, User
+from kuzet.core.types import ROLES, Event, FaceSample, Frame, Identity, TrackDecision, User
 from kuzet.detect.face import FaceDetector, build_face_detector
 from kuzet.detect.plate.ppocr import PpOcrPlateDetector
 from kuzet.governance import review as review_mod
@@ -52,7 +54,7 @@ from kuzet.governance.retention import HOLD_TYPES, HeldSet, PurgeReport, delete_
 from kuzet.governance.review import Alert, AlertRepository, NewAlert
 from kuzet.governance.users import UserRepository, require
 from kuzet.ingest.images import load_image
-from kuzet.ingest.sources import open_source
+from kuzet.ingest.sources import FrameSource, open_source
 from kuzet.recognize import FaceEmbedder, build_face_embedder
 from kuzet.recognize.align import align_faces, crop_with_margin
 from kuzet.recognize.gallery import NumpyGallery
@@ -723,12 +725,17 @@ class Kuzet:
         camera: str | None = None,
         identity: str | None = None,
         limit: int = 1000,
+        offset: int = 0,
+        since: datetime | None = None,
+        until: datetime | None = None,
         justification: str = "",
     ) -> list[Event]:
         """Stored events, newest first; viewing them is audited."""
         require(actor, "admin", "operator", "reviewer", "auditor", action="view events")
         with self._tx() as (s, ledger):
-            rows = EventRepository(s).list(camera=camera, identity=identity, limit=limit)
+            rows = EventRepository(s).list(
+                camera=camera, identity=identity, limit=limit, offset=offset, since=since, until=until
+            )
             self._audit(
                 ledger,
                 actor,
@@ -921,9 +928,11 @@ class Kuzet:
 
         The unredacted originals need the reviewer or auditor role or a current grant, and a written justification.
         """
+        if kind == "watchlist":
+            return [self._watchlist_photo(actor, object_id)]
         require(actor, "admin", "operator", "reviewer", "auditor", action="export media")
         if kind not in ("event", "alert"):
-            raise KuzetError(f"unknown kind {kind!r}", hint="use event or alert")
+            raise KuzetError(f"unknown kind {kind!r}", hint="use event, alert or watchlist")
         if unredacted and len(justification.strip()) < 10:
             raise self._refuse(
                 actor,
@@ -931,6 +940,19 @@ class Kuzet:
                 object=f"{kind}:{object_id}",
                 reason="unredacted access needs a written justification of at least 10 characters",
             )
+        if unredacted:
+            with self.db.session() as s:
+                allowed = self._may_see_unredacted(s, actor)
+            if not allowed:
+                refusal = self._refuse(
+                    actor,
+                    "media.export_refused",
+                    object=f"{kind}:{object_id}",
+                    reason=f"{actor.name} may not see unredacted media: "
+                    "it needs the reviewer or auditor role or a grant",
+                    hint="ask an administrator for `kuzet access grant`",
+                )
+                raise PermissionDenied(refusal.message, hint=refusal.hint)
         with self.db.session() as s:
             if kind == "event":
                 ev = s.get(EventRow, object_id)
@@ -942,15 +964,6 @@ class Kuzet:
                 if al is None:
                     raise NotFoundError(f"alert {object_id} does not exist", hint="see `kuzet review list`")
                 redacted, originals = json.loads(al.snapshots), json.loads(al.originals)
-            allowed = self._may_see_unredacted(s, actor)
-        if unredacted and not allowed:
-            raise self._refuse(
-                actor,
-                "media.export_refused",
-                object=f"{kind}:{object_id}",
-                reason=f"{actor.name} may not see unredacted media: it needs the reviewer or auditor role or a grant",
-                hint="ask an administrator for `kuzet access grant`",
-            )
         if unredacted:
             data = [self.media.read_encrypted(rel, cipher=self.cipher) for rel in originals if rel]
         else:
@@ -964,6 +977,19 @@ class Kuzet:
                 justification=justification.strip(),
                 details={"unredacted": unredacted, "files": len(data)},
             )
+        return data
+
+    def _watchlist_photo(self, actor: User, entry_id: int) -> bytes:
+        """The enrolled photo of a watchlist entry, for the people who decide on it (audited)."""
+        require(actor, "reviewer", "approver", "auditor", action="see watchlist photos")
+        with self.db.session() as s:
+            row = s.get(WatchlistEntryRow, entry_id)
+            if row is None or not row.photo:
+                raise NotFoundError(f"watchlist entry {entry_id} has no photo", hint="it expired or was rejected")
+            rel = row.photo
+        data = self.media.path(rel).read_bytes()
+        with self._tx() as (_, ledger):
+            self._audit(ledger, actor, "media.export", object=f"watchlist:{entry_id}", details={"unredacted": False})
         return data
 
     def hold_add(self, actor: User, case: str, object_type: str, object_id: int, *, reason: str) -> int:
@@ -1236,3 +1262,136 @@ class Kuzet:
             self._audit(ledger, actor, "report.export", details={"from": start.isoformat(), "to": end.isoformat()})
         with self.db.session() as s:
             return build_report(s, self.policy, start=start, end=end, public_key_pem=pem)
+
+    # -- dashboard helpers ----------------------------------------------------------------------------------
+
+    def cameras(self, actor: User) -> list[dict[str, object]]:
+        """Configured cameras and every camera seen in an analysis, with run counts."""
+        require(actor, "admin", "operator", "reviewer", "auditor", action="view cameras")
+        from kuzet.ingest.sources import redact_url
+        from kuzet.store.models import AnalysisRunRow
+
+        out: dict[str, dict[str, object]] = {
+            c.name: {
+                "name": c.name,
+                "source": redact_url(c.source),
+                "fps": c.fps,
+                "runs": 0,
+                "frames": 0,
+                "last_run": "",
+            }
+            for c in self.config.cameras
+        }
+        with self.db.session() as s:
+            for run in s.scalars(select(AnalysisRunRow).order_by(AnalysisRunRow.id)):
+                cam = out.setdefault(
+                    run.camera,
+                    {"name": run.camera, "source": run.source, "fps": None, "runs": 0, "frames": 0, "last_run": ""},
+                )
+                cam["runs"] = int(str(cam["runs"])) + 1
+                cam["frames"] = int(str(cam["frames"])) + run.frames
+                cam["last_run"] = run.finished_at.isoformat(timespec="seconds")
+        return list(out.values())
+
+    def alert_feed(self, after: int) -> list[dict[str, object]]:
+        """Alerts newer than id `after`, for live updates (no names: the review page shows those)."""
+        with self.db.session() as s:
+            rows = s.scalars(select(AlertRow).where(AlertRow.id > after).order_by(AlertRow.id).limit(100))
+            return [
+                {
+                    "id": a.id,
+                    "camera": a.camera,
+                    "status": a.status,
+                    "score": a.score,
+                    "created_at": a.created_at.isoformat(),
+                }
+                for a in rows
+            ]
+
+    def overview(self, actor: User) -> dict[str, object]:
+        """Counts for the dashboard's first page."""
+        require(actor, *ROLES, action="view the overview")
+        with self.db.session() as s:
+            alerts = dict(s.execute(select(AlertRow.status, func.count()).group_by(AlertRow.status)).all())
+            events = int(s.scalar(select(func.count()).select_from(EventRow)) or 0)
+            ledger = AuditLedger(s)
+            cp = ledger.latest_checkpoint()
+            size = ledger.size()
+        return {
+            "alerts": {str(k): int(v) for k, v in alerts.items()},
+            "events": events,
+            "ledger_entries": size,
+            "checkpoint": None
+            if cp is None
+            else {"id": cp.checkpoint_id, "tree_size": cp.tree_size, "root": cp.root_hash},
+        }
+
+    def record_lockout(self, name: str, address: str) -> None:
+        """Ledger a sign-in lockout after repeated failures."""
+        with self._tx() as (_, ledger):
+            ledger.append(
+                actor="anonymous",
+                action="auth.locked",
+                object=f"user:{name[:64]}",
+                details={"address": address},
+                source=self.origin,
+            )
+
+    def camera_source(self, actor: User, name: str) -> str:
+        """Where a camera's pictures come from: its configured source, else the source of its last analysis."""
+        require(actor, "admin", "operator", "reviewer", "auditor", action="view cameras")
+        for cam in self.config.cameras:
+            if cam.name == name and cam.source:
+                return cam.source
+        from kuzet.store.models import AnalysisRunRow
+
+        with self.db.session() as s:
+            source = s.scalar(
+                select(AnalysisRunRow.source)
+                .where(AnalysisRunRow.camera == name)
+                .order_by(AnalysisRunRow.id.desc())
+                .limit(1)
+            )
+        if not source:
+            raise NotFoundError(
+                f"camera {name!r} has no source to show", hint="configure it or analyse a video with it"
+            )
+        return source
+
+    def camera_replay(self, actor: User, name: str, *, fps: float = 5.0, max_frames: int = 3000) -> Iterator[bytes]:
+        """JPEG frames of a camera's stream (or its last analysed video) with detections drawn; audited.
+
+        Every face and plate is pixelated: the picture an operator watches never shows a stranger's face.
+        """
+        source = self.camera_source(actor, name)
+        frames = open_source(source, fps=fps, config=self.config.ingest)  # fails here, before any frame is sent
+        with self._tx() as (_, ledger):
+            self._audit(ledger, actor, "camera.view", object=f"camera:{name}", details={"fps": fps})
+        return self._overlay_frames(name, frames, max_frames)
+
+    def _overlay_frames(self, name: str, source: FrameSource, max_frames: int) -> Iterator[bytes]:
+        plates = np.zeros((0, 4), np.float32)
+        with source as frames:
+            for i, frame in enumerate(frames):
+                if i >= max_frames:
+                    return
+                image = frame.image.copy()
+                h, w = image.shape[:2]
+                faces = self.face_detector.detect(frame.image).boxes
+                if i % 10 == 0:
+                    plates = self.plate_detector.detect(frame.image).boxes
+                obscure(image, expand(faces, 0.15, w, h))
+                obscure(image, expand(plates, 0.1, w, h))
+                for box, colour in [(b, (46, 204, 113)) for b in faces] + [(b, (52, 152, 219)) for b in plates]:
+                    x1, y1, x2, y2 = (int(v) for v in box)
+                    cv2.rectangle(image, (x1, y1), (x2, y2), colour, 2)
+                cv2.putText(
+                    image,
+                    f"{name}  t={frame.pts:.1f}s  faces {len(faces)}",
+                    (8, 22),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.6,
+                    (255, 255, 255),
+                    2,
+                )
+                yield encode_jpeg(image, quality=80)

@@ -203,3 +203,26 @@ def test_ledger_survives_sigkill_mid_write(tmp_path: Path) -> None:
         entry = AuditLedger(s).append(actor="after", action="test.resume")
     assert entry.seq == size + 1
     db.dispose()
+
+
+def test_checkpoint_after_a_rolled_back_append_signs_the_true_root(tmp_path: Path) -> None:
+    """The cached Merkle frontier must not keep a leaf whose transaction rolled back."""
+    from kuzet.audit import merkle
+
+    db = Database(f"sqlite:///{tmp_path / 'k.db'}")
+    db.migrate()
+    signer = LedgerSigner.load_or_create(tmp_path / "keys")
+    with db.session() as s:
+        AuditLedger(s).append(actor="a", action="x")
+        AuditLedger(s).checkpoint(signer)
+    with pytest.raises(RuntimeError), db.session() as s:
+        AuditLedger(s).append(actor="a", action="will-roll-back")
+        AuditLedger(s).checkpoint(signer)
+        raise RuntimeError("crash")
+    with db.session() as s:
+        ledger = AuditLedger(s)
+        ledger.append(actor="a", action="kept")
+        cp = ledger.checkpoint(signer)
+        assert cp is not None and cp.root_hash == merkle.root(ledger.leaves()).hex()
+        assert verify_ledger(s, signer).ok
+    db.dispose()

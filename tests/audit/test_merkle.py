@@ -63,3 +63,14 @@ def test_consistency_proofs_verify_and_reject_rewrites(n: int, data: st.DataObje
         rewritten = list(leaves[:m])
         rewritten[k] = merkle.leaf_hash(b"rewritten")
         assert not merkle.verify_consistency(m, n, merkle.root(rewritten), new_root, proof)
+
+
+@given(st.integers(0, 130))
+def test_frontier_matches_full_root(n: int) -> None:
+    frontier = merkle.Frontier()
+    leaves = _leaves(n)
+    for i, leaf in enumerate(leaves):
+        frontier.append(leaf)
+        if i % 7 == 0:
+            assert frontier.root() == merkle.root(leaves[: i + 1])
+    assert frontier.root() == merkle.root(leaves) and frontier.size == n

@@ -122,7 +122,7 @@ def test_commands_need_a_signed_in_user(tmp_path: Path, faces_dir: Path) -> None
 def test_console_script_demo_runs_from_installed_packages(tmp_path: Path) -> None:
     exe = shutil.which("kuzet") or str(Path(sys.executable).parent / "kuzet")
     proc = subprocess.run(
-        [exe, "--data-dir", str(tmp_path / "home"), "demo"],
+        [exe, "--data-dir", str(tmp_path / "home"), "demo", "--no-serve"],
         capture_output=True,
         text=True,
         timeout=300,

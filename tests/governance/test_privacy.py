@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from kuzet.app import Kuzet
-from kuzet.core.errors import PolicyRefusal, StoreError
+from kuzet.core.errors import PermissionDenied, PolicyRefusal, StoreError
 from kuzet.core.geometry import iou_matrix
 from kuzet.core.types import User
 from kuzet.detect.face.centerface import CenterFaceDetector
@@ -87,7 +87,7 @@ def test_stored_snapshot_hides_every_other_face(
     (original_rel,) = con.execute("SELECT original FROM events").fetchone()
     con.close()
     assert is_encrypted(service.media.path(original_rel).read_bytes())
-    with pytest.raises(PolicyRefusal, match="may not see unredacted"):
+    with pytest.raises(PermissionDenied, match="may not see unredacted"):
         service.media_export(team["op"], "event", event.event_id, unredacted=True, justification="curious about it")
     service.access_grant(
         add_user(service, "boss", "admin"), "olga", hours=1, justification="court asked for the original"
@@ -97,7 +97,7 @@ def test_stored_snapshot_hides_every_other_face(
     )
     later = datetime.now(UTC) + timedelta(hours=2)
     service.now = lambda: later  # the grant has run out
-    with pytest.raises(PolicyRefusal, match="may not see unredacted"):
+    with pytest.raises(PermissionDenied, match="may not see unredacted"):
         service.media_export(team["op"], "event", event.event_id, unredacted=True, justification="court order 77/2026")
     actions = [e.action for e in service.audit_log(team["aud"])]
     assert actions.count("media.export") == 2 and actions.count("media.export_refused") == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,10 @@ from kuzet.audit.signing import LedgerSigner
 from kuzet.store.models import AuditEntryRow, CheckpointRow
 
 GENESIS = "0" * 64
+# Per-database frontier of the Merkle tree (with its last leaf), so that a checkpoint costs O(new entries), not
+# O(ledger). Writers hold the database's write lock while they use it; the lock below guards the dict itself.
+_FRONTIERS: dict[str, tuple[merkle.Frontier, bytes]] = {}
+_FRONTIERS_LOCK = threading.Lock()
 Details = dict[str, str | int | float | bool | None]
 
 
@@ -169,8 +174,8 @@ class AuditLedger:
         return _to_entry(row)
 
     def size(self) -> int:
-        """Number of entries."""
-        return int(self.session.scalar(select(func.count()).select_from(AuditEntryRow)) or 0)
+        """Number of entries (the last sequence number: numbering has no gaps in an intact ledger)."""
+        return int(self.session.scalar(select(func.max(AuditEntryRow.seq))) or 0)
 
     def entries(self, *, start: int = 1, limit: int = 1000, action: str | None = None) -> list[AuditEntry]:
         """Entries from sequence number `start` on, oldest first."""
@@ -195,20 +200,50 @@ class AuditLedger:
         row = self.session.scalars(select(CheckpointRow).order_by(CheckpointRow.id.desc()).limit(1)).first()
         return None if row is None else _to_checkpoint(row)
 
+    def _root(self, size: int) -> tuple[int, str]:
+        """(size, root) of the whole ledger of `size` entries, extending a cached frontier with the newest leaves."""
+        bind = self.session.get_bind()
+        key = str(bind.engine.url)
+        with _FRONTIERS_LOCK:
+            entry = _FRONTIERS.get(key)
+        cached, last = entry if entry is not None else (merkle.Frontier(), b"")
+        if cached.size:
+            # A rolled-back transaction may have left leaves in the cache that the database never kept.
+            stored = self.session.scalar(select(AuditEntryRow.entry_hash).where(AuditEntryRow.seq == cached.size))
+            if cached.size > size or stored is None or bytes.fromhex(stored) != last:
+                cached, last = merkle.Frontier(), b""
+        newer = self.session.scalars(
+            select(AuditEntryRow.entry_hash).where(AuditEntryRow.seq > cached.size).order_by(AuditEntryRow.seq)
+        )
+        for h in newer:
+            last = bytes.fromhex(h)
+            cached.append(last)
+        if cached.size != size:  # a gap in the numbering: rebuild rather than trust anything cached
+            cached = merkle.Frontier()
+            for leaf in self.leaves():
+                cached.append(leaf)
+                last = leaf
+        with _FRONTIERS_LOCK:
+            _FRONTIERS[key] = (cached, last)
+        return cached.size, cached.root().hex()
+
     def checkpoint(self, signer: LedgerSigner, *, force: bool = False) -> Checkpoint | None:
         """Sign the current size and root; skipped (None) when nothing was added since the last one unless forced.
 
         Once the transaction commits, pass the checkpoint to `append_checkpoint_log` to keep a copy outside the
-        database.
+        database. (Verification never uses the cached frontier: it rehashes every entry.)
         """
-        leaves = self.leaves()
-        latest = self.latest_checkpoint()
-        if latest is not None and latest.tree_size == len(leaves) and not force:
+        size = self.size()
+        latest_size = self.session.scalar(select(CheckpointRow.tree_size).order_by(CheckpointRow.id.desc()).limit(1))
+        if latest_size == size and not force:
             return None
-        root_hex = merkle.root(leaves).hex()
+        size, root_hex = self._root(size)
+        leaves_count = size
         ts = datetime.now(UTC).isoformat(timespec="microseconds")
-        signature = signer.sign(checkpoint_message(len(leaves), root_hex, ts)).hex()
-        row = CheckpointRow(tree_size=len(leaves), root_hash=root_hex, ts=ts, key_id=signer.key_id, signature=signature)
+        signature = signer.sign(checkpoint_message(leaves_count, root_hex, ts)).hex()
+        row = CheckpointRow(
+            tree_size=leaves_count, root_hash=root_hex, ts=ts, key_id=signer.key_id, signature=signature
+        )
         self.session.add(row)
         self.session.flush()
         return _to_checkpoint(row)

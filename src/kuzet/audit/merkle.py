@@ -128,3 +128,33 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
         fn >>= 1
         sn >>= 1
     return sn == 0 and fr == old_root and sr == new_root
+
+
+class Frontier:
+    """The right edge of a growing Merkle tree: the roots of its perfect subtrees, largest first.
+
+    Appending a leaf and computing the root cost O(log n), so a ledger can be checkpointed after every write
+    without rehashing all of it. The root equals `root(leaves)` for the same leaves.
+    """
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []  # (height, hash)
+
+    def append(self, leaf: bytes) -> None:
+        """Add the next leaf hash."""
+        node = (0, leaf)
+        while self._stack and self._stack[-1][0] == node[0]:
+            height, left = self._stack.pop()
+            node = (height + 1, node_hash(left, node[1]))
+        self._stack.append(node)
+        self.size += 1
+
+    def root(self) -> bytes:
+        """The tree hash of every leaf appended so far."""
+        if not self._stack:
+            return EMPTY_ROOT
+        acc = self._stack[-1][1]
+        for _, h in reversed(self._stack[:-1]):
+            acc = node_hash(h, acc)
+        return acc

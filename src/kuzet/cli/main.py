@@ -912,14 +912,49 @@ def keys_generate() -> None:
     sys.stdout.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
 
 
+# -- web ---------------------------------------------------------------------------------------------------
+
+
+def serve_app(svc: Kuzet, host: str, port: int) -> None:
+    """Run the API and dashboard until interrupted."""
+    import uvicorn
+
+    from kuzet.api.app import create_app
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(
+            "note: serving beyond this machine; put kuzet behind TLS (a reverse proxy) "
+            "so cookies and tokens stay secret"
+        )
+    uvicorn.run(create_app(svc, secure_cookies=False), host=host, port=port, log_level="warning", timeout_keep_alive=30)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8080,
+) -> None:
+    """Serve the REST API (OpenAPI at /docs) and the dashboard."""
+    try:
+        svc = _service()
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(f"kuzet dashboard on http://{host}:{port}/ (API docs at /docs); Ctrl-C stops it", highlight=False)
+    serve_app(svc, host, port)
+
+
 # -- demo, config, eval ---------------------------------------------------------------------------------------
 
 
 @app.command()
 def demo(
     keep: Annotated[bool, typer.Option("--keep", help="Keep earlier demo data instead of starting afresh.")] = False,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the dashboard on localhost afterwards.")
+    ] = True,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Dashboard port.")] = 8080,
 ) -> None:
-    """A whole lawful-watchlist scenario on images shipped with installed packages (no server, no shared data)."""
+    """A whole lawful-watchlist scenario on images shipped with installed packages, then the dashboard."""
     from kuzet.demo import run_demo
 
     root = _data_dir() / "demo"
@@ -929,6 +964,13 @@ def demo(
         run_demo(root, config=load_config(state.config), console=console, progress_console=err_console)
     except KuzetError as exc:
         raise _fail(exc) from None
+    if serve_after:
+        console.print(
+            f"[bold]7.[/] the dashboard is at http://127.0.0.1:{port}/ : sign in with a demo user above; "
+            "Ctrl-C stops it",
+            highlight=False,
+        )
+        serve_app(Kuzet(root, load_config(state.config)), "127.0.0.1", port)
 
 
 @config_app.command("check")

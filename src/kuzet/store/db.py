@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,7 +22,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 
 
@@ -40,11 +41,16 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url, future=True)
+        connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
+        pool = {"pool_size": 16, "max_overflow": 48} if url.startswith("sqlite:///") else {}
+        self.engine: Engine = create_engine(url, future=True, connect_args=connect_args, **pool)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _begin_immediate)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Every transaction takes SQLite's write lock at BEGIN; threads of this process queue here first, which is
+        # fairer and cheaper than SQLite's sleeping busy handler (other processes still meet the busy timeout).
+        self._writer = threading.RLock()
 
     def migrate(self) -> None:
         """Apply every Alembic migration not yet applied (a quick version check skips Alembic when current)."""
@@ -74,8 +80,15 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on any error."""
-        with self._sessions() as session, session.begin():
-            yield session
+        try:
+            with self._writer, self._sessions() as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                raise StoreError(
+                    "the database is busy (another process holds its write lock)", hint="retry in a moment"
+                ) from None
+            raise
 
     def dispose(self) -> None:
         """Close every pooled connection."""

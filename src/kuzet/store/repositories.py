@@ -193,9 +193,22 @@ class EventRepository:
         self.session.flush()
         return row.id, [_event(r) for r in rows]
 
-    def list(self, *, camera: str | None = None, identity: str | None = None, limit: int = 1000) -> list[Event]:
-        """Stored events, newest first."""
-        query = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
+    def list(
+        self,
+        *,
+        camera: str | None = None,
+        identity: str | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Event]:
+        """Stored events, newest first, optionally filtered by camera, identity and creation time."""
+        query = select(EventRow).order_by(EventRow.id.desc()).limit(limit).offset(offset)
+        if since is not None:
+            query = query.where(EventRow.created_at >= since)
+        if until is not None:
+            query = query.where(EventRow.created_at < until)
         if camera:
             query = query.where(EventRow.camera == camera)
         if identity:

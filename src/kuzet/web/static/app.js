@@ -1,0 +1,31 @@
+// Live updates over server-sent events: new alerts and counts. No dependencies.
+(function () {
+  if (!document.querySelector("header")) return; // not signed in
+  const source = new EventSource("/api/stream");
+  const list = document.getElementById("live-alerts");
+  const badge = document.getElementById("pending-count");
+  source.addEventListener("alert", function (e) {
+    const a = JSON.parse(e.data);
+    if (list) {
+      const placeholder = list.querySelector(".muted");
+      if (placeholder) placeholder.remove();
+      const li = document.createElement("li");
+      li.className = "live-alert";
+      li.textContent = "Alert " + a.id + " on " + a.camera + " (score " + Number(a.score).toFixed(3) + ", " + a.status + ")";
+      const link = document.createElement("a");
+      link.href = "/review#alert-" + a.id;
+      link.textContent = " review";
+      li.appendChild(link);
+      list.prepend(li);
+    }
+  });
+  source.addEventListener("status", function (e) {
+    const s = JSON.parse(e.data);
+    const pending = (s.alerts && s.alerts.pending) || 0;
+    if (badge) badge.textContent = pending ? String(pending) : "";
+    for (const k of ["pending", "confirmed", "rejected"]) {
+      const el = document.getElementById("alerts-" + k);
+      if (el) el.textContent = String((s.alerts && s.alerts[k]) || 0);
+    }
+  });
+})();

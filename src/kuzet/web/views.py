@@ -1,0 +1,323 @@
+"""The dashboard: server-rendered pages (Jinja2) over the same services; forms carry a CSRF token."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from kuzet.api.routes import service, start_session
+from kuzet.api.security import CSRF_COOKIE, SESSION_COOKIE, authenticate
+from kuzet.core.errors import InputError, KuzetError
+from kuzet.core.types import User
+
+templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+router = APIRouter(include_in_schema=False)
+
+
+def _page(request: Request, name: str, user: User | None, **context: Any) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request,
+        name,
+        {
+            "user": user,
+            "roles": sorted(user.roles) if user else [],
+            "csrf": request.cookies.get(CSRF_COOKIE, ""),
+            **context,
+        },
+    )
+
+
+def _user(request: Request, csrf: str | None = None) -> User:
+    return authenticate(request, service(request), form_csrf=csrf)
+
+
+def _back(path: str, message: str = "", error: str = "") -> RedirectResponse:
+    from urllib.parse import urlencode
+
+    query = urlencode({k: v for k, v in {"msg": message, "err": error}.items() if v})
+    return RedirectResponse(f"{path}?{query}" if query else path, status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> HTMLResponse:
+    """The sign-in form."""
+    return _page(request, "login.html", None, error=request.query_params.get("err", ""))
+
+
+@router.post("/login")
+def login_form(request: Request, name: Annotated[str, Form()], password: Annotated[str, Form()]) -> Response:
+    """Sign in from the form."""
+    response = RedirectResponse("/", status_code=303)
+    try:
+        start_session(request, response, service(request), name, password)
+    except KuzetError as exc:
+        return _back("/login", error=exc.message)
+    return response
+
+
+@router.post("/logout")
+def logout_form(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+    """Sign out."""
+    _user(request, csrf_token)
+    service(request).logout(request.cookies.get(SESSION_COOKIE, ""))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    response.delete_cookie(CSRF_COOKIE)
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request) -> HTMLResponse:
+    """Cameras, alert counts and ledger status, with live updates."""
+    user = _user(request)
+    svc = service(request)
+    cams = svc.cameras(user) if user.has("admin", "operator", "reviewer", "auditor") else []
+    return _page(request, "overview.html", user, overview=svc.overview(user), cameras=cams)
+
+
+@router.get("/events", response_class=HTMLResponse)
+def events_page(request: Request) -> HTMLResponse:
+    """Timeline of match events with redacted thumbnails."""
+    user = _user(request)
+    svc = service(request)
+    camera = request.query_params.get("camera") or None
+    rows = svc.events(user, camera=camera, limit=100)
+    return _page(request, "events.html", user, events=rows, camera=camera or "")
+
+
+@router.get("/review", response_class=HTMLResponse)
+def review_page(request: Request) -> HTMLResponse:
+    """The review queue."""
+    user = _user(request)
+    alerts = service(request).review_list(user, status=None)
+    return _page(
+        request,
+        "review.html",
+        user,
+        alerts=alerts,
+        msg=request.query_params.get("msg", ""),
+        err=request.query_params.get("err", ""),
+    )
+
+
+@router.post("/review/{alert_id}")
+def review_form(
+    request: Request,
+    alert_id: int,
+    decision: Annotated[str, Form()],
+    reason: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Confirm or reject from the review page."""
+    user = _user(request, csrf_token)
+    try:
+        status = service(request).review(user, alert_id, decision, reason=reason)
+    except KuzetError as exc:
+        return _back("/review", error=exc.message)
+    return _back("/review", message=f"alert {alert_id}: {decision} recorded, now {status}")
+
+
+@router.get("/watchlists", response_class=HTMLResponse)
+def watchlists_page(request: Request) -> HTMLResponse:
+    """Watchlist entries, requests to decide, and the request form."""
+    user = _user(request)
+    rows = service(request).watchlist_show(user)
+    categories = sorted(service(request).policy.model.categories)
+    return _page(
+        request,
+        "watchlists.html",
+        user,
+        entries=rows,
+        categories=categories,
+        bases=service(request).policy.model.legal_basis_types,
+        msg=request.query_params.get("msg", ""),
+        err=request.query_params.get("err", ""),
+    )
+
+
+@router.post("/watchlists/{entry_id}/{decision}")
+def watchlist_decide(
+    request: Request,
+    entry_id: int,
+    decision: str,
+    reason: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Approve or reject a request."""
+    user = _user(request, csrf_token)
+    try:
+        if decision == "approve":
+            service(request).watchlist_approve(user, entry_id, reason=reason)
+        elif decision == "reject":
+            service(request).watchlist_reject(user, entry_id, reason=reason)
+        else:
+            return _back("/watchlists", error="unknown decision")
+    except KuzetError as exc:
+        return _back("/watchlists", error=exc.message)
+    return _back("/watchlists", message=f"entry {entry_id} {decision}d")
+
+
+@router.get("/people", response_class=HTMLResponse)
+def people_page(request: Request) -> HTMLResponse:
+    """The consented gallery, and the enrolment form."""
+    user = _user(request)
+    return _page(
+        request,
+        "people.html",
+        user,
+        people=service(request).people(user),
+        msg=request.query_params.get("msg", ""),
+        err=request.query_params.get("err", ""),
+    )
+
+
+async def _saved(uploads: list[UploadFile], folder: Path) -> list[Path]:
+    paths = []
+    for i, upload in enumerate(uploads):
+        data = await upload.read(20 * 1024 * 1024 + 1)
+        if len(data) > 20 * 1024 * 1024:
+            raise InputError(f"{upload.filename} is larger than 20 MiB", hint="send a smaller photo")
+        path = folder / f"upload-{i}"
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+@router.post("/people")
+async def people_form(
+    request: Request,
+    name: Annotated[str, Form()],
+    photos: Annotated[list[UploadFile], File()],
+    consent: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Enrol a consenting person from the form."""
+    user = _user(request, csrf_token)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = await _saved(photos, Path(tmp))
+            result = await asyncio.to_thread(
+                service(request).enroll,
+                user,
+                name,
+                paths,
+                consent=consent or "consent recorded by the enrolling operator",
+            )
+    except KuzetError as exc:
+        return _back("/people", error=exc.message)
+    return _back("/people", message=f"enrolled {result.identity.name} ({result.added} photo(s))")
+
+
+@router.post("/watchlists")
+async def watchlist_request_form(
+    request: Request,
+    list_name: Annotated[str, Form()],
+    name: Annotated[str, Form()],
+    category: Annotated[str, Form()],
+    legal_basis: Annotated[str, Form()],
+    reference: Annotated[str, Form()],
+    authority: Annotated[str, Form()],
+    expires: Annotated[str, Form()],
+    photo: Annotated[UploadFile, File()],
+    note: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """File a watchlist request from the form; refusals are shown with their reason (and audited)."""
+    from kuzet.governance.watchlists import WatchlistRequest, parse_expiry
+
+    user = _user(request, csrf_token)
+    try:
+        req = WatchlistRequest(
+            list_name=list_name,
+            subject_name=name,
+            category=category,
+            legal_basis=legal_basis,
+            reference=reference,
+            authority=authority,
+            expires=parse_expiry(expires),
+            note=note,
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            (path,) = await _saved([photo], Path(tmp))
+            entry_id = await asyncio.to_thread(service(request).watchlist_request, user, req, path)
+    except KuzetError as exc:
+        return _back("/watchlists", error=exc.message)
+    return _back("/watchlists", message=f"requested entry {entry_id}; it needs another user's approval")
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request) -> HTMLResponse:
+    """The audit log browser."""
+    user = _user(request)
+    svc = service(request)
+    start = max(1, int(request.query_params.get("from", "1") or 1))
+    rows = svc.audit_log(user, start=start, limit=100)
+    return _page(
+        request,
+        "audit.html",
+        user,
+        entries=rows,
+        start=start,
+        checkpoints=svc.checkpoints(user)[-5:],
+        verdict=request.query_params.get("msg", ""),
+        err=request.query_params.get("err", ""),
+    )
+
+
+@router.post("/audit/verify")
+def audit_verify_form(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+    """Verify the ledger from the browser."""
+    user = _user(request, csrf_token)
+    report = service(request).audit_verify(user)
+    if report.ok:
+        return _back(
+            "/audit", message=f"ledger OK: {report.entries} entries, {report.checkpoints} checkpoints verified"
+        )
+    return _back("/audit", error=f"LEDGER TAMPERED: {report.problem}")
+
+
+@router.get("/report", response_class=HTMLResponse)
+def report_page(request: Request) -> HTMLResponse:
+    """The transparency report for the last 30 days."""
+    from kuzet.governance.report import render_html
+
+    user = _user(request)
+    today = datetime.now(UTC).date()
+    rep = service(request).transparency_report(user, today - timedelta(days=30), today)
+    return HTMLResponse(render_html(rep))
+
+
+@router.get("/users", response_class=HTMLResponse)
+def users_page(request: Request) -> HTMLResponse:
+    """Users and roles."""
+    user = _user(request)
+    return _page(request, "users.html", user, users=service(request).users(user))
+
+
+@router.get("/cameras/{name}", response_class=HTMLResponse)
+def camera_page(request: Request, name: str) -> HTMLResponse:
+    """One camera: its live or replayed picture with detections (faces and plates pixelated)."""
+    user = _user(request)
+    svc = service(request)
+    source = svc.camera_source(user, name)
+    return _page(request, "camera.html", user, camera=name, source=source)
+
+
+@router.get("/cameras", response_class=HTMLResponse)
+def cameras_page(request: Request) -> HTMLResponse:
+    """Cameras and what they analysed."""
+    user = _user(request)
+    return _page(request, "cameras.html", user, cameras=service(request).cameras(user))
+
+
+def alert_dict(a: Any) -> dict[str, Any]:
+    """An alert for templates."""
+    return asdict(a)

@@ -1,0 +1,48 @@
+"""schemathesis generates requests from the OpenAPI document: no 500s, and nothing without signing in."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from kuzet.api.app import create_app
+from kuzet.api.security import LoginThrottle
+from kuzet.app import Kuzet
+
+_DIR = Path(tempfile.mkdtemp(prefix="kuzet-fuzz-"))
+_SVC = Kuzet(_DIR)
+_ADMIN = _SVC.init_admin("admin", "fuzzing password 1")
+for _role in ("auditor", "reviewer", "approver", "requester", "operator"):
+    _SVC.add_user(_ADMIN, f"fuzz-{_role}", "fuzzing password 1", [_role])
+# One user holding every role sees every operation's real behaviour, not just its 403.
+_SVC.add_user(_ADMIN, "everyone", "fuzzing password 1", ["admin", "auditor", "reviewer", "approver", "operator"])
+_TOKEN = _SVC.login("everyone", "fuzzing password 1")[1]
+# A throttle that never locks, so fuzzed logins cannot lock the fuzzing user out.
+APP = create_app(_SVC, throttle=LoginThrottle(limit=10**9))
+PUBLIC = {"/api/health", "/api/auth/login"}
+
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+# The event stream never ends by design (its ?once=1 form is covered in test_routes.py); logout would end the
+# session the fuzzer uses.
+schema = schema.exclude(path="/api/stream").exclude(path="/api/auth/logout")
+
+
+@schema.parametrize()
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_server_errors(case: schemathesis.Case) -> None:
+    response = case.call(headers={"Authorization": f"Bearer {_TOKEN}"})
+    assert response.status_code < 500, f"{case.method} {case.path}: {response.status_code} {response.text[:300]}"
+
+
+@schema.parametrize()
+@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
+def test_nothing_without_signing_in(case: schemathesis.Case) -> None:
+    response = case.call(headers={"Authorization": ""})
+    if case.path in PUBLIC:
+        assert response.status_code < 500
+    else:
+        # 400/422: a malformed request refused before anything runs; 405: a method the route lacks. Never 2xx.
+        assert response.status_code in (400, 401, 405, 422), f"{case.method} {case.path}: {response.status_code}"

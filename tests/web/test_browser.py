@@ -1,0 +1,218 @@
+"""The dashboard in a real browser (Debian's Chromium driven by Playwright), each role walking its main flow."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from kuzet.api.app import create_app
+from kuzet.app import Kuzet
+from kuzet.core.types import User
+from kuzet.detect.face.centerface import CenterFaceDetector
+from kuzet.governance.watchlists import WatchlistRequest
+from kuzet.recognize.dlib_resnet import DlibResNetEmbedder
+from tests.conftest import PASSWORD, share_models
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+EXAMPLES = "face_recognition_examples"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def site(
+    tmp_path_factory: pytest.TempPathFactory, centerface: CenterFaceDetector, dlib_embedder: DlibResNetEmbedder
+) -> Iterator[tuple[str, Kuzet, dict[str, User]]]:
+    svc = share_models(Kuzet(tmp_path_factory.mktemp("web") / "data"), centerface, dlib_embedder)
+    admin = svc.init_admin("admin", PASSWORD)
+    users = {"admin": admin}
+    for name, role in [
+        ("olga", "operator"),
+        ("rustam", "requester"),
+        ("aigul", "approver"),
+        ("marat", "reviewer"),
+        ("saule", "reviewer"),
+        ("timur", "auditor"),
+    ]:
+        users[name] = svc.add_user(admin, name, PASSWORD, [role])
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(svc), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the web server did not start"
+    yield f"http://127.0.0.1:{port}", svc, users
+    server.should_exit = True
+    thread.join(timeout=10)
+    svc.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it"
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield b
+        b.close()
+
+
+SHOTS = Path(os.environ.get("KUZET_SCREENSHOTS", "")) if os.environ.get("KUZET_SCREENSHOTS") else None
+
+
+def _shot(page: Page, name: str) -> None:
+    if SHOTS is not None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _login(browser: Browser, base: str, name: str) -> Page:
+    page = browser.new_context(viewport={"width": 1366, "height": 800}).new_page()
+    page.goto(f"{base}/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("header")).to_contain_text(name)
+    return page
+
+
+@pytest.mark.slow
+def test_roles_walk_their_flows_in_the_browser(
+    site: tuple[str, Kuzet, dict[str, User]], browser: Browser, faces_dir: Path
+) -> None:
+    base, svc, users = site
+    # A requester files a watchlist entry; an approver approves it in the browser.
+    req = WatchlistRequest(
+        list_name="wanted",
+        subject_name="Barack Obama",
+        category="wanted-person",
+        legal_basis="court-order",
+        reference="2-77/2026",
+        authority="Astana city court",
+        expires=date.today() + timedelta(days=30),
+    )
+    entry = svc.watchlist_request(users["rustam"], req, faces_dir / EXAMPLES / "knn_train_obama_obama.jpg")
+    approver = _login(browser, base, "aigul")
+    approver.goto(f"{base}/watchlists")
+    row = approver.locator(f"#entry-{entry}")
+    expect(row.locator(".status")).to_have_text("pending")
+    _shot(approver, "watchlists")
+    row.locator("form[action$='/approve'] input[name=reason]").fill("court order checked")
+    row.locator("form[action$='/approve'] button").click()
+    expect(approver.locator(".msg")).to_contain_text(f"entry {entry} approved")
+    expect(approver.locator(f"#entry-{entry} .status")).to_have_text("approved")
+
+    # An operator watches the overview; a camera raises an alert; it appears live, without a reload.
+    operator = _login(browser, base, "olga")
+    operator.goto(f"{base}/")
+    expect(operator.locator("#live-alerts")).to_contain_text("New alerts appear here")
+    time.sleep(1.5)  # let the page's event stream connect
+    result = svc.analyze(users["olga"], str(faces_dir / EXAMPLES / "knn_test_obama1.jpg"), camera="gate-3")
+    (alert_id,) = result.alert_ids
+    expect(operator.locator("#live-alerts .live-alert")).to_contain_text(f"Alert {alert_id} on gate-3", timeout=15_000)
+    expect(operator.locator("#alerts-pending")).to_have_text("1", timeout=15_000)
+    _shot(operator, "overview")
+
+    # Two different reviewers confirm it.
+    for name, expected in [("marat", "now pending"), ("saule", "now confirmed")]:
+        reviewer = _login(browser, base, name)
+        reviewer.goto(f"{base}/review")
+        card = reviewer.locator(f"#alert-{alert_id}")
+        expect(card).to_contain_text("score")
+        expect(card.locator("img.enrolled")).to_be_visible()  # the enrolled photo, beside the best shots
+        if name == "marat":
+            _shot(reviewer, "review")
+        card.locator("input[name=reason]").fill(f"{name}: same face as the enrolled photo")
+        card.locator("button[value=confirm]").click()
+        expect(reviewer.locator(".msg")).to_contain_text(expected)
+    expect(reviewer.locator(f"#alert-{alert_id} .status")).to_have_text("confirmed")
+    assert [a.status for a in svc.review_list(users["timur"], status=None)] == ["confirmed"]
+
+    # An auditor verifies the ledger from the browser.
+    auditor = _login(browser, base, "timur")
+    auditor.goto(f"{base}/audit")
+    auditor.click("#verify")
+    expect(auditor.locator("#verdict")).to_contain_text("ledger OK")
+    _shot(auditor, "audit")
+    auditor.goto(f"{base}/events")
+    _shot(auditor, "events")
+    auditor.goto(f"{base}/report")
+    expect(auditor.locator("h1")).to_contain_text("Transparency report")
+    _shot(auditor, "transparency-report")
+
+
+def test_login_page_refuses_wrong_password(site: tuple[str, Kuzet, dict[str, User]], browser: Browser) -> None:
+    base, _, _ = site
+    page = browser.new_context().new_page()
+    page.goto(f"{base}/")
+    expect(page).to_have_url(f"{base}/login")  # not signed in: sent to the sign-in page
+    page.fill("input[name=name]", "olga")
+    page.fill("input[name=password]", "not the password")
+    page.click("button[type=submit]")
+    expect(page.locator(".err")).to_contain_text("wrong user name or password")
+    _shot(page, "login")
+
+
+def test_forms_and_camera_replay(
+    site: tuple[str, Kuzet, dict[str, User]], browser: Browser, faces_dir: Path, video_dir: Path
+) -> None:
+    base, svc, users = site
+    # An operator enrols a consenting person through the form.
+    operator = _login(browser, base, "olga")
+    operator.goto(f"{base}/people")
+    operator.fill("form[action='/people'] input[name=name]", "Staff Member")
+    operator.set_input_files("input[name=photos]", str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"))
+    operator.fill("input[name=consent]", "signed form 17")
+    operator.click("form[action='/people'] button")
+    expect(operator.locator(".msg")).to_contain_text("enrolled Staff Member")
+    # A requester's request labelled "journalist" is refused, with the reason shown.
+    requester = _login(browser, base, "rustam")
+    requester.goto(f"{base}/watchlists")
+    form = requester.locator("#request-form")
+    for field, value in [
+        ("list_name", "wanted"),
+        ("name", "Journalist X"),
+        ("reference", "1/2026"),
+        ("authority", "court"),
+    ]:
+        form.locator(f"input[name={field}]").fill(value)
+    form.locator("input[name=expires]").fill((date.today() + timedelta(days=20)).isoformat())
+    form.locator("input[name=photo]").set_input_files(str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"))
+    form.locator("button").click()
+    expect(requester.locator(".err")).to_contain_text("prohibited label")
+    # The camera page replays the last analysed video with detections and pixelated faces.
+    svc.analyze(users["olga"], str(video_dir / "short_hamilton_clip.mp4"), camera="stage", fps=2)
+    operator.goto(f"{base}/cameras/stage")
+    operator.wait_for_function(
+        "document.getElementById('replay').complete && document.getElementById('replay').naturalWidth > 0",
+        timeout=20_000,
+    )
+    assert operator.evaluate("document.getElementById('replay').naturalWidth") == 640
+    _shot(operator, "camera")
