@@ -238,7 +238,8 @@ def list_watchlists(
     return [asdict(e) for e in svc.watchlist_show(actor, status=status)]
 
 
-async def _save_upload(upload: UploadFile, folder: Path) -> Path:
+async def save_upload(upload: UploadFile, folder: Path) -> Path:
+    """Write an upload (at most 20 MiB) into `folder`; returns its path."""
     data = await upload.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
         raise InputError(f"{upload.filename} is larger than {MAX_UPLOAD // 2**20} MiB", hint="send a smaller photo")
@@ -273,7 +274,7 @@ async def request_entry(
         note=note,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        path = await _save_upload(photo, Path(tmp))
+        path = await save_upload(photo, Path(tmp))
         entry_id = await asyncio.to_thread(svc.watchlist_request, actor, req, path)
     return {"id": entry_id}
 
@@ -313,7 +314,7 @@ async def enrol_person(
     if not photos or len(photos) > 20:
         raise InputError("send between 1 and 20 photos", hint="one face per photo")
     with tempfile.TemporaryDirectory() as tmp:
-        paths = [await _save_upload(p, Path(tmp)) for p in photos]
+        paths = [await save_upload(p, Path(tmp)) for p in photos]
         result = await asyncio.to_thread(svc.enroll, actor, name, paths, consent=consent)
     return {"id": result.identity.person_id, "name": result.identity.name, "added": result.added}
 

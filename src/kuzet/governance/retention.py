@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from kuzet.core.timeutil import aware
 from kuzet.governance.policy import RetentionPolicy
 from kuzet.store.media import MediaStore
 from kuzet.store.models import AlertRow, EventRow, HoldRow, ReviewRow
@@ -43,10 +44,6 @@ class PurgeReport:
             "bytes_freed": self.bytes_freed,
             "kept_on_hold": self.kept_on_hold,
         }
-
-
-def _aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 class HeldSet:
@@ -105,7 +102,7 @@ def purge(session: Session, media: MediaStore, policy: RetentionPolicy, now: dat
     unconfirmed_cutoff = now - timedelta(days=policy.unconfirmed_alerts_days)
     confirmed_cutoff = now - timedelta(days=policy.confirmed_evidence_days)
     for al in list(session.scalars(select(AlertRow))):
-        created = _aware(al.created_at)
+        created = aware(al.created_at)
         due = created < confirmed_cutoff if al.status == "confirmed" else created < unconfirmed_cutoff
         if not due:
             continue
@@ -132,9 +129,9 @@ def purge(session: Session, media: MediaStore, policy: RetentionPolicy, now: dat
     if total > cap:
         # Oldest first, events and alerts together, never what is held.
         items: list[tuple[datetime, EventRow | AlertRow]] = [
-            (_aware(e.created_at), e) for e in session.scalars(select(EventRow)) if not held.event(e)
+            (aware(e.created_at), e) for e in session.scalars(select(EventRow)) if not held.event(e)
         ]
-        items += [(_aware(a.created_at), a) for a in session.scalars(select(AlertRow)) if not held.alert(a)]
+        items += [(aware(a.created_at), a) for a in session.scalars(select(AlertRow)) if not held.alert(a)]
         for _, item in sorted(items, key=lambda t: (t[0], t[1].id)):
             if total <= cap:
                 break

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kuzet.core.errors import KuzetError, NotFoundError, PolicyRefusal
+from kuzet.core.timeutil import iso_utc
 from kuzet.store.models import AlertRow, ReviewRow, UserRow, WatchlistEntryRow
 
 PENDING, CONFIRMED, REJECTED = "pending", "confirmed", "rejected"
@@ -67,12 +68,6 @@ class Alert:
     confirmations: int
     decisions: list[ReviewDecision]
     created_at: str
-
-
-def _iso(ts: datetime | None) -> str:
-    if ts is None:
-        return ""
-    return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).isoformat(timespec="seconds")
 
 
 class AlertRepository:
@@ -138,15 +133,15 @@ class AlertRepository:
                     legal_basis=entry.legal_basis,
                     reference=entry.reference,
                     authority=entry.authority,
-                    entry_expires_at=_iso(entry.expires_at),
+                    entry_expires_at=iso_utc(entry.expires_at),
                     enrolled_photo=entry.photo,
                     required_reviews=alert.required_reviews,
                     confirmations=sum(r.decision == "confirm" for r in reviews),
                     decisions=[
-                        ReviewDecision(names.get(r.reviewer_id, "?"), r.decision, r.reason, _iso(r.created_at))
+                        ReviewDecision(names.get(r.reviewer_id, "?"), r.decision, r.reason, iso_utc(r.created_at))
                         for r in reviews
                     ],
-                    created_at=_iso(alert.created_at),
+                    created_at=iso_utc(alert.created_at),
                 )
             )
         return out

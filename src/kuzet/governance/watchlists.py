@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kuzet.core.errors import KuzetError, NotFoundError
+from kuzet.core.timeutil import iso_utc
 from kuzet.core.types import Identity
 from kuzet.governance.policy import Policy
 from kuzet.governance.screening import Refusal
@@ -105,12 +106,6 @@ def check_request(req: WatchlistRequest, policy: Policy, *, today: date) -> Refu
     if not req.list_name.strip() or not req.subject_name.strip():
         return Refusal("name", req.subject_name, "the list and the person's name must not be empty")
     return None
-
-
-def _iso(ts: datetime | None) -> str:
-    if ts is None:
-        return ""
-    return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).isoformat(timespec="seconds")
 
 
 class WatchlistRepository:
@@ -238,13 +233,13 @@ class WatchlistRepository:
                 reference=r.reference,
                 authority=r.authority,
                 note=r.note,
-                expires_at=_iso(r.expires_at),
+                expires_at=iso_utc(r.expires_at),
                 status=r.status,
                 requester=names.get(r.requester_id, "?"),
                 approver=names.get(r.approver_id, "") if r.approver_id else "",
                 decision_reason=r.decision_reason,
                 photo=r.photo,
-                created_at=_iso(r.created_at),
+                created_at=iso_utc(r.created_at),
             )
             for r in self.session.scalars(query)
         ]

@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from kuzet.core.timeutil import iso_utc
 from kuzet.core.types import Event, Identity
 from kuzet.recognize.gallery import NumpyGallery
 from kuzet.store.crypto import DataCipher
@@ -31,12 +32,6 @@ class PersonSummary:
     identity: Identity
     templates: int
     created_at: str
-
-
-def _iso(ts: datetime) -> str:
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.isoformat(timespec="seconds")
 
 
 class GalleryRepository:
@@ -117,7 +112,7 @@ class GalleryRepository:
             .group_by(PersonRow.id)
             .order_by(PersonRow.name)
         ).all()
-        return [PersonSummary(Identity(p.id, p.name), int(n), _iso(p.created_at)) for p, n in rows]
+        return [PersonSummary(Identity(p.id, p.name), int(n), iso_utc(p.created_at)) for p, n in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +224,6 @@ def _event(r: EventRow) -> Event:
         snapshot=r.snapshot,
         run_id=r.run_id,
         source=r.source,
-        created_at=_iso(r.created_at),
+        created_at=iso_utc(r.created_at),
         original=r.original,
     )

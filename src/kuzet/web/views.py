@@ -13,9 +13,9 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from kuzet.api.routes import service, start_session
+from kuzet.api.routes import save_upload, service, start_session
 from kuzet.api.security import CSRF_COOKIE, SESSION_COOKIE, authenticate
-from kuzet.core.errors import InputError, KuzetError
+from kuzet.core.errors import KuzetError
 from kuzet.core.types import User
 
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
@@ -179,18 +179,6 @@ def people_page(request: Request) -> HTMLResponse:
     )
 
 
-async def _saved(uploads: list[UploadFile], folder: Path) -> list[Path]:
-    paths = []
-    for i, upload in enumerate(uploads):
-        data = await upload.read(20 * 1024 * 1024 + 1)
-        if len(data) > 20 * 1024 * 1024:
-            raise InputError(f"{upload.filename} is larger than 20 MiB", hint="send a smaller photo")
-        path = folder / f"upload-{i}"
-        path.write_bytes(data)
-        paths.append(path)
-    return paths
-
-
 @router.post("/people")
 async def people_form(
     request: Request,
@@ -203,7 +191,7 @@ async def people_form(
     user = _user(request, csrf_token)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            paths = await _saved(photos, Path(tmp))
+            paths = [await save_upload(p, Path(tmp)) for p in photos]
             result = await asyncio.to_thread(
                 service(request).enroll,
                 user,
@@ -246,7 +234,7 @@ async def watchlist_request_form(
             note=note,
         )
         with tempfile.TemporaryDirectory() as tmp:
-            (path,) = await _saved([photo], Path(tmp))
+            path = await save_upload(photo, Path(tmp))
             entry_id = await asyncio.to_thread(service(request).watchlist_request, user, req, path)
     except KuzetError as exc:
         return _back("/watchlists", error=exc.message)
