@@ -28,7 +28,7 @@ from kuzet.api.security import (
 from kuzet.app import Kuzet
 from kuzet.core.errors import AuthError, InputError, KuzetError, PermissionDenied
 from kuzet.core.types import User
-from kuzet.governance.watchlists import WatchlistRequest, parse_expiry
+from kuzet.governance.watchlists import WatchlistRequest
 
 MAX_UPLOAD = 20 * 1024 * 1024
 
@@ -263,20 +263,24 @@ async def request_entry(
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> dict[str, int]:
     """Request a watchlist entry (requesters); it matches nothing until another user approves it."""
-    req = WatchlistRequest(
+    req = WatchlistRequest.from_text(
         list_name=list_name,
-        subject_name=name,
+        name=name,
         category=category,
         legal_basis=legal_basis,
         reference=reference,
         authority=authority,
-        expires=parse_expiry(expires),
+        expires=expires,
         note=note,
     )
+    return {"id": await request_with_upload(svc, actor, req, photo)}
+
+
+async def request_with_upload(svc: Kuzet, actor: User, req: WatchlistRequest, photo: UploadFile) -> int:
+    """File a watchlist request whose photo arrived as an upload (API and dashboard)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = await save_upload(photo, Path(tmp))
-        entry_id = await asyncio.to_thread(svc.watchlist_request, actor, req, path)
-    return {"id": entry_id}
+        return await asyncio.to_thread(svc.watchlist_request, actor, req, path)
 
 
 @watchlists.post("/{entry_id}/approve")

@@ -386,19 +386,19 @@ def watchlist_request(
     note: Annotated[str, typer.Option("--note", help="Free-text note (screened like labels).")] = "",
 ) -> None:
     """Request a watchlist entry; it matches nothing until a different user approves it."""
-    from kuzet.governance.watchlists import WatchlistRequest, parse_expiry
+    from kuzet.governance.watchlists import WatchlistRequest
 
     try:
         svc = _service()
         actor = _signed_in(svc)
-        req = WatchlistRequest(
+        req = WatchlistRequest.from_text(
             list_name=list_name,
-            subject_name=name,
+            name=name,
             category=category,
             legal_basis=legal_basis,
             reference=reference,
             authority=authority,
-            expires=parse_expiry(expires),
+            expires=expires,
             note=note,
         )
         entry_id = svc.watchlist_request(actor, req, photo)
@@ -885,7 +885,9 @@ def report_transparency(
 
     try:
         svc = _service()
-        rep = svc.transparency_report(_signed_in(svc), parse_expiry(start), parse_expiry(end))
+        rep = svc.transparency_report(
+            _signed_in(svc), parse_expiry(start, option="--from"), parse_expiry(end, option="--to")
+        )
         write_report(rep, out)
     except KuzetError as exc:
         raise _fail(exc) from None

@@ -34,6 +34,31 @@ class WatchlistRequest:
     expires: date
     note: str = ""
 
+    @classmethod
+    def from_text(
+        cls,
+        *,
+        list_name: str,
+        name: str,
+        category: str,
+        legal_basis: str,
+        reference: str,
+        authority: str,
+        expires: str,
+        note: str = "",
+    ) -> WatchlistRequest:
+        """A request from the text a person typed (CLI options or form fields); `expires` is YYYY-MM-DD."""
+        return cls(
+            list_name=list_name,
+            subject_name=name,
+            category=category,
+            legal_basis=legal_basis,
+            reference=reference,
+            authority=authority,
+            expires=parse_expiry(expires),
+            note=note,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class WatchlistEntry:
@@ -245,9 +270,9 @@ class WatchlistRepository:
         ]
 
 
-def parse_expiry(text: str) -> date:
-    """A YYYY-MM-DD date, or a clear error."""
+def parse_expiry(text: str, *, option: str = "--expires") -> date:
+    """A YYYY-MM-DD date given to `option`, or a clear error naming it."""
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise KuzetError(f"--expires {text!r} is not a date", hint="use YYYY-MM-DD, e.g. 2027-03-31") from None
+        raise KuzetError(f"{option} {text!r} is not a date", hint="use YYYY-MM-DD, e.g. 2027-03-31") from None

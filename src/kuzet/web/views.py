@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from kuzet.api.routes import save_upload, service, start_session
+from kuzet.api.routes import request_with_upload, save_upload, service, start_session
 from kuzet.api.security import CSRF_COOKIE, SESSION_COOKIE, authenticate
 from kuzet.core.errors import KuzetError
 from kuzet.core.types import User
@@ -219,23 +219,21 @@ async def watchlist_request_form(
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     """File a watchlist request from the form; refusals are shown with their reason (and audited)."""
-    from kuzet.governance.watchlists import WatchlistRequest, parse_expiry
+    from kuzet.governance.watchlists import WatchlistRequest
 
     user = _user(request, csrf_token)
     try:
-        req = WatchlistRequest(
+        req = WatchlistRequest.from_text(
             list_name=list_name,
-            subject_name=name,
+            name=name,
             category=category,
             legal_basis=legal_basis,
             reference=reference,
             authority=authority,
-            expires=parse_expiry(expires),
+            expires=expires,
             note=note,
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            path = await save_upload(photo, Path(tmp))
-            entry_id = await asyncio.to_thread(service(request).watchlist_request, user, req, path)
+        entry_id = await request_with_upload(service(request), user, req, photo)
     except KuzetError as exc:
         return _back("/watchlists", error=exc.message)
     return _back("/watchlists", message=f"requested entry {entry_id}; it needs another user's approval")
