@@ -9,9 +9,19 @@ from pathlib import Path
 import pytest
 
 from kuzet.app import Kuzet
+from kuzet.config.models import DlibResNetConfig
 from kuzet.core.types import User
 from kuzet.detect.face.centerface import CenterFaceDetector
+from kuzet.recognize import FaceEmbedder, build_face_embedder
 from kuzet.recognize.dlib_resnet import DlibResNetEmbedder
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Converted models go to a cache of the test run's own, not the user's."""
+    if "KUZET_CACHE_DIR" not in os.environ:
+        import tempfile
+
+        os.environ["KUZET_CACHE_DIR"] = tempfile.mkdtemp(prefix="kuzet-test-cache-")
 
 
 def _data_root() -> Path:
@@ -45,13 +55,20 @@ def centerface() -> CenterFaceDetector:
 
 @pytest.fixture(scope="session")
 def dlib_embedder() -> DlibResNetEmbedder:
+    """dlib's own descriptor (the reference the fast embedders are checked against)."""
     return DlibResNetEmbedder()
+
+
+@pytest.fixture(scope="session")
+def embedder() -> FaceEmbedder:
+    """The default embedder (dlib's network converted to onnxruntime on this CPU)."""
+    return build_face_embedder(DlibResNetConfig())
 
 
 PASSWORD = "correct horse battery"
 
 
-def share_models(svc: Kuzet, detector: CenterFaceDetector, embedder: DlibResNetEmbedder) -> Kuzet:
+def share_models(svc: Kuzet, detector: CenterFaceDetector, embedder: FaceEmbedder) -> Kuzet:
     """Reuse already loaded models instead of loading them again."""
     svc.__dict__["face_detector"] = detector
     svc.__dict__["face_embedder"] = embedder
@@ -59,9 +76,9 @@ def share_models(svc: Kuzet, detector: CenterFaceDetector, embedder: DlibResNetE
 
 
 @pytest.fixture
-def service(tmp_path: Path, centerface: CenterFaceDetector, dlib_embedder: DlibResNetEmbedder) -> Iterator[Kuzet]:
+def service(tmp_path: Path, centerface: CenterFaceDetector, embedder: FaceEmbedder) -> Iterator[Kuzet]:
     """A Kuzet over a fresh data directory with an administrator, reusing the session's loaded models."""
-    svc = share_models(Kuzet(tmp_path / "data"), centerface, dlib_embedder)
+    svc = share_models(Kuzet(tmp_path / "data"), centerface, embedder)
     svc.init_admin("admin", PASSWORD)
     yield svc
     svc.close()

@@ -57,7 +57,7 @@ from kuzet.ingest.images import load_image
 from kuzet.ingest.sources import FrameSource, open_source
 from kuzet.recognize import FaceEmbedder, build_face_embedder
 from kuzet.recognize.align import align_faces, crop_with_margin
-from kuzet.recognize.gallery import NumpyGallery
+from kuzet.recognize.gallery import NumpyGallery, build_gallery
 from kuzet.runtime.faces import FaceAnalyzer, FaceStats
 from kuzet.store.crypto import DataCipher
 from kuzet.store.db import Database
@@ -569,7 +569,7 @@ class Kuzet:
         vectors = [people_gallery.templates] + [np.frombuffer(b, dtype="<f4")[None, :] for b in blobs]
         templates = np.concatenate(vectors).astype(np.float32) if blobs else people_gallery.templates
         all_owners = np.concatenate([people_gallery.owners, np.asarray(owners, np.intp) + offset]).astype(np.intp)
-        return NumpyGallery(templates, all_owners, people)
+        return build_gallery(templates, all_owners, people)
 
     def analyze(
         self,

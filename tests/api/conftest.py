@@ -12,15 +12,15 @@ from kuzet.api.app import create_app
 from kuzet.app import Kuzet
 from kuzet.core.types import ROLES
 from kuzet.detect.face.centerface import CenterFaceDetector
-from kuzet.recognize.dlib_resnet import DlibResNetEmbedder
+from kuzet.recognize import FaceEmbedder
 from tests.conftest import PASSWORD, share_models
 
 
 @pytest.fixture
 def api(
-    tmp_path: Path, centerface: CenterFaceDetector, dlib_embedder: DlibResNetEmbedder
+    tmp_path: Path, centerface: CenterFaceDetector, embedder: FaceEmbedder
 ) -> Iterator[tuple[Kuzet, TestClient, dict[str, str]]]:
-    svc = share_models(Kuzet(tmp_path / "data"), centerface, dlib_embedder)
+    svc = share_models(Kuzet(tmp_path / "data"), centerface, embedder)
     admin = svc.init_admin("admin", PASSWORD)
     for role in ROLES:
         if role != "admin":

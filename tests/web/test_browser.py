@@ -20,7 +20,7 @@ from kuzet.app import Kuzet
 from kuzet.core.types import User
 from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.governance.watchlists import WatchlistRequest
-from kuzet.recognize.dlib_resnet import DlibResNetEmbedder
+from kuzet.recognize import FaceEmbedder
 from tests.conftest import PASSWORD, share_models
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -35,9 +35,9 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def site(
-    tmp_path_factory: pytest.TempPathFactory, centerface: CenterFaceDetector, dlib_embedder: DlibResNetEmbedder
+    tmp_path_factory: pytest.TempPathFactory, centerface: CenterFaceDetector, embedder: FaceEmbedder
 ) -> Iterator[tuple[str, Kuzet, dict[str, User]]]:
-    svc = share_models(Kuzet(tmp_path_factory.mktemp("web") / "data"), centerface, dlib_embedder)
+    svc = share_models(Kuzet(tmp_path_factory.mktemp("web") / "data"), centerface, embedder)
     admin = svc.init_admin("admin", PASSWORD)
     users = {"admin": admin}
     for name, role in [

@@ -44,7 +44,17 @@ class DlibResNetConfig(_Strict):
     """dlib's ResNet face descriptor (128-d) from `face_recognition_models`."""
 
     type: Literal["dlib-resnet"] = Field("dlib-resnet", description="Selects dlib's ResNet descriptor.")
+    runtime: Literal["auto", "onnxruntime", "torch", "dlib"] = Field(
+        "auto",
+        description=(
+            "What runs the network: `onnxruntime` (the dlib model converted, on the CPU), `torch` (PyTorch, on the"
+            " GPU when there is one), `dlib` (dlib itself, slowest). `auto` takes torch on a CUDA GPU, else"
+            " onnxruntime. All give the same descriptors, so templates are shared."
+        ),
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="PyTorch device (runtime: torch only).")
     batch_size: int = Field(16, ge=1, le=256, description="Face chips embedded per model call.")
+    threads: int = Field(0, ge=0, description="CPU threads for onnxruntime / PyTorch; 0 uses every core.")
 
 
 FaceEmbedderConfig = Annotated[DlibResNetConfig, Field(discriminator="type")]

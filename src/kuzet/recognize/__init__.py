@@ -9,7 +9,16 @@ from kuzet.config.models import DlibResNetConfig
 from kuzet.recognize.base import FaceEmbedder, GalleryIndex
 
 
-def _dlib_resnet(config: Any) -> FaceEmbedder:
+def _dlib_resnet(config: DlibResNetConfig) -> FaceEmbedder:
+    from kuzet.recognize.fast_resnet import OnnxResNetEmbedder, TorchResNetEmbedder, cuda_available
+
+    runtime = config.runtime
+    if runtime == "auto":
+        runtime = "torch" if config.device != "cpu" and cuda_available() else "onnxruntime"
+    if runtime == "torch":
+        return TorchResNetEmbedder(config)
+    if runtime == "onnxruntime":
+        return OnnxResNetEmbedder(config)
     from kuzet.recognize.dlib_resnet import DlibResNetEmbedder
 
     return DlibResNetEmbedder(config)

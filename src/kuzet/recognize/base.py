@@ -9,10 +9,15 @@ from numpy.typing import NDArray
 
 
 class FaceEmbedder(Protocol):
-    """Turns aligned face chips into unit-length descriptors."""
+    """Turns aligned face chips into unit-length descriptors.
+
+    `name` names the descriptor space: templates are stored under it, and embedders with the same name (dlib's
+    network on dlib, onnxruntime or PyTorch) give interchangeable descriptors. `runtime` says what runs it.
+    """
 
     name: str
     dim: int
+    runtime: str
 
     def embed(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Descriptors of chips (N, 150, 150, 3) RGB uint8 -> (N, dim) float32, each of L2 norm 1."""
@@ -26,6 +31,9 @@ class GalleryIndex(Protocol):
         """Number of templates."""
         ...
 
-    def person_similarities(self, queries: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Best cosine similarity of each query to each person: (N, dim) -> (N, P) float32."""
+    def search(self, queries: NDArray[np.float32], k: int = 16) -> tuple[NDArray[np.intp], NDArray[np.float32]]:
+        """Candidate people (indexes, (C,)) and each query's best cosine similarity to each, (N, C) float32.
+
+        Every person who could be a query's best match is a candidate; their scores are exact.
+        """
         ...

@@ -17,6 +17,7 @@ class DlibResNetEmbedder:
 
     name = "dlib-resnet"
     dim = 128
+    runtime = "dlib"
 
     def __init__(self, config: DlibResNetConfig | None = None) -> None:
         import dlib

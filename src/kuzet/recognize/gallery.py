@@ -1,15 +1,24 @@
-"""Exact gallery search with numpy."""
+"""Gallery search: exact with numpy for small galleries, FAISS candidates re-scored exactly for large ones."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 from numpy.typing import NDArray
 
 from kuzet.core.types import Identity
 
+log = logging.getLogger(__name__)
+
+INDEX_THRESHOLD = 50_000
+"""Galleries with at least this many templates are searched through a FAISS index (when faiss is installed)."""
+
 
 class NumpyGallery:
-    """Enrolled templates held in memory; exact cosine search by one matrix product.
+    """Enrolled templates held in memory; exact cosine search by matrix products.
+
+    Templates are kept grouped by person, so a person's best similarity is one `maximum.reduceat` over a row.
 
     Args:
         templates: Unit-length descriptors, shape (M, D) float32.
@@ -23,21 +32,118 @@ class NumpyGallery:
             raise ValueError("templates must be (M, D) and owners (M,)")
         if owners.size and (owners.min() < 0 or owners.max() >= len(people)):
             raise ValueError("every owner must index a person")
-        self.templates = np.ascontiguousarray(templates, dtype=np.float32)
-        self.owners = owners.astype(np.intp)
+        order = np.argsort(owners, kind="stable")
+        self.templates = np.ascontiguousarray(templates[order], dtype=np.float32)
+        self.owners = owners[order].astype(np.intp)
         self.people = people
+        counts = np.bincount(self.owners, minlength=len(people))
+        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.intp)
 
     def __len__(self) -> int:
         return int(self.templates.shape[0])
 
-    def person_similarities(self, queries: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Best cosine similarity of each query to each person's templates, shape (N, P) float32."""
-        n, p = queries.shape[0], len(self.people)
-        out = np.full((n, p), -1.0, np.float32)
-        if n == 0 or len(self) == 0:
+    @property
+    def dim(self) -> int:
+        """Descriptor length."""
+        return int(self.templates.shape[1])
+
+    def person_similarities(
+        self, queries: NDArray[np.float32], persons: NDArray[np.intp] | None = None
+    ) -> NDArray[np.float32]:
+        """Best cosine similarity of each query to each person's templates, shape (N, len(persons)) float32.
+
+        `persons` (indexes into `people`) defaults to everyone; a person without templates scores -1.
+        """
+        persons = np.arange(len(self.people), dtype=np.intp) if persons is None else np.asarray(persons, np.intp)
+        n = queries.shape[0]
+        out = np.full((n, persons.size), -1.0, np.float32)
+        starts, ends = self._starts[persons], self._starts[persons + 1]
+        has = ends > starts
+        if n == 0 or not has.any():
             return out
-        sims = queries.astype(np.float32) @ self.templates.T
-        rows = np.repeat(np.arange(n), len(self))
-        cols = np.tile(self.owners, n)
-        np.maximum.at(out, (rows, cols), sims.ravel())
+        s, e = starts[has], ends[has]
+        if has.all() and persons.size == len(self.people) and np.array_equal(persons, np.arange(persons.size)):
+            rows = self.templates
+            offsets = s
+        else:
+            lengths = e - s
+            offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+            within = np.arange(int(lengths.sum())) - np.repeat(offsets, lengths)
+            rows = self.templates[np.repeat(s, lengths) + within]
+        sims = queries.astype(np.float32) @ rows.T
+        out[:, has] = np.maximum.reduceat(sims, offsets, axis=1)
         return out
+
+    def search(self, queries: NDArray[np.float32], k: int = 16) -> tuple[NDArray[np.intp], NDArray[np.float32]]:
+        """Candidate people for these queries and every query's best similarity to each: ((C,), (N, C)).
+
+        Exact: every person is a candidate. Large galleries override `candidates` with an index.
+        """
+        persons = self.candidates(queries, k)
+        return persons, self.person_similarities(queries, persons)
+
+    def candidates(self, queries: NDArray[np.float32], k: int) -> NDArray[np.intp]:
+        """People worth scoring exactly for these queries: here, everyone."""
+        del queries, k
+        return np.arange(len(self.people), dtype=np.intp)
+
+
+class IndexedGallery(NumpyGallery):
+    """A large gallery: FAISS finds candidates, exact scores decide.
+
+    An inverted-list index (inner product) finds each query's nearest templates, and the people owning them are
+    scored exactly against all their templates, so a match's score never depends on the approximate index.
+
+    Args:
+        nprobe: Inverted lists visited per query (more: better recall, slower).
+
+    """
+
+    def __init__(
+        self,
+        templates: NDArray[np.float32],
+        owners: NDArray[np.intp],
+        people: list[Identity],
+        *,
+        nprobe: int = 32,
+        seed: int = 0,
+    ) -> None:
+        import faiss
+
+        super().__init__(templates, owners, people)
+        m = len(self)
+        nlist = max(1, min(int(4 * np.sqrt(m)), m // 39))
+        quantizer = faiss.IndexFlatIP(self.dim)
+        self.index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        sample = self.templates[rng.choice(m, size=min(m, nlist * 64), replace=False)]
+        self.index.train(sample)
+        self.index.add(self.templates)
+        self.index.nprobe = min(nprobe, nlist)
+        self._quantizer = quantizer  # faiss keeps a raw pointer to it
+
+    def candidates(self, queries: NDArray[np.float32], k: int) -> NDArray[np.intp]:
+        """Owners of the `k` nearest templates of any query."""
+        if len(queries) == 0:
+            return np.zeros(0, np.intp)
+        _, idx = self.index.search(np.ascontiguousarray(queries, np.float32), k)
+        found = idx[idx >= 0]
+        return np.unique(self.owners[found]).astype(np.intp)
+
+
+def build_gallery(
+    templates: NDArray[np.float32],
+    owners: NDArray[np.intp],
+    people: list[Identity],
+    *,
+    threshold: int = INDEX_THRESHOLD,
+) -> NumpyGallery:
+    """Exact numpy search below `threshold` templates, a FAISS index at or above it (exact if faiss is missing)."""
+    if len(templates) >= threshold:
+        try:
+            return IndexedGallery(templates, owners, people)
+        except ImportError:
+            log.warning(
+                "%d templates but faiss is not installed: searching exactly (pip install faiss-cpu)", len(templates)
+            )
+    return NumpyGallery(templates, owners, people)

@@ -121,8 +121,9 @@ class FaceAnalyzer:
         if good:
             chips = np.stack([shot.chip for t in good for shot in t.shots])
             self.stats.embedded_shots += chips.shape[0]
-            sims = self.gallery.person_similarities(self.embedder.embed(chips))
-            decisions += decide_tracks(good, sims, self.people, self.config.recognition)
+            persons, sims = self.gallery.search(self.embedder.embed(chips))
+            candidates = [self.people[i] for i in persons]
+            decisions += decide_tracks(good, sims, candidates, self.config.recognition)
         for d in decisions:
             self.stats.tracks += 1
             if d.identity is None:

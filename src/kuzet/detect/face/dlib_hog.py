@@ -18,21 +18,22 @@ def load_dlib_model(kind: str) -> str:
         kind: One of "shape68", "shape5", "resnet".
 
     """
-    try:
-        import face_recognition_models as frm
-    except ModuleNotFoundError:
+    import importlib.util
+    import os
+
+    # Located without importing the package: its __init__ needs pkg_resources, which newer setuptools dropped.
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
         raise ModelError(
             "the face_recognition_models package is not installed",
             hint="pip install face-recognition-models",
-        ) from None
-    getters = {
-        "shape68": frm.pose_predictor_model_location,
-        "shape5": frm.pose_predictor_five_point_model_location,
-        "resnet": frm.face_recognition_model_location,
+        )
+    files = {
+        "shape68": "shape_predictor_68_face_landmarks.dat",
+        "shape5": "shape_predictor_5_face_landmarks.dat",
+        "resnet": "dlib_face_recognition_resnet_model_v1.dat",
     }
-    path: str = getters[kind]()
-    import os
-
+    path = os.path.join(next(iter(spec.submodule_search_locations)), "models", files[kind])
     if not os.path.isfile(path):
         raise ModelError(f"dlib model file {path} is missing", hint="reinstall face-recognition-models")
     return path
