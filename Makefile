@@ -54,15 +54,16 @@ typecheck: install-test
 pytest: install-test
 	$(BIN)/python -m pytest
 
-bench: install
-	$(BIN)/python bench/bench_analyze.py --out bench/results/analyze.json
+bench: install-test
+	$(BIN)/kuzet bench --data $${KUZET_DATA:-../shared/data} -o bench/results/bench.json
 	$(BIN)/python bench/bench_redact.py --out bench/results/redact.json
 
 load: install-test
 	$(BIN)/python bench/load_events.py --out bench/results/load.json
 
 eval: install
-	$(BIN)/python bench/eval_faces.py
+	$(BIN)/kuzet eval pairs --root $${KUZET_DATA:-../shared/data}/faces/deepface_13id \
+	  --pairs $${KUZET_DATA:-../shared/data}/faces/deepface_13id/pairs.csv --json bench/results/pairs_deepface.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -52,3 +52,13 @@ def test_malformed_files(tmp_path: Path, text: str, fragment: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_backend_section_without_type_means_the_default_backend() -> None:
+    from kuzet.config.models import KuzetConfig
+
+    cfg = KuzetConfig.model_validate({"face_detector": {"min_face": 40}, "face_embedder": {"runtime": "dlib"}})
+    assert cfg.face_detector.type == "centerface"
+    assert cfg.face_detector.min_face == 40
+    assert cfg.face_embedder.runtime == "dlib"
+    assert KuzetConfig.model_validate({"face_detector": {"type": "dlib-hog"}}).face_detector.type == "dlib-hog"

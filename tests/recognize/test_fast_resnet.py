@@ -125,3 +125,17 @@ def test_other_files_are_refused_clearly(tmp_path: Path) -> None:
         load_plan(shape_model)
     with pytest.raises(DlibModelError, match="cannot read"):
         load_plan(tmp_path / "missing.dat")
+
+
+def test_asking_for_a_gpu_that_is_not_there_is_a_clear_error() -> None:
+    from kuzet.core.accel import ort_providers
+    from kuzet.core.errors import ModelError
+    from kuzet.recognize.fast_resnet import cuda_available
+
+    if cuda_available():
+        assert TorchResNetEmbedder(DlibResNetConfig(runtime="torch", device="cuda")).device.type == "cuda"
+        return
+    with pytest.raises(ModelError, match="cuda"):
+        TorchResNetEmbedder(DlibResNetConfig(runtime="torch", device="cuda"))
+    assert ort_providers("auto")[-1] == "CPUExecutionProvider"
+    assert ort_providers("cpu") == ["CPUExecutionProvider"]

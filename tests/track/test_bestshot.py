@@ -34,3 +34,17 @@ def test_keep_best_holds_the_top_k_in_order() -> None:
     for q in [0.2, 0.9, 0.1, 0.5, 0.7]:
         keep_best(shots, _sample(q), limit=3)
     assert [s.quality for s in shots] == [0.9, 0.7, 0.5]
+
+
+def test_geometric_quality_bounds_full_quality() -> None:
+    from kuzet.track.bestshot import face_quality, geometric_quality
+
+    rng = np.random.default_rng(4)
+    chips = rng.integers(0, 255, (6, 150, 150, 3), dtype=np.uint8)
+    boxes = np.array([[0, 0, s, s] for s in (10, 30, 60, 100, 150, 200)], np.float32)
+    lms = np.tile(np.array([[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]], np.float32), (6, 1, 1))
+    lms[:, 2, 0] += np.arange(6) * 4  # more and more turned
+    full = face_quality(chips, boxes, lms)
+    bound = geometric_quality(boxes, lms)
+    assert np.all(bound >= full - 1e-6)
+    assert np.all(full > 0)

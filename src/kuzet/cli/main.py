@@ -1051,6 +1051,92 @@ def eval_make_pairs(
     console.print(f"wrote {len(rows)} pairs ({sum(p.same for p in rows)} same) to {out}", highlight=False)
 
 
+@app.command()
+def bench(
+    data: Annotated[
+        Path | None, typer.Option("--data", help="The shared data folder (faces/, video/); default $KUZET_DATA.")
+    ] = None,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Write the figures as JSON here.")] = Path(
+        "bench/results/bench.json"
+    ),
+    videos: Annotated[
+        list[str] | None, typer.Option("--video", help="Video file names under video/ (repeat); default all three.")
+    ] = None,
+    baseline_frames: Annotated[
+        int, typer.Option("--baseline-frames", min=1, help="Frames per video for the slow per-frame loop.")
+    ] = 60,
+    gallery_sizes: Annotated[
+        list[int] | None, typer.Option("--gallery-size", min=100, help="Gallery sizes (repeat); default 10k 100k 1M.")
+    ] = None,
+    no_video: Annotated[bool, typer.Option("--no-video", help="Skip the video figures.")] = False,
+    chips: Annotated[int, typer.Option("--chips", min=1, help="Face chips for the embedder figures.")] = 96,
+) -> None:
+    """Speed: faces/s per embedder runtime, analyze frames/s against the face_recognition way, gallery latency."""
+    from kuzet.bench import BenchOptions, run_bench
+
+    root = data or Path(os.environ.get("KUZET_DATA", "../shared/data"))
+    if not (root / "faces").is_dir() or not (root / "video").is_dir():
+        raise _fail(InputError(f"{root} has no faces/ and video/ folders", hint="pass --data ../shared/data"))
+    options = BenchOptions(data=root, baseline_frames=baseline_frames, max_chips=chips)
+    if videos:
+        missing = [v for v in videos if not (root / "video" / v).is_file()]
+        if missing:
+            raise _fail(InputError(f"no such video under {root / 'video'}: {', '.join(missing)}"))
+        options.videos = videos
+    if no_video:
+        options.videos = []
+    if gallery_sizes:
+        options.gallery_sizes = gallery_sizes
+    report = run_bench(options, progress=lambda msg: err_console.print(f"[dim]{msg}...[/dim]"))
+    _print_bench(report)
+    _write_json(out, report)
+    console.print(f"wrote {out}", highlight=False)
+
+
+def _print_bench(report: dict[str, object]) -> None:
+    emb = report["embedders"]
+    assert isinstance(emb, dict)
+    table = Table("runtime", "faces/s", "x dlib", "min cosine to dlib", title=f"face descriptor ({emb['chips']} chips)")
+    for runtime, row in emb.items():
+        if not isinstance(row, dict):
+            continue
+        if "error" in row:
+            table.add_row(runtime, "-", "-", row["error"])
+            continue
+        table.add_row(
+            f"{runtime} ({row['device']})",
+            f"{row['faces_per_s']:.1f}",
+            f"{row.get('speedup_vs_dlib', 1.0):.1f}",
+            f"{row.get('min_cosine_to_dlib', 1.0):.6f}",
+        )
+    console.print(table)
+    analyze = report.get("analyze")
+    if isinstance(analyze, dict):
+        table = Table("video", "kuzet frames/s", "x", "min_face 40 frames/s", "x", "face_recognition way frames/s")
+        for video, row in analyze.items():
+            table.add_row(
+                video,
+                f"{row['default']['fps']:.1f}",
+                f"{row['default']['speedup']:.1f}",
+                f"{row['min_face_40']['fps']:.1f}",
+                f"{row['min_face_40']['speedup']:.1f}",
+                f"{row['face_recognition_style']['fps']:.2f}",
+            )
+        console.print(table)
+    gallery = report.get("gallery")
+    if isinstance(gallery, dict):
+        table = Table("templates", "exact p50/p99 ms", "FAISS p50/p99 ms", "FAISS recall@1", "index build s")
+        for size, row in gallery.items():
+            table.add_row(
+                size,
+                f"{row['exact']['p50_ms']:.2f} / {row['exact']['p99_ms']:.2f}",
+                f"{row['faiss_ivf']['p50_ms']:.2f} / {row['faiss_ivf']['p99_ms']:.2f}",
+                f"{row['faiss_ivf']['recall_at_1']:.4f}",
+                f"{row['index_build_s']:.1f}",
+            )
+        console.print(table)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

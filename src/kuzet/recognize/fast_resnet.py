@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kuzet.config.models import DlibResNetConfig
+from kuzet.core.accel import ort_providers
 from kuzet.core.errors import ModelError
 from kuzet.core.types import CHIP_SIZE
 from kuzet.detect.face.dlib_hog import load_dlib_model
@@ -47,7 +48,9 @@ class OnnxResNetEmbedder:
         options.intra_op_num_threads = _threads(self.config)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session: Any = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+        self._session: Any = ort.InferenceSession(
+            data, sess_options=options, providers=ort_providers(self.config.device)
+        )
 
     def embed(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Descriptors, shape (N, 128) float32, unit length; chips (N, 150, 150, 3) RGB uint8."""

@@ -112,11 +112,11 @@ class IndexedGallery(NumpyGallery):
 
         super().__init__(templates, owners, people)
         m = len(self)
-        nlist = max(1, min(int(4 * np.sqrt(m)), m // 39))
+        nlist = max(1, min(int(np.sqrt(m)), m // 39))  # ~1000 lists at a million templates
         quantizer = faiss.IndexFlatIP(self.dim)
         self.index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(seed)
-        sample = self.templates[rng.choice(m, size=min(m, nlist * 64), replace=False)]
+        sample = self.templates[rng.choice(m, size=min(m, nlist * 50), replace=False)]
         self.index.train(sample)
         self.index.add(self.templates)
         self.index.nprobe = min(nprobe, nlist)

@@ -8,11 +8,11 @@ import numpy as np
 
 from kuzet.analytics.faces import decide_tracks
 from kuzet.config.models import KuzetConfig
-from kuzet.core.types import FaceSample, FaceTrack, Frame, Identity, TrackDecision
+from kuzet.core.types import CHIP_SIZE, FaceSample, FaceTrack, Frame, Identity, TrackDecision
 from kuzet.detect.face.base import FaceDetector
 from kuzet.recognize.align import align_faces, crop_region
 from kuzet.recognize.base import FaceEmbedder, GalleryIndex
-from kuzet.track.bestshot import face_quality, keep_best
+from kuzet.track.bestshot import geometric_quality, keep_best, sharpness
 from kuzet.track.iou import IoUTracker
 
 SNAPSHOT_MARGIN = 0.6
@@ -68,18 +68,32 @@ class FaceAnalyzer:
         ended = list(update.finished)
         if len(dets):
             assert dets.landmarks is not None
-            chips = align_faces(frame.image, dets.landmarks)
-            quality = face_quality(chips, dets.boxes, dets.landmarks)
+            limit = self.config.tracker.best_shots
+            bound = geometric_quality(dets.boxes, dets.landmarks)  # quality if perfectly sharp
+            tracks: list[FaceTrack | None] = []
             for i, tid in enumerate(update.track_ids.tolist()):
-                if tid < 0:
-                    continue
-                track = self._tracks.get(tid)
+                track = None
+                if tid >= 0:
+                    track = self._tracks.get(tid)
+                    if track is None:
+                        track = FaceTrack(track_id=tid, start=frame.pts, end=frame.pts)
+                        self._tracks[tid] = track
+                    track.end = frame.pts
+                    track.hits += 1
+                    if len(track.shots) >= limit and bound[i] <= track.shots[-1].quality:
+                        track = None  # cannot become a best shot: not worth aligning
+                tracks.append(track)
+            wanted = np.array([t is not None for t in tracks], bool)
+            if not wanted.any():
+                return self._end_frame(frame, ended)
+            chips = np.zeros((len(dets), CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
+            chips[wanted] = align_faces(frame.image, dets.landmarks[wanted])
+            quality = np.zeros(len(dets), np.float32)
+            quality[wanted] = bound[wanted] * sharpness(chips[wanted])
+            for i, track in enumerate(tracks):
                 if track is None:
-                    track = FaceTrack(track_id=tid, start=frame.pts, end=frame.pts)
-                    self._tracks[tid] = track
-                track.end = frame.pts
-                track.hits += 1
-                if len(track.shots) < self.config.tracker.best_shots or quality[i] > track.shots[-1].quality:
+                    continue
+                if len(track.shots) < limit or quality[i] > track.shots[-1].quality:
                     crop, x0, y0 = crop_region(frame.image, dets.boxes[i], margin=SNAPSHOT_MARGIN)
                     # Other faces in the frame, in crop pixels: a stored snapshot shows only its subject.
                     others = np.delete(dets.boxes, i, axis=0) - np.array([x0, y0, x0, y0], np.float32)
@@ -91,7 +105,10 @@ class FaceAnalyzer:
                         pts=frame.pts,
                         others=others.astype(np.float32),
                     )
-                    keep_best(track.shots, sample, limit=self.config.tracker.best_shots)
+                    keep_best(track.shots, sample, limit=limit)
+        return self._end_frame(frame, ended)
+
+    def _end_frame(self, frame: Frame, ended: list[int]) -> list[TrackDecision]:
         if frame.still:
             # Faces in different photos are different sightings: end every track with the photo.
             ended += self.tracker.flush()

@@ -23,16 +23,16 @@ def face_quality(
         Scores, shape (N,) float32; 1 is a large, sharp, frontal face.
 
     """
-    n = chips.shape[0]
-    if n == 0:
+    out: NDArray[np.float32] = (geometric_quality(boxes, landmarks) * sharpness(chips)).astype(np.float32)
+    return out
+
+
+def geometric_quality(boxes: NDArray[np.float32], landmarks: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Size x frontal pose in [0, 1], shape (N,): an upper bound of `face_quality` known before aligning."""
+    if boxes.shape[0] == 0:
         return np.zeros(0, np.float32)
     side = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     size_term = np.clip(side / 100.0, 0.05, 1.0)
-    sharp = np.empty(n, np.float32)
-    for i in range(n):
-        gray = cv2.cvtColor(chips[i, 30:120, 30:120], cv2.COLOR_RGB2GRAY)
-        sharp[i] = cv2.Laplacian(gray, cv2.CV_32F).var()
-    sharp_term = np.clip(sharp / 150.0, 0.05, 1.0)
     eyes_mid = (landmarks[:, 0] + landmarks[:, 1]) / 2
     eye_dist = np.maximum(np.linalg.norm(landmarks[:, 1] - landmarks[:, 0], axis=1), 1e-3)
     # Yaw: how far the nose is from the line between the eyes' midpoint and the mouth's midpoint.
@@ -40,7 +40,18 @@ def face_quality(
     axis_x = (eyes_mid[:, 0] + mouth_mid[:, 0]) / 2
     yaw = np.abs(landmarks[:, 2, 0] - axis_x) / eye_dist
     pose_term = np.clip(1.0 - 1.5 * yaw, 0.05, 1.0)
-    out: NDArray[np.float32] = (size_term * sharp_term * pose_term).astype(np.float32)
+    out: NDArray[np.float32] = (size_term * pose_term).astype(np.float32)
+    return out
+
+
+def sharpness(chips: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """Sharpness term in [0.05, 1] of aligned chips (variance of the Laplacian of the face's centre), shape (N,)."""
+    n = chips.shape[0]
+    sharp = np.empty(n, np.float32)
+    for i in range(n):
+        gray = cv2.cvtColor(chips[i, 30:120, 30:120], cv2.COLOR_RGB2GRAY)
+        sharp[i] = cv2.Laplacian(gray, cv2.CV_32F).var()
+    out: NDArray[np.float32] = np.clip(sharp / 150.0, 0.05, 1.0).astype(np.float32)
     return out
 
 

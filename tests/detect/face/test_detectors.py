@@ -101,3 +101,34 @@ def test_large_photo_is_downscaled_for_detection(centerface: FaceDetector, faces
     dets = centerface.detect(image)
     assert len(dets) == 1
     assert dets.boxes[0, 2] - dets.boxes[0, 0] > 300  # reported in full-resolution pixels
+
+
+def test_detection_resolution_follows_min_face(faces_dir: Path) -> None:
+    from kuzet.detect.face.centerface import CenterFaceDetector
+
+    img = load_image(faces_dir / "lfw_original_10id" / "Colin_Powell" / "Colin_Powell_0001.jpg", max_pixels=10**8)
+    small = CenterFaceDetector(CenterFaceConfig(min_face=60))
+    blob, scale = small._blob(img)
+    assert scale == pytest.approx(0.25, abs=0.01)
+    assert blob.shape[2] * blob.shape[3] < 0.1 * img.shape[0] * img.shape[1]
+    full = CenterFaceDetector(CenterFaceConfig(min_face=20)).detect(img)
+    quarter = small.detect(img)
+    assert len(full) >= 1
+    assert len(quarter) >= 1
+    assert iou_matrix(full.boxes[:1], quarter.boxes[:1])[0, 0] > 0.6  # the same face, in the image's pixels
+
+
+def test_reused_buffer_does_not_leak_the_previous_image(faces_dir: Path) -> None:
+    """Two images whose blobs have the same padded shape: the second's padding must be zero, not the first image."""
+    from kuzet.detect.face.centerface import CenterFaceDetector
+
+    face = load_image(faces_dir / "lfw_original_10id" / "Colin_Powell" / "Colin_Powell_0001.jpg", max_pixels=10**8)
+    reused = CenterFaceDetector()
+    first, _ = reused._blob(face)  # 250 px at 75% -> 188, padded to 192
+    assert first.shape[2:] == (192, 192)
+    smaller = np.full((220, 220, 3), 128, np.uint8)  # 165 px, also padded to 192
+    blob, _ = reused._blob(smaller)
+    assert blob.shape[2:] == (192, 192)
+    assert not blob[0, :, 165:, :].any()
+    assert not blob[0, :, :, 165:].any()
+    assert len(reused.detect(face)) >= 1

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from kuzet.cli.main import app
+
+runner = CliRunner()
+
+
+def test_bench_writes_figures_for_every_runtime_and_gallery(tmp_path: Path, data_root: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = runner.invoke(
+        app,
+        ["bench", "--data", str(data_root), "-o", str(out), "--no-video", "--chips", "6", "--gallery-size", "2000"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    emb = report["embedders"]
+    assert emb["chips"] == 6
+    for runtime in ("dlib", "onnxruntime", "torch"):
+        assert emb[runtime]["faces_per_s"] > 0
+        assert emb[runtime]["min_cosine_to_dlib"] >= 0.9999
+    assert emb["onnxruntime"]["faces_per_s"] > emb["dlib"]["faces_per_s"]
+    row = report["gallery"]["2000"]
+    assert row["templates"] == 2000
+    assert row["exact"]["recall_at_1"] == 1.0
+    assert 0.9 <= row["faiss_ivf"]["recall_at_1"] <= 1.0
+    assert row["exact"]["p99_ms"] >= row["exact"]["p50_ms"] > 0
+    assert "face descriptor" in result.output
+
+
+def test_bench_refuses_a_folder_without_the_data(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["bench", "--data", str(tmp_path), "-o", str(tmp_path / "b.json")])
+    assert result.exit_code == 2
+    assert "--data" in result.output
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_bench_names_a_missing_video(tmp_path: Path, data_root: Path) -> None:
+    result = runner.invoke(app, ["bench", "--data", str(data_root), "--video", "nope.mp4"])
+    assert result.exit_code == 2
+    assert "nope.mp4" in result.output
