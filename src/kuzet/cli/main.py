@@ -1033,6 +1033,40 @@ def eval_pairs(
         _write_json(json_out, report.to_json())
 
 
+@eval_app.command("plates")
+def eval_plates(
+    labels: Annotated[Path, typer.Option("--labels", help="CSV of file,region,x,y,w,h,plate.")],
+    root: Annotated[Path, typer.Option("--root", help="Folder the label paths are relative to.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures and every read here.")] = None,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format", help="Plate formats to read with (repeat: kz, eu, us, br); default each image's region."
+        ),
+    ] = None,
+) -> None:
+    """Licence-plate reading: detected, exact match rate, character error rate, per region, ms per image."""
+    from kuzet.eval.plates import run_plates
+
+    try:
+        with Progress(
+            TextColumn("reading plates"), BarColumn(), MofNCompleteColumn(), console=err_console, transient=True
+        ) as bar:
+            task = bar.add_task("plates", total=None)
+            report = run_plates(
+                labels, root, formats=formats, progress=lambda i, n: bar.update(task, completed=i, total=n)
+            )
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    table = Table("region", "images", "detected", "exact", "CER", title=f"plates: {labels}")
+    for region, row in [*report["per_region"].items(), ("all", report)]:
+        table.add_row(region, str(row["n"]), f"{row['detected']:.3f}", f"{row['exact']:.3f}", f"{row['cer']:.3f}")
+    console.print(table)
+    console.print(f"{report['ms_per_image']:.0f} ms per image", highlight=False)
+    if json_out is not None:
+        _write_json(json_out, report)
+
+
 @eval_app.command("make-pairs")
 def eval_make_pairs(
     labels: Annotated[Path, typer.Option("--labels", help="CSV of file,identity.")],
