@@ -19,6 +19,8 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from kuzet.analytics.plates import PlateFormat, PlateText, plate_formats
+from kuzet.analytics.traffic import Passage, TrafficAnalyzer, TrafficStats, Violation, counting_lines_summary
 from kuzet.audit import merkle
 from kuzet.audit.ledger import (
     AuditEntry,
@@ -30,7 +32,7 @@ from kuzet.audit.ledger import (
     verify_ledger,
 )
 from kuzet.audit.signing import LedgerSigner
-from kuzet.config.models import KuzetConfig
+from kuzet.config.models import CameraConfig, KuzetConfig
 from kuzet.core.errors import (
     AuthError,
     EnrolmentError,
@@ -41,11 +43,14 @@ from kuzet.core.errors import (
     PolicyRefusal,
     StoreError,
 )
-from kuzet.core.types import ROLES, Event, FaceSample, Frame, Identity, TrackDecision, User
+from kuzet.core.types import ROLES, Event, FaceSample, Frame, Identity, Image, TrackDecision, User
 from kuzet.detect.face import FaceDetector, build_face_detector
+from kuzet.detect.objects import build_object_detector
 from kuzet.detect.plate.ppocr import PpOcrPlateDetector
+from kuzet.detect.plate.reader import PlateReader
 from kuzet.governance import review as review_mod
 from kuzet.governance import watchlists as wl
+from kuzet.governance.evidence import write_evidence
 from kuzet.governance.policy import CategoryPolicy as CategoryPolicyT
 from kuzet.governance.policy import Policy, load_policy
 from kuzet.governance.redaction import Redactor, expand, obscure
@@ -68,8 +73,10 @@ from kuzet.store.models import (
     AuditEntryRow,
     EventRow,
     HoldRow,
+    PassageRow,
     PersonRow,
     TemplateRow,
+    ViolationRow,
     WatchlistEntryRow,
     WatchlistTemplateRow,
 )
@@ -118,6 +125,32 @@ class AnalysisResult:
     alert_ids: list[int]
     stats: FaceStats
     seconds: float
+    traffic: TrafficResult | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredViolation:
+    """A violation as stored: its row id and evidence package."""
+
+    id: int
+    kind: str
+    place: str
+    at: float
+    plate: str | None
+    measurements: dict[str, object]
+    evidence: str
+    evidence_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficResult:
+    """What a traffic camera's analysis counted and found."""
+
+    stats: TrafficStats
+    passages: list[Passage]
+    violations: list[StoredViolation]
+    per_line: dict[str, dict[str, int]]
+    calibration_note: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +240,36 @@ class Kuzet:
     def plate_detector(self) -> PpOcrPlateDetector:
         """Plate-shaped text detector used for redaction (loaded on first use)."""
         return PpOcrPlateDetector(max_side=960)
+
+    @cached_property
+    def plate_reader(self) -> PlateReader:
+        """Plate candidates and their text (PP-OCR detection and recognition), loaded on first use."""
+        return PlateReader(max_side=640)
+
+    def _read_vehicle_plate(
+        self, formats: list[PlateFormat]
+    ) -> Callable[[Image, NDArray[np.float32]], tuple[PlateText, NDArray[np.float32], Image] | None]:
+        def read(image: Image, box: NDArray[np.float32]) -> tuple[PlateText, NDArray[np.float32], Image] | None:
+            h, w = image.shape[:2]
+            x1, y1, x2, y2 = expand(box[None, :], 0.1, w, h)[0].tolist()
+            crop = np.ascontiguousarray(image[y1:y2, x1:x2])
+            if crop.shape[0] < 16 or crop.shape[1] < 16:
+                return None
+            found = self.plate_reader.read(crop, formats)
+            if found is None:
+                return None
+            pb = found.box + np.array([x1, y1, x1, y1], np.float32)
+            bx1, by1, bx2, by2 = (int(v) for v in pb.tolist())
+            return found.plate, pb, np.ascontiguousarray(image[by1 : max(by2, by1 + 1), bx1 : max(bx2, bx1 + 1)])
+
+        return read
+
+    def camera_config(self, camera: str) -> CameraConfig:
+        """The named camera's settings (a camera not in the config runs face analytics with the defaults)."""
+        for cam in self.config.cameras:
+            if cam.name == camera:
+                return cam
+        return CameraConfig.model_construct(name=camera)
 
     @cached_property
     def redactor(self) -> Redactor:
@@ -598,6 +661,15 @@ class Kuzet:
         require(actor, "admin", "operator", action="run analyses")
         self.maybe_purge()  # retention runs on its own schedule, not when someone remembers
         started = self.now()
+        cam = self.camera_config(camera)
+        faces_on = "faces" in cam.analytics
+        traffic: TrafficAnalyzer | None = None
+        if "traffic" in cam.analytics:
+            traffic = TrafficAnalyzer(
+                build_object_detector(cam.traffic.object_detector),
+                cam.traffic,
+                plate_reader=self._read_vehicle_plate(plate_formats(cam.traffic.plate_formats)),
+            )
         gallery = self._load_gallery()
         analyzer = FaceAnalyzer(
             detector=self.face_detector,
@@ -659,10 +731,30 @@ class Kuzet:
                     on_start(frames.expected_frames)
                 name = frames.name
                 for frame in frames:
-                    keep(analyzer.process(frame))
+                    if faces_on:
+                        keep(analyzer.process(frame))
+                    else:
+                        analyzer.stats.frames += 1
+                    if traffic is not None:
+                        traffic.process(frame)
                     if on_frame is not None:
                         on_frame(frame)
                 keep(analyzer.finish())
+            evidence: list[tuple[Violation, str, str]] = []
+            if traffic is not None:
+                traffic.finish()
+                for v in traffic.violations:
+                    rel_dir, digest, files = write_evidence(
+                        v,
+                        media_root=self.media.root,
+                        camera=camera,
+                        source=name,
+                        recorded_at=self.now(),
+                        calibration=cam.traffic.calibration,
+                        redactor=self.redactor,
+                    )
+                    written.extend(files)
+                    evidence.append((v, rel_dir, digest))
             stats = analyzer.stats
             run = RunRecord(
                 camera=camera,
@@ -704,13 +796,101 @@ class Kuzet:
                         object=f"alert:{alert_id}",
                         details={"entry": a.entry_id, "score": a.score, "threshold": a.threshold, "camera": camera},
                     )
+                traffic_result = None
+                if traffic is not None:
+                    traffic_result = self._store_traffic(s, ledger, actor, run_id, camera, traffic, evidence, cam)
         except (KuzetError, KeyboardInterrupt, OSError):
             for rel in written:
                 self.media.delete(rel)
             raise
         seconds = (self.now() - started).total_seconds()
         return AnalysisResult(
-            run_id=run_id, source=name, camera=camera, events=events, alert_ids=alert_ids, stats=stats, seconds=seconds
+            run_id=run_id,
+            source=name,
+            camera=camera,
+            events=events,
+            alert_ids=alert_ids,
+            stats=stats,
+            seconds=seconds,
+            traffic=traffic_result,
+        )
+
+    def _store_traffic(
+        self,
+        s: Session,
+        ledger: AuditLedger,
+        actor: User,
+        run_id: int,
+        camera: str,
+        traffic: TrafficAnalyzer,
+        evidence: list[tuple[Violation, str, str]],
+        cam: CameraConfig,
+    ) -> TrafficResult:
+        """Passages and violations of one run, each violation's evidence hash in the ledger."""
+        now = self.now()
+        for p in traffic.passages:
+            s.add(
+                PassageRow(
+                    run_id=run_id,
+                    camera=camera,
+                    line=p.line,
+                    direction=p.direction,
+                    label=p.label,
+                    track_id=p.track_id,
+                    at=round(p.pts, 3),
+                    speed_kmh=p.speed_kmh,
+                    speed_err_kmh=p.speed_err_kmh,
+                    plate=p.plate,
+                    created_at=now,
+                )
+            )
+        stored = []
+        for v, rel_dir, digest in evidence:
+            row = ViolationRow(
+                run_id=run_id,
+                camera=camera,
+                kind=v.kind,
+                place=v.where,
+                track_id=v.track_id,
+                at=round(v.pts, 3),
+                plate=v.plate,
+                measurements=json.dumps(v.measurements, sort_keys=True),
+                evidence=rel_dir,
+                evidence_sha256=digest,
+                created_at=now,
+            )
+            s.add(row)
+            s.flush()
+            self._audit(
+                ledger,
+                actor,
+                "violation.recorded",
+                object=f"violation:{row.id}",
+                details={"kind": v.kind, "camera": camera, "evidence": rel_dir, "evidence_sha256": digest},
+            )
+            stored.append(
+                StoredViolation(row.id, v.kind, v.where, row.at, v.plate, dict(v.measurements), rel_dir, digest)
+            )
+        self._audit(
+            ledger,
+            actor,
+            "traffic.run",
+            object=f"run:{run_id}",
+            details={
+                "camera": camera,
+                "passages": len(traffic.passages),
+                "violations": len(stored),
+                "plates_read": traffic.stats.plates_read,
+            },
+        )
+        cal = cam.traffic.calibration
+        note = (cal.note or "4-point ground calibration") if cal is not None else None
+        return TrafficResult(
+            stats=traffic.stats,
+            passages=list(traffic.passages),
+            violations=stored,
+            per_line=counting_lines_summary(cam.traffic.lines, traffic.passages),
+            calibration_note=note,
         )
 
     def _entry_category(self, entry_id: int) -> CategoryPolicyT | None:
@@ -993,7 +1173,7 @@ class Kuzet:
         return data
 
     def hold_add(self, actor: User, case: str, object_type: str, object_id: int, *, reason: str) -> int:
-        """Put an event, alert, person or watchlist entry under legal hold for a case."""
+        """Put an event, alert, person, watchlist entry or traffic violation under legal hold for a case."""
         require(actor, "admin", "auditor", "approver", action="place legal holds")
         if object_type not in HOLD_TYPES:
             raise KuzetError(f"cannot hold a {object_type!r}", hint=f"hold one of: {', '.join(HOLD_TYPES)}")

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kuzet.app import AnalysisResult, Kuzet, resolve_data_dir
+from kuzet.app import AnalysisResult, Kuzet, TrafficResult, resolve_data_dir
 from kuzet.config.loading import load_config
 from kuzet.core.errors import AuthError, InputError, KuzetError
 from kuzet.core.types import ROLES, Event, User
@@ -300,6 +300,10 @@ def _run_analysis(svc: Kuzet, actor: User, source: str, camera: str, fps: float 
 
 def _print_summary(result: AnalysisResult) -> None:
     s = result.stats
+    if result.traffic is not None and s.faces == 0 and not result.events and not result.alert_ids:
+        console.print(f"{s.frames} frames, no faces")
+        _print_traffic(result.traffic)
+        return
     table = Table(
         "frames", "faces", "tracks", "matched", "alerts", "unknown", "too poor", "noise", "fps", title="summary"
     )
@@ -322,6 +326,62 @@ def _print_summary(result: AnalysisResult) -> None:
         console.print(f"{len(result.alert_ids)} watchlist alert(s) wait for review: {ids} (kuzet review list)")
     if s.unknown_tracks:
         console.print(f"{s.unknown_tracks} face track(s) matched nobody: counted, not stored.")
+    if result.traffic is not None:
+        _print_traffic(result.traffic)
+
+
+def _print_traffic(t: TrafficResult) -> None:
+    table = Table("line", "in", "out", title=f"passages ({len(t.passages)}), {t.stats.tracks} tracked objects")
+    for line, counts in t.per_line.items():
+        table.add_row(line, str(counts["in"]), str(counts["out"]))
+    console.print(table)
+    rows = Table("time (s)", "line", "direction", "object", "speed km/h", "plate", title="passages")
+    for p in t.passages:
+        speed = "-" if p.speed_kmh is None else f"{p.speed_kmh:.1f} ± {p.speed_err_kmh or 0:.1f}"
+        rows.add_row(f"{p.pts:.2f}", p.line, p.direction, p.label, speed, p.plate or "-")
+    console.print(rows)
+    if t.calibration_note:
+        console.print(f"speeds from the camera's ground calibration: {t.calibration_note}", highlight=False)
+    if t.violations:
+        vt = Table("id", "rule", "where", "time (s)", "plate", "evidence sha256", title="violations")
+        for v in t.violations:
+            vt.add_row(str(v.id), v.kind, v.place, f"{v.at:.2f}", v.plate or "-", v.evidence_sha256[:16])
+        console.print(vt)
+
+
+def traffic_dict(t: TrafficResult) -> dict[str, object]:
+    """JSON form of a traffic result."""
+    return {
+        "per_line": t.per_line,
+        "calibration": t.calibration_note,
+        "passages": [
+            {
+                "time_s": p.pts,
+                "line": p.line,
+                "direction": p.direction,
+                "object": p.label,
+                "track_id": p.track_id,
+                "speed_kmh": p.speed_kmh,
+                "speed_uncertainty_kmh": p.speed_err_kmh,
+                "plate": p.plate,
+            }
+            for p in t.passages
+        ],
+        "violations": [
+            {
+                "id": v.id,
+                "rule": v.kind,
+                "where": v.place,
+                "time_s": v.at,
+                "plate": v.plate,
+                "measurements": v.measurements,
+                "evidence": v.evidence,
+                "evidence_sha256": v.evidence_sha256,
+            }
+            for v in t.violations
+        ],
+        "stats": {"frames": t.stats.frames, "tracks": t.stats.tracks, "plates_read": t.stats.plates_read},
+    }
 
 
 @app.command()
@@ -330,8 +390,11 @@ def analyze(
     camera: Annotated[str, typer.Option("--camera", help="Camera name recorded on the events.")] = "default",
     fps: Annotated[float | None, typer.Option("--fps", help="Analyse this many frames per second.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the events as JSON to this file.")] = None,
+    traffic_json: Annotated[
+        Path | None, typer.Option("--traffic-json", help="Write passages and violations (traffic cameras) as JSON.")
+    ] = None,
 ) -> None:
-    """Find enrolled people and watchlist hits in a video, image or stream."""
+    """Find enrolled people and watchlist hits, and (traffic cameras) count, time and check vehicles."""
     try:
         svc = _service()
         actor = _signed_in(svc)
@@ -341,6 +404,11 @@ def analyze(
     _print_summary(result)
     if json_out is not None:
         _write_json(json_out, [svc.event_dict(e) for e in result.events])
+    if traffic_json is not None:
+        if result.traffic is None:
+            err_console.print(f"camera {camera!r} runs no traffic analytics: nothing written to {traffic_json}")
+        else:
+            _write_json(traffic_json, traffic_dict(result.traffic))
 
 
 def _write_json(path: Path, data: object) -> None:
@@ -768,15 +836,26 @@ def hold_add(
     alert: Annotated[int | None, typer.Option("--alert", help="Hold this alert.")] = None,
     person: Annotated[int | None, typer.Option("--person", help="Hold this person's records.")] = None,
     watchlist: Annotated[int | None, typer.Option("--watchlist", help="Hold this entry's alerts.")] = None,
+    violation: Annotated[int | None, typer.Option("--violation", help="Hold this traffic violation.")] = None,
 ) -> None:
     """Put a record under legal hold: retention and erasure skip it until the case is released."""
     chosen = [
         (t, i)
-        for t, i in (("event", event), ("alert", alert), ("person", person), ("watchlist", watchlist))
+        for t, i in (
+            ("event", event),
+            ("alert", alert),
+            ("person", person),
+            ("watchlist", watchlist),
+            ("violation", violation),
+        )
         if i is not None
     ]
     if len(chosen) != 1:
-        raise _fail(KuzetError("name exactly one record", hint="use one of --event, --alert, --person, --watchlist"))
+        raise _fail(
+            KuzetError(
+                "name exactly one record", hint="use one of --event, --alert, --person, --watchlist, --violation"
+            )
+        )
     try:
         svc = _service()
         hold_id = svc.hold_add(_signed_in(svc), case, chosen[0][0], int(chosen[0][1]), reason=reason)

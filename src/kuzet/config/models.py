@@ -133,12 +133,110 @@ class IngestConfig(_Strict):
     open_timeout_s: float = Field(10.0, gt=0.0, description="Seconds to wait for a network source to answer.")
 
 
+class MotionDetectorConfig(_Strict):
+    """Moving objects by background subtraction (fixed cameras); the default for traffic."""
+
+    type: Literal["motion"] = Field("motion", description="Selects background subtraction.")
+    width: int = Field(384, ge=64, le=4096, description="Frames are shrunk to this width first.")
+    history: int = Field(300, ge=10, description="Frames the background model remembers.")
+    var_threshold: float = Field(16.0, gt=0, description="MOG2 variance threshold: higher ignores more noise.")
+    min_area: float = Field(0.002, gt=0, lt=1, description="Smallest object, as a share of the frame's area.")
+
+
+class YoloOnnxConfig(_Strict):
+    """A YOLO-family ONNX model the user supplies (v5/v7 or v8/v11 output layout)."""
+
+    type: Literal["yolo-onnx"] = Field("yolo-onnx", description="Selects a YOLO ONNX model.")
+    model: str = Field(..., min_length=1, description="Path of the .onnx file.")
+    names: list[str] = Field(default_factory=list, description="Class names in output order (else from metadata).")
+    classes: list[str] = Field(
+        default_factory=lambda: ["car", "truck", "bus", "motorcycle", "bicycle", "person"],
+        description="Classes to keep; empty keeps all.",
+    )
+    input_size: int = Field(640, ge=32, le=4096, description="Input side for models with a dynamic input.")
+    score_threshold: float = Field(0.35, ge=0.0, le=1.0, description="Minimum class score.")
+    nms_iou: float = Field(0.5, gt=0.0, le=1.0, description="Per-class NMS IoU.")
+    layout: Literal["auto", "v8", "v5", "v8-transposed"] = Field("auto", description="Output layout.")
+    threads: int = Field(0, ge=0, description="onnxruntime threads; 0 uses every core.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where it runs.")
+
+
+ObjectDetectorConfig = Annotated[
+    MotionDetectorConfig | YoloOnnxConfig, Field(discriminator="type"), _default_type("motion")
+]
+
+Point = tuple[float, float]
+
+
+class CountingLine(_Strict):
+    """A line objects are counted across, in two directions.
+
+    `in` is crossing to the right-hand side of the line as seen walking from its first point to its second on the
+    screen: for a line drawn left to right, `in` is moving down the image.
+    """
+
+    name: str = Field(..., min_length=1, max_length=64)
+    points: tuple[Point, Point] = Field(..., description="Two image points [[x1, y1], [x2, y2]] in pixels.")
+
+
+class Zone(_Strict):
+    """A polygon with a rule: `no-stopping` (dwell limit) or `one-way` (allowed direction of travel)."""
+
+    name: str = Field(..., min_length=1, max_length=64)
+    polygon: list[Point] = Field(..., min_length=3, description="Image points in pixels.")
+    rule: Literal["none", "no-stopping", "one-way"] = "none"
+    max_stop_s: float = Field(10.0, gt=0, description="no-stopping: longest allowed stop, seconds.")
+    direction: Point | None = Field(None, description="one-way: allowed direction as an image vector [dx, dy].")
+
+
+class Calibration(_Strict):
+    """Four image points and where they lie on the road, in metres: a homography to the ground plane."""
+
+    image: list[Point] = Field(..., min_length=4, max_length=4)
+    ground: list[Point] = Field(..., min_length=4, max_length=4)
+    pixel_error: float = Field(2.0, ge=0, description="Uncertainty of a tracked point, pixels (for speed errors).")
+    scale_error: float = Field(
+        0.0, ge=0, lt=1, description="Relative uncertainty of the ground distances themselves (0.05 = 5%)."
+    )
+    note: str = Field("", description="How the points were measured (printed with every speed).")
+
+
+class RedLight(_Strict):
+    """Red-light rule: crossing `stop_line` while the signal is red."""
+
+    stop_line: tuple[Point, Point]
+    signal_region: tuple[int, int, int, int] | None = Field(
+        None, description="x, y, w, h of the signal head in the image; red is read from its colour."
+    )
+
+
+class TrafficConfig(_Strict):
+    """What a traffic camera measures."""
+
+    object_detector: ObjectDetectorConfig = Field(default_factory=MotionDetectorConfig)
+    lines: list[CountingLine] = Field(default_factory=list)
+    zones: list[Zone] = Field(default_factory=list)
+    calibration: Calibration | None = None
+    red_light: RedLight | None = None
+    speed_limit_kmh: float | None = Field(None, gt=0, description="Passages faster than this are violations.")
+    plates: bool = Field(True, description="Read plates of tracked vehicles.")
+    plate_formats: list[str] = Field(default_factory=lambda: ["kz"], description="Regions: kz, eu, us, br.")
+    plate_every: int = Field(3, ge=1, description="Read plates on every n-th frame of a track.")
+    min_track_frames: int = Field(3, ge=1, description="Shorter tracks are noise.")
+
+
 class CameraConfig(_Strict):
     """A named camera and what feeds it."""
 
     name: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", description="Camera name.")
     source: str = Field("", description="File, folder or rtsp:// / http:// URL; may be given on the command line.")
     fps: float | None = Field(None, gt=0, description="Frames analysed per second; None analyses every frame.")
+    analytics: list[Literal["faces", "traffic"]] = Field(
+        default_factory=lambda: list[Literal["faces", "traffic"]](["faces"]),
+        min_length=1,
+        description="What runs on this camera.",
+    )
+    traffic: TrafficConfig = Field(default_factory=TrafficConfig, description="Traffic analytics settings.")
 
 
 class KuzetConfig(_Strict):

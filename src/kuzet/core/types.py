@@ -58,12 +58,14 @@ class Detections:
         scores: Detector confidence, shape (N,), dtype float32.
         landmarks: Five face points (left eye, right eye, nose tip, left and right mouth corner, as seen in
             the image) in pixels, shape (N, 5, 2), dtype float32; None for detectors without landmarks.
+        labels: Class names of object detections (e.g. "car", "person"), shape (N,); None for face detectors.
 
     """
 
     boxes: NDArray[np.float32]
     scores: NDArray[np.float32]
     landmarks: NDArray[np.float32] | None = None
+    labels: NDArray[np.str_] | None = None
 
     def __post_init__(self) -> None:
         n = self.boxes.shape[0]
@@ -73,6 +75,8 @@ class Detections:
             raise ValueError(f"scores must have shape ({n},), got {self.scores.shape}")
         if self.landmarks is not None and self.landmarks.shape != (n, 5, 2):
             raise ValueError(f"landmarks must have shape ({n}, 5, 2), got {self.landmarks.shape}")
+        if self.labels is not None and self.labels.shape != (n,):
+            raise ValueError(f"labels must have shape ({n},), got {self.labels.shape}")
         if n and not np.all(self.boxes[:, 2:] >= self.boxes[:, :2]):
             raise ValueError("boxes must satisfy x2 >= x1 and y2 >= y1")
 
@@ -94,6 +98,7 @@ class Detections:
             boxes=self.boxes[index],
             scores=self.scores[index],
             landmarks=None if self.landmarks is None else self.landmarks[index],
+            labels=None if self.labels is None else self.labels[index],
         )
 
     @property

@@ -78,8 +78,18 @@ class Redactor:
         self.plates = plates
         self.method = method
 
-    def redact_image(self, image: Image, *, keep: NDArray[np.float32] | None = None) -> RedactionResult:
-        """A redacted copy of `image`; the face overlapping `keep` (x1, y1, x2, y2) most is left visible."""
+    def redact_image(
+        self,
+        image: Image,
+        *,
+        keep: NDArray[np.float32] | None = None,
+        keep_plates_in: NDArray[np.float32] | None = None,
+    ) -> RedactionResult:
+        """A redacted copy of `image`.
+
+        The face overlapping `keep` (x1, y1, x2, y2) most is left visible, and so are plates whose centre lies in
+        `keep_plates_in` (a violating vehicle's box: its plate is the evidence; every other plate is hidden).
+        """
         out = image.copy()
         h, w = out.shape[:2]
         faces = self.faces.detect(image).boxes
@@ -89,6 +99,10 @@ class Redactor:
             if overlap[subject] >= 0.3:
                 faces = np.delete(faces, subject, axis=0)
         plates = self.plates.detect(image).boxes if self.plates is not None else np.zeros((0, 4), np.float32)
+        if keep_plates_in is not None and plates.shape[0]:
+            cx, cy = (plates[:, 0] + plates[:, 2]) / 2, (plates[:, 1] + plates[:, 3]) / 2
+            x1, y1, x2, y2 = keep_plates_in.tolist()
+            plates = plates[~((cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2))]
         obscure(out, expand(faces, 0.15, w, h), method=self.method)
         obscure(out, expand(plates, 0.1, w, h), method=self.method)
         return RedactionResult(out, int(faces.shape[0]), int(plates.shape[0]))

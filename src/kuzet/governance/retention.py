@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from kuzet.core.timeutil import aware
 from kuzet.governance.policy import RetentionPolicy
 from kuzet.store.media import MediaStore
-from kuzet.store.models import AlertRow, EventRow, HoldRow, ReviewRow
+from kuzet.store.models import AlertRow, EventRow, HoldRow, PassageRow, ReviewRow, ViolationRow
 
-HOLD_TYPES = ("event", "alert", "person", "watchlist")
+HOLD_TYPES = ("event", "alert", "person", "watchlist", "violation")
 
 
 @dataclass(slots=True)
@@ -25,6 +25,8 @@ class PurgeReport:
     unconfirmed_alerts: int = 0
     confirmed_alerts: int = 0
     recordings: int = 0
+    passages: int = 0
+    violations: int = 0
     over_cap: int = 0
     files: int = 0
     bytes_freed: int = 0
@@ -39,6 +41,8 @@ class PurgeReport:
             "unconfirmed_alerts": self.unconfirmed_alerts,
             "confirmed_alerts": self.confirmed_alerts,
             "recordings": self.recordings,
+            "passages": self.passages,
+            "violations": self.violations,
             "over_cap": self.over_cap,
             "files": self.files,
             "bytes_freed": self.bytes_freed,
@@ -114,6 +118,23 @@ def purge(session: Session, media: MediaStore, policy: RetentionPolicy, now: dat
         else:
             report.unconfirmed_alerts += 1
         delete_alert(session, media, al, report)
+    # traffic passages carry plates: they go with event snapshots; violations and their evidence with evidence
+    for pa in list(session.scalars(select(PassageRow).where(PassageRow.created_at < event_cutoff))):
+        session.delete(pa)
+        report.passages += 1
+    for vi in list(session.scalars(select(ViolationRow).where(ViolationRow.created_at < confirmed_cutoff))):
+        if vi.id in held.ids["violation"]:
+            report.kept_on_hold += 1
+            continue
+        folder = media.path(vi.evidence)
+        if folder.is_dir():
+            for f in folder.iterdir():
+                report.bytes_freed += f.stat().st_size
+                report.files += 1
+                f.unlink()
+            folder.rmdir()
+        session.delete(vi)
+        report.violations += 1
     recordings = media.root / "recordings"
     if recordings.is_dir():
         cutoff_ts = (now - timedelta(days=policy.recordings_days)).timestamp()

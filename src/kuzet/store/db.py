@@ -32,7 +32,7 @@ def _begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 """The newest migration in `store/migrations/versions` (a test checks they agree)."""
 
 
