@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kuzet.analytics.plates import PlateFormat, PlateText, plate_formats
+from kuzet.analytics.plates import clean as clean_plate
 from kuzet.analytics.traffic import Passage, TrafficAnalyzer, TrafficStats, Violation, counting_lines_summary
 from kuzet.audit import merkle
 from kuzet.audit.ledger import (
@@ -492,15 +493,20 @@ class Kuzet:
                 )
         return expired
 
-    def watchlist_request(self, actor: User, req: wl.WatchlistRequest, photo: Path) -> int:
+    def watchlist_request(
+        self, actor: User, req: wl.WatchlistRequest, photo: Path | None = None, *, plate: str | None = None
+    ) -> int:
         """File a watchlist request; it matches nothing until a different user approves it.
+
+        A face category needs `photo` (one face); a plate category (e.g. stolen-vehicle) needs `plate`.
 
         Raises:
             PolicyRefusal: A prohibited category or label, a missing legal basis, or an expiry beyond the maximum;
                 the refusal is audited.
         """
         require(actor, "requester", action="request watchlist entries")
-        refusal = wl.check_request(req, self.policy, today=self.now().date())
+        kind = "plate" if plate is not None else "face"
+        refusal = wl.check_request(req, self.policy, today=self.now().date(), kind=kind)
         if refusal is not None:
             raise self._refuse(
                 actor,
@@ -509,18 +515,30 @@ class Kuzet:
                 reason=refusal.reason,
                 hint="watchlists may only hold lawful, allowed categories; see docs/governance.md",
             )
-        vector, crop, sha = self._face_template(photo)
-        rel = self.media.save_jpeg(crop, kind="watchlist")
+        if plate is not None:
+            if photo is not None:
+                raise InputError("a watchlist entry holds a face or a plate, not both", hint="give --photo or --plate")
+            text = clean_plate(plate)
+            if not 2 <= len(text) <= 10:
+                raise InputError(f"plate {plate!r} is not 2-10 letters and digits", hint="e.g. --plate 123ABC02")
+            template, model, rel, sha = text.encode(), wl.PLATE_MODEL, "", hashlib.sha256(text.encode()).hexdigest()
+        else:
+            if photo is None:
+                raise InputError(f"category {req.category} watches faces", hint="give --photo")
+            vector, crop, sha = self._face_template(photo)
+            template, model = np.ascontiguousarray(vector, "<f4").tobytes(), self.face_embedder.name
+            rel = self.media.save_jpeg(crop, kind="watchlist")
         try:
             with self._tx() as (s, ledger):
                 entry_id = wl.WatchlistRepository(s).add(
                     req,
                     requester_id=actor.user_id,
-                    vector=vector,
-                    model=self.face_embedder.name,
+                    template=template,
+                    model=model,
                     photo=rel,
                     sha=sha,
                     cipher=self.cipher,
+                    kind=kind,
                 )
                 self._audit(
                     ledger,
@@ -538,7 +556,8 @@ class Kuzet:
                     },
                 )
         except BaseException:
-            self.media.delete(rel)
+            if rel:
+                self.media.delete(rel)
             raise
         return entry_id
 
@@ -743,6 +762,7 @@ class Kuzet:
             evidence: list[tuple[Violation, str, str]] = []
             if traffic is not None:
                 traffic.finish()
+                new_alerts.extend(self._plate_hits(traffic, written))
                 for v in traffic.violations:
                     rel_dir, digest, files = write_evidence(
                         v,
@@ -814,6 +834,38 @@ class Kuzet:
             seconds=seconds,
             traffic=traffic_result,
         )
+
+    def _plate_hits(self, traffic: TrafficAnalyzer, written: list[str]) -> list[NewAlert]:
+        """Vehicles whose voted plate is on an approved, unexpired plate watchlist: candidate alerts for review."""
+        if not traffic.plates:
+            return []
+        with self.db.session() as s:
+            watched = wl.WatchlistRepository(s).active_plates(now=self.now(), policy=self.policy, cipher=self.cipher)
+        alerts = []
+        for pt in traffic.plates:
+            entry = watched.get(pt.plate.text)
+            if entry is None:
+                continue
+            snapshots, originals = [], []
+            if pt.crop is not None and pt.crop.size:
+                snapshots.append(self.media.save_jpeg(pt.crop))
+                originals.append(self.media.save_encrypted(encode_jpeg(pt.crop), cipher=self.cipher))
+                written.extend(snapshots + originals)
+            category = self._entry_category(entry.person_id)
+            alerts.append(
+                NewAlert(
+                    entry_id=entry.person_id,
+                    score=round(pt.plate.score, 4),
+                    threshold=1.0,
+                    start=round(pt.start, 3),
+                    end=round(pt.end, 3),
+                    track_id=pt.track_id,
+                    snapshots=snapshots,
+                    originals=originals,
+                    required_reviews=category.required_reviews if category else 2,
+                )
+            )
+        return alerts
 
     def _store_traffic(
         self,

@@ -158,6 +158,7 @@ def test_speeding_needs_the_limit_beaten_beyond_the_uncertainty() -> None:
     fast = run(cfg, lambda t: [car_at(50 + 280 * t, 300)] if t < 2.5 else [], 3)  # 14 m/s = 50 km/h
     slow = run(cfg, lambda t: [car_at(50 + 100 * t, 300)] if t < 6 else [], 7)  # 5 m/s = 18 km/h
     assert [v.kind for v in fast.violations] == ["speeding"]
+    assert len(fast.violations[0].frames) == 2  # first and last view, for the evidence package
     assert fast.violations[0].measurements["speed_kmh"] == pytest.approx(50.4, abs=1)
     assert slow.violations == []
 

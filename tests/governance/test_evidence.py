@@ -8,6 +8,7 @@ knows where the test put them stands in for it (motion detection itself is teste
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -89,9 +90,11 @@ class WhereTheCarsAre:
         )
 
 
-@pytest.fixture
-def one_way_run(
-    tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
+def analyse_one_way(
+    tmp_path: Path,
+    data_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    prepare: Callable[[Kuzet], object] = lambda _svc: None,
 ) -> tuple[Kuzet, object, dict[str, np.ndarray]]:
     cars = {n: _car(data_root / "plates", n) for n in PLATES}
     monkeypatch.setattr("kuzet.app.build_object_detector", lambda _config: WhereTheCarsAre(cars))
@@ -122,8 +125,16 @@ def one_way_run(
     )
     svc = Kuzet(tmp_path / "data", config)
     admin = svc.init_admin("admin", "correct horse battery")
+    prepare(svc)
     result = svc.analyze(admin, str(video), camera="one-way-street")
     return svc, result, cars
+
+
+@pytest.fixture
+def one_way_run(
+    tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Kuzet, object, dict[str, np.ndarray]]:
+    return analyse_one_way(tmp_path, data_root, monkeypatch)
 
 
 def test_wrong_way_violation_has_a_hashed_redacted_evidence_package(
@@ -201,4 +212,43 @@ def test_retention_keeps_held_evidence_and_deletes_it_when_released(
     with svc.db.session() as s:
         assert s.scalar(select(func.count()).select_from(ViolationRow)) == 0
         assert s.scalar(select(func.count()).select_from(PassageRow)) == 0
+    svc.close()
+
+
+def test_plate_watchlist_hit_becomes_an_alert_for_review(
+    tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from kuzet.core.errors import InputError, PolicyRefusal
+    from kuzet.governance.watchlists import WatchlistRequest
+    from tests.conftest import add_user
+
+    entry: dict[str, int] = {}
+
+    def file_entry(svc: Kuzet) -> None:
+        req_user = add_user(svc, "rustam", "requester")
+        approver = add_user(svc, "aigul", "approver")
+        request = WatchlistRequest(
+            list_name="stolen",
+            subject_name="stolen grey hatchback",
+            category="stolen-vehicle",
+            legal_basis="stolen-vehicle-report",
+            reference="KUI-2026-1177",
+            authority="city police",
+            expires=svc.now().date() + timedelta(days=30),
+        )
+        with pytest.raises(PolicyRefusal, match="is for plates, not faces"):
+            svc.watchlist_request(req_user, request, data_root / "plates" / PLATES["B"][0])
+        with pytest.raises(InputError, match="not 2-10"):
+            svc.watchlist_request(req_user, request, plate="?")
+        entry["id"] = svc.watchlist_request(req_user, request, plate="jpq-9870")
+        svc.watchlist_approve(approver, entry["id"], reason="report checked")
+
+    svc, result, _ = analyse_one_way(tmp_path, data_root, monkeypatch, file_entry)
+    assert len(result.alert_ids) == 1  # type: ignore[attr-defined]
+    reviewer = add_user(svc, "marat", "reviewer")
+    (alert,) = svc.review_list(reviewer)
+    assert alert.entry_id == entry["id"]
+    assert alert.status == "pending"
     svc.close()

@@ -141,6 +141,17 @@ class Violation:
 
 
 @dataclass
+class PlateTrack:
+    """A tracked vehicle whose plate was read: the voted text and the best crop."""
+
+    track_id: int
+    plate: PlateText
+    start: float
+    end: float
+    crop: Image | None
+
+
+@dataclass
 class _Track:
     track_id: int
     label: str
@@ -156,6 +167,8 @@ class _Track:
     plate_score: float = 0.0
     violations: list[Violation] = field(default_factory=list)
     frames_seen: int = 0
+    first_view: tuple[float, Image, NDArray[np.float32]] | None = None
+    last_view: tuple[float, Image, NDArray[np.float32]] | None = None
 
 
 @dataclass
@@ -197,6 +210,7 @@ class TrafficAnalyzer:
         self._tracks: dict[int, _Track] = {}
         self.passages: list[Passage] = []
         self.violations: list[Violation] = []
+        self.plates: list[PlateTrack] = []
 
     def process(self, frame: Frame) -> None:
         """One frame: detect, track, and check every rule for the tracks it moved."""
@@ -214,6 +228,10 @@ class TrafficAnalyzer:
             point = ((float(box[0]) + float(box[2])) / 2, float(box[3]))
             track.box = box.copy()
             track.frames_seen += 1
+            view = (frame.pts, frame.image, track.box)  # a reference to the decoded frame, not a copy
+            if track.first_view is None:
+                track.first_view = view
+            track.last_view = view
             previous = np.asarray(track.points[-1], np.float64) if track.points else None
             track.times.append(frame.pts)
             track.points.append(point)
@@ -341,6 +359,8 @@ class TrafficAnalyzer:
         self.stats.tracks += 1
         plate = vote(track.plates)
         text = plate.text if plate else None
+        if plate is not None:
+            self.plates.append(PlateTrack(tid, plate, track.times[0], track.times[-1], track.plate_crop))
         speed = self._speed(track)
         kmh = (round(speed[0] * 3.6, 1), round(speed[1] * 3.6, 1)) if speed else (None, None)
         for line_name, (d, pts) in track.crossings.items():
@@ -354,6 +374,7 @@ class TrafficAnalyzer:
         if limit is not None and kmh[0] is not None and kmh[1] is not None and kmh[0] - 2 * kmh[1] > limit:
             # only when the speed exceeds the limit by more than twice its uncertainty
             v = Violation("speeding", tid, track.times[-1], "camera", {}, track.box.copy())
+            v.frames = [view for view in (track.first_view, track.last_view) if view is not None]
             track.violations.append(v)
         for v in track.violations:
             v.plate, v.plate_crop, v.plate_box = text, track.plate_crop, track.plate_box

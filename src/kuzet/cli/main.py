@@ -445,12 +445,15 @@ def events(
 def watchlist_request(
     list_name: Annotated[str, typer.Option("--list", help="Watchlist name.")],
     name: Annotated[str, typer.Option("--name", help="The person's name.")],
-    photo: Annotated[Path, typer.Option("--photo", help="A photo showing only this person's face.")],
     category: Annotated[str, typer.Option("--category", help="Allowed category from the policy file.")],
     legal_basis: Annotated[str, typer.Option("--legal-basis", help="Type of legal basis, e.g. court-order.")],
     reference: Annotated[str, typer.Option("--reference", help="Reference, e.g. the court order number.")],
     authority: Annotated[str, typer.Option("--authority", help="Issuing authority.")],
     expires: Annotated[str, typer.Option("--expires", help="Expiry date YYYY-MM-DD (within the category maximum).")],
+    photo: Annotated[
+        Path | None, typer.Option("--photo", help="Face categories: a photo showing only this person's face.")
+    ] = None,
+    plate: Annotated[str | None, typer.Option("--plate", help="Plate categories: the plate, e.g. 123ABC02.")] = None,
     note: Annotated[str, typer.Option("--note", help="Free-text note (screened like labels).")] = "",
 ) -> None:
     """Request a watchlist entry; it matches nothing until a different user approves it."""
@@ -469,7 +472,7 @@ def watchlist_request(
             expires=expires,
             note=note,
         )
-        entry_id = svc.watchlist_request(actor, req, photo)
+        entry_id = svc.watchlist_request(actor, req, photo, plate=plate)
     except KuzetError as exc:
         raise _fail(exc) from None
     console.print(f"requested watchlist entry {entry_id}; it needs approval by another user", highlight=False)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-import numpy as np
-from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -60,6 +58,10 @@ class WatchlistRequest:
         )
 
 
+PLATE_MODEL = "plate-text"
+"""`model` of a plate entry's template row: the normalised plate text, encrypted."""
+
+
 @dataclass(frozen=True, slots=True)
 class WatchlistEntry:
     """A watchlist entry as shown to people (never its template)."""
@@ -87,8 +89,8 @@ def expiry_instant(day: date) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=UTC)
 
 
-def check_request(req: WatchlistRequest, policy: Policy, *, today: date) -> Refusal | None:
-    """The first policy problem with a request, or None when it may be filed."""
+def check_request(req: WatchlistRequest, policy: Policy, *, today: date, kind: str = "face") -> Refusal | None:
+    """The first policy problem with a request for a `kind` ("face" or "plate") entry, or None when it may be filed."""
     screener = policy.screener
     refusal = screener.screen_category(req.category)
     if refusal is not None:
@@ -97,8 +99,8 @@ def check_request(req: WatchlistRequest, policy: Policy, *, today: date) -> Refu
     if category is None:
         allowed = ", ".join(sorted(policy.model.categories))
         return Refusal("category", req.category, f"category {req.category!r} is not allowed; allowed: {allowed}")
-    if category.kind != "face":
-        return Refusal("category", req.category, f"category {req.category!r} is for {category.kind}s, not faces")
+    if category.kind != kind:
+        return Refusal("category", req.category, f"category {req.category!r} is for {category.kind}s, not {kind}s")
     if not req.legal_basis.strip() or not req.reference.strip() or not req.authority.strip():
         return Refusal(
             "legal_basis", req.legal_basis, "a legal basis needs its type, a reference and the issuing authority"
@@ -144,17 +146,18 @@ class WatchlistRepository:
         req: WatchlistRequest,
         *,
         requester_id: int,
-        vector: NDArray[np.float32],
+        template: bytes,
         model: str,
         photo: str,
         sha: str,
         cipher: DataCipher,
+        kind: str = "face",
     ) -> int:
-        """Store a new pending entry with its template; returns its id."""
+        """Store a new pending entry with its template (face descriptor or plate text, encrypted); returns its id."""
         row = WatchlistEntryRow(
             list_name=req.list_name.strip(),
             subject_name=req.subject_name.strip(),
-            kind="face",
+            kind=kind,
             category=req.category,
             legal_basis=req.legal_basis,
             reference=req.reference.strip(),
@@ -176,7 +179,7 @@ class WatchlistRepository:
             WatchlistTemplateRow(
                 entry_id=row.id,
                 model=model,
-                vector=cipher.encrypt(np.ascontiguousarray(vector, "<f4").tobytes(), context=f"watchlist:{row.id}"),
+                vector=cipher.encrypt(template, context=f"watchlist:{row.id}"),
             )
         )
         self.session.flush()
@@ -206,6 +209,28 @@ class WatchlistRepository:
                 )
             )
         )
+
+    def active_plates(self, *, now: datetime, policy: Policy, cipher: DataCipher) -> dict[str, Identity]:
+        """Approved, unexpired plate entries: normalised plate text -> the entry, as a watchlist identity."""
+        rows = self.session.execute(
+            select(WatchlistEntryRow, WatchlistTemplateRow.vector)
+            .join(WatchlistTemplateRow, WatchlistTemplateRow.entry_id == WatchlistEntryRow.id)
+            .where(
+                WatchlistEntryRow.status == APPROVED,
+                WatchlistEntryRow.expires_at > now,
+                WatchlistEntryRow.kind == "plate",
+                WatchlistTemplateRow.model == PLATE_MODEL,
+            )
+            .order_by(WatchlistEntryRow.id)
+        ).all()
+        out: dict[str, Identity] = {}
+        for entry, blob in rows:
+            category = policy.category(entry.category)
+            if category is None:
+                continue
+            plate = cipher.decrypt(blob, context=f"watchlist:{entry.id}").decode()
+            out[plate] = Identity(person_id=entry.id, name=entry.subject_name, kind="watchlist", threshold=1.0)
+        return out
 
     def active_identities(
         self, *, model: str, now: datetime, policy: Policy, cipher: DataCipher

@@ -155,12 +155,14 @@ def choose_plate(candidates: list[PlateCandidate], formats: list[PlateFormat]) -
 
 
 def text_regions(
-    detector: PpOcrPlateDetector, image: Image, *, unclip: float = 1.6
+    detector: PpOcrPlateDetector, image: Image, *, unclip: float = 1.3
 ) -> list[tuple[NDArray[np.float32], float, Image]]:
     """Plate-shaped text regions as (axis-aligned box, score, upright crop), best score first.
 
-    Each region of the DB probability map is fitted with a rotated rectangle, grown by the standard DB "unclip"
-    distance (area x ratio / perimeter), and cut out with a perspective warp, so tilted plates are read level.
+    Each region of the DB probability map is fitted with a rotated rectangle, grown by the DB "unclip" distance
+    (area x ratio / perimeter), and cut out with a perspective warp, so tilted plates are read level. Plates have
+    their border close to the text, so the ratio is 1.3 rather than PP-OCR's 1.6 for general text (on the US set
+    any ratio from 1.0 to 1.45 read 72-73% of plates exactly, 1.6 read 68%).
     """
     prob, sx = detector.text_probability(image)
     sy = prob.shape[0] / image.shape[0]
