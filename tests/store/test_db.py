@@ -8,7 +8,7 @@ from sqlalchemy import inspect, text
 
 from kuzet.core.errors import StoreError
 from kuzet.store.crypto import DataCipher, key_id
-from kuzet.store.db import Database
+from kuzet.store.db import HEAD_REVISION, Database
 from kuzet.store.media import MediaStore
 from kuzet.store.repositories import EventRepository, GalleryRepository, NewEvent, NewTemplate, RunRecord
 
@@ -27,9 +27,10 @@ def test_migrations_create_schema_and_are_idempotent(tmp_path: Path) -> None:
     db.migrate()  # a second run changes nothing
     tables = set(inspect(db.engine).get_table_names())
     assert {"people", "face_templates", "events", "analysis_runs", "alembic_version"} <= tables
+    assert {"traffic_passages", "violations"} <= tables
     with db.engine.connect() as c:
         assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD_REVISION
 
 
 def test_templates_round_trip_and_duplicates_are_skipped(tmp_path: Path) -> None:
