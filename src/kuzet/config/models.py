@@ -133,6 +133,20 @@ class IngestConfig(_Strict):
     open_timeout_s: float = Field(10.0, gt=0.0, description="Seconds to wait for a network source to answer.")
 
 
+class MotionGateConfig(_Strict):
+    """Motion gating: the face detector runs only when something moves (and on a periodic refresh)."""
+
+    enabled: bool = Field(True, description="Skip face detection on still video frames with no open face track.")
+    width: int = Field(160, ge=32, le=1280, description="Motion is measured on a grey frame this wide.")
+    pixel_threshold: int = Field(12, ge=1, le=255, description="Grey-level change that counts a pixel as moving.")
+    min_changed: float = Field(
+        0.002, gt=0, lt=1, description="Share of moving pixels (against the running background) that is motion."
+    )
+    refresh_s: float = Field(
+        1.0, gt=0, description="Detect at least this often anyway, so a person standing still is still found."
+    )
+
+
 class MotionDetectorConfig(_Strict):
     """Moving objects by background subtraction (fixed cameras); the default for traffic."""
 
@@ -251,4 +265,7 @@ class KuzetConfig(_Strict):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Face tracking.")
     recognition: RecognitionConfig = Field(default_factory=RecognitionConfig, description="Matching rules.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Decoding limits.")
+    motion_gate: MotionGateConfig = Field(
+        default_factory=MotionGateConfig, description="Run face detection only where something moves."
+    )
     cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras known by name.")

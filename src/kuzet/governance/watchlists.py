@@ -210,21 +210,25 @@ class WatchlistRepository:
             )
         )
 
-    def active_plates(self, *, now: datetime, policy: Policy, cipher: DataCipher) -> dict[str, Identity]:
-        """Approved, unexpired plate entries: normalised plate text -> the entry, as a watchlist identity."""
+    def _active(self, *, kind: str, model: str, now: datetime) -> list[tuple[WatchlistEntryRow, bytes]]:
+        """Approved, unexpired entries of a kind with their (encrypted) template, oldest first."""
         rows = self.session.execute(
             select(WatchlistEntryRow, WatchlistTemplateRow.vector)
             .join(WatchlistTemplateRow, WatchlistTemplateRow.entry_id == WatchlistEntryRow.id)
             .where(
                 WatchlistEntryRow.status == APPROVED,
                 WatchlistEntryRow.expires_at > now,
-                WatchlistEntryRow.kind == "plate",
-                WatchlistTemplateRow.model == PLATE_MODEL,
+                WatchlistEntryRow.kind == kind,
+                WatchlistTemplateRow.model == model,
             )
             .order_by(WatchlistEntryRow.id)
         ).all()
+        return [(entry, blob) for entry, blob in rows]
+
+    def active_plates(self, *, now: datetime, policy: Policy, cipher: DataCipher) -> dict[str, Identity]:
+        """Approved, unexpired plate entries: normalised plate text -> the entry, as a watchlist identity."""
         out: dict[str, Identity] = {}
-        for entry, blob in rows:
+        for entry, blob in self._active(kind="plate", model=PLATE_MODEL, now=now):
             category = policy.category(entry.category)
             if category is None:
                 continue
@@ -236,17 +240,7 @@ class WatchlistRepository:
         self, *, model: str, now: datetime, policy: Policy, cipher: DataCipher
     ) -> tuple[list[Identity], list[bytes], list[int]]:
         """Approved, unexpired face entries: identities, decrypted template bytes and the owner index of each."""
-        rows = self.session.execute(
-            select(WatchlistEntryRow, WatchlistTemplateRow.vector)
-            .join(WatchlistTemplateRow, WatchlistTemplateRow.entry_id == WatchlistEntryRow.id)
-            .where(
-                WatchlistEntryRow.status == APPROVED,
-                WatchlistEntryRow.expires_at > now,
-                WatchlistEntryRow.kind == "face",
-                WatchlistTemplateRow.model == model,
-            )
-            .order_by(WatchlistEntryRow.id)
-        ).all()
+        rows = self._active(kind="face", model=model, now=now)
         people: list[Identity] = []
         index: dict[int, int] = {}
         blobs: list[bytes] = []

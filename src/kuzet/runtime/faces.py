@@ -12,6 +12,7 @@ from kuzet.core.types import CHIP_SIZE, FaceSample, FaceTrack, Frame, Identity, 
 from kuzet.detect.face.base import FaceDetector
 from kuzet.recognize.align import align_faces, crop_region
 from kuzet.recognize.base import FaceEmbedder, GalleryIndex
+from kuzet.runtime.motion import MotionGate
 from kuzet.track.bestshot import geometric_quality, keep_best, sharpness
 from kuzet.track.iou import IoUTracker
 
@@ -31,6 +32,8 @@ class FaceStats:
     low_quality_tracks: int = 0
     dropped_tracks: int = 0
     embedded_shots: int = 0
+    gated_frames: int = 0
+    """Frames the motion gate let through without running the face detector."""
     per_identity: dict[str, int] = field(default_factory=dict)
 
 
@@ -56,12 +59,16 @@ class FaceAnalyzer:
         self.people = people
         self.config = config
         self.tracker = IoUTracker(config.tracker)
+        self.gate = MotionGate(config.motion_gate)
         self.stats = FaceStats()
         self._tracks: dict[int, FaceTrack] = {}
 
     def process(self, frame: Frame) -> list[TrackDecision]:
         """Analyse one frame; returns decisions for tracks that ended with it."""
         self.stats.frames += 1
+        if not self.gate.needed(frame, busy=bool(self._tracks)):
+            self.stats.gated_frames += 1
+            return []
         dets = self.detector.detect(frame.image)
         self.stats.faces += len(dets)
         update = self.tracker.update(dets, frame.pts)
