@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -977,6 +978,37 @@ class Kuzet:
             )
         return rows
 
+    def traffic_records(
+        self,
+        actor: User,
+        kind: str,
+        *,
+        camera: str | None = None,
+        plate: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, object]]:
+        """Stored passages or violations (`kind`), newest first; viewing them is audited (plates are personal)."""
+        require(actor, "admin", "operator", "reviewer", "auditor", action=f"view traffic {kind}")
+        if kind not in ("passages", "violations"):
+            raise InputError(f"no traffic records of kind {kind!r}", hint="passages or violations")
+        row_type: type[PassageRow] | type[ViolationRow] = PassageRow if kind == "passages" else ViolationRow
+        query = select(row_type).order_by(row_type.id.desc()).limit(limit).offset(offset)
+        if camera:
+            query = query.where(row_type.camera == camera)
+        if plate:
+            query = query.where(row_type.plate == clean_plate(plate))
+        with self._tx() as (s, ledger):
+            rows = cast("list[PassageRow | ViolationRow]", list(s.scalars(query)))
+            out = [_traffic_dict(r) for r in rows]
+            self._audit(
+                ledger,
+                actor,
+                f"traffic.{kind}.view",
+                details={"camera": camera, "plate_searched": bool(plate), "count": len(out)},
+            )
+        return out
+
     def event_dict(self, event: Event) -> dict[str, object]:
         """An event as the JSON object the CLI and API return."""
         return {
@@ -1627,3 +1659,31 @@ class Kuzet:
                     2,
                 )
                 yield encode_jpeg(image, quality=80)
+
+
+def _traffic_dict(row: PassageRow | ViolationRow) -> dict[str, object]:
+    """A stored passage or violation as JSON."""
+    common: dict[str, object] = {
+        "id": row.id,
+        "run_id": row.run_id,
+        "camera": row.camera,
+        "track_id": row.track_id,
+        "time_s": row.at,
+        "plate": row.plate,
+        "created_at": row.created_at,
+    }
+    if isinstance(row, PassageRow):
+        return common | {
+            "line": row.line,
+            "direction": row.direction,
+            "object": row.label,
+            "speed_kmh": row.speed_kmh,
+            "speed_uncertainty_kmh": row.speed_err_kmh,
+        }
+    return common | {
+        "rule": row.kind,
+        "where": row.place,
+        "measurements": json.loads(row.measurements),
+        "evidence": row.evidence,
+        "evidence_sha256": row.evidence_sha256,
+    }

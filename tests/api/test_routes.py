@@ -24,6 +24,7 @@ EXPECTED: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/api/cameras"): EVENT_VIEWERS,
     ("GET", "/api/cameras/{name}/replay"): EVENT_VIEWERS,  # walked with a camera that has nothing to show: 404
     ("GET", "/api/events"): EVENT_VIEWERS,
+    ("GET", "/api/traffic/{kind}"): EVENT_VIEWERS,  # walked with kind=violations
     ("GET", "/api/alerts"): {"reviewer", "auditor"},
     ("POST", "/api/alerts/{alert_id}/review"): {"reviewer"},
     ("GET", "/api/watchlists"): {"requester", "approver", "reviewer", "auditor", "admin"},
@@ -52,7 +53,8 @@ def _routes(client: TestClient) -> list[tuple[str, str]]:
 
 def _call(client: TestClient, method: str, path: str, token: str | None, photo: bytes) -> int:
     url = (
-        path.replace("{alert_id}", "1")
+        path.replace("/api/traffic/{kind}", "/api/traffic/violations")
+        .replace("{alert_id}", "1")
         .replace("{entry_id}", "1")
         .replace("{kind}", "event")
         .replace("{object_id}", "1")

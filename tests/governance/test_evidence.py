@@ -252,3 +252,30 @@ def test_plate_watchlist_hit_becomes_an_alert_for_review(
     assert alert.entry_id == entry["id"]
     assert alert.status == "pending"
     svc.close()
+
+
+def test_stored_passages_and_violations_through_the_api(
+    one_way_run: tuple[Kuzet, object, dict[str, np.ndarray]],
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from kuzet.api.app import create_app
+    from tests.conftest import add_user
+
+    svc, result, _ = one_way_run
+    add_user(svc, "olga", "operator")
+    add_user(svc, "rustam", "requester")
+    client = TestClient(create_app(svc))
+    _, token = svc.login("olga", "correct horse battery")
+    h = {"Authorization": f"Bearer {token}"}
+    violations = client.get("/api/traffic/violations", headers=h).json()["items"]
+    assert [(v["rule"], v["plate"]) for v in violations] == [("one-way", "GWT2180")]
+    assert violations[0]["evidence_sha256"] == result.traffic.violations[0].evidence_sha256  # type: ignore[attr-defined]
+    passages = client.get("/api/traffic/passages", params={"plate": "jpq-9870"}, headers=h).json()["items"]
+    assert [(p["direction"], p["plate"]) for p in passages] == [("out", "JPQ9870")]
+    assert client.get("/api/traffic/cars", headers=h).status_code == 422
+    _, req_token = svc.login("rustam", "correct horse battery")
+    assert client.get("/api/traffic/passages", headers={"Authorization": f"Bearer {req_token}"}).status_code == 403
+    admin = svc.login("admin", "correct horse battery")[0]
+    assert svc.audit_log(admin, action="traffic.passages.view")[-1].details["plate_searched"] is True
+    svc.close()

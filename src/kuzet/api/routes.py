@@ -96,6 +96,7 @@ media = APIRouter(prefix="/api/media", tags=["media"])
 audit = APIRouter(prefix="/api/audit", tags=["audit"])
 reports = APIRouter(prefix="/api/reports", tags=["reports"])
 stream = APIRouter(prefix="/api/stream", tags=["stream"])
+traffic = APIRouter(prefix="/api/traffic", tags=["traffic"])
 
 
 @health.get("/api/health")
@@ -205,6 +206,26 @@ def list_events(
         "limit": limit,
         "offset": offset,
         "next_offset": offset + len(rows) if len(rows) == limit else None,
+    }
+
+
+@traffic.get("/{kind}")
+def list_traffic(
+    kind: Annotated[str, PathParam(pattern="^(passages|violations)$")],
+    svc: Svc,
+    actor: Actor,
+    camera: Annotated[str | None, Query(max_length=64)] = None,
+    plate: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> dict[str, Any]:
+    """Traffic passages or violations (with evidence hashes), newest first (viewing is audited)."""
+    items = svc.traffic_records(actor, kind, camera=camera, plate=plate, limit=limit, offset=offset)
+    return {
+        "items": items,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + len(items) if len(items) == limit else None,
     }
 
 
@@ -444,7 +465,7 @@ async def live(request: Request, svc: Svc, actor: Actor) -> StreamingResponse:
     return StreamingResponse(events_out(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
-ROUTERS = [health, auth, users, cameras, events, alerts, watchlists, people, media, audit, reports, stream]
+ROUTERS = [health, auth, users, cameras, events, alerts, watchlists, people, media, audit, reports, stream, traffic]
 
 
 def error_status(exc: KuzetError) -> int:
