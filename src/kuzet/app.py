@@ -690,14 +690,19 @@ class Kuzet:
                 cam.traffic,
                 plate_reader=self._read_vehicle_plate(plate_formats(cam.traffic.plate_formats)),
             )
-        gallery = self._load_gallery()
-        analyzer = FaceAnalyzer(
-            detector=self.face_detector,
-            embedder=self.face_embedder,
-            gallery=gallery,
-            people=gallery.people,
-            config=self.config,
-        )
+        analyzer: FaceAnalyzer | None = None
+        gallery_people = 0
+        if faces_on:  # a traffic-only camera loads no face models and no gallery
+            gallery = self._load_gallery()
+            gallery_people = len(gallery.people)
+            analyzer = FaceAnalyzer(
+                detector=self.face_detector,
+                embedder=self.face_embedder,
+                gallery=gallery,
+                people=gallery.people,
+                config=self.config,
+            )
+        frames_seen = 0
         written: list[str] = []
         new_events: list[NewEvent] = []
         new_alerts: list[NewAlert] = []
@@ -751,15 +756,15 @@ class Kuzet:
                     on_start(frames.expected_frames)
                 name = frames.name
                 for frame in frames:
-                    if faces_on:
+                    frames_seen += 1
+                    if analyzer is not None:
                         keep(analyzer.process(frame))
-                    else:
-                        analyzer.stats.frames += 1
                     if traffic is not None:
                         traffic.process(frame)
                     if on_frame is not None:
                         on_frame(frame)
-                keep(analyzer.finish())
+                if analyzer is not None:
+                    keep(analyzer.finish())
             evidence: list[tuple[Violation, str, str]] = []
             if traffic is not None:
                 traffic.finish()
@@ -776,7 +781,7 @@ class Kuzet:
                     )
                     written.extend(files)
                     evidence.append((v, rel_dir, digest))
-            stats = analyzer.stats
+            stats = analyzer.stats if analyzer is not None else FaceStats(frames=frames_seen)
             run = RunRecord(
                 camera=camera,
                 source=name,
@@ -806,7 +811,7 @@ class Kuzet:
                         "events": len(events),
                         "alerts": len(alert_ids),
                         "unknown_tracks": stats.unknown_tracks,
-                        "gallery_people": len(gallery.people),
+                        "gallery_people": gallery_people,
                     },
                 )
                 for alert_id, a in zip(alert_ids, new_alerts, strict=True):

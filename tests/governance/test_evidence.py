@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from kuzet.app import Kuzet
+from kuzet.app import AnalysisResult, Kuzet
 from kuzet.config.models import KuzetConfig
 from kuzet.core.types import Detections
 from kuzet.governance.evidence import verify_evidence
@@ -95,7 +95,7 @@ def analyse_one_way(
     data_root: Path,
     monkeypatch: pytest.MonkeyPatch,
     prepare: Callable[[Kuzet], object] = lambda _svc: None,
-) -> tuple[Kuzet, object, dict[str, np.ndarray]]:
+) -> tuple[Kuzet, AnalysisResult, dict[str, np.ndarray]]:
     cars = {n: _car(data_root / "plates", n) for n in PLATES}
     monkeypatch.setattr("kuzet.app.build_object_detector", lambda _config: WhereTheCarsAre(cars))
     video = tmp_path / "one-way.mp4"
@@ -133,15 +133,15 @@ def analyse_one_way(
 @pytest.fixture
 def one_way_run(
     tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Kuzet, object, dict[str, np.ndarray]]:
+) -> tuple[Kuzet, AnalysisResult, dict[str, np.ndarray]]:
     return analyse_one_way(tmp_path, data_root, monkeypatch)
 
 
 def test_wrong_way_violation_has_a_hashed_redacted_evidence_package(
-    one_way_run: tuple[Kuzet, object, dict[str, np.ndarray]],
+    one_way_run: tuple[Kuzet, AnalysisResult, dict[str, np.ndarray]],
 ) -> None:
     svc, result, cars = one_way_run
-    traffic = result.traffic  # type: ignore[attr-defined]
+    traffic = result.traffic
     assert traffic is not None
     assert [v.kind for v in traffic.violations] == ["one-way"]
     v = traffic.violations[0]
@@ -186,7 +186,7 @@ def _cut(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 
 
 def test_retention_keeps_held_evidence_and_deletes_it_when_released(
-    one_way_run: tuple[Kuzet, object, dict[str, np.ndarray]],
+    one_way_run: tuple[Kuzet, AnalysisResult, dict[str, np.ndarray]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from datetime import timedelta
 
@@ -195,12 +195,13 @@ def test_retention_keeps_held_evidence_and_deletes_it_when_released(
     from kuzet.store.models import PassageRow, ViolationRow
 
     svc, result, _ = one_way_run
-    v = result.traffic.violations[0]  # type: ignore[attr-defined]
-    assert len(result.traffic.passages) == 2  # type: ignore[attr-defined]
+    assert result.traffic is not None
+    v = result.traffic.violations[0]
+    assert len(result.traffic.passages) == 2
     admin = svc.login("admin", "correct horse battery")[0]
     svc.hold_add(admin, "court-17", "violation", v.id, reason="contested fine")
     later = svc.now() + timedelta(days=400)
-    svc.now = lambda: later  # type: ignore[method-assign]
+    monkeypatch.setattr(svc, "now", lambda: later)
     kept = svc.retention_run(admin)
     assert kept.violations == 0
     assert kept.kept_on_hold >= 1
@@ -246,7 +247,7 @@ def test_plate_watchlist_hit_becomes_an_alert_for_review(
         svc.watchlist_approve(approver, entry["id"], reason="report checked")
 
     svc, result, _ = analyse_one_way(tmp_path, data_root, monkeypatch, file_entry)
-    assert len(result.alert_ids) == 1  # type: ignore[attr-defined]
+    assert len(result.alert_ids) == 1
     reviewer = add_user(svc, "marat", "reviewer")
     (alert,) = svc.review_list(reviewer)
     assert alert.entry_id == entry["id"]
@@ -255,7 +256,7 @@ def test_plate_watchlist_hit_becomes_an_alert_for_review(
 
 
 def test_stored_passages_and_violations_through_the_api(
-    one_way_run: tuple[Kuzet, object, dict[str, np.ndarray]],
+    one_way_run: tuple[Kuzet, AnalysisResult, dict[str, np.ndarray]],
 ) -> None:
     from fastapi.testclient import TestClient
 
@@ -270,12 +271,14 @@ def test_stored_passages_and_violations_through_the_api(
     h = {"Authorization": f"Bearer {token}"}
     violations = client.get("/api/traffic/violations", headers=h).json()["items"]
     assert [(v["rule"], v["plate"]) for v in violations] == [("one-way", "GWT2180")]
-    assert violations[0]["evidence_sha256"] == result.traffic.violations[0].evidence_sha256  # type: ignore[attr-defined]
+    assert result.traffic is not None
+    assert violations[0]["evidence_sha256"] == result.traffic.violations[0].evidence_sha256
     passages = client.get("/api/traffic/passages", params={"plate": "jpq-9870"}, headers=h).json()["items"]
     assert [(p["direction"], p["plate"]) for p in passages] == [("out", "JPQ9870")]
     assert client.get("/api/traffic/cars", headers=h).status_code == 422
     _, req_token = svc.login("rustam", "correct horse battery")
     assert client.get("/api/traffic/passages", headers={"Authorization": f"Bearer {req_token}"}).status_code == 403
     admin = svc.login("admin", "correct horse battery")[0]
-    assert svc.audit_log(admin, action="traffic.passages.view")[-1].details["plate_searched"] is True
+    viewed = svc.audit_log(admin, action="traffic.passages.view")[-1].details
+    assert viewed == {"camera": None, "plate_searched": True, "count": 1}
     svc.close()

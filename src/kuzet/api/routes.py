@@ -181,6 +181,16 @@ def camera_replay(
     return StreamingResponse(parts(), media_type="multipart/x-mixed-replace; boundary=frame")
 
 
+def _page(items: list[dict[str, Any]], limit: int, offset: int) -> dict[str, Any]:
+    """One page of a paginated list: `next_offset` is None on the last page."""
+    return {
+        "items": items,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + len(items) if len(items) == limit else None,
+    }
+
+
 @events.get("")
 def list_events(
     svc: Svc,
@@ -201,12 +211,7 @@ def list_events(
     items = [{k: v for k, v in svc.event_dict(e).items() if k != "snapshot"} for e in rows]
     for item, e in zip(items, rows, strict=True):
         item["snapshot_url"] = f"/api/media/event/{e.event_id}"
-    return {
-        "items": items,
-        "limit": limit,
-        "offset": offset,
-        "next_offset": offset + len(rows) if len(rows) == limit else None,
-    }
+    return _page(items, limit, offset)
 
 
 @traffic.get("/{kind}")
@@ -221,12 +226,7 @@ def list_traffic(
 ) -> dict[str, Any]:
     """Traffic passages or violations (with evidence hashes), newest first (viewing is audited)."""
     items = svc.traffic_records(actor, kind, camera=camera, plate=plate, limit=limit, offset=offset)
-    return {
-        "items": items,
-        "limit": limit,
-        "offset": offset,
-        "next_offset": offset + len(items) if len(items) == limit else None,
-    }
+    return _page(items, limit, offset)
 
 
 @alerts.get("")

@@ -66,11 +66,9 @@ class OnnxResNetEmbedder:
 
 def torch_available() -> bool:
     """True if PyTorch can be imported."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def cuda_available() -> bool:
@@ -86,7 +84,7 @@ def build_torch_module(plan: ResNetPlan) -> Any:
     """A `torch.nn.Module` computing the plan's network on (N, 150, 150, 3) float RGB 0-255 input."""
     import torch
     from torch import nn
-    from torch.nn import functional as F  # noqa: N812
+    from torch.nn import functional
 
     def conv(w: NDArray[np.float32], b: NDArray[np.float32], stride: int, pad: int) -> nn.Conv2d:
         layer = nn.Conv2d(w.shape[1], w.shape[0], w.shape[2], stride=stride, padding=pad)
@@ -100,7 +98,7 @@ def build_torch_module(plan: ResNetPlan) -> Any:
         c, h, w = x.shape[1:]
         if (c, h, w) == shape:
             return x
-        return F.pad(x, (0, shape[2] - w, 0, shape[1] - h, 0, shape[0] - c))
+        return functional.pad(x, (0, shape[2] - w, 0, shape[1] - h, 0, shape[0] - c))
 
     class DlibFaceResNet(nn.Module):
         def __init__(self) -> None:
@@ -117,13 +115,13 @@ def build_torch_module(plan: ResNetPlan) -> Any:
 
         def forward(self, chips: Any) -> Any:
             x = chips.permute(0, 3, 1, 2)
-            x = self.pool(F.relu(self.stem(x)))
+            x = self.pool(functional.relu(self.stem(x)))
             for i, down in enumerate(self.down):
-                y = self.convs[2 * i + 1](F.relu(self.convs[2 * i](x)))
+                y = self.convs[2 * i + 1](functional.relu(self.convs[2 * i](x)))
                 if down:
-                    x = F.avg_pool2d(x, 2, 2)
+                    x = functional.avg_pool2d(x, 2, 2)
                 shape = tuple(max(a, b) for a, b in zip(x.shape[1:], y.shape[1:], strict=True))
-                x = F.relu(pad_to(x, shape) + pad_to(y, shape))
+                x = functional.relu(pad_to(x, shape) + pad_to(y, shape))
             return x.mean(dim=(2, 3)) @ self.fc
 
     return DlibFaceResNet().eval()
