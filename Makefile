@@ -4,8 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Debian packages the Python wheels need at run time (OpenCV's GUI-less core still links libGL and GLib).
 DEBIAN_PACKAGES := libgl1 libglib2.0-0
-# ... and what the tests need: Debian's Chromium for the browser tests (Playwright drives it; no browser download).
-TEST_DEBIAN_PACKAGES := $(DEBIAN_PACKAGES) chromium
+# ... and what the tests need: Debian's Chromium for the browser tests (Playwright drives it; no browser download),
+# GStreamer's RTSP server through Debian's python3-gi (loopback cameras) and the mosquitto MQTT broker.
+TEST_DEBIAN_PACKAGES := $(DEBIAN_PACKAGES) chromium mosquitto python3-gi gir1.2-gst-rtsp-server-1.0 \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 
 .PHONY: run test install install-test system-deps test-system-deps apt-install lint typecheck pytest bench load eval clean
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import socket
@@ -22,7 +23,14 @@ from sqlalchemy.orm import Session
 
 from kuzet.analytics.plates import PlateFormat, PlateText, plate_formats
 from kuzet.analytics.plates import clean as clean_plate
-from kuzet.analytics.traffic import Passage, TrafficAnalyzer, TrafficStats, Violation, counting_lines_summary
+from kuzet.analytics.traffic import (
+    Passage,
+    PlateTrack,
+    TrafficAnalyzer,
+    TrafficStats,
+    Violation,
+    counting_lines_summary,
+)
 from kuzet.audit import merkle
 from kuzet.audit.ledger import (
     AuditEntry,
@@ -35,6 +43,7 @@ from kuzet.audit.ledger import (
 )
 from kuzet.audit.signing import LedgerSigner
 from kuzet.config.models import CameraConfig, KuzetConfig
+from kuzet.config.secrets import Secrets
 from kuzet.core.errors import (
     AuthError,
     EnrolmentError,
@@ -66,6 +75,7 @@ from kuzet.recognize import FaceEmbedder, build_face_embedder
 from kuzet.recognize.align import align_faces, crop_with_margin
 from kuzet.recognize.gallery import NumpyGallery, build_gallery
 from kuzet.runtime.faces import FaceAnalyzer, FaceStats
+from kuzet.runtime.status import ServiceStatus, read_status
 from kuzet.store.crypto import DataCipher
 from kuzet.store.db import Database
 from kuzet.store.media import MediaStore, encode_jpeg
@@ -664,11 +674,11 @@ class Kuzet:
         on_start: Callable[[int | None], None] | None = None,
         on_frame: Callable[[Frame], None] | None = None,
     ) -> AnalysisResult:
-        """Run the face pipeline over a source: consented-gallery matches become events, watchlist hits alerts.
+        """Run a camera's analytics over a source: gallery matches become events, watchlist hits alerts.
 
         A watchlist hit is a candidate alert waiting for reviewers, never a fact. Everything from the run is
         committed together at the end with its audit entries; if decoding fails part-way, nothing is stored and
-        any snapshots written are removed.
+        any snapshots written are removed. (`kuzet run` commits live cameras as they go instead.)
 
         Args:
             actor: The signed-in operator.
@@ -680,175 +690,51 @@ class Kuzet:
         """
         require(actor, "admin", "operator", action="run analyses")
         self.maybe_purge()  # retention runs on its own schedule, not when someone remembers
-        started = self.now()
-        cam = self.camera_config(camera)
-        faces_on = "faces" in cam.analytics
-        traffic: TrafficAnalyzer | None = None
-        if "traffic" in cam.analytics:
-            traffic = TrafficAnalyzer(
-                build_object_detector(cam.traffic.object_detector),
-                cam.traffic,
-                plate_reader=self._read_vehicle_plate(plate_formats(cam.traffic.plate_formats)),
-            )
-        analyzer: FaceAnalyzer | None = None
-        gallery_people = 0
-        if faces_on:  # a traffic-only camera loads no face models and no gallery
-            gallery = self._load_gallery()
-            gallery_people = len(gallery.people)
-            analyzer = FaceAnalyzer(
-                detector=self.face_detector,
-                embedder=self.face_embedder,
-                gallery=gallery,
-                people=gallery.people,
-                config=self.config,
-            )
-        frames_seen = 0
-        written: list[str] = []
-        new_events: list[NewEvent] = []
-        new_alerts: list[NewAlert] = []
-
-        def keep(decisions: list[TrackDecision]) -> None:
-            for d in decisions:
-                if d.identity is None:
-                    continue  # unknown faces are counted by the analyzer, never stored
-                if d.identity.kind == "watchlist":
-                    stored = [self._redacted_snapshot(shot) for shot in d.track.shots]
-                    paths = [r for r, _ in stored]
-                    originals = [o for _, o in stored]
-                    written.extend(paths + originals)
-                    category = self._entry_category(d.identity.person_id)
-                    new_alerts.append(
-                        NewAlert(
-                            entry_id=d.identity.person_id,
-                            score=round(d.score, 4),
-                            threshold=float(
-                                d.identity.threshold
-                                if d.identity.threshold is not None
-                                else self.config.recognition.threshold
-                            ),
-                            start=round(d.track.start, 3),
-                            end=round(d.track.end, 3),
-                            track_id=d.track.track_id,
-                            snapshots=paths,
-                            originals=originals,
-                            required_reviews=category.required_reviews if category else 2,
-                        )
-                    )
-                    continue
-                rel, original = self._redacted_snapshot(d.track.shots[0])
-                written.extend([rel, original])
-                new_events.append(
-                    NewEvent(
-                        person_id=d.identity.person_id,
-                        identity=d.identity.name,
-                        score=round(d.score, 4),
-                        start=round(d.track.start, 3),
-                        end=round(d.track.end, 3),
-                        track_id=d.track.track_id,
-                        snapshot=rel,
-                        original=original,
-                    )
-                )
-
+        session = AnalysisSession(self, actor, camera=camera, source=source)
         try:
             with open_source(source, fps=fps, config=self.config.ingest) as frames:
                 if on_start is not None:
                     on_start(frames.expected_frames)
-                name = frames.name
+                session.source = frames.name
                 for frame in frames:
-                    frames_seen += 1
-                    if analyzer is not None:
-                        keep(analyzer.process(frame))
-                    if traffic is not None:
-                        traffic.process(frame)
+                    session.process(frame)
                     if on_frame is not None:
                         on_frame(frame)
-                if analyzer is not None:
-                    keep(analyzer.finish())
-            evidence: list[tuple[Violation, str, str]] = []
-            if traffic is not None:
-                traffic.finish()
-                new_alerts.extend(self._plate_hits(traffic, written))
-                for v in traffic.violations:
-                    rel_dir, digest, files = write_evidence(
-                        v,
-                        media_root=self.media.root,
-                        camera=camera,
-                        source=name,
-                        recorded_at=self.now(),
-                        calibration=cam.traffic.calibration,
-                        redactor=self.redactor,
-                    )
-                    written.extend(files)
-                    evidence.append((v, rel_dir, digest))
-            stats = analyzer.stats if analyzer is not None else FaceStats(frames=frames_seen)
-            run = RunRecord(
-                camera=camera,
-                source=name,
-                started_at=started,
-                frames=stats.frames,
-                faces=stats.faces,
-                tracks=stats.tracks,
-                matched_tracks=stats.matched_tracks,
-                unknown_tracks=stats.unknown_tracks,
-            )
-            with self._tx() as (s, ledger):
-                run_id, events = EventRepository(s).save_run(run, new_events, now=self.now())
-                alerts = AlertRepository(s)
-                alert_ids = [
-                    alerts.add(a, run_id=run_id, camera=camera, source=name, now=self.now()) for a in new_alerts
-                ]
-                self._audit(
-                    ledger,
-                    actor,
-                    "analysis.run",
-                    object=f"run:{run_id}",
-                    details={
-                        "camera": camera,
-                        "source": name,
-                        "frames": stats.frames,
-                        "tracks": stats.tracks,
-                        "events": len(events),
-                        "alerts": len(alert_ids),
-                        "unknown_tracks": stats.unknown_tracks,
-                        "gallery_people": gallery_people,
-                    },
-                )
-                for alert_id, a in zip(alert_ids, new_alerts, strict=True):
-                    self._audit(
-                        ledger,
-                        actor,
-                        "alert.created",
-                        object=f"alert:{alert_id}",
-                        details={"entry": a.entry_id, "score": a.score, "threshold": a.threshold, "camera": camera},
-                    )
-                traffic_result = None
-                if traffic is not None:
-                    traffic_result = self._store_traffic(s, ledger, actor, run_id, camera, traffic, evidence, cam)
+                session.finish()
+            stored = session.commit()
         except (KuzetError, KeyboardInterrupt, OSError):
-            for rel in written:
-                self.media.delete(rel)
+            session.discard()
             raise
-        seconds = (self.now() - started).total_seconds()
+        traffic_result = None
+        if session.traffic is not None:
+            cam = session.camera_config
+            cal = cam.traffic.calibration
+            traffic_result = TrafficResult(
+                stats=session.traffic.stats,
+                passages=stored.passages,
+                violations=stored.violations,
+                per_line=counting_lines_summary(cam.traffic.lines, stored.passages),
+                calibration_note=(cal.note or "4-point ground calibration") if cal is not None else None,
+            )
         return AnalysisResult(
-            run_id=run_id,
-            source=name,
+            run_id=stored.run_id,
+            source=session.source,
             camera=camera,
-            events=events,
-            alert_ids=alert_ids,
-            stats=stats,
-            seconds=seconds,
+            events=stored.events,
+            alert_ids=[a.id for a in stored.alerts],
+            stats=session.stats,
+            seconds=(self.now() - session.started).total_seconds(),
             traffic=traffic_result,
         )
 
-    def _plate_hits(self, traffic: TrafficAnalyzer, written: list[str]) -> list[NewAlert]:
+    def _plate_hits(self, plates: list[PlateTrack], written: list[str]) -> list[NewAlert]:
         """Vehicles whose voted plate is on an approved, unexpired plate watchlist: candidate alerts for review."""
-        if not traffic.plates:
+        if not plates:
             return []
         with self.db.session() as s:
             watched = wl.WatchlistRepository(s).active_plates(now=self.now(), policy=self.policy, cipher=self.cipher)
         alerts = []
-        for pt in traffic.plates:
+        for pt in plates:
             entry = watched.get(pt.plate.text)
             if entry is None:
                 continue
@@ -880,13 +766,13 @@ class Kuzet:
         actor: User,
         run_id: int,
         camera: str,
-        traffic: TrafficAnalyzer,
+        passages: list[Passage],
         evidence: list[tuple[Violation, str, str]],
-        cam: CameraConfig,
-    ) -> TrafficResult:
+        plates_read: int,
+    ) -> list[StoredViolation]:
         """Passages and violations of one run, each violation's evidence hash in the ledger."""
         now = self.now()
-        for p in traffic.passages:
+        for p in passages:
             s.add(
                 PassageRow(
                     run_id=run_id,
@@ -936,20 +822,12 @@ class Kuzet:
             object=f"run:{run_id}",
             details={
                 "camera": camera,
-                "passages": len(traffic.passages),
+                "passages": len(passages),
                 "violations": len(stored),
-                "plates_read": traffic.stats.plates_read,
+                "plates_read": plates_read,
             },
         )
-        cal = cam.traffic.calibration
-        note = (cal.note or "4-point ground calibration") if cal is not None else None
-        return TrafficResult(
-            stats=traffic.stats,
-            passages=list(traffic.passages),
-            violations=stored,
-            per_line=counting_lines_summary(cam.traffic.lines, traffic.passages),
-            calibration_note=note,
-        )
+        return stored
 
     def _entry_category(self, entry_id: int) -> CategoryPolicyT | None:
         with self.db.session() as s:
@@ -1562,6 +1440,29 @@ class Kuzet:
                 cam["last_run"] = run.finished_at.isoformat(timespec="seconds")
         return list(out.values())
 
+    def record_service_event(self, actor: User, action: str, *, details: Details) -> None:
+        """Ledger a service-level action (`kuzet run` starting or stopping, with what it runs and sends where)."""
+        with self._tx() as (_, ledger):
+            self._audit(ledger, actor, action, details=details)
+
+    def secrets(self) -> Secrets:
+        """The secrets file (`run.secrets_file`, default DATA_DIR/secrets.yaml; none is fine)."""
+        configured = self.config.run.secrets_file
+        return Secrets.load(Path(configured) if configured else self.data_dir / "secrets.yaml")
+
+    def live_status(self, actor: User) -> ServiceStatus:
+        """What `kuzet run` last reported about every live camera."""
+        require(actor, "admin", "operator", "reviewer", "auditor", action="view camera status")
+        return read_status(self.data_dir)
+
+    def metrics_token_ok(self, token: str) -> bool:
+        """Whether `token` is the configured Prometheus bearer token (none configured: never)."""
+        ref = self.config.run.metrics_token
+        if ref is None or not token:
+            return False
+        expected = self.secrets().resolve(ref, what="run.metrics_token")
+        return hmac.compare_digest(expected.encode(), token.encode())
+
     def alert_feed(self, after: int) -> list[dict[str, object]]:
         """Alerts newer than id `after`, for live updates (no names: the review page shows those)."""
         with self.db.session() as s:
@@ -1664,6 +1565,242 @@ class Kuzet:
                     2,
                 )
                 yield encode_jpeg(image, quality=80)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """A candidate alert as stored (what integrations may say about it: no name until people confirm it)."""
+
+    id: int
+    score: float
+    start: float
+    end: float
+    required_reviews: int
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What one commit of an analysis session stored."""
+
+    run_id: int
+    events: list[Event]
+    alerts: list[StoredAlert]
+    passages: list[Passage]
+    violations: list[StoredViolation]
+    spans: list[tuple[float, float]]
+    """Stream-time spans (seconds) of everything stored: what event-triggered recording keeps."""
+
+
+class AnalysisSession:
+    """One camera's analytics over one source: frames in, decisions collected, stored by `commit`.
+
+    `Kuzet.analyze` commits once at the end (all or nothing); a live camera worker commits whenever something was
+    decided, so a crash loses at most the decisions of the moment. Every commit is one database transaction with
+    its audit entries and a signed checkpoint.
+    """
+
+    def __init__(self, svc: Kuzet, actor: User, *, camera: str, source: str, live: bool = False) -> None:
+        self.svc = svc
+        self.actor = actor
+        self.camera = camera
+        self.source = source
+        self.live = live
+        self.started = svc.now()
+        self.camera_config = cam = svc.camera_config(camera)
+        self.traffic: TrafficAnalyzer | None = None
+        if "traffic" in cam.analytics:
+            self.traffic = TrafficAnalyzer(
+                build_object_detector(cam.traffic.object_detector),
+                cam.traffic,
+                plate_reader=svc._read_vehicle_plate(plate_formats(cam.traffic.plate_formats)),
+            )
+        self.faces: FaceAnalyzer | None = None
+        self.gallery_people = 0
+        if "faces" in cam.analytics:  # a traffic-only camera loads no face models and no gallery
+            gallery = svc._load_gallery()
+            self.gallery_people = len(gallery.people)
+            self.faces = FaceAnalyzer(
+                detector=svc.face_detector,
+                embedder=svc.face_embedder,
+                gallery=gallery,
+                people=gallery.people,
+                config=svc.config,
+            )
+        self.frames = 0
+        self.run_id: int | None = None
+        self._written: list[str] = []  # files of decisions not yet committed
+        self._events: list[NewEvent] = []
+        self._alerts: list[NewAlert] = []
+        self._passages: list[Passage] = []
+        self._evidence: list[tuple[Violation, str, str]] = []
+
+    @property
+    def stats(self) -> FaceStats:
+        """Face counts so far (frames only, on a traffic-only camera)."""
+        return self.faces.stats if self.faces is not None else FaceStats(frames=self.frames)
+
+    @property
+    def pending(self) -> bool:
+        """Whether decisions wait to be committed."""
+        return bool(self._events or self._alerts or self._passages or self._evidence)
+
+    def process(self, frame: Frame) -> None:
+        """Analyse one frame."""
+        self.frames += 1
+        if self.faces is not None:
+            self._keep(self.faces.process(frame))
+        if self.traffic is not None:
+            self.traffic.process(frame)
+            self._collect_traffic()
+
+    def finish(self) -> None:
+        """End of the source: decide every open track."""
+        if self.faces is not None:
+            self._keep(self.faces.finish())
+        if self.traffic is not None:
+            self.traffic.finish()
+            self._collect_traffic()
+
+    def _keep(self, decisions: list[TrackDecision]) -> None:
+        svc = self.svc
+        for d in decisions:
+            if d.identity is None:
+                continue  # unknown faces are counted by the analyzer, never stored
+            if d.identity.kind == "watchlist":
+                stored = [svc._redacted_snapshot(shot) for shot in d.track.shots]
+                paths = [r for r, _ in stored]
+                originals = [o for _, o in stored]
+                self._written.extend(paths + originals)
+                category = svc._entry_category(d.identity.person_id)
+                threshold = d.identity.threshold
+                self._alerts.append(
+                    NewAlert(
+                        entry_id=d.identity.person_id,
+                        score=round(d.score, 4),
+                        threshold=float(threshold if threshold is not None else svc.config.recognition.threshold),
+                        start=round(d.track.start, 3),
+                        end=round(d.track.end, 3),
+                        track_id=d.track.track_id,
+                        snapshots=paths,
+                        originals=originals,
+                        required_reviews=category.required_reviews if category else 2,
+                    )
+                )
+                continue
+            rel, original = svc._redacted_snapshot(d.track.shots[0])
+            self._written.extend([rel, original])
+            self._events.append(
+                NewEvent(
+                    person_id=d.identity.person_id,
+                    identity=d.identity.name,
+                    score=round(d.score, 4),
+                    start=round(d.track.start, 3),
+                    end=round(d.track.end, 3),
+                    track_id=d.track.track_id,
+                    snapshot=rel,
+                    original=original,
+                )
+            )
+
+    def _collect_traffic(self) -> None:
+        """Move what the traffic analyzer finished into this session (so a long live run holds no history)."""
+        traffic = self.traffic
+        if traffic is None:
+            return
+        if traffic.plates:
+            self._alerts.extend(self.svc._plate_hits(traffic.plates, self._written))
+            traffic.plates.clear()
+        self._passages.extend(traffic.passages)
+        traffic.passages.clear()
+        for v in traffic.violations:
+            rel_dir, digest, files = write_evidence(
+                v,
+                media_root=self.svc.media.root,
+                camera=self.camera,
+                source=self.source,
+                recorded_at=self.svc.now(),
+                calibration=self.camera_config.traffic.calibration,
+                redactor=self.svc.redactor,
+            )
+            self._written.extend(files)
+            self._evidence.append((v, rel_dir, digest))
+        traffic.violations.clear()
+
+    def discard(self) -> None:
+        """Remove the files of uncommitted decisions (the analysis failed)."""
+        for rel in self._written:
+            self.svc.media.delete(rel)
+        self._written.clear()
+
+    def commit(self) -> Committed:
+        """Store every pending decision and the run's counters in one audited transaction."""
+        svc, actor, camera = self.svc, self.actor, self.camera
+        stats = self.stats
+        run = RunRecord(
+            camera=camera,
+            source=self.source,
+            started_at=self.started,
+            frames=stats.frames,
+            faces=stats.faces,
+            tracks=stats.tracks,
+            matched_tracks=stats.matched_tracks,
+            unknown_tracks=stats.unknown_tracks,
+        )
+        new_events, new_alerts, passages, evidence = self._events, self._alerts, self._passages, self._evidence
+        first = self.run_id is None
+        with svc._tx() as (s, ledger):
+            run_id, events = EventRepository(s).save_run(run, new_events, now=svc.now(), run_id=self.run_id)
+            alerts = AlertRepository(s)
+            alert_ids = [
+                alerts.add(a, run_id=run_id, camera=camera, source=self.source, now=svc.now()) for a in new_alerts
+            ]
+            if first or self.pending:
+                # A live run's later commits that only refresh its counters are not actions on anyone's data.
+                svc._audit(
+                    ledger,
+                    actor,
+                    "analysis.live" if self.live else "analysis.run",
+                    object=f"run:{run_id}",
+                    details={
+                        "camera": camera,
+                        "source": self.source,
+                        "frames": stats.frames,
+                        "tracks": stats.tracks,
+                        "events": len(events),
+                        "alerts": len(alert_ids),
+                        "unknown_tracks": stats.unknown_tracks,
+                        "gallery_people": self.gallery_people,
+                    },
+                )
+            for alert_id, a in zip(alert_ids, new_alerts, strict=True):
+                svc._audit(
+                    ledger,
+                    actor,
+                    "alert.created",
+                    object=f"alert:{alert_id}",
+                    details={"entry": a.entry_id, "score": a.score, "threshold": a.threshold, "camera": camera},
+                )
+            violations: list[StoredViolation] = []
+            if self.traffic is not None and (first or passages or evidence):
+                violations = svc._store_traffic(
+                    s, ledger, actor, run_id, camera, passages, evidence, self.traffic.stats.plates_read
+                )
+        self.run_id = run_id
+        self._events, self._alerts, self._passages, self._evidence = [], [], [], []
+        self._written.clear()
+        spans = [(e.start, e.end) for e in events] + [(a.start, a.end) for a in new_alerts]
+        spans += [(p.pts, p.pts) for p in passages] + [(v.at, v.at) for v in violations]
+        return Committed(
+            run_id=run_id,
+            events=events,
+            alerts=[
+                StoredAlert(i, a.score, a.start, a.end, a.required_reviews)
+                for i, a in zip(alert_ids, new_alerts, strict=True)
+            ],
+            passages=passages,
+            violations=violations,
+            spans=spans,
+        )
 
 
 def _traffic_dict(row: PassageRow | ViolationRow) -> dict[str, object]:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi import Path as PathParam
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from kuzet.api.security import (
@@ -26,7 +26,7 @@ from kuzet.api.security import (
     token_from,
 )
 from kuzet.app import Kuzet
-from kuzet.core.errors import AuthError, InputError, KuzetError, PermissionDenied
+from kuzet.core.errors import AuthError, InputError, KuzetError, NotFoundError, PermissionDenied
 from kuzet.core.types import User
 from kuzet.governance.watchlists import WatchlistRequest
 
@@ -97,6 +97,7 @@ audit = APIRouter(prefix="/api/audit", tags=["audit"])
 reports = APIRouter(prefix="/api/reports", tags=["reports"])
 stream = APIRouter(prefix="/api/stream", tags=["stream"])
 traffic = APIRouter(prefix="/api/traffic", tags=["traffic"])
+metrics = APIRouter(tags=["metrics"])
 
 
 @health.get("/api/health")
@@ -163,6 +164,30 @@ def add_user(body: NewUserBody, svc: Svc, actor: Actor) -> dict[str, Any]:
 def list_cameras(svc: Svc, actor: Actor) -> list[dict[str, object]]:
     """Configured and seen cameras with their analysis counts."""
     return svc.cameras(actor)
+
+
+@cameras.get("/status")
+def camera_status(svc: Svc, actor: Actor) -> dict[str, Any]:
+    """What `kuzet run` last reported: each live camera's state (up, reconnecting, stalled, failed...) and counters."""
+    return asdict(svc.live_status(actor))
+
+
+@metrics.get("/metrics", response_class=PlainTextResponse, responses={200: {"content": {"text/plain": {}}}})
+def get_metrics(request: Request, svc: Svc) -> PlainTextResponse:
+    """Prometheus metrics of `kuzet run`: the `run.metrics_token` bearer token, or a signed-in admin or auditor."""
+    from kuzet.governance.users import require
+    from kuzet.runtime.metrics import CONTENT_TYPE, render
+    from kuzet.runtime.status import ServiceStatus, read_status
+
+    header = request.headers.get("authorization", "")
+    bearer = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    if not svc.metrics_token_ok(bearer):
+        require(current_user(request), "admin", "auditor", action="read metrics")
+    try:
+        status = read_status(svc.data_dir)
+    except NotFoundError:
+        status = ServiceStatus(pid=0, started=0.0, updated=0.0, state="not running", cameras=[])
+    return PlainTextResponse(render(status), media_type=CONTENT_TYPE)
 
 
 @cameras.get(
@@ -465,7 +490,22 @@ async def live(request: Request, svc: Svc, actor: Actor) -> StreamingResponse:
     return StreamingResponse(events_out(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
-ROUTERS = [health, auth, users, cameras, events, alerts, watchlists, people, media, audit, reports, stream, traffic]
+ROUTERS = [
+    health,
+    auth,
+    users,
+    cameras,
+    events,
+    alerts,
+    watchlists,
+    people,
+    media,
+    audit,
+    reports,
+    stream,
+    traffic,
+    metrics,
+]
 
 
 def error_status(exc: KuzetError) -> int:

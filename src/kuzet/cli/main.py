@@ -1027,6 +1027,97 @@ def serve(
     serve_app(svc, host, port)
 
 
+@app.command("run")
+def run_live(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML config with the cameras (same as the global --config).")
+    ] = None,
+    camera: Annotated[
+        list[str] | None,
+        typer.Option("--camera", help="Run only this camera (repeatable); default: every enabled one."),
+    ] = None,
+    serve_too: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Also serve the API, dashboard and /metrics in this process.")
+    ] = False,
+    host: Annotated[str, typer.Option("--host", help="Address to serve on (with --serve).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port (with --serve).")] = 8080,
+) -> None:
+    """Run every live camera in the config until stopped (SIGTERM or Ctrl-C), one worker process per camera."""
+    import logging
+    import threading
+
+    from kuzet.runtime.supervisor import Supervisor
+
+    if config is not None:
+        state.config = config
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        svc = _service()
+        actor = _signed_in(svc)
+        supervisor = Supervisor(svc, actor, secrets=svc.secrets(), cameras=camera or None)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    server = None
+    thread = None
+    if serve_too:
+        import uvicorn
+
+        from kuzet.api.app import create_app
+
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(svc), host=host, port=port, log_level="warning", timeout_keep_alive=30)
+        )
+        thread = threading.Thread(target=server.run, name="api", daemon=True)
+        thread.start()
+        console.print(f"dashboard and API on http://{host}:{port}/ (metrics at /metrics)", highlight=False)
+    names = ", ".join(supervisor.slots)
+    console.print(f"running {len(supervisor.slots)} camera(s): {names}; `kuzet status` shows them; Ctrl-C stops")
+    try:
+        supervisor.run_forever()
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    finally:
+        if server is not None and thread is not None:
+            server.should_exit = True
+            thread.join(10)
+    console.print("stopped: every camera committed what it had decided")
+
+
+@app.command("status")
+def live_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Live cameras as `kuzet run` last reported them: state, reason, frames, reconnects."""
+    import time
+    from dataclasses import asdict
+
+    try:
+        svc = _service()
+        status = svc.live_status(_signed_in(svc))
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        _json_out(asdict(status))
+        return
+    age = time.time() - status.updated
+    table = Table(title=f"kuzet run ({status.state}, updated {age:.0f} s ago)")
+    for col in ("camera", "state", "since", "analysed", "dropped", "reconnects", "restarts", "events", "reason"):
+        table.add_column(col)
+    for c in status.cameras:
+        table.add_row(
+            c.camera,
+            c.state,
+            f"{time.time() - c.since:.0f} s",
+            str(c.frames_analysed),
+            str(c.frames_dropped),
+            str(c.reconnects),
+            str(c.worker_restarts),
+            str(c.events + c.alerts + c.passages + c.violations),
+            c.reason,
+        )
+    console.print(table)
+
+
 # -- demo, config, eval ---------------------------------------------------------------------------------------
 
 

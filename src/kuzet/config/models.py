@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 
 def _default_type(default: str) -> BeforeValidator:
@@ -239,6 +240,30 @@ class TrafficConfig(_Strict):
     min_track_frames: int = Field(3, ge=1, description="Shorter tracks are noise.")
 
 
+SECRET_REF = r"^(env|secret):[A-Za-z_][A-Za-z0-9_.\-]*$"
+"""A secret is never written in the config: `env:NAME` reads an environment variable, `secret:NAME` the secrets file."""
+
+
+class RecordConfig(_Strict):
+    """Recording of a live camera: the camera's own video, copied into segments without re-encoding."""
+
+    mode: Literal["off", "continuous", "events"] = Field(
+        "off",
+        description="off: nothing recorded; continuous: every segment kept; events: only segments around stored "
+        "events, alerts, passages and violations (with the pre- and post-roll).",
+    )
+    segment_s: float = Field(10.0, ge=1.0, le=600.0, description="Segment length (cut at the next key frame).")
+    pre_roll_s: float = Field(5.0, ge=0.0, le=300.0, description="Seconds kept before an event (events mode).")
+    post_roll_s: float = Field(5.0, ge=0.0, le=300.0, description="Seconds kept after an event (events mode).")
+    cache_s: float = Field(
+        300.0,
+        ge=10.0,
+        le=3600.0,
+        description="Segments wait this long for an event that covers them before they are deleted (events mode); "
+        "an event whose track lasted longer than this keeps only its newer segments.",
+    )
+
+
 class CameraConfig(_Strict):
     """A named camera and what feeds it."""
 
@@ -251,6 +276,108 @@ class CameraConfig(_Strict):
         description="What runs on this camera.",
     )
     traffic: TrafficConfig = Field(default_factory=TrafficConfig, description="Traffic analytics settings.")
+    enabled: bool = Field(True, description="`kuzet run` starts this camera (false keeps it configured but off).")
+    username: str | None = Field(
+        None, pattern=SECRET_REF, description="Stream user name: `env:NAME` or `secret:NAME`, added to the URL."
+    )
+    password: str | None = Field(
+        None, pattern=SECRET_REF, description="Stream password: `env:NAME` or `secret:NAME`, added to the URL."
+    )
+    record: RecordConfig = Field(default_factory=RecordConfig, description="Recording (live cameras only).")
+
+    @field_validator("source")
+    @classmethod
+    def _no_password_in_url(cls, value: str) -> str:
+        if "://" in value and urlsplit(value).password is not None:
+            raise ValueError(
+                "the URL holds a password: remove it and set `username`/`password` to env:NAME or secret:NAME"
+            )
+        return value
+
+
+class MqttConfig(_Strict):
+    """An MQTT broker that receives events and camera status (JSON payloads under `topic_prefix/`)."""
+
+    host: str = Field(..., min_length=1, description="Broker host name or address.")
+    port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 with TLS).")
+    tls: bool = Field(False, description="Connect with TLS (system certificate store, or `ca_file`).")
+    ca_file: str | None = Field(None, description="CA bundle that signed the broker's certificate (TLS).")
+    username: str | None = Field(None, pattern=SECRET_REF, description="`env:NAME` or `secret:NAME`.")
+    password: str | None = Field(None, pattern=SECRET_REF, description="`env:NAME` or `secret:NAME`.")
+    topic_prefix: str = Field("kuzet", pattern=r"^[A-Za-z0-9_\-/]+$", description="First level of every topic.")
+    client_id: str = Field("kuzet", min_length=1, max_length=64, description="MQTT client identifier.")
+    qos: Literal[0, 1, 2] = Field(1, description="Quality of service of every publication.")
+    include_identity: bool = Field(
+        True, description="Event payloads name the enrolled person (consented gallery); alerts never name anyone."
+    )
+    include_plates: bool = Field(False, description="Passage and violation payloads carry the plate text.")
+
+
+class WebhookConfig(_Strict):
+    """An HTTP endpoint that receives events as signed JSON POSTs, retried until it answers."""
+
+    url: str = Field(..., pattern=r"^https?://", description="Endpoint URL (https, or http on loopback).")
+    secret: str = Field(
+        ..., pattern=SECRET_REF, description="HMAC-SHA256 key (`env:NAME` or `secret:NAME`) signing every body."
+    )
+    kinds: list[Literal["event", "alert", "passage", "violation", "camera"]] = Field(
+        default_factory=lambda: list[Literal["event", "alert", "passage", "violation", "camera"]](
+            ["event", "alert", "violation"]
+        ),
+        min_length=1,
+        description="What is sent.",
+    )
+    max_attempts: int = Field(6, ge=1, le=20, description="Attempts per delivery (exponential backoff between).")
+    timeout_s: float = Field(5.0, gt=0, le=60, description="Seconds to wait for each attempt.")
+    include_identity: bool = Field(True, description="Event payloads name the enrolled person.")
+    include_plates: bool = Field(False, description="Passage and violation payloads carry the plate text.")
+    allow_insecure: bool = Field(False, description="Allow plain http to a host other than loopback.")
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> WebhookConfig:
+        host = urlsplit(self.url).hostname or ""
+        if self.url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1") and not self.allow_insecure:
+            raise ValueError(f"{self.url} is plain http off this machine: use https (or set allow_insecure: true)")
+        return self
+
+
+class RunConfig(_Strict):
+    """`kuzet run`: live cameras, one worker process each, and where their results go."""
+
+    default_fps: float = Field(10.0, gt=0, le=60, description="Frames analysed per second when a camera sets no fps.")
+    queue_size: int = Field(
+        4, ge=1, le=256, description="Decoded frames waiting for analysis; when full the oldest is dropped."
+    )
+    reconnect_initial_s: float = Field(1.0, gt=0, le=60, description="First wait before reconnecting.")
+    reconnect_max_s: float = Field(60.0, gt=0, le=3600, description="Longest wait between reconnects.")
+    reconnect_jitter: float = Field(
+        0.3, ge=0, le=1, description="Each wait is shortened by a random share up to this, so cameras spread out."
+    )
+    failed_after: int = Field(
+        5, ge=1, le=1000, description="Consecutive failed attempts before a camera shows as failed (it keeps trying)."
+    )
+    stall_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="No frame for this long: the stream is stalled and is reopened."
+    )
+    first_frame_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        le=600,
+        description="A new connection may take this long for its first frame (decoding starts at a key frame).",
+    )
+    hang_timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="A worker silent for this long is killed and restarted."
+    )
+    stats_interval_s: float = Field(10.0, gt=0, le=3600, description="How often run counters are stored.")
+    retention_interval_s: float = Field(3600.0, gt=0, description="How often retention runs while kuzet runs.")
+    secrets_file: str | None = Field(
+        None, description="YAML file of NAME: value secrets (owner-only permissions); default DATA_DIR/secrets.yaml."
+    )
+    metrics_token: str | None = Field(
+        None, pattern=SECRET_REF, description="Bearer token Prometheus presents at /metrics (`env:` or `secret:`)."
+    )
+    mqtt: MqttConfig | None = Field(None, description="MQTT broker for events and camera status.")
+    webhooks: list[WebhookConfig] = Field(default_factory=list, description="Signed HTTP POSTs of events.")
 
 
 class KuzetConfig(_Strict):
@@ -269,3 +396,13 @@ class KuzetConfig(_Strict):
         default_factory=MotionGateConfig, description="Run face detection only where something moves."
     )
     cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras known by name.")
+    run: RunConfig = Field(default_factory=RunConfig, description="`kuzet run`: live cameras and integrations.")
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_cameras(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        names = [c.name for c in cameras]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"camera names must be unique; repeated: {', '.join(twice)}")
+        return cameras

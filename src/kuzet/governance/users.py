@@ -75,6 +75,13 @@ class UserRepository:
         """Every user, by name."""
         return [_user(r) for r in self.session.scalars(select(UserRow).order_by(UserRow.name))]
 
+    def active(self, name: str) -> User:
+        """The active user called `name` (a service acting for them checks they still exist)."""
+        row = self.session.scalar(select(UserRow).where(UserRow.name == name, UserRow.active.is_(True)))
+        if row is None:
+            raise AuthError(f"no active user {name!r}", hint="sign in as an active operator or administrator")
+        return _user(row)
+
     def verify_password(self, name: str, password: str) -> User | None:
         """The user if the password is right, else None."""
         row = self.session.scalar(select(UserRow).where(UserRow.name == name, UserRow.active.is_(True)))

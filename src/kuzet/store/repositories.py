@@ -150,22 +150,20 @@ class EventRepository:
         self.session = session
 
     def save_run(
-        self, run: RunRecord, events: list[NewEvent], *, now: datetime | None = None
+        self, run: RunRecord, events: list[NewEvent], *, now: datetime | None = None, run_id: int | None = None
     ) -> tuple[int, list[Event]]:
-        """Store a run and its events together; returns the run id and the stored events."""
+        """Store a run (or bring the stored run `run_id` up to date) and its new events; returns the run id and them."""
         now = now or datetime.now(UTC)
-        row = AnalysisRunRow(
-            camera=run.camera,
-            source=run.source,
-            started_at=run.started_at,
-            finished_at=now,
-            frames=run.frames,
-            faces=run.faces,
-            tracks=run.tracks,
-            matched_tracks=run.matched_tracks,
-            unknown_tracks=run.unknown_tracks,
-        )
-        self.session.add(row)
+        row = self.session.get(AnalysisRunRow, run_id) if run_id is not None else None
+        if row is None:
+            row = AnalysisRunRow(camera=run.camera, source=run.source, started_at=run.started_at)
+            self.session.add(row)
+        row.finished_at = now
+        row.frames = run.frames
+        row.faces = run.faces
+        row.tracks = run.tracks
+        row.matched_tracks = run.matched_tracks
+        row.unknown_tracks = run.unknown_tracks
         self.session.flush()
         rows = [
             EventRow(

@@ -1,0 +1,253 @@
+"""Where `kuzet run` sends what it stores: an MQTT broker and signed webhooks.
+
+Topics (under `run.mqtt.topic_prefix`, default `kuzet`), JSON payloads:
+
+| topic | retained | payload |
+|---|---|---|
+| `kuzet/status` | yes | `online` / `offline` (the broker publishes `offline` if kuzet vanishes) |
+| `kuzet/cameras/CAMERA/status` | yes | camera state, reason, since, frames analysed, reconnects |
+| `kuzet/events/CAMERA` | no | a match against the consented gallery |
+| `kuzet/alerts/CAMERA` | no | a candidate watchlist alert awaiting review (never names anyone) |
+| `kuzet/passages/CAMERA` | no | a vehicle or person crossing a counting line |
+| `kuzet/violations/CAMERA` | no | a traffic violation with its evidence hash |
+
+Webhooks POST `{"kind": ..., "camera": ..., "data": {...}}` with `X-Kuzet-Timestamp`, `X-Kuzet-Delivery` and
+`X-Kuzet-Signature: sha256=HEX`, the HMAC-SHA256 of `TIMESTAMP.BODY` under the webhook's secret (`verify_signature`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import queue
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kuzet.config.models import MqttConfig, WebhookConfig
+from kuzet.config.secrets import Secrets
+
+log = logging.getLogger("kuzet.run")
+
+JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
+PERSONAL_FIELDS = {"identity": "include_identity", "plate": "include_plates"}
+"""Payload fields an integration sends only when its config says so."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something stored (or a camera state change) that integrations may announce."""
+
+    kind: str
+    """event | alert | passage | violation | camera"""
+    camera: str
+    data: dict[str, JsonValue]
+
+
+def _visible(notice: Notice, *, include_identity: bool, include_plates: bool) -> dict[str, JsonValue]:
+    allowed = {"include_identity": include_identity, "include_plates": include_plates}
+    return {k: v for k, v in notice.data.items() if k not in PERSONAL_FIELDS or allowed[PERSONAL_FIELDS[k]]}
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The `X-Kuzet-Signature` value for a body sent at `timestamp` (Unix seconds as text)."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify_signature(
+    secret: str, timestamp: str, body: bytes, signature: str, *, tolerance_s: float = 300.0, now: float | None = None
+) -> bool:
+    """What a receiver checks: the signature matches and the timestamp is recent (replays are refused)."""
+    try:
+        age = abs((now if now is not None else time.time()) - float(timestamp))
+    except ValueError:
+        return False
+    return age <= tolerance_s and hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+class MqttPublisher:
+    """One MQTT connection (paho), reconnecting by itself; publications wait in its queue while disconnected."""
+
+    def __init__(self, config: MqttConfig, secrets: Secrets) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.config = config
+        self.published = 0
+        self.connected = False
+        self._prefix = config.topic_prefix.rstrip("/")
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id)
+        user = secrets.optional(config.username, what="run.mqtt.username")
+        password = secrets.optional(config.password, what="run.mqtt.password")
+        if user is not None:
+            client.username_pw_set(user, password)
+        if config.tls:
+            client.tls_set(ca_certs=config.ca_file)
+        client.will_set(f"{self._prefix}/status", "offline", qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_queued_messages_set(10_000)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        self._client = client
+        client.connect_async(config.host, config.port, keepalive=30)
+        client.loop_start()
+
+    def _on_connect(self, client: object, userdata: object, flags: object, reason: object, props: object) -> None:
+        self.connected = not getattr(reason, "is_failure", False)
+        if self.connected:
+            self._client.publish(f"{self._prefix}/status", "online", qos=1, retain=True)
+        else:
+            log.warning("MQTT broker %s:%s refused the connection: %s", self.config.host, self.config.port, reason)
+
+    def _on_disconnect(self, client: object, userdata: object, flags: object, reason: object, props: object) -> None:
+        self.connected = False
+
+    def _on_publish(self, client: object, userdata: object, mid: int, reason: object, props: object) -> None:
+        self.published += 1
+
+    def topic(self, notice: Notice) -> str:
+        """The topic a notice goes to."""
+        if notice.kind == "camera":
+            return f"{self._prefix}/cameras/{notice.camera}/status"
+        return f"{self._prefix}/{notice.kind}s/{notice.camera}"
+
+    def publish(self, notice: Notice) -> None:
+        """Queue one notice for the broker (camera states are retained: a new subscriber sees the current one)."""
+        data = _visible(
+            notice, include_identity=self.config.include_identity, include_plates=self.config.include_plates
+        )
+        payload = json.dumps({"kind": notice.kind, "camera": notice.camera, "data": data}, sort_keys=True)
+        self._client.publish(self.topic(notice), payload, qos=self.config.qos, retain=notice.kind == "camera")
+
+    def close(self) -> None:
+        """Say `offline`, flush and disconnect."""
+        info = self._client.publish(f"{self._prefix}/status", "offline", qos=1, retain=True)
+        if self.connected:
+            info.wait_for_publish(timeout=3)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+class WebhookSender:
+    """Delivers notices to one endpoint in order, from its own thread, retrying with backoff until it answers."""
+
+    def __init__(
+        self,
+        config: WebhookConfig,
+        secrets: Secrets,
+        *,
+        max_queue: int = 10_000,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        import httpx
+
+        self.config = config
+        self._secret = secrets.resolve(config.secret, what=f"webhook {config.url} secret")
+        self.delivered = 0
+        self.failed = 0
+        self.dropped = 0
+        self._queue: queue.Queue[Notice | None] = queue.Queue(maxsize=max_queue)
+        self._http = httpx.Client(timeout=config.timeout_s, follow_redirects=False)
+        self._stopping = threading.Event()
+        self._sleep = sleep or self._stopping.wait
+        self._thread = threading.Thread(target=self._run, name=f"webhook:{config.url}", daemon=True)
+        self._thread.start()
+
+    def send(self, notice: Notice) -> None:
+        """Queue a notice if this webhook wants its kind (a full queue drops the oldest, counted)."""
+        if notice.kind not in self.config.kinds:
+            return
+        while True:
+            try:
+                self._queue.put_nowait(notice)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def _run(self) -> None:
+        while True:
+            notice = self._queue.get()
+            if notice is None:
+                return
+            self._deliver(notice)
+
+    def _deliver(self, notice: Notice) -> None:
+        import httpx
+
+        data = _visible(
+            notice, include_identity=self.config.include_identity, include_plates=self.config.include_plates
+        )
+        body = json.dumps({"kind": notice.kind, "camera": notice.camera, "data": data}, sort_keys=True).encode()
+        delivery = uuid.uuid4().hex
+        for attempt in range(self.config.max_attempts):
+            if attempt:
+                delay = min(60.0, 0.5 * 2 ** (attempt - 1)) * (1 - 0.3 * random.random())
+                self._sleep(delay)
+            ts = str(int(time.time()))
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "kuzet-webhook/1",
+                "X-Kuzet-Event": notice.kind,
+                "X-Kuzet-Delivery": delivery,
+                "X-Kuzet-Timestamp": ts,
+                "X-Kuzet-Signature": sign(self._secret, ts, body),
+            }
+            try:
+                response = self._http.post(self.config.url, content=body, headers=headers)
+            except httpx.HTTPError as exc:
+                log.warning("webhook %s attempt %d failed: %s", self.config.url, attempt + 1, type(exc).__name__)
+                continue
+            if response.status_code < 300:
+                self.delivered += 1
+                return
+            if response.status_code not in (408, 425, 429) and response.status_code < 500:
+                log.warning("webhook %s refused delivery %s: HTTP %d", self.config.url, delivery, response.status_code)
+                break  # the endpoint says the request is wrong: retrying cannot help
+        self.failed += 1
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Deliver what is queued (up to `timeout` seconds), then stop."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+        self._stopping.set()
+        self._thread.join(1.0)
+        self._http.close()
+
+
+class Integrations:
+    """Every configured destination; `send` fans a notice out to all of them."""
+
+    def __init__(self, mqtt: MqttPublisher | None, webhooks: list[WebhookSender]) -> None:
+        self.mqtt = mqtt
+        self.webhooks = webhooks
+
+    @classmethod
+    def from_config(cls, mqtt: MqttConfig | None, webhooks: list[WebhookConfig], secrets: Secrets) -> Integrations:
+        """Connect what the config names (secrets resolved now: a missing one fails before any camera starts)."""
+        senders = [WebhookSender(w, secrets) for w in webhooks]
+        return cls(MqttPublisher(mqtt, secrets) if mqtt is not None else None, senders)
+
+    def send(self, notice: Notice) -> None:
+        """Publish to MQTT and queue for every webhook that wants it."""
+        if self.mqtt is not None:
+            self.mqtt.publish(notice)
+        for w in self.webhooks:
+            w.send(notice)
+
+    def close(self) -> None:
+        """Flush and disconnect everything."""
+        for w in self.webhooks:
+            w.close()
+        if self.mqtt is not None:
+            self.mqtt.close()

@@ -1,0 +1,153 @@
+"""Per-camera status of `kuzet run`, shared through `DATA_DIR/run/status.json` (the API and `kuzet status` read it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from kuzet.core.errors import NotFoundError
+
+STATES = ("starting", "up", "reconnecting", "stalled", "failed", "restarting", "stopped")
+"""starting: connecting for the first time; up: frames arrive; reconnecting: waiting to try again (reason says why);
+stalled: the stream stopped sending without closing (reopened next); failed: `run.failed_after` attempts in a row
+failed, or the worker keeps dying (kuzet keeps trying); restarting: the worker process died and is being replaced;
+stopped: `kuzet run` ended."""
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+"""Upper bounds (seconds) of the analysis latency histogram; one more bucket counts everything slower."""
+
+COUNTERS = (
+    "frames_decoded",
+    "frames_analysed",
+    "frames_dropped",
+    "frames_gated",
+    "reconnects",
+    "worker_restarts",
+    "events",
+    "alerts",
+    "passages",
+    "violations",
+    "segments_kept",
+    "latency_count",
+)
+
+
+@dataclass(slots=True)
+class CameraStatus:
+    """One camera's state and counters (counters grow over the whole `kuzet run`, across reconnects and restarts)."""
+
+    camera: str
+    state: str = "starting"
+    reason: str = ""
+    since: float = field(default_factory=time.time)
+    """Unix time the state began."""
+    source: str = ""
+    """The stream URL without credentials."""
+    pid: int = 0
+    heartbeat: float = field(default_factory=time.time)
+    """Unix time the worker last said it was alive."""
+    last_frame_at: float = 0.0
+    run_id: int | None = None
+    queue_depth: int = 0
+    frames_decoded: int = 0
+    frames_analysed: int = 0
+    frames_dropped: int = 0
+    frames_gated: int = 0
+    """Analysed frames on which the motion gate skipped the face detector."""
+    reconnects: int = 0
+    worker_restarts: int = 0
+    events: int = 0
+    alerts: int = 0
+    passages: int = 0
+    violations: int = 0
+    segments_kept: int = 0
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    latency_sum: float = 0.0
+    latency_count: int = 0
+
+    def set_state(self, state: str, reason: str = "") -> bool:
+        """Change state; True when it changed (integrations publish changes only)."""
+        if state not in STATES:
+            raise ValueError(f"unknown camera state {state!r}")
+        changed = state != self.state or reason != self.reason
+        if state != self.state:
+            self.since = time.time()
+        self.state, self.reason = state, reason
+        return changed
+
+    def observe_latency(self, seconds: float) -> None:
+        """Count one frame's analysis time."""
+        i = next((k for k, bound in enumerate(LATENCY_BUCKETS) if seconds <= bound), len(LATENCY_BUCKETS))
+        self.latency_buckets[i] += 1
+        self.latency_sum += seconds
+        self.latency_count += 1
+
+    def plus(self, earlier: CameraStatus) -> CameraStatus:
+        """These counters added to those of an earlier worker of the same camera (monotonic across restarts)."""
+        out = CameraStatus(**asdict(self))
+        for name in COUNTERS:
+            setattr(out, name, getattr(self, name) + getattr(earlier, name))
+        out.latency_sum = self.latency_sum + earlier.latency_sum
+        out.latency_buckets = [a + b for a, b in zip(self.latency_buckets, earlier.latency_buckets, strict=True)]
+        return out
+
+    def payload(self) -> dict[str, str | int | float | None]:
+        """What MQTT and webhooks say about the camera."""
+        return {
+            "camera": self.camera,
+            "state": self.state,
+            "reason": self.reason,
+            "since": round(self.since, 3),
+            "frames_analysed": self.frames_analysed,
+            "reconnects": self.reconnects,
+        }
+
+
+@dataclass(slots=True)
+class ServiceStatus:
+    """What `kuzet run` writes every second."""
+
+    pid: int
+    started: float
+    updated: float
+    state: str
+    cameras: list[CameraStatus]
+    mqtt_published: int = 0
+    mqtt_connected: bool = False
+    webhooks_delivered: int = 0
+    webhooks_failed: int = 0
+
+
+def status_path(data_dir: Path) -> Path:
+    """Where `kuzet run` keeps its status."""
+    return data_dir / "run" / "status.json"
+
+
+def write_status(data_dir: Path, status: ServiceStatus) -> None:
+    """Replace the status file atomically."""
+    path = status_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(asdict(status), sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_status(data_dir: Path) -> ServiceStatus:
+    """The last status `kuzet run` wrote.
+
+    Raises:
+        NotFoundError: `kuzet run` has never run on this data directory.
+
+    """
+    path = status_path(data_dir)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFoundError("kuzet run has not run on this data directory", hint="start it: kuzet run") from None
+    names = {f.name for f in fields(CameraStatus)}
+    cameras = [CameraStatus(**{k: v for k, v in c.items() if k in names}) for c in data.pop("cameras", [])]
+    known = {f.name for f in fields(ServiceStatus)}
+    return ServiceStatus(cameras=cameras, **{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,316 @@
+"""`kuzet run`: one worker process per live camera, restarted when it dies or hangs, with status and integrations.
+
+The supervisor does no analysis itself. It starts the workers, reads their status and notices from one queue,
+publishes them (MQTT, webhooks), writes `DATA_DIR/run/status.json` every second (the API's `/metrics` and
+`/api/cameras/status` read it), runs retention on schedule, and stops everything cleanly on SIGTERM or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import queue
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING
+
+from kuzet.config.models import CameraConfig
+from kuzet.config.secrets import Secrets, camera_url
+from kuzet.core.errors import ConfigError
+from kuzet.ingest.sources import NETWORK_SCHEMES, redact_url
+from kuzet.runtime.integrations import Integrations, Notice
+from kuzet.runtime.status import CameraStatus, ServiceStatus, write_status
+from kuzet.runtime.worker import StatusUpdate, WorkerSpec, worker_main
+
+if TYPE_CHECKING:
+    from kuzet.app import Kuzet
+    from kuzet.core.types import User
+
+log = logging.getLogger("kuzet.run")
+
+RESTART_MAX_S = 30.0
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One camera's worker and what the supervisor knows about it."""
+
+    spec: WorkerSpec
+    process: BaseProcess | None = None
+    current: CameraStatus | None = None
+    carried: CameraStatus | None = None
+    """Counters of earlier workers of this camera (so totals never go down)."""
+    restarts: int = 0
+    restart_at: float = 0.0
+    started_at: float = field(default_factory=time.monotonic)
+    last_published: tuple[str, str] = ("", "")
+
+    def status(self) -> CameraStatus:
+        cur = self.current or CameraStatus(camera=self.spec.camera)
+        out = cur.plus(self.carried) if self.carried is not None else cur
+        out.worker_restarts = self.restarts
+        return out
+
+
+def live_cameras(cameras: list[CameraConfig], names: list[str] | None) -> list[CameraConfig]:
+    """The cameras `kuzet run` starts: enabled ones (or those named), each with a network URL.
+
+    Raises:
+        ConfigError: A named camera is unknown, or a camera has no live URL.
+
+    """
+    known = {c.name: c for c in cameras}
+    if names:
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ConfigError(
+                f"no camera called {', '.join(unknown)} in the config",
+                hint=f"configured cameras: {', '.join(known) or 'none'}",
+            )
+        chosen = [known[n] for n in names]
+    else:
+        chosen = [c for c in cameras if c.enabled]
+    if not chosen:
+        raise ConfigError("no cameras to run", hint="add cameras with an rtsp:// source to the config (docs/live.md)")
+    bad = [c.name for c in chosen if not c.source.startswith(NETWORK_SCHEMES)]
+    if bad:
+        raise ConfigError(
+            f"camera(s) {', '.join(bad)} have no live stream URL",
+            hint="kuzet run needs rtsp://, http(s):// or rtmp:// sources; analyse files with kuzet analyze",
+        )
+    return chosen
+
+
+class Supervisor:
+    """Runs the configured live cameras until `stop()` (or SIGTERM/SIGINT through `run_forever`)."""
+
+    def __init__(
+        self,
+        svc: Kuzet,
+        actor: User,
+        *,
+        secrets: Secrets,
+        cameras: list[str] | None = None,
+        integrations: Integrations | None = None,
+    ) -> None:
+        from kuzet.governance.users import require
+
+        require(actor, "admin", "operator", action="run live cameras")
+        self.svc = svc
+        self.actor = actor
+        self.config = svc.config
+        chosen = live_cameras(svc.config.cameras, cameras)
+        run = svc.config.run
+        origin = f"run@{socket.gethostname()}"
+        specs = [
+            WorkerSpec(
+                data_dir=str(svc.data_dir),
+                config_json=svc.config.model_dump_json(),
+                camera=c.name,
+                actor=actor.name,
+                url=camera_url(c, secrets),  # a missing secret fails here, before anything starts
+                fps=c.fps or run.default_fps,
+                origin=f"{origin}/{c.name}",
+            )
+            for c in chosen
+        ]
+        self.integrations = integrations or Integrations.from_config(run.mqtt, run.webhooks, secrets)
+        self._ctx = mp.get_context("spawn")  # a fresh interpreter per camera: no inherited threads or locks
+        self._queue: mp.Queue[object] = self._ctx.Queue()
+        self._stop = self._ctx.Event()
+        self.slots = {s.camera: _Slot(s) for s in specs}
+        self.started = time.time()
+        self.stopping = False
+        self._last_write = 0.0
+        self._last_purge = time.monotonic()
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Record the start in the ledger and start every worker."""
+        cams = [self.svc.camera_config(n) for n in self.slots]
+        run = self.config.run
+        self.svc.record_service_event(
+            self.actor,
+            "service.started",
+            details={
+                "cameras": ",".join(f"{c.name}={redact_url(c.source)}" for c in cams),
+                "analytics": ",".join(f"{c.name}:{'+'.join(c.analytics)}" for c in cams),
+                "recording": ",".join(f"{c.name}:{c.record.mode}" for c in cams),
+                "mqtt": f"{run.mqtt.host}:{run.mqtt.port}/{run.mqtt.topic_prefix}" if run.mqtt else "",
+                "webhooks": ",".join(redact_url(w.url) for w in run.webhooks),
+                "pid": os.getpid(),
+            },
+        )
+        for slot in self.slots.values():
+            self._spawn(slot)
+        self._write(force=True)
+
+    def _spawn(self, slot: _Slot) -> None:
+        p = self._ctx.Process(
+            target=worker_main, args=(slot.spec, self._queue, self._stop), name=f"kuzet-camera-{slot.spec.camera}"
+        )
+        p.start()
+        slot.process = p
+        slot.started_at = time.monotonic()
+        slot.current = CameraStatus(camera=slot.spec.camera, source=self.svc.camera_config(slot.spec.camera).source)
+        slot.current.pid = p.pid or 0
+
+    def step(self, timeout: float = 0.25) -> None:
+        """Handle messages for up to `timeout` seconds, then look after the workers."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                msg = self._queue.get(timeout=max(0.0, left)) if left > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            self._handle(msg)
+        if not self.stopping:
+            self._watch()
+        self._write()
+        if time.monotonic() - self._last_purge >= min(60.0, self.config.run.retention_interval_s):
+            self._last_purge = time.monotonic()
+            self.svc.maybe_purge()
+
+    def _handle(self, msg: object) -> None:
+        if isinstance(msg, StatusUpdate):
+            slot = self.slots.get(msg.status.camera)
+            if slot is None or slot.process is None or msg.status.pid != slot.process.pid:
+                return  # a late message from a worker that was already replaced
+            slot.current = msg.status
+            self._publish_state(slot)
+        elif isinstance(msg, Notice):
+            self.integrations.send(msg)
+
+    def _publish_state(self, slot: _Slot) -> None:
+        st = slot.status()
+        key = (st.state, st.reason)
+        if key != slot.last_published:
+            slot.last_published = key
+            log.info("camera %s: %s %s", st.camera, st.state, st.reason)
+            self.integrations.send(Notice(kind="camera", camera=st.camera, data=dict(st.payload())))
+
+    def _watch(self) -> None:
+        now = time.monotonic()
+        hang = self.config.run.hang_timeout_s
+        for slot in self.slots.values():
+            p = slot.process
+            if p is None:
+                if now >= slot.restart_at:
+                    self._spawn(slot)
+                continue
+            if p.is_alive():
+                cur = slot.current
+                silent = time.time() - cur.heartbeat if cur is not None else 0.0
+                if cur is not None and silent > hang and now - slot.started_at > hang:
+                    log.warning("camera %s: worker silent for %.0f s, killing it", slot.spec.camera, silent)
+                    p.kill()
+                    p.join(5)
+                    self._died(slot, f"worker hung (silent for {silent:.0f} s) and was killed")
+                continue
+            code = p.exitcode
+            p.join(0)
+            how = f"killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+            self._died(slot, f"worker {how}")
+
+    def _died(self, slot: _Slot, reason: str) -> None:
+        if slot.current is not None:
+            last = slot.current
+            slot.carried = last.plus(slot.carried) if slot.carried is not None else last
+        slot.restarts += 1
+        slot.process = None
+        delay = min(RESTART_MAX_S, 0.5 * 2 ** min(slot.restarts - 1, 10))
+        slot.restart_at = time.monotonic() + delay
+        state = "failed" if slot.restarts >= self.config.run.failed_after else "restarting"
+        slot.current = CameraStatus(camera=slot.spec.camera, source=self.svc.camera_config(slot.spec.camera).source)
+        slot.current.set_state(state, f"{reason}; restarting in {delay:.1f} s")
+        self._publish_state(slot)
+
+    def statuses(self) -> list[CameraStatus]:
+        """Every camera's status, counters summed over its workers."""
+        return [slot.status() for slot in self.slots.values()]
+
+    def service_status(self) -> ServiceStatus:
+        """The whole service's status."""
+        mqtt = self.integrations.mqtt
+        hooks = self.integrations.webhooks
+        return ServiceStatus(
+            pid=os.getpid(),
+            started=self.started,
+            updated=time.time(),
+            state="stopping" if self.stopping else "running",
+            cameras=self.statuses(),
+            mqtt_published=mqtt.published if mqtt is not None else 0,
+            mqtt_connected=bool(mqtt and mqtt.connected),
+            webhooks_delivered=sum(w.delivered for w in hooks),
+            webhooks_failed=sum(w.failed for w in hooks),
+        )
+
+    def _write(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_write >= 1.0:
+            self._last_write = now
+            write_status(self.svc.data_dir, self.service_status())
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Ask every worker to finish (they commit what they decided), wait, then end those that do not."""
+        self.stopping = True
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        while any(s.process is not None and s.process.is_alive() for s in self.slots.values()):
+            if time.monotonic() > deadline:
+                break
+            self.step(0.2)
+        for slot in self.slots.values():
+            p = slot.process
+            if p is not None and p.is_alive():
+                p.terminate()
+                p.join(3)
+                if p.is_alive():
+                    p.kill()
+                    p.join(3)
+        self.step(0.0)  # the last statuses and notices
+        for slot in self.slots.values():
+            if slot.current is not None:
+                slot.current.set_state("stopped", "kuzet run stopped")
+            self._publish_state(slot)
+        totals = self.statuses()
+        self.svc.record_service_event(
+            self.actor,
+            "service.stopped",
+            details={
+                "frames_analysed": sum(s.frames_analysed for s in totals),
+                "events": sum(s.events for s in totals),
+                "alerts": sum(s.alerts for s in totals),
+                "reconnects": sum(s.reconnects for s in totals),
+                "worker_restarts": sum(s.worker_restarts for s in totals),
+                "published": (self.integrations.mqtt.published if self.integrations.mqtt else 0)
+                + sum(w.delivered for w in self.integrations.webhooks),
+            },
+        )
+        self.integrations.close()
+        status = self.service_status()
+        status.state = "stopped"
+        write_status(self.svc.data_dir, status)
+
+    def run_forever(self) -> None:
+        """Start, then supervise until SIGTERM or SIGINT; always stops the workers."""
+        asked = {"stop": False}
+
+        def ask(signum: int, frame: object) -> None:
+            asked["stop"] = True
+
+        previous = {sig: signal.signal(sig, ask) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            while not asked["stop"]:
+                self.step(0.25)
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

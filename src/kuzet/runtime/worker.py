@@ -1,0 +1,338 @@
+"""One live camera in its own process: connect, analyse, commit, reconnect, forever (until told to stop).
+
+A worker never shares memory with another camera's: a crash, a hang or a leak stays in its process, and the
+supervisor (`runtime.supervisor`) restarts it. Everything the worker decides is committed as it is decided (one
+audited transaction per batch), so killing the process loses at most the frame being analysed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing import parent_process
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from kuzet.config.models import KuzetConfig, RunConfig
+from kuzet.core.errors import InputError, KuzetError
+from kuzet.runtime.integrations import JsonValue, Notice
+from kuzet.runtime.status import CameraStatus
+
+if TYPE_CHECKING:
+    from kuzet.app import AnalysisSession
+    from kuzet.core.types import User
+    from kuzet.runtime.recording import RecordingKeeper
+
+HEARTBEAT_S = 1.0
+StopCheck = Callable[[], bool]
+
+
+class Outbox(Protocol):
+    """Where a worker sends status and notices (a multiprocessing queue)."""
+
+    def put(self, obj: object, block: bool = ..., timeout: float | None = ...) -> None:
+        """Send one message."""
+        ...
+
+
+class StopFlag(Protocol):
+    """Set by the supervisor when every worker should finish (a multiprocessing event)."""
+
+    def is_set(self) -> bool:
+        """Whether to stop."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """What a worker process needs (it is pickled to the new process: keep it small)."""
+
+    data_dir: str
+    config_json: str
+    camera: str
+    actor: str
+    url: str
+    """Stream URL with credentials: lives only in memory, never logged (logs use the camera's `source`)."""
+    fps: float
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """A worker's full status, sent every heartbeat and on every change."""
+
+    status: CameraStatus
+
+
+class Backoff:
+    """Exponential backoff with jitter: initial, 2x, 4x ... up to the maximum, each shortened by a random share."""
+
+    def __init__(self, config: RunConfig, *, rng: random.Random | None = None) -> None:
+        self.initial = config.reconnect_initial_s
+        self.maximum = config.reconnect_max_s
+        self.jitter = config.reconnect_jitter
+        self.failures = 0
+        self._rng = rng or random.Random()
+
+    def next(self) -> float:
+        """Seconds to wait before the next attempt (and count this failure)."""
+        base = min(self.maximum, self.initial * 2.0 ** min(self.failures, 32))
+        self.failures += 1
+        return base * (1.0 - self.jitter * self._rng.random())
+
+    def reset(self) -> None:
+        """A connection worked: start again from the initial wait."""
+        self.failures = 0
+
+
+def worker_main(spec: WorkerSpec, outbox: Outbox, stop: StopFlag) -> None:
+    """Process entry point: run one camera until `stop` is set or SIGTERM arrives."""
+    quit_now = threading.Event()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the supervisor decides
+    signal.signal(signal.SIGTERM, lambda *_: quit_now.set())
+    CameraWorker(spec, outbox, lambda: stop.is_set() or quit_now.is_set()).run()
+
+
+class CameraWorker:
+    """The loop of one camera (runs in the worker process; `run` returns when asked to stop)."""
+
+    def __init__(self, spec: WorkerSpec, outbox: Outbox, stopping: StopCheck) -> None:
+        from kuzet.app import Kuzet
+
+        self.spec = spec
+        self.outbox = outbox
+        self._stopping = stopping
+        self.config = KuzetConfig.model_validate_json(spec.config_json)
+        self.run_config = self.config.run
+        self.svc = Kuzet(Path(spec.data_dir), self.config, origin=spec.origin)
+        self.camera = self.svc.camera_config(spec.camera)
+        self.status = CameraStatus(camera=spec.camera, source=self.camera.source, pid=os.getpid())
+        self.backoff = Backoff(self.run_config)
+        self._last_sent = 0.0
+        self._parent = parent_process()
+        self.cache_dir = Path(spec.data_dir) / "run" / "cache" / spec.camera
+        # Segments left by a worker that was killed are unencrypted and undecided: remove them.
+        shutil.rmtree(self.cache_dir, ignore_errors=True)
+
+    def stopping(self) -> bool:
+        """Asked to stop, or orphaned (the supervisor died without telling us)."""
+        return self._stopping() or (self._parent is not None and not self._parent.is_alive())
+
+    def send(self, *, force: bool = False) -> None:
+        """Report status (at most once per heartbeat unless forced)."""
+        now = time.time()
+        if force or now - self._last_sent >= HEARTBEAT_S:
+            self.status.heartbeat = now
+            self.outbox.put(StatusUpdate(self.status))
+            self._last_sent = now
+
+    def state(self, state: str, reason: str = "") -> None:
+        """Change state and tell the supervisor (which tells MQTT)."""
+        if self.status.set_state(state, reason):
+            self.send(force=True)
+
+    def notify(self, kind: str, data: dict[str, JsonValue]) -> None:
+        """Announce something stored."""
+        self.outbox.put(Notice(kind=kind, camera=self.spec.camera, data=data))
+
+    def wait(self, seconds: float) -> None:
+        """Sleep, still reporting and still stoppable."""
+        end = time.monotonic() + seconds
+        while not self.stopping() and time.monotonic() < end:
+            time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+            self.send()
+
+    def run(self) -> None:
+        """Connect, analyse, reconnect until stopped."""
+        from kuzet.governance.users import UserRepository
+
+        with self.svc.db.session() as s:
+            actor = UserRepository(s).active(self.spec.actor)
+        if "faces" in self.camera.analytics:
+            # Load the models before the first connection, so the camera's first seconds are not spent waiting.
+            _ = (self.svc.face_detector, self.svc.face_embedder)
+        self.send(force=True)
+        first = True
+        while not self.stopping():
+            if not first:
+                self.status.reconnects += 1
+            first = False
+            try:
+                worked = self._connection(actor)
+            except KuzetError as exc:  # unreachable camera, busy database, bad camera settings
+                worked = False
+                reason = exc.message
+            else:
+                reason = "" if worked else "no frames"
+            if self.stopping():
+                break
+            if worked:
+                self.backoff.reset()
+            delay = self.backoff.next()
+            if not worked and self.backoff.failures >= self.run_config.failed_after:
+                self.state("failed", f"{self.backoff.failures} attempts failed; last: {reason}; retrying")
+            elif self.status.state != "stalled":
+                self.state("reconnecting", reason or "the stream ended")
+            self.wait(delay)
+        self.state("stopped", "kuzet run stopped")
+        self.svc.close()
+
+    def _connection(self, actor: User) -> bool:
+        """One connection: returns whether frames arrived; raises InputError when it could not open or failed."""
+        from kuzet.app import AnalysisSession
+        from kuzet.ingest.live import LiveStream
+        from kuzet.runtime.recording import RecordingKeeper
+
+        cfg = self.run_config
+        keeper = None
+        if self.camera.record.mode != "off":
+            keeper = RecordingKeeper(
+                self.spec.camera,
+                self.camera.record,
+                media=self.svc.media,
+                cipher=self.svc.cipher,
+                cache_dir=self.cache_dir,
+            )
+        stream = LiveStream(
+            self.spec.url,
+            fps=self.spec.fps,
+            queue_size=cfg.queue_size,
+            open_timeout_s=self.config.ingest.open_timeout_s,
+            read_timeout_s=2 * cfg.stall_timeout_s,
+            max_pixels=self.config.ingest.max_pixels,
+            make_sink=keeper.make_sink if keeper is not None else None,
+        )
+        session = AnalysisSession(self.svc, actor, camera=self.spec.camera, source=stream.name, live=True)
+        got_frames = False
+        last_commit = time.monotonic()
+        decoded0 = dropped0 = 0
+        error: InputError | None = None
+        try:
+            while not self.stopping():
+                try:
+                    frame = stream.get(timeout=0.5)
+                except InputError as exc:
+                    error = exc
+                    break
+                st = self.status
+                st.frames_decoded += stream.counters.decoded - decoded0
+                st.frames_dropped += stream.counters.dropped - dropped0
+                decoded0, dropped0 = stream.counters.decoded, stream.counters.dropped
+                st.queue_depth = stream.queue_depth
+                if frame is None:
+                    silent = time.monotonic() - stream.last_frame_at
+                    if silent > (cfg.stall_timeout_s if got_frames else cfg.first_frame_timeout_s):
+                        self.state("stalled", f"no frame for {silent:.0f} s; reopening the stream")
+                        break
+                    self.send()
+                    continue
+                if not got_frames:
+                    got_frames = True
+                    self.backoff.reset()
+                    self.state("up")
+                gated = session.stats.gated_frames
+                t0 = time.perf_counter()
+                session.process(frame)
+                st.observe_latency(time.perf_counter() - t0)
+                st.frames_analysed += 1
+                st.frames_gated += session.stats.gated_frames - gated
+                st.last_frame_at = time.time()
+                now = time.monotonic()
+                if session.pending or now - last_commit >= cfg.stats_interval_s:
+                    self._commit(session, keeper)
+                    last_commit = now
+                elif keeper is not None:
+                    self.status.segments_kept += len(keeper.poll())
+                self.send()
+        finally:
+            stream.close()
+            if session.frames:
+                session.finish()
+                self._commit(session, keeper)
+            if keeper is not None:
+                self.status.segments_kept += len(keeper.poll(final=True))
+        if error is not None and not got_frames:
+            raise error
+        if error is not None:
+            self.status.set_state("reconnecting", error.message)
+        return got_frames
+
+    def _commit(self, session: AnalysisSession, keeper: RecordingKeeper | None) -> None:
+        try:
+            stored = session.commit()
+        except KuzetError as exc:
+            # The database is busy or full: keep the decisions pending and try again with the next frame.
+            self.status.reason = f"could not store: {exc.message}"
+            return
+        st = self.status
+        st.run_id = stored.run_id
+        st.events += len(stored.events)
+        st.alerts += len(stored.alerts)
+        st.passages += len(stored.passages)
+        st.violations += len(stored.violations)
+        for e in stored.events:
+            self.notify(
+                "event",
+                {
+                    "id": e.event_id,
+                    "identity": e.identity,
+                    "score": e.score,
+                    "start": e.start,
+                    "end": e.end,
+                    "run": stored.run_id,
+                    "at": e.created_at,
+                },
+            )
+        for a in stored.alerts:
+            self.notify(
+                "alert",
+                {
+                    "id": a.id,
+                    "status": "pending-review",
+                    "score": a.score,
+                    "start": a.start,
+                    "end": a.end,
+                    "required_reviews": a.required_reviews,
+                    "run": stored.run_id,
+                },
+            )
+        for p in stored.passages:
+            self.notify(
+                "passage",
+                {
+                    "line": p.line,
+                    "direction": p.direction,
+                    "label": p.label,
+                    "at": p.pts,
+                    "speed_kmh": p.speed_kmh,
+                    "speed_err_kmh": p.speed_err_kmh,
+                    "plate": p.plate,
+                    "run": stored.run_id,
+                },
+            )
+        for v in stored.violations:
+            measurements: dict[str, JsonValue] = {
+                k: m for k, m in v.measurements.items() if isinstance(m, str | int | float | bool)
+            }
+            self.notify(
+                "violation",
+                {
+                    "id": v.id,
+                    "kind": v.kind,
+                    "place": v.place,
+                    "at": v.at,
+                    "plate": v.plate,
+                    "measurements": measurements,
+                    "evidence_sha256": v.evidence_sha256,
+                    "run": stored.run_id,
+                },
+            )
+        if keeper is not None:
+            keeper.keep(stored.spans)
+            st.segments_kept += len(keeper.poll())
