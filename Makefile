@@ -9,7 +9,7 @@ DEBIAN_PACKAGES := libgl1 libglib2.0-0
 TEST_DEBIAN_PACKAGES := $(DEBIAN_PACKAGES) chromium mosquitto python3-gi gir1.2-gst-rtsp-server-1.0 \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 
-.PHONY: run test install install-test system-deps test-system-deps apt-install lint typecheck pytest bench load eval clean
+.PHONY: run test install install-test system-deps test-system-deps apt-install lint typecheck pytest bench bench-live load eval clean
 
 run: install
 	$(BIN)/kuzet demo
@@ -59,6 +59,9 @@ pytest: install-test
 bench: install-test
 	$(BIN)/kuzet bench --data $${KUZET_DATA:-../shared/data} -o bench/results/bench.json
 	$(BIN)/python bench/bench_redact.py --out bench/results/redact.json
+
+bench-live: install-test test-system-deps
+	$(BIN)/python -m bench.bench_live --out bench/results/live.json
 
 load: install-test
 	$(BIN)/python bench/load_events.py --out bench/results/load.json

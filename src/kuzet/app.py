@@ -46,6 +46,7 @@ from kuzet.config.models import CameraConfig, KuzetConfig
 from kuzet.config.secrets import Secrets
 from kuzet.core.errors import (
     AuthError,
+    ConfigError,
     EnrolmentError,
     InputError,
     KuzetError,
@@ -54,6 +55,7 @@ from kuzet.core.errors import (
     PolicyRefusal,
     StoreError,
 )
+from kuzet.core.timeutil import aware
 from kuzet.core.types import ROLES, Event, FaceSample, Frame, Identity, Image, TrackDecision, User
 from kuzet.detect.face import FaceDetector, build_face_detector
 from kuzet.detect.objects import build_object_detector
@@ -829,6 +831,12 @@ class Kuzet:
         )
         return stored
 
+    def _entry_active(self, entry_id: int) -> bool:
+        """Whether a watchlist entry is approved and unexpired now."""
+        with self.db.session() as s:
+            row = s.get(WatchlistEntryRow, entry_id)
+            return row is not None and row.status == wl.APPROVED and aware(row.expires_at) > self.now()
+
     def _entry_category(self, entry_id: int) -> CategoryPolicyT | None:
         with self.db.session() as s:
             row = s.get(WatchlistEntryRow, entry_id)
@@ -1438,7 +1446,34 @@ class Kuzet:
                 cam["runs"] = int(str(cam["runs"])) + 1
                 cam["frames"] = int(str(cam["frames"])) + run.frames
                 cam["last_run"] = run.finished_at.isoformat(timespec="seconds")
+        try:
+            live = {c.camera: c for c in read_status(self.data_dir).cameras}
+        except NotFoundError:
+            live = {}
+        for cam in out.values():
+            st = live.get(str(cam["name"]))
+            cam["state"] = st.state if st is not None else "-"
+            cam["reason"] = st.reason if st is not None else ""
         return list(out.values())
+
+    def check_camera_purposes(self, actor: User, cameras: list[CameraConfig]) -> None:
+        """Every live camera states a purpose, and none names a prohibited target (refusals are audited).
+
+        Raises:
+            ConfigError: A camera has no purpose.
+            PolicyRefusal: A purpose carries a prohibited label (e.g. "watch activists").
+
+        """
+        missing = [c.name for c in cameras if not c.purpose.strip()]
+        if missing:
+            raise ConfigError(
+                f"camera(s) {', '.join(missing)} state no purpose",
+                hint="add `purpose: ...` to each camera: why it is analysed (e.g. traffic safety at junction 4)",
+            )
+        for cam in cameras:
+            refusal = self.policy.screener.screen("camera purpose", cam.purpose)
+            if refusal is not None:
+                raise self._refuse(actor, "service.refused", object=f"camera:{cam.name}", reason=refusal.reason)
 
     def record_service_event(self, actor: User, action: str, *, details: Details) -> None:
         """Ledger a service-level action (`kuzet run` starting or stopping, with what it runs and sends where)."""
@@ -1627,12 +1662,20 @@ class AnalysisSession:
                 config=svc.config,
             )
         self.frames = 0
+        self.expired_hits = 0
         self.run_id: int | None = None
         self._written: list[str] = []  # files of decisions not yet committed
         self._events: list[NewEvent] = []
         self._alerts: list[NewAlert] = []
         self._passages: list[Passage] = []
         self._evidence: list[tuple[Violation, str, str]] = []
+
+    def reload_gallery(self) -> None:
+        """Load the gallery again (a live camera picks up enrolments, approvals and expiries while it runs)."""
+        if self.faces is not None:
+            gallery = self.svc._load_gallery()
+            self.faces.gallery, self.faces.people = gallery, gallery.people
+            self.gallery_people = len(gallery.people)
 
     @property
     def stats(self) -> FaceStats:
@@ -1667,6 +1710,9 @@ class AnalysisSession:
             if d.identity is None:
                 continue  # unknown faces are counted by the analyzer, never stored
             if d.identity.kind == "watchlist":
+                if not svc._entry_active(d.identity.person_id):
+                    self.expired_hits += 1  # expired or withdrawn since the gallery was loaded: no alert
+                    continue
                 stored = [svc._redacted_snapshot(shot) for shot in d.track.shots]
                 paths = [r for r, _ in stored]
                 originals = [o for _, o in stored]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from kuzet.app import Kuzet
+from kuzet.config.models import RunConfig
 from kuzet.core.types import ROLES
 
 ALL = set(ROLES)
@@ -22,6 +24,7 @@ EXPECTED: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/api/users"): {"admin", "auditor"},
     ("POST", "/api/users"): {"admin"},
     ("GET", "/api/cameras"): EVENT_VIEWERS,
+    ("GET", "/api/cameras/status"): EVENT_VIEWERS,  # 404 until `kuzet run` has run
     ("GET", "/api/cameras/{name}/replay"): EVENT_VIEWERS,  # walked with a camera that has nothing to show: 404
     ("GET", "/api/events"): EVENT_VIEWERS,
     ("GET", "/api/traffic/{kind}"): EVENT_VIEWERS,  # walked with kind=violations
@@ -168,3 +171,21 @@ def test_pagination_and_filters(api: tuple[Kuzet, TestClient, dict[str, str]], f
     assert {e["camera"] for e in cam0} == {"cam-0"} and len(cam0) == 2
     image = client.get(page1["items"][0]["snapshot_url"], headers=h)
     assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+
+
+def test_metrics_need_the_prometheus_token_or_an_admin(
+    api: tuple[Kuzet, TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc, client, tokens = api
+    secrets = svc.data_dir / "secrets.yaml"
+    secrets.write_text('prom: "scrape-token-1"\n', encoding="utf-8")
+    secrets.chmod(0o600)
+    monkeypatch.setattr(svc, "config", svc.config.model_copy(update={"run": RunConfig(metrics_token="secret:prom")}))
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer guess"}).status_code == 401
+    assert client.get("/metrics", headers={"Authorization": f"Bearer {tokens['operator']}"}).status_code == 403
+    for token in ("scrape-token-1", tokens["admin"], tokens["auditor"]):
+        response = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain")
+        assert "# TYPE kuzet_frames_analysed_total counter" in response.text

@@ -172,3 +172,33 @@ def test_enrolment_is_audited_with_consent(service: Kuzet, people: dict[str, Use
     assert entry.actor == "olga" and entry.justification == "form 17" and entry.details["basis"] == "consent"
     with pytest.raises(PolicyRefusal, match="prohibited label"):
         service.enroll(people["op"], "blogger Ivanov", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
+
+
+def test_entry_expiring_while_a_camera_runs_gives_no_alert(
+    service: Kuzet, people: dict[str, User], faces_dir: Path, video_dir: Path
+) -> None:
+    """A live camera loaded its gallery before the expiry: the decision itself checks the entry is still in force."""
+    from kuzet.app import AnalysisSession
+    from kuzet.ingest.sources import open_source
+
+    entry = service.watchlist_request(
+        people["req"], _request(expires=TODAY + timedelta(days=1)), faces_dir / EXAMPLES / "lin-manuel-miranda.png"
+    )
+    service.watchlist_approve(people["appr"], entry)
+    session = AnalysisSession(service, people["op"], camera="stage", source="clip", live=True)
+    assert session.gallery_people == 1
+    later = datetime.now(UTC) + timedelta(days=2)
+    expired_at = None
+    with open_source(str(video_dir / "short_hamilton_clip.mp4"), fps=10) as frames:
+        for i, frame in enumerate(frames):
+            if i == 30:  # mid-stream, the entry expires
+                service.now = lambda: later
+                expired_at = frame.pts
+            session.process(frame)
+    session.finish()
+    stored = session.commit()
+    assert expired_at is not None and session.expired_hits >= 1
+    # tracks decided while the entry was in force may alert; none decided after its expiry does
+    assert all(a.end < expired_at for a in stored.alerts)
+    session.reload_gallery()
+    assert session.gallery_people == 0

@@ -22,7 +22,7 @@ from kuzet.runtime.status import CameraStatus, ServiceStatus, read_status, write
 from kuzet.runtime.worker import Backoff
 from kuzet.store.crypto import DataCipher
 from kuzet.store.media import MediaStore
-from tests.runtime.conftest import RtspServer
+from tests.support.servers import RtspServer
 
 
 def test_backoff_doubles_up_to_the_maximum_with_jitter_and_resets() -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
@@ -27,15 +28,18 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from kuzet.app import Kuzet
 from kuzet.config.models import KuzetConfig
+from kuzet.core.errors import ConfigError, PolicyRefusal
 from kuzet.core.types import User
 from kuzet.runtime.integrations import verify_signature
 from kuzet.runtime.metrics import render
 from kuzet.runtime.status import CameraStatus, read_status
 from kuzet.runtime.supervisor import Supervisor
 from tests.conftest import PASSWORD
-from tests.runtime.conftest import Broker, RtspServer, wait_until
+from tests.runtime.conftest import Broker, wait_until
+from tests.support.servers import RtspServer, free_port
 
 LIN = "face_recognition_examples/lin-manuel-miranda.png"
+PURPOSE = "staff access at the stage door"
 
 
 def make_service(root: Path, config: dict[str, Any], faces_dir: Path | None = None) -> tuple[Kuzet, User]:
@@ -134,9 +138,10 @@ def test_live_cameras_commit_as_they_go_and_publish_everywhere(
             {
                 "name": "stage",
                 "source": rtsp.url("stage"),
+                "purpose": PURPOSE,
                 "record": {"mode": "events", "segment_s": 2, "pre_roll_s": 1, "post_roll_s": 1},
             },
-            {"name": "dead", "source": f"rtsp://127.0.0.1:{silent_port}/never"},
+            {"name": "dead", "source": f"rtsp://127.0.0.1:{silent_port}/never", "purpose": PURPOSE},
         ],
         "run": {
             "reconnect_initial_s": 0.3,
@@ -226,7 +231,7 @@ def test_camera_reconnects_after_the_server_dies_and_after_a_stall(
     root = tmp_path / "data"
     config = {
         "ingest": {"open_timeout_s": 2},
-        "cameras": [{"name": "road", "source": rtsp.url("road"), "analytics": ["traffic"]}],
+        "cameras": [{"name": "road", "source": rtsp.url("road"), "analytics": ["traffic"], "purpose": PURPOSE}],
         "run": {"reconnect_initial_s": 0.3, "reconnect_max_s": 1.0, "stall_timeout_s": 2.0, "failed_after": 50},
     }
     svc, admin = make_service(root, config)
@@ -261,7 +266,7 @@ def test_a_killed_worker_is_restarted_and_nothing_it_committed_is_lost(
 ) -> None:
     root = tmp_path / "data"
     config = {
-        "cameras": [{"name": "stage", "source": rtsp.url("stage")}],
+        "cameras": [{"name": "stage", "source": rtsp.url("stage"), "purpose": PURPOSE}],
         "run": {"reconnect_initial_s": 0.3, "reconnect_max_s": 1.0},
     }
     svc, admin = make_service(root, config, faces_dir)
@@ -287,12 +292,18 @@ def test_service_killed_while_writing_loses_nothing_committed(
     root = tmp_path / "data"
     config = {
         "cameras": [
-            {"name": "stage", "source": rtsp.url("stage")},
-            {"name": "road", "source": rtsp.url("road"), "analytics": ["traffic"]},
+            {"name": "stage", "source": rtsp.url("stage"), "purpose": PURPOSE},
+            {"name": "road", "source": rtsp.url("road"), "analytics": ["traffic"], "purpose": PURPOSE},
         ],
-        "run": {"reconnect_initial_s": 0.2, "reconnect_max_s": 0.5, "stats_interval_s": 0.5},
+        "run": {
+            "reconnect_initial_s": 0.2,
+            "reconnect_max_s": 0.5,
+            "stats_interval_s": 0.5,
+            "metrics_token": "secret:prom",
+        },
     }
     svc, _ = make_service(root, config, faces_dir)
+    write_secrets(root, {"prom": "scrape-me-1"})
     _, token = svc.login("admin", PASSWORD)
     svc.close()
     config_file = tmp_path / "live.yaml"
@@ -301,10 +312,14 @@ def test_service_killed_while_writing_loses_nothing_committed(
     kuzet = [str(Path(sys.executable).with_name("kuzet")), "--data-dir", str(root)]
     log_file = tmp_path / "run.log"
 
-    def start() -> subprocess.Popen[bytes]:
+    def start(*extra: str) -> subprocess.Popen[bytes]:
         with log_file.open("ab") as log:
             return subprocess.Popen(
-                [*kuzet, "run", "--config", str(config_file)], env=env, stdout=log, stderr=log, start_new_session=True
+                [*kuzet, "run", "--config", str(config_file), *extra],
+                env=env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
 
     proc = start()
@@ -325,7 +340,8 @@ def test_service_killed_while_writing_loses_nothing_committed(
     assert report.ok, report.problem
     after_kill.close()
 
-    proc = start()  # and it runs again over the same data
+    port = free_port()
+    proc = start("--serve", "--port", str(port))  # again over the same data, with the API in the same process
     try:
         wait_until(
             lambda: (
@@ -335,6 +351,10 @@ def test_service_killed_while_writing_loses_nothing_committed(
             90,
             "the restarted service up",
         )
+        url = f"http://127.0.0.1:{port}/metrics"
+        assert httpx.get(url).status_code == 401
+        metrics = httpx.get(url, headers={"Authorization": "Bearer scrape-me-1"})
+        assert metrics.status_code == 200 and 'kuzet_frames_analysed_total{camera="stage"}' in metrics.text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
     finally:
@@ -345,3 +365,19 @@ def test_service_killed_while_writing_loses_nothing_committed(
     assert committed <= event_ids(root)
     assert read_status(root).state == "stopped"
     again.close()
+
+
+def test_every_live_camera_states_a_lawful_purpose(tmp_path: Path) -> None:
+    cams = [{"name": "gate", "source": "rtsp://127.0.0.1:9/x"}]
+    svc, admin = make_service(tmp_path / "a", {"cameras": cams})
+    with pytest.raises(ConfigError, match="state no purpose"):
+        Supervisor(svc, admin, secrets=svc.secrets())
+    cams[0]["purpose"] = "identify protesters at the square"
+    svc, admin = make_service(tmp_path / "b", {"cameras": cams})
+    with pytest.raises(PolicyRefusal, match="prohibited label"):
+        Supervisor(svc, admin, secrets=svc.secrets())
+    refused = svc.audit_log(admin, action="service.refused")
+    assert [e.object for e in refused] == ["camera:gate"]
+    svc, admin = make_service(tmp_path / "c", {"cameras": [{"name": "f", "source": "/videos/a.mp4", "purpose": "x"}]})
+    with pytest.raises(ConfigError, match="no live stream URL"):
+        Supervisor(svc, admin, secrets=svc.secrets())

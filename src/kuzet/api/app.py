@@ -40,7 +40,8 @@ def create_app(svc: Kuzet, *, secure_cookies: bool = False, throttle: LoginThrot
     @app.exception_handler(KuzetError)
     async def kuzet_error(request: Request, exc: KuzetError) -> Response:
         status = error_status(exc)
-        if not request.url.path.startswith("/api/") and isinstance(exc, AuthError):
+        machine = request.url.path.startswith("/api/") or request.url.path == "/metrics"
+        if not machine and isinstance(exc, AuthError):  # a person in a browser: to the sign-in page
             return RedirectResponse("/login", status_code=303)
         body = {"error": {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}}
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None

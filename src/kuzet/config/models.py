@@ -276,6 +276,12 @@ class CameraConfig(_Strict):
         description="What runs on this camera.",
     )
     traffic: TrafficConfig = Field(default_factory=TrafficConfig, description="Traffic analytics settings.")
+    purpose: str = Field(
+        "",
+        max_length=500,
+        description="Why this camera is analysed (e.g. `traffic safety on the ring road`); `kuzet run` needs one, "
+        "screens it against the policy's prohibited labels and writes it to the ledger.",
+    )
     enabled: bool = Field(True, description="`kuzet run` starts this camera (false keeps it configured but off).")
     username: str | None = Field(
         None, pattern=SECRET_REF, description="Stream user name: `env:NAME` or `secret:NAME`, added to the URL."
@@ -369,6 +375,9 @@ class RunConfig(_Strict):
         60.0, gt=0, le=3600, description="A worker silent for this long is killed and restarted."
     )
     stats_interval_s: float = Field(10.0, gt=0, le=3600, description="How often run counters are stored.")
+    gallery_refresh_s: float = Field(
+        60.0, gt=0, le=3600, description="How often a running camera reloads the gallery (enrolments, approvals)."
+    )
     retention_interval_s: float = Field(3600.0, gt=0, description="How often retention runs while kuzet runs.")
     secrets_file: str | None = Field(
         None, description="YAML file of NAME: value secrets (owner-only permissions); default DATA_DIR/secrets.yaml."

@@ -20,7 +20,7 @@ import numpy as np
 
 from kuzet.core.errors import InputError
 from kuzet.core.types import Frame
-from kuzet.ingest.sources import FrameSampler, redact_url
+from kuzet.ingest.sources import FrameSampler, redact_url, stream_open_error
 
 
 class PacketSink(Protocol):
@@ -88,13 +88,8 @@ class LiveStream:
         try:
             self._container = av.open(url, options=options, timeout=(open_timeout_s, read_timeout_s))
         except (av.error.FFmpegError, OSError, ValueError) as exc:
-            reason = str(exc).replace(url, self.name)  # FFmpeg repeats the URL, credentials included
-            if time.monotonic() - began >= 0.9 * open_timeout_s:
-                reason = f"no answer within {open_timeout_s:g} s"
-            raise InputError(
-                f"cannot open stream {self.name}: {reason}",
-                hint="check that the camera is reachable and the URL, port and credentials are right",
-            ) from None
+            waited = time.monotonic() - began >= 0.9 * open_timeout_s
+            raise stream_open_error(exc, url, timeout_s=open_timeout_s if waited else None) from None
         if not self._container.streams.video:
             self._container.close()
             raise InputError(f"{self.name} has no video stream", hint="point the camera URL at a video stream")

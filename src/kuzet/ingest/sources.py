@@ -57,6 +57,19 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
+def stream_open_error(exc: Exception, url: str, *, timeout_s: float | None = None) -> InputError:
+    """The error for a stream that could not be opened, without the credentials FFmpeg's message repeats.
+
+    `timeout_s`: the open timeout, when the attempt took that long (the camera never answered).
+    """
+    name = redact_url(url)
+    reason = f"no answer within {timeout_s:g} s" if timeout_s is not None else str(exc).replace(url, name)
+    return InputError(
+        f"cannot open stream {name}: {reason}",
+        hint="check that the camera is reachable and the URL, port and credentials are right",
+    )
+
+
 class FrameSampler:
     """Keeps about `fps` frames per second of stream time; None keeps every frame."""
 
@@ -158,12 +171,7 @@ class VideoSource(_Base):
             raise InputError(f"{self.name} does not exist", hint="check the path") from None
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             if self._is_network:
-                # FFmpeg's message repeats the URL, credentials included: never let them reach a log.
-                reason = str(exc).replace(spec, self.name)
-                raise InputError(
-                    f"cannot open stream {self.name}: {reason}",
-                    hint="check that the camera is reachable and the URL, port and credentials are right",
-                ) from None
+                raise stream_open_error(exc, spec) from None
             raise InputError(
                 f"{self.name} cannot be decoded: it is not a video or image, or it is damaged or truncated ({exc})",
                 hint="give a video file FFmpeg can decode, an image, a folder of images, or an rtsp:// URL",

@@ -6,7 +6,6 @@ times faster, because they run whole batches through optimised convolutions inst
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kuzet.config.models import DlibResNetConfig
-from kuzet.core.accel import ort_providers
+from kuzet.core.accel import cpu_threads, ort_options, ort_providers
 from kuzet.core.errors import ModelError
 from kuzet.core.types import CHIP_SIZE
 from kuzet.detect.face.dlib_hog import load_dlib_model
@@ -25,10 +24,6 @@ from kuzet.recognize.dlib_resnet import normalise
 def _check_chips(chips: NDArray[np.uint8]) -> None:
     if chips.ndim != 4 or chips.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3):
         raise ValueError(f"chips must be (N, {CHIP_SIZE}, {CHIP_SIZE}, 3), got {chips.shape}")
-
-
-def _threads(config: DlibResNetConfig) -> int:
-    return config.threads or (os.cpu_count() or 1)
 
 
 class OnnxResNetEmbedder:
@@ -43,11 +38,7 @@ class OnnxResNetEmbedder:
 
         self.config = config or DlibResNetConfig()
         data = converted_onnx(model or Path(load_dlib_model("resnet")))
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = _threads(self.config)
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options = ort_options(self.config.threads)
         self._session: Any = ort.InferenceSession(
             data, sess_options=options, providers=ort_providers(self.config.device)
         )
@@ -145,7 +136,7 @@ class TorchResNetEmbedder:
             raise ModelError("device: cuda was asked for but PyTorch sees no CUDA GPU", hint="use device: auto")
         self.device = torch.device("cuda" if wanted != "cpu" and torch.cuda.is_available() else "cpu")
         if self.device.type == "cpu":
-            torch.set_num_threads(_threads(self.config))
+            torch.set_num_threads(cpu_threads(self.config.threads))
         self._module = build_torch_module(load_plan(model or Path(load_dlib_model("resnet")))).to(self.device)
 
     def embed(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:

@@ -104,6 +104,7 @@ class Supervisor:
         self.actor = actor
         self.config = svc.config
         chosen = live_cameras(svc.config.cameras, cameras)
+        svc.check_camera_purposes(actor, chosen)
         run = svc.config.run
         origin = f"run@{socket.gethostname()}"
         specs = [
@@ -115,6 +116,7 @@ class Supervisor:
                 url=camera_url(c, secrets),  # a missing secret fails here, before anything starts
                 fps=c.fps or run.default_fps,
                 origin=f"{origin}/{c.name}",
+                sharing=len(chosen),
             )
             for c in chosen
         ]
@@ -140,6 +142,7 @@ class Supervisor:
             details={
                 "cameras": ",".join(f"{c.name}={redact_url(c.source)}" for c in cams),
                 "analytics": ",".join(f"{c.name}:{'+'.join(c.analytics)}" for c in cams),
+                "purposes": "; ".join(f"{c.name}: {c.purpose}" for c in cams),
                 "recording": ",".join(f"{c.name}:{c.record.mode}" for c in cams),
                 "mqtt": f"{run.mqtt.host}:{run.mqtt.port}/{run.mqtt.topic_prefix}" if run.mqtt else "",
                 "webhooks": ",".join(redact_url(w.url) for w in run.webhooks),

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from kuzet.config.models import KuzetConfig, RunConfig
+from kuzet.core.accel import share_cores
 from kuzet.core.errors import InputError, KuzetError
 from kuzet.runtime.integrations import JsonValue, Notice
 from kuzet.runtime.status import CameraStatus
@@ -61,6 +62,8 @@ class WorkerSpec:
     """Stream URL with credentials: lives only in memory, never logged (logs use the camera's `source`)."""
     fps: float
     origin: str
+    sharing: int = 1
+    """Cameras running at once on this machine: each worker's model threads default to its share of the cores."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,7 @@ def worker_main(spec: WorkerSpec, outbox: Outbox, stop: StopFlag) -> None:
     quit_now = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the supervisor decides
     signal.signal(signal.SIGTERM, lambda *_: quit_now.set())
+    share_cores(spec.sharing)
     CameraWorker(spec, outbox, lambda: stop.is_set() or quit_now.is_set()).run()
 
 
@@ -115,6 +119,8 @@ class CameraWorker:
         self.status = CameraStatus(camera=spec.camera, source=self.camera.source, pid=os.getpid())
         self.backoff = Backoff(self.run_config)
         self._last_sent = 0.0
+        self._ended = ""
+        """Why the last connection ended (after frames had arrived)."""
         self._parent = parent_process()
         self.cache_dir = Path(spec.data_dir) / "run" / "cache" / spec.camera
         # Segments left by a worker that was killed are unencrypted and undecided: remove them.
@@ -163,13 +169,14 @@ class CameraWorker:
             if not first:
                 self.status.reconnects += 1
             first = False
+            self._ended = ""
             try:
                 worked = self._connection(actor)
             except KuzetError as exc:  # unreachable camera, busy database, bad camera settings
                 worked = False
                 reason = exc.message
             else:
-                reason = "" if worked else "no frames"
+                reason = self._ended or ("the stream ended" if worked else "no frames")
             if self.stopping():
                 break
             if worked:
@@ -178,7 +185,7 @@ class CameraWorker:
             if not worked and self.backoff.failures >= self.run_config.failed_after:
                 self.state("failed", f"{self.backoff.failures} attempts failed; last: {reason}; retrying")
             elif self.status.state != "stalled":
-                self.state("reconnecting", reason or "the stream ended")
+                self.state("reconnecting", reason)
             self.wait(delay)
         self.state("stopped", "kuzet run stopped")
         self.svc.close()
@@ -210,7 +217,7 @@ class CameraWorker:
         )
         session = AnalysisSession(self.svc, actor, camera=self.spec.camera, source=stream.name, live=True)
         got_frames = False
-        last_commit = time.monotonic()
+        last_commit = last_reload = time.monotonic()
         decoded0 = dropped0 = 0
         error: InputError | None = None
         try:
@@ -244,6 +251,9 @@ class CameraWorker:
                 st.frames_gated += session.stats.gated_frames - gated
                 st.last_frame_at = time.time()
                 now = time.monotonic()
+                if now - last_reload >= cfg.gallery_refresh_s:
+                    session.reload_gallery()  # approvals, expiries and enrolments reach a camera that never stops
+                    last_reload = now
                 if session.pending or now - last_commit >= cfg.stats_interval_s:
                     self._commit(session, keeper)
                     last_commit = now
@@ -260,7 +270,7 @@ class CameraWorker:
         if error is not None and not got_frames:
             raise error
         if error is not None:
-            self.status.set_state("reconnecting", error.message)
+            self._ended = error.message
         return got_frames
 
     def _commit(self, session: AnalysisSession, keeper: RecordingKeeper | None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.resources
-import os
 from typing import Any
 
 import cv2
@@ -11,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kuzet.config.models import CenterFaceConfig
-from kuzet.core.accel import ort_providers
+from kuzet.core.accel import ort_options, ort_providers
 from kuzet.core.errors import ModelError
 from kuzet.core.geometry import nms
 from kuzet.core.types import Detections, Image
@@ -62,12 +61,7 @@ class CenterFaceDetector:
         import onnxruntime as ort
 
         self.config = config or CenterFaceConfig()
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        threads = self.config.threads or (os.cpu_count() or 1)
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options = ort_options(self.config.threads)
         self._session: Any = ort.InferenceSession(
             _load_model_bytes(), sess_options=options, providers=ort_providers(self.config.device)
         )

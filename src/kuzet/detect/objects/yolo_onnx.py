@@ -9,7 +9,6 @@ Boxes are in the letterboxed input's pixels and are mapped back to the frame; NM
 from __future__ import annotations
 
 import ast
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kuzet.config.models import YoloOnnxConfig
-from kuzet.core.accel import ort_providers
+from kuzet.core.accel import ort_options, ort_providers
 from kuzet.core.errors import ModelError
 from kuzet.core.geometry import nms
 from kuzet.core.types import Detections, Image
@@ -36,9 +35,7 @@ class YoloOnnxDetector:
         path = Path(config.model).expanduser()
         if not path.is_file():
             raise ModelError(f"YOLO model {path} not found", hint="set object_detector.model to an .onnx file")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = config.threads or (os.cpu_count() or 1)
+        options = ort_options(config.threads)
         try:
             self._session: Any = ort.InferenceSession(
                 str(path), sess_options=options, providers=ort_providers(config.device)

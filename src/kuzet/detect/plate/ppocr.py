@@ -7,13 +7,13 @@ grown by the usual "unclip" margin and boxed. Plates are the boxes with a plate'
 from __future__ import annotations
 
 import importlib.resources
-import os
 from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from kuzet.core.accel import ort_options
 from kuzet.core.errors import ModelError
 from kuzet.core.types import Detections, Image
 
@@ -50,9 +50,7 @@ class PpOcrPlateDetector:
     ) -> None:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options = ort_options(threads)
         self._session: Any = ort.InferenceSession(
             _model_bytes(), sess_options=options, providers=["CPUExecutionProvider"]
         )

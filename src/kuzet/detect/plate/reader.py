@@ -9,7 +9,6 @@ from winning. Each candidate's text is normalised and checked against the config
 from __future__ import annotations
 
 import importlib.resources
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kuzet.analytics.plates import PlateFormat, PlateText, normalise
+from kuzet.core.accel import ort_options
 from kuzet.core.errors import ModelError
 from kuzet.core.types import Image
 from kuzet.detect.plate.ppocr import PpOcrPlateDetector
@@ -50,9 +50,7 @@ def _rec_session(threads: int) -> tuple[Any, NDArray[np.intp]]:
             f"the PP-OCR text recogniser could not be loaded from rapidocr-onnxruntime ({exc})",
             hint="pip install rapidocr-onnxruntime",
         ) from None
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    options = ort_options(threads)
     session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
     charset = session.get_modelmeta().custom_metadata_map["character"].splitlines()
     # CTC classes: 0 is blank, then the model's characters, then space.
