@@ -7,6 +7,7 @@ import hmac
 import json
 import os
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -165,6 +166,16 @@ class TrafficResult:
     violations: list[StoredViolation]
     per_line: dict[str, dict[str, int]]
     calibration_note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """A kept recording segment (encrypted under the media folder)."""
+
+    path: str
+    camera: str
+    written_at: datetime
+    bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -1133,6 +1144,73 @@ class Kuzet:
                 details={"unredacted": unredacted, "files": len(data)},
             )
         return data
+
+    def recordings(self, actor: User, *, camera: str | None = None) -> list[Recording]:
+        """Kept recording segments (newest first) with their camera, size and time; listing them is audited."""
+        require(actor, "admin", "operator", "reviewer", "auditor", action="list recordings")
+        root = self.media.root / "recordings"
+        found = []
+        if root.is_dir():
+            for path in root.rglob("*.mp4.enc"):
+                rel = path.relative_to(self.media.root).as_posix()
+                cam = rel.split("/")[1]
+                if camera is None or cam == camera:
+                    st = path.stat()
+                    found.append(Recording(rel, cam, datetime.fromtimestamp(st.st_mtime, UTC), st.st_size))
+        found.sort(key=lambda r: (r.written_at, r.path), reverse=True)
+        with self._tx() as (_, ledger):
+            self._audit(ledger, actor, "recording.list", details={"camera": camera or "", "count": len(found)})
+        return found
+
+    def recording_export(self, actor: User, rel: str, out: Path, *, unredacted: bool, justification: str) -> None:
+        """Write a recording segment to `out` (MP4): every face and plate hidden unless `unredacted`; audited.
+
+        Any export needs a written justification; the unredacted original also the reviewer or auditor role or a
+        current access grant.
+        """
+        require(actor, "admin", "operator", "reviewer", "auditor", action="export recordings")
+        if not rel.startswith("recordings/") or not rel.endswith(".mp4.enc"):
+            raise InputError(f"{rel!r} is not a recording", hint="take a path from `kuzet recordings list`")
+        if len(justification.strip()) < 10:
+            raise self._refuse(
+                actor,
+                "recording.export_refused",
+                object=rel,
+                reason="exporting a recording needs a written justification of at least 10 characters",
+            )
+        if unredacted:
+            with self.db.session() as s:
+                allowed = self._may_see_unredacted(s, actor)
+            if not allowed:
+                refusal = self._refuse(
+                    actor,
+                    "recording.export_refused",
+                    object=rel,
+                    reason=f"{actor.name} may not see unredacted recordings: "
+                    "it needs the reviewer or auditor role or a grant",
+                    hint="ask an administrator for `kuzet access grant`, or export it redacted",
+                )
+                raise PermissionDenied(refusal.message, hint=refusal.hint)
+        data = self.media.read_encrypted(rel, cipher=self.cipher)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if unredacted:
+            out.write_bytes(data)
+        else:
+            from kuzet.governance.redaction import redact_video
+
+            with tempfile.TemporaryDirectory() as tmp:
+                plain = Path(tmp) / "segment.mp4"
+                plain.write_bytes(data)  # decrypted only in a private temporary folder, removed at once
+                redact_video(plain, out, self.redactor, face_every=1, plate_every=5)
+        with self._tx() as (_, ledger):
+            self._audit(
+                ledger,
+                actor,
+                "recording.export",
+                object=rel,
+                justification=justification.strip(),
+                details={"unredacted": unredacted},
+            )
 
     def _watchlist_photo(self, actor: User, entry_id: int) -> bytes:
         """The enrolled photo of a watchlist entry, for the people who decide on it (audited)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import socket
 import subprocess
 import time
@@ -65,7 +66,8 @@ def mosquitto(tmp_path: Path) -> Iterator[Broker]:
         encoding="utf-8",
     )
     log = (tmp_path / "mosquitto.log").open("ab")
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log, stderr=log)
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"  # Debian puts it in sbin, not always on PATH
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
 
     def listening() -> bool:
         with socket.socket() as s:

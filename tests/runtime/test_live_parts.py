@@ -19,7 +19,7 @@ from kuzet.runtime.integrations import Notice, _visible, sign, verify_signature
 from kuzet.runtime.metrics import render
 from kuzet.runtime.recording import RecordingKeeper
 from kuzet.runtime.status import CameraStatus, ServiceStatus, read_status, write_status
-from kuzet.runtime.worker import Backoff
+from kuzet.runtime.worker import Backoff, WorkerSpec
 from kuzet.store.crypto import DataCipher
 from kuzet.store.media import MediaStore
 from tests.support.servers import RtspServer
@@ -165,3 +165,10 @@ def test_recording_keeps_playable_encrypted_segments_around_events(rtsp: RtspSer
         with av.open(str(plain)) as c:
             frames = sum(1 for _ in c.decode(video=0))
         assert frames >= 30  # the camera's own frames, copied without re-encoding
+
+
+def test_a_worker_spec_never_shows_the_camera_password() -> None:
+    spec = WorkerSpec(
+        data_dir="/d", config_json="{}", camera="gate", actor="olga", url="rtsp://u:s3cret@h/s", fps=10, origin="o"
+    )
+    assert "s3cret" not in repr(spec) and "s3cret" not in str(spec)

@@ -28,7 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from kuzet.app import Kuzet
 from kuzet.config.models import KuzetConfig
-from kuzet.core.errors import ConfigError, PolicyRefusal
+from kuzet.core.errors import ConfigError, PermissionDenied, PolicyRefusal
 from kuzet.core.types import User
 from kuzet.runtime.integrations import verify_signature
 from kuzet.runtime.metrics import render
@@ -215,11 +215,24 @@ def test_live_cameras_commit_as_they_go_and_publish_everywhere(
     with av.open(str(plain)) as c:
         assert sum(1 for _ in c.decode(video=0)) > 10
     assert not list((root / "run" / "cache" / "stage").glob("*.mp4"))
+    listed = svc.recordings(admin, camera="stage")
+    assert {r.path for r in listed} == {p.relative_to(root / "media").as_posix() for p in recordings}
+    with pytest.raises(PolicyRefusal, match="justification"):
+        svc.recording_export(admin, listed[0].path, tmp_path / "x.mp4", unredacted=False, justification="")
+    with pytest.raises(PermissionDenied, match="unredacted"):
+        svc.recording_export(admin, listed[0].path, tmp_path / "x.mp4", unredacted=True, justification="case 17/2026")
+    biggest = max(listed, key=lambda r: r.bytes)
+    svc.recording_export(admin, biggest.path, tmp_path / "red.mp4", unredacted=False, justification="case 17/2026")
+    (tmp_path / "orig.mp4").write_bytes(svc.media.read_encrypted(biggest.path, cipher=svc.cipher))
+    with av.open(str(tmp_path / "red.mp4")) as red, av.open(str(tmp_path / "orig.mp4")) as orig:
+        frames = sum(1 for _ in red.decode(video=0))
+        assert frames > 10 and frames == sum(1 for _ in orig.decode(video=0))  # redacted by default, every frame
 
     report = svc.audit_verify(None)
     assert report.ok, report.problem
     actions = [e.action for e in svc.audit_log(admin, limit=10_000)]
-    assert "service.started" in actions and "service.stopped" in actions and "analysis.live" in actions
+    assert {"service.started", "service.stopped", "analysis.live", "recording.export"} <= set(actions)
+    assert actions.count("recording.export_refused") == 2
     secrets_text = "metrics-token-1 hook-key-1 " + mosquitto.password
     logged = (root / "run" / "status.json").read_text() + json.dumps([str(e) for e in svc.audit_log(admin)])
     assert not any(s in logged for s in secrets_text.split())

@@ -46,6 +46,7 @@ retention_app = typer.Typer(help="Delete what the retention policy says is due."
 subject_app = typer.Typer(help="Subject access and erasure requests.", no_args_is_help=True)
 report_app = typer.Typer(help="Public reports.", no_args_is_help=True)
 keys_app = typer.Typer(help="Data encryption keys.", no_args_is_help=True)
+recordings_app = typer.Typer(help="Recordings of live cameras (encrypted; exports audited).", no_args_is_help=True)
 for sub_app, sub_name in [
     (media_app, "media"),
     (access_app, "access"),
@@ -54,6 +55,7 @@ for sub_app, sub_name in [
     (subject_app, "subject"),
     (report_app, "report"),
     (keys_app, "keys"),
+    (recordings_app, "recordings"),
 ]:
     app.add_typer(sub_app, name=sub_name)
 
@@ -814,6 +816,42 @@ def media_export(
             console.print(str(name), highlight=False)
     except KuzetError as exc:
         raise _fail(exc) from None
+
+
+@recordings_app.command("list")
+def recordings_list(
+    camera: Annotated[str | None, typer.Option("--camera", help="Only this camera's recordings.")] = None,
+) -> None:
+    """Kept recording segments of live cameras, newest first (audited)."""
+    try:
+        svc = _service()
+        found = svc.recordings(_signed_in(svc), camera=camera)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    table = Table(title=f"{len(found)} recording segment(s)")
+    for col in ("camera", "written (UTC)", "MB", "path"):
+        table.add_column(col)
+    for r in found:
+        table.add_row(r.camera, r.written_at.strftime("%Y-%m-%d %H:%M:%S"), f"{r.bytes / 1e6:.1f}", r.path)
+    console.print(table)
+
+
+@recordings_app.command("export")
+def recordings_export(
+    path: Annotated[str, typer.Argument(help="A path from `kuzet recordings list`.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="MP4 file to write.")],
+    justification: Annotated[str, typer.Option("--justification", help="Why (required, audited).")] = "",
+    unredacted: Annotated[
+        bool, typer.Option("--unredacted", help="The camera's original video (reviewer/auditor or a grant).")
+    ] = False,
+) -> None:
+    """Export a recording segment: faces and plates hidden unless --unredacted (audited either way)."""
+    try:
+        svc = _service()
+        svc.recording_export(_signed_in(svc), path, out, unredacted=unredacted, justification=justification)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(str(out), highlight=False)
 
 
 @access_app.command("grant")

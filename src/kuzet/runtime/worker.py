@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import parent_process
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -58,8 +58,8 @@ class WorkerSpec:
     config_json: str
     camera: str
     actor: str
-    url: str
-    """Stream URL with credentials: lives only in memory, never logged (logs use the camera's `source`)."""
+    url: str = field(repr=False)
+    """Stream URL with credentials: lives only in memory, never logged or shown (logs use the camera's `source`)."""
     fps: float
     origin: str
     sharing: int = 1
