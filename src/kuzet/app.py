@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -104,6 +105,7 @@ from kuzet.store.repositories import (
     RunRecord,
 )
 
+log = logging.getLogger("kuzet")
 ENV_HOME = "KUZET_HOME"
 SYSTEM = "system"
 
@@ -326,7 +328,12 @@ class Kuzet:
             yield session, ledger
             cp = ledger.checkpoint(self.signer)
         if cp is not None:
-            append_checkpoint_log(self.checkpoint_log, cp)
+            try:
+                append_checkpoint_log(self.checkpoint_log, cp)
+            except OSError as exc:
+                # The transaction is committed: failing now would make callers repeat it. The database's copy of
+                # the checkpoint is authoritative; the outside copy misses this one line.
+                log.error("could not append checkpoint %s to %s: %s", cp.checkpoint_id, self.checkpoint_log, exc)
 
     def _audit(
         self,
@@ -1568,13 +1575,21 @@ class Kuzet:
         require(actor, "admin", "operator", "reviewer", "auditor", action="view camera status")
         return read_status(self.data_dir)
 
-    def metrics_token_ok(self, token: str) -> bool:
-        """Whether `token` is the configured Prometheus bearer token (none configured: never)."""
+    @cached_property
+    def _metrics_token(self) -> str | None:
         ref = self.config.run.metrics_token
-        if ref is None or not token:
-            return False
-        expected = self.secrets().resolve(ref, what="run.metrics_token")
-        return hmac.compare_digest(expected.encode(), token.encode())
+        if ref is None:
+            return None
+        try:
+            return self.secrets().resolve(ref, what="run.metrics_token")
+        except ConfigError as exc:
+            log.error("metrics token unavailable: %s", exc.message)  # never shown to the client
+            return None
+
+    def metrics_token_ok(self, token: str) -> bool:
+        """Whether `token` is the configured Prometheus bearer token (none configured or resolvable: never)."""
+        expected = self._metrics_token
+        return bool(token) and expected is not None and hmac.compare_digest(expected.encode(), token.encode())
 
     def alert_feed(self, after: int) -> list[dict[str, object]]:
         """Alerts newer than id `after`, for live updates (no names: the review page shows those)."""

@@ -15,6 +15,7 @@ from kuzet.config.models import CameraConfig, KuzetConfig, RecordConfig, RunConf
 from kuzet.config.secrets import Secrets, camera_url
 from kuzet.core.errors import ConfigError, InputError
 from kuzet.ingest.live import LiveStream
+from kuzet.ingest.sources import FrameSampler
 from kuzet.runtime.integrations import Notice, _visible, sign, verify_signature
 from kuzet.runtime.metrics import render
 from kuzet.runtime.recording import RecordingKeeper
@@ -51,6 +52,8 @@ def test_secrets_resolve_from_file_and_environment_and_never_print(
         name="gate", source="rtsp://10.0.0.5:554/s1", username="env:GATE_USER", password="secret:gate_pw"
     )
     assert camera_url(cam, secrets) == "rtsp://op%20erator:p%40ss%3Aw%2Frd@10.0.0.5:554/s1"
+    only_pw = CameraConfig(name="g", source="rtsp://viewer@10.0.0.5/s1", password="secret:gate_pw")
+    assert camera_url(only_pw, secrets) == "rtsp://viewer:p%40ss%3Aw%2Frd@10.0.0.5/s1"
     with pytest.raises(ConfigError, match="secret 'other' is not in"):
         secrets.resolve("secret:other", what="x")
     monkeypatch.delenv("GATE_USER")
@@ -63,6 +66,8 @@ def test_config_refuses_secrets_written_in_it() -> None:
         CameraConfig(name="gate", source="rtsp://admin:hunter2@10.0.0.5/s1")
     with pytest.raises(ValidationError, match="pattern"):
         CameraConfig(name="gate", source="rtsp://10.0.0.5/s1", password="hunter2")
+    with pytest.raises(ValidationError, match="webhook URL holds a password"):
+        WebhookConfig(url="https://u:p@hooks.example.org/x", secret="env:H")
     with pytest.raises(ValidationError, match="plain http off this machine"):
         WebhookConfig(url="http://hooks.example.org/x", secret="env:H")
     WebhookConfig(url="http://127.0.0.1:9000/x", secret="env:H")
@@ -172,3 +177,10 @@ def test_a_worker_spec_never_shows_the_camera_password() -> None:
         data_dir="/d", config_json="{}", camera="gate", actor="olga", url="rtsp://u:s3cret@h/s", fps=10, origin="o"
     )
     assert "s3cret" not in repr(spec) and "s3cret" not in str(spec)
+
+
+def test_sampler_starts_again_when_a_camera_clock_jumps_back() -> None:
+    sampler = FrameSampler(10)
+    kept = [t for t in (100.0, 100.04, 100.1, 100.2) if sampler.keep(t)]
+    assert kept == [100.0, 100.1, 100.2]
+    assert sampler.keep(0.0) and sampler.keep(0.1)  # restarted stream: frames keep coming, none rejected

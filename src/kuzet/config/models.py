@@ -341,6 +341,8 @@ class WebhookConfig(_Strict):
 
     @model_validator(mode="after")
     def _tls_off_loopback(self) -> WebhookConfig:
+        if urlsplit(self.url).password is not None:
+            raise ValueError("the webhook URL holds a password: authenticate with `secret` (HMAC) instead")
         host = urlsplit(self.url).hostname or ""
         if self.url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1") and not self.allow_insecure:
             raise ValueError(f"{self.url} is plain http off this machine: use https (or set allow_insecure: true)")

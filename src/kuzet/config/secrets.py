@@ -93,6 +93,8 @@ def camera_url(camera: CameraConfig, secrets: Secrets) -> str:
     if user is None and password is None:
         return camera.source
     parts = urlsplit(camera.source)
+    if user is None:
+        user = parts.username  # a user name may stay in the URL; the password never does
     auth = quote(user or "", safe="")
     if password is not None:
         auth += ":" + quote(password, safe="")

@@ -103,9 +103,14 @@ class LiveStream:
         self.counters = StreamCounters()
         self.opened_at = time.monotonic()
         self.last_frame_at = self.opened_at
-        """Monotonic time of the newest decoded frame (stall detection)."""
+        """Monotonic time of the newest frame queued for analysis (stall detection)."""
         self._thread = threading.Thread(target=self._decode, name=f"decode:{self.name}", daemon=True)
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the decoding thread still runs (it may be blocked on a dead camera until its read timeout)."""
+        return self._thread.is_alive()
 
     @property
     def queue_depth(self) -> int:
@@ -118,6 +123,7 @@ class LiveStream:
                 self.counters.dropped += 1  # deque drops the oldest on append
             self._frames.append(frame)
             self.counters.sampled += 1
+            self.last_frame_at = time.monotonic()
             self._ready.notify()
 
     def _fail(self, error: InputError) -> None:
@@ -140,7 +146,6 @@ class LiveStream:
                     self._sink.write(packet)  # after decoding: muxing re-targets the packet at the output stream
                 for vframe in vframes:
                     self.counters.decoded += 1
-                    self.last_frame_at = time.monotonic()
                     if vframe.time is None or not sampler.keep(float(vframe.time)):
                         continue
                     if vframe.width * vframe.height > self._max_pixels:

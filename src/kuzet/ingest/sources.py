@@ -81,6 +81,8 @@ class FrameSampler:
         """Whether the frame at `pts` seconds is analysed."""
         if self._period == 0.0:
             return True
+        if self._next is not None and pts < self._next - self._period - 1.0:
+            self._next = None  # the stream's clock jumped back (a camera restarted it): start the grid again
         if self._next is None or pts >= self._next - 1e-6:
             # Stay on the grid, but jump ahead after a gap in the stream.
             base = pts if self._next is None or pts - self._next > self._period else self._next

@@ -17,6 +17,7 @@ Webhooks POST `{"kind": ..., "camera": ..., "data": {...}}` with `X-Kuzet-Timest
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -28,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from kuzet.config.models import MqttConfig, WebhookConfig
 from kuzet.config.secrets import Secrets
@@ -128,11 +130,15 @@ class MqttPublisher:
 
     def close(self) -> None:
         """Say `offline`, flush and disconnect."""
-        info = self._client.publish(f"{self._prefix}/status", "offline", qos=1, retain=True)
-        if self.connected:
-            info.wait_for_publish(timeout=3)
-        self._client.disconnect()
-        self._client.loop_stop()
+        try:
+            info = self._client.publish(f"{self._prefix}/status", "offline", qos=1, retain=True)
+            if self.connected:
+                info.wait_for_publish(timeout=3)
+        except (ValueError, RuntimeError) as exc:  # the queue is full or the broker just went away
+            log.warning("MQTT: could not say offline: %s", exc)
+        finally:
+            self._client.disconnect()
+            self._client.loop_stop()
 
 
 class WebhookSender:
@@ -149,7 +155,10 @@ class WebhookSender:
         import httpx
 
         self.config = config
-        self._secret = secrets.resolve(config.secret, what=f"webhook {config.url} secret")
+        parts = urlsplit(config.url)
+        self.label = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+        """The endpoint without path or query (which may carry tokens): what logs show."""
+        self._secret = secrets.resolve(config.secret, what=f"webhook {self.label} secret")
         self.delivered = 0
         self.failed = 0
         self.dropped = 0
@@ -157,7 +166,7 @@ class WebhookSender:
         self._http = httpx.Client(timeout=config.timeout_s, follow_redirects=False)
         self._stopping = threading.Event()
         self._sleep = sleep or self._stopping.wait
-        self._thread = threading.Thread(target=self._run, name=f"webhook:{config.url}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"webhook:{self.label}", daemon=True)
         self._thread.start()
 
     def send(self, notice: Notice) -> None:
@@ -206,19 +215,26 @@ class WebhookSender:
             try:
                 response = self._http.post(self.config.url, content=body, headers=headers)
             except httpx.HTTPError as exc:
-                log.warning("webhook %s attempt %d failed: %s", self.config.url, attempt + 1, type(exc).__name__)
+                log.warning("webhook %s attempt %d failed: %s", self.label, attempt + 1, type(exc).__name__)
                 continue
             if response.status_code < 300:
                 self.delivered += 1
                 return
             if response.status_code not in (408, 425, 429) and response.status_code < 500:
-                log.warning("webhook %s refused delivery %s: HTTP %d", self.config.url, delivery, response.status_code)
+                log.warning("webhook %s refused delivery %s: HTTP %d", self.label, delivery, response.status_code)
                 break  # the endpoint says the request is wrong: retrying cannot help
         self.failed += 1
 
     def close(self, timeout: float = 10.0) -> None:
         """Deliver what is queued (up to `timeout` seconds), then stop."""
-        self._queue.put(None)
+        while True:
+            try:
+                self._queue.put_nowait(None)
+                break
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    self._queue.get_nowait()
+                    self.dropped += 1
         self._thread.join(timeout)
         self._stopping.set()
         self._thread.join(1.0)

@@ -16,11 +16,11 @@ import socket
 import time
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kuzet.config.models import CameraConfig
 from kuzet.config.secrets import Secrets, camera_url
-from kuzet.core.errors import ConfigError
+from kuzet.core.errors import ConfigError, KuzetError
 from kuzet.ingest.sources import NETWORK_SCHEMES, redact_url
 from kuzet.runtime.integrations import Integrations, Notice
 from kuzet.runtime.status import CameraStatus, ServiceStatus, write_status
@@ -45,7 +45,11 @@ class _Slot:
     carried: CameraStatus | None = None
     """Counters of earlier workers of this camera (so totals never go down)."""
     restarts: int = 0
+    crashes: int = 0
+    """Deaths in a row (reset once a worker has run for a minute): what backoff and `failed` go by."""
     restart_at: float = 0.0
+    queue: Any = None
+    """This worker's own message queue (a killed worker can break a queue it was writing to: it is not shared)."""
     started_at: float = field(default_factory=time.monotonic)
     last_published: tuple[str, str] = ("", "")
 
@@ -122,7 +126,6 @@ class Supervisor:
         ]
         self.integrations = integrations or Integrations.from_config(run.mqtt, run.webhooks, secrets)
         self._ctx = mp.get_context("spawn")  # a fresh interpreter per camera: no inherited threads or locks
-        self._queue: mp.Queue[object] = self._ctx.Queue()
         self._stop = self._ctx.Event()
         self.slots = {s.camera: _Slot(s) for s in specs}
         self.started = time.time()
@@ -154,31 +157,59 @@ class Supervisor:
         self._write(force=True)
 
     def _spawn(self, slot: _Slot) -> None:
+        slot.queue = self._ctx.Queue()
         p = self._ctx.Process(
-            target=worker_main, args=(slot.spec, self._queue, self._stop), name=f"kuzet-camera-{slot.spec.camera}"
+            target=worker_main, args=(slot.spec, slot.queue, self._stop), name=f"kuzet-camera-{slot.spec.camera}"
         )
         p.start()
         slot.process = p
         slot.started_at = time.monotonic()
-        slot.current = CameraStatus(camera=slot.spec.camera, source=self.svc.camera_config(slot.spec.camera).source)
+        slot.current = CameraStatus(camera=slot.spec.camera, source=self._source(slot))
         slot.current.pid = p.pid or 0
 
+    def _source(self, slot: _Slot) -> str:
+        return redact_url(self.svc.camera_config(slot.spec.camera).source)
+
     def step(self, timeout: float = 0.25) -> None:
-        """Handle messages for up to `timeout` seconds, then look after the workers."""
+        """Handle messages for up to `timeout` seconds, then look after the workers.
+
+        Nothing here may stop the service: a busy database or a full disk is logged and tried again next time.
+        """
         deadline = time.monotonic() + timeout
         while True:
-            left = deadline - time.monotonic()
-            try:
-                msg = self._queue.get(timeout=max(0.0, left)) if left > 0 else self._queue.get_nowait()
-            except queue.Empty:
+            got = 0
+            for slot in self.slots.values():
+                got += self._read(slot)
+            if time.monotonic() >= deadline:
                 break
-            self._handle(msg)
+            if not got:
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         if not self.stopping:
             self._watch()
-        self._write()
-        if time.monotonic() - self._last_purge >= min(60.0, self.config.run.retention_interval_s):
-            self._last_purge = time.monotonic()
-            self.svc.maybe_purge()
+        try:
+            self._write()
+            if time.monotonic() - self._last_purge >= min(60.0, self.config.run.retention_interval_s):
+                self._last_purge = time.monotonic()
+                self.svc.maybe_purge()
+        except (KuzetError, OSError) as exc:
+            log.error("kuzet run: %s (retrying)", exc)
+
+    def _read(self, slot: _Slot, limit: int = 100) -> int:
+        """Handle up to `limit` waiting messages from one worker."""
+        n = 0
+        while slot.queue is not None and n < limit:
+            try:
+                msg = slot.queue.get_nowait()
+            except queue.Empty:
+                break
+            except (EOFError, OSError, ValueError):
+                break  # a worker killed mid-message; its queue is replaced with the worker
+            n += 1
+            try:
+                self._handle(msg)
+            except Exception:
+                log.exception("kuzet run: a message from camera %s could not be handled", slot.spec.camera)
+        return n
 
     def _handle(self, msg: object) -> None:
         if isinstance(msg, StatusUpdate):
@@ -216,6 +247,7 @@ class Supervisor:
                     p.join(5)
                     self._died(slot, f"worker hung (silent for {silent:.0f} s) and was killed")
                 continue
+            self._read(slot)  # what it said before it died
             code = p.exitcode
             p.join(0)
             how = f"killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
@@ -226,11 +258,13 @@ class Supervisor:
             last = slot.current
             slot.carried = last.plus(slot.carried) if slot.carried is not None else last
         slot.restarts += 1
+        slot.crashes = 1 if time.monotonic() - slot.started_at > 60.0 else slot.crashes + 1
         slot.process = None
-        delay = min(RESTART_MAX_S, 0.5 * 2 ** min(slot.restarts - 1, 10))
+        slot.queue = None
+        delay = min(RESTART_MAX_S, 0.5 * 2 ** min(slot.crashes - 1, 10))
         slot.restart_at = time.monotonic() + delay
-        state = "failed" if slot.restarts >= self.config.run.failed_after else "restarting"
-        slot.current = CameraStatus(camera=slot.spec.camera, source=self.svc.camera_config(slot.spec.camera).source)
+        state = "failed" if slot.crashes >= self.config.run.failed_after else "restarting"
+        slot.current = CameraStatus(camera=slot.spec.camera, source=self._source(slot))
         slot.current.set_state(state, f"{reason}; restarting in {delay:.1f} s")
         self._publish_state(slot)
 
@@ -296,7 +330,10 @@ class Supervisor:
                 + sum(w.delivered for w in self.integrations.webhooks),
             },
         )
-        self.integrations.close()
+        try:
+            self.integrations.close()
+        except Exception:
+            log.exception("kuzet run: integrations did not close cleanly")
         status = self.service_status()
         status.state = "stopped"
         write_status(self.svc.data_dir, status)

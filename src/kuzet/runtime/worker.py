@@ -7,6 +7,7 @@ audited transaction per batch), so killing the process loses at most the frame b
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import shutil
@@ -22,13 +23,17 @@ from typing import TYPE_CHECKING, Protocol
 from kuzet.config.models import KuzetConfig, RunConfig
 from kuzet.core.accel import share_cores
 from kuzet.core.errors import InputError, KuzetError
+from kuzet.ingest.sources import redact_url
 from kuzet.runtime.integrations import JsonValue, Notice
 from kuzet.runtime.status import CameraStatus
 
 if TYPE_CHECKING:
     from kuzet.app import AnalysisSession
     from kuzet.core.types import User
+    from kuzet.ingest.live import LiveStream
     from kuzet.runtime.recording import RecordingKeeper
+
+log = logging.getLogger("kuzet.run")
 
 HEARTBEAT_S = 1.0
 StopCheck = Callable[[], bool]
@@ -116,11 +121,13 @@ class CameraWorker:
         self.run_config = self.config.run
         self.svc = Kuzet(Path(spec.data_dir), self.config, origin=spec.origin)
         self.camera = self.svc.camera_config(spec.camera)
-        self.status = CameraStatus(camera=spec.camera, source=self.camera.source, pid=os.getpid())
+        self.status = CameraStatus(camera=spec.camera, source=redact_url(self.camera.source), pid=os.getpid())
         self.backoff = Backoff(self.run_config)
         self._last_sent = 0.0
         self._ended = ""
         """Why the last connection ended (after frames had arrived)."""
+        self._draining: list[tuple[LiveStream, RecordingKeeper]] = []
+        """Closed connections whose decoding thread may still hold a recording segment."""
         self._parent = parent_process()
         self.cache_dir = Path(spec.data_dir) / "run" / "cache" / spec.camera
         # Segments left by a worker that was killed are unencrypted and undecided: remove them.
@@ -152,6 +159,7 @@ class CameraWorker:
         end = time.monotonic() + seconds
         while not self.stopping() and time.monotonic() < end:
             time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+            self._drain()
             self.send()
 
     def run(self) -> None:
@@ -187,6 +195,7 @@ class CameraWorker:
             elif self.status.state != "stalled":
                 self.state("reconnecting", reason)
             self.wait(delay)
+        self._drain(wait_s=5.0)
         self.state("stopped", "kuzet run stopped")
         self.svc.close()
 
@@ -215,7 +224,12 @@ class CameraWorker:
             max_pixels=self.config.ingest.max_pixels,
             make_sink=keeper.make_sink if keeper is not None else None,
         )
-        session = AnalysisSession(self.svc, actor, camera=self.spec.camera, source=stream.name, live=True)
+        try:
+            session = AnalysisSession(self.svc, actor, camera=self.spec.camera, source=stream.name, live=True)
+        except BaseException:
+            stream.close()
+            self._drain_later(stream, keeper)
+            raise
         got_frames = False
         last_commit = last_reload = time.monotonic()
         decoded0 = dropped0 = 0
@@ -252,34 +266,61 @@ class CameraWorker:
                 st.last_frame_at = time.time()
                 now = time.monotonic()
                 if now - last_reload >= cfg.gallery_refresh_s:
-                    session.reload_gallery()  # approvals, expiries and enrolments reach a camera that never stops
                     last_reload = now
+                    try:
+                        session.reload_gallery()  # approvals, expiries and enrolments reach a camera that never stops
+                    except KuzetError as exc:
+                        log.warning("camera %s: gallery not reloaded (%s); next try later", self.spec.camera, exc)
                 if session.pending or now - last_commit >= cfg.stats_interval_s:
                     self._commit(session, keeper)
                     last_commit = now
                 elif keeper is not None:
                     self.status.segments_kept += len(keeper.poll())
+                self._drain()
                 self.send()
         finally:
             stream.close()
             if session.frames:
                 session.finish()
-                self._commit(session, keeper)
-            if keeper is not None:
-                self.status.segments_kept += len(keeper.poll(final=True))
+                self._final_commit(session, keeper)
+            self._drain_later(stream, keeper)
         if error is not None and not got_frames:
             raise error
         if error is not None:
             self._ended = error.message
         return got_frames
 
-    def _commit(self, session: AnalysisSession, keeper: RecordingKeeper | None) -> None:
+    def _drain_later(self, stream: LiveStream, keeper: RecordingKeeper | None) -> None:
+        """Decide a closed connection's last segments once its decoding thread has let go of them."""
+        if keeper is not None:
+            self._draining.append((stream, keeper))
+        self._drain()
+
+    def _drain(self, *, wait_s: float = 0.0) -> None:
+        deadline = time.monotonic() + wait_s
+        for stream, keeper in list(self._draining):
+            while stream.alive and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not stream.alive:  # a read blocked on a dead camera ends at its read timeout
+                self.status.segments_kept += len(keeper.poll(final=True))
+                self._draining.remove((stream, keeper))
+
+    def _final_commit(self, session: AnalysisSession, keeper: RecordingKeeper | None) -> None:
+        """The connection's last decisions: retried a few times; if the database stays unusable, their files go."""
+        for attempt in range(4):
+            if self._commit(session, keeper):
+                return
+            time.sleep(0.5 * 2**attempt)
+        log.error("camera %s: could not store its last decisions; discarding them", self.spec.camera)
+        session.discard()
+
+    def _commit(self, session: AnalysisSession, keeper: RecordingKeeper | None) -> bool:
         try:
             stored = session.commit()
         except KuzetError as exc:
             # The database is busy or full: keep the decisions pending and try again with the next frame.
             self.status.reason = f"could not store: {exc.message}"
-            return
+            return False
         st = self.status
         st.run_id = stored.run_id
         st.events += len(stored.events)
@@ -346,3 +387,4 @@ class CameraWorker:
         if keeper is not None:
             keeper.keep(stored.spans)
             st.segments_kept += len(keeper.poll())
+        return True
