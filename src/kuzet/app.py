@@ -1087,6 +1087,20 @@ class Kuzet:
             )
         return until
 
+    def _require_unredacted(self, actor: User, action: str, obj: str, what: str) -> None:
+        """Refuse (and ledger the refusal) unless `actor` may see unredacted `what`."""
+        with self.db.session() as s:
+            allowed = self._may_see_unredacted(s, actor)
+        if not allowed:
+            refusal = self._refuse(
+                actor,
+                action,
+                object=obj,
+                reason=f"{actor.name} may not see unredacted {what}: it needs the reviewer or auditor role or a grant",
+                hint="ask an administrator for `kuzet access grant`",
+            )
+            raise PermissionDenied(refusal.message, hint=refusal.hint)
+
     def _may_see_unredacted(self, s: Session, actor: User) -> bool:
         if actor.has("reviewer", "auditor"):
             return True
@@ -1114,18 +1128,7 @@ class Kuzet:
                 reason="unredacted access needs a written justification of at least 10 characters",
             )
         if unredacted:
-            with self.db.session() as s:
-                allowed = self._may_see_unredacted(s, actor)
-            if not allowed:
-                refusal = self._refuse(
-                    actor,
-                    "media.export_refused",
-                    object=f"{kind}:{object_id}",
-                    reason=f"{actor.name} may not see unredacted media: "
-                    "it needs the reviewer or auditor role or a grant",
-                    hint="ask an administrator for `kuzet access grant`",
-                )
-                raise PermissionDenied(refusal.message, hint=refusal.hint)
+            self._require_unredacted(actor, "media.export_refused", f"{kind}:{object_id}", "media")
         with self.db.session() as s:
             if kind == "event":
                 ev = s.get(EventRow, object_id)
@@ -1186,18 +1189,7 @@ class Kuzet:
                 reason="exporting a recording needs a written justification of at least 10 characters",
             )
         if unredacted:
-            with self.db.session() as s:
-                allowed = self._may_see_unredacted(s, actor)
-            if not allowed:
-                refusal = self._refuse(
-                    actor,
-                    "recording.export_refused",
-                    object=rel,
-                    reason=f"{actor.name} may not see unredacted recordings: "
-                    "it needs the reviewer or auditor role or a grant",
-                    hint="ask an administrator for `kuzet access grant`, or export it redacted",
-                )
-                raise PermissionDenied(refusal.message, hint=refusal.hint)
+            self._require_unredacted(actor, "recording.export_refused", rel, "recordings")
         data = self.media.read_encrypted(rel, cipher=self.cipher)
         out.parent.mkdir(parents=True, exist_ok=True)
         if unredacted:
