@@ -62,3 +62,9 @@ def test_backend_section_without_type_means_the_default_backend() -> None:
     assert cfg.face_detector.min_face == 40
     assert cfg.face_embedder.runtime == "dlib"
     assert KuzetConfig.model_validate({"face_detector": {"type": "dlib-hog"}}).face_detector.type == "dlib-hog"
+
+
+@pytest.mark.parametrize("name", ["car-park.yaml", "live-cameras.yaml"])
+def test_shipped_examples_validate(name: str) -> None:
+    config = load_config(Path(__file__).resolve().parents[2] / "examples" / name)
+    assert config.cameras and all(c.name for c in config.cameras)
