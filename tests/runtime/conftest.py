@@ -8,7 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,9 +16,8 @@ import pytest
 from tests.support.servers import RtspServer, free_port
 
 
-def wait_until(predicate: object, timeout: float, what: str, interval: float = 0.2) -> None:
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
     """Poll `predicate()` until it is true; fail with `what` after `timeout` seconds."""
-    assert callable(predicate)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
