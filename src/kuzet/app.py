@@ -360,6 +360,12 @@ class Kuzet:
             self._audit(ledger, actor, action, object=object, justification=reason)
         return PolicyRefusal(reason, hint=hint or "see docs/governance.md")
 
+    def _screen_reason(self, actor: User, action: str, obj: str, reason: str) -> None:
+        """Refuse (audited) a decision whose free-text reason carries a prohibited label."""
+        refusal = self.policy.screener.screen("reason", reason)
+        if refusal is not None:
+            raise self._refuse(actor, action, object=obj, reason=refusal.reason)
+
     def _record_policy(self) -> None:
         """Ledger the policy in force whenever it differs from the last one recorded."""
         with self.db.session() as session:
@@ -465,7 +471,7 @@ class Kuzet:
             raise EnrolmentError(f"invalid name {name!r}", hint="give 1-200 printable characters")
         if not photos:
             raise EnrolmentError("no photos given", hint="give one or more photos of the person")
-        refusal = self.policy.screener.screen("name", name)
+        refusal = self.policy.screener.screen_all({"name": name, "consent": consent})
         if refusal is not None:
             raise self._refuse(actor, "enrol.refused", object=f"person:{name}", reason=refusal.reason)
         templates = []
@@ -595,6 +601,7 @@ class Kuzet:
     def watchlist_approve(self, actor: User, entry_id: int, *, reason: str = "") -> None:
         """Approve a pending entry; the approver must not be its requester."""
         require(actor, "approver", action="approve watchlist entries")
+        self._screen_reason(actor, "watchlist.approve_refused", f"watchlist:{entry_id}", reason)
         self.expire_watchlists()
         with self.db.session() as s:
             row = wl.WatchlistRepository(s).get_row(entry_id)
@@ -634,6 +641,7 @@ class Kuzet:
         require(actor, "approver", action="reject watchlist entries")
         if not reason.strip():
             raise PolicyRefusal("a rejection needs a reason", hint="add --reason TEXT")
+        self._screen_reason(actor, "watchlist.reject_refused", f"watchlist:{entry_id}", reason)
         with self._tx() as (s, ledger):
             repo = wl.WatchlistRepository(s)
             row = repo.get_row(entry_id)
@@ -951,6 +959,7 @@ class Kuzet:
             The alert's status after the decision.
         """
         require(actor, "reviewer", action="review alerts")
+        self._screen_reason(actor, "review.refused", f"alert:{alert_id}", reason)
         try:
             with self._tx() as (s, ledger):
                 status, confirmations, required = AlertRepository(s).decide(

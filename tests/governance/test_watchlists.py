@@ -202,3 +202,23 @@ def test_entry_expiring_while_a_camera_runs_gives_no_alert(
     assert all(a.end < expired_at for a in stored.alerts)
     session.reload_gallery()
     assert session.gallery_people == 0
+
+
+def test_reasons_and_consent_are_screened_and_refusals_audited(
+    service: Kuzet, people: dict[str, User], faces_dir: Path
+) -> None:
+    entry = service.watchlist_request(people["req"], _request(), faces_dir / EXAMPLES / "lin-manuel-miranda.png")
+    with pytest.raises(PolicyRefusal, match="prohibited label 'activist'"):
+        service.watchlist_approve(people["appr"], entry, reason="a known civil act\u200bivist")
+    with pytest.raises(PolicyRefusal, match="prohibited label 'journalist'"):
+        service.watchlist_reject(people["appr"], entry, reason="jour\u00adnalist, not wanted")
+    with pytest.raises(PolicyRefusal, match="prohibited label"):
+        service.enroll(
+            people["op"], "Staff Member", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"], consent="ɑctivist"
+        )
+    refused = [
+        e.action for e in service.audit_log(people["aud"]) if e.action.endswith("_refused") or "refused" in e.action
+    ]
+    assert refused == ["watchlist.approve_refused", "watchlist.reject_refused", "enrol.refused"]
+    (row,) = service.watchlist_show(people["aud"], status="pending")
+    assert row.entry_id == entry  # nothing was decided
