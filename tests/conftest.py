@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from kuzet.app import Kuzet
+from kuzet.app import EnrolResult, Kuzet
 from kuzet.config.models import DlibResNetConfig
+from kuzet.core.errors import AuthError
 from kuzet.core.types import User
 from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.recognize import FaceEmbedder, build_face_embedder
@@ -99,3 +101,26 @@ def add_user(svc: Kuzet, name: str, *roles: str) -> User:
 def operator(service: Kuzet) -> User:
     """A user with the operator role."""
     return add_user(service, "olga", "operator")
+
+
+ENROLMENT_APPROVER = "enrolment-approver"
+
+
+def enrol(
+    svc: Kuzet,
+    actor: User,
+    name: str,
+    photos: list[Path],
+    *,
+    consent: str = "signed consent form 17",
+    scope: list[str] | None = None,
+    expires: date | None = None,
+) -> EnrolResult:
+    """Enrol a consenting person and have a second user (an approver, created on first use) approve it."""
+    result = svc.enroll(actor, name, photos, consent=consent, scope=scope, expires=expires)
+    try:
+        approver, _ = svc.login(ENROLMENT_APPROVER, PASSWORD)
+    except AuthError:
+        approver = svc.add_user(admin_of(svc), ENROLMENT_APPROVER, PASSWORD, ["approver"])
+    svc.people_approve(approver, result.identity.person_id, reason="consent form checked")
+    return result

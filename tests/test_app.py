@@ -10,21 +10,23 @@ import pytest
 from kuzet.app import Kuzet, resolve_data_dir
 from kuzet.core.errors import EnrolmentError, InputError, PermissionDenied
 from kuzet.core.types import User
-from tests.conftest import add_user, share_models
+from tests.conftest import add_user, enrol, share_models
 
 EXAMPLES = "face_recognition_examples"
 
 
 def _media_files(svc: Kuzet) -> list[Path]:
-    return [p for p in (svc.data_dir / "media").rglob("*") if p.is_file()]
+    """Media an analysis wrote (enrolment photos, kept for the approver, are not the analysis's)."""
+    enrolment = svc.data_dir / "media" / "enrolment"
+    return [p for p in (svc.data_dir / "media").rglob("*") if p.is_file() and not p.is_relative_to(enrolment)]
 
 
 @pytest.mark.slow
 def test_hamilton_clip_reports_lin_manuel_and_no_wrong_identity(
     service: Kuzet, operator: User, faces_dir: Path, video_dir: Path
 ) -> None:
-    service.enroll(operator, "Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
-    service.enroll(operator, "Alex Lacamoire", [faces_dir / EXAMPLES / "alex-lacamoire.png"])
+    enrol(service, operator, "Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
+    enrol(service, operator, "Alex Lacamoire", [faces_dir / EXAMPLES / "alex-lacamoire.png"])
     result = service.analyze(operator, str(video_dir / "short_hamilton_clip.mp4"), camera="stage")
     identities = [e.identity for e in result.events]
     assert "Lin-Manuel Miranda" in identities
@@ -54,30 +56,30 @@ def test_enrolment_refuses_no_face_and_many_faces(
     Image.fromarray(np.full((200, 200, 3), 90, np.uint8)).save(blank)
     good = faces_dir / EXAMPLES / "lin-manuel-miranda.png"
     with pytest.raises(EnrolmentError, match="no face found in .*wall.png"):
-        service.enroll(operator, "Someone", [good, blank])
+        enrol(service, operator, "Someone", [good, blank])
     with pytest.raises(EnrolmentError, match="2 faces found in .*two_people.jpg") as info:
-        service.enroll(operator, "Someone", [faces_dir / EXAMPLES / "two_people.jpg"])
+        enrol(service, operator, "Someone", [faces_dir / EXAMPLES / "two_people.jpg"])
     assert "crop" in info.value.hint
     with pytest.raises(EnrolmentError, match="cannot enrol from"):
-        service.enroll(operator, "Someone", [tmp_path / "missing.jpg"])
+        enrol(service, operator, "Someone", [tmp_path / "missing.jpg"])
     with pytest.raises(EnrolmentError, match="invalid name"):
-        service.enroll(operator, "  ", [good])
+        enrol(service, operator, "  ", [good])
     assert service.people(operator) == []  # a refused enrolment stores nothing, not even the good photo
 
 
 def test_enrol_several_photos_and_duplicates(service: Kuzet, operator: User, faces_dir: Path) -> None:
     photos = [faces_dir / EXAMPLES / n for n in ("knn_train_obama_obama.jpg", "knn_train_obama_obama2.jpg")]
-    first = service.enroll(operator, "Barack Obama", photos)
-    assert first.added == 2
-    again = service.enroll(operator, "Barack Obama", photos[:1])
-    assert again.added == 0 and again.skipped_duplicates == 1
+    first = enrol(service, operator, "Barack Obama", [*photos, photos[0]])
+    assert first.added == 2 and first.skipped_duplicates == 1  # the same photo twice is enrolled once
+    with pytest.raises(EnrolmentError, match="already enrolled"):
+        service.enroll(operator, "Barack Obama", photos[:1], consent="form 2")
     (person,) = service.people(operator)
-    assert person.templates == 2
+    assert person.templates == 2 and person.status == "approved" and person.photos == 3
 
 
 def test_still_photo_is_recognised(service: Kuzet, operator: User, faces_dir: Path) -> None:
-    service.enroll(operator, "Barack Obama", [faces_dir / EXAMPLES / "knn_train_obama_obama.jpg"])
-    service.enroll(operator, "Joe Biden", [faces_dir / EXAMPLES / "knn_train_biden_biden.jpg"])
+    enrol(service, operator, "Barack Obama", [faces_dir / EXAMPLES / "knn_train_obama_obama.jpg"])
+    enrol(service, operator, "Joe Biden", [faces_dir / EXAMPLES / "knn_train_biden_biden.jpg"])
     result = service.analyze(operator, str(faces_dir / EXAMPLES / "knn_test_obama_and_biden.jpg"), camera="desk")
     assert sorted(e.identity for e in result.events) == ["Barack Obama", "Joe Biden"]
 
@@ -85,7 +87,7 @@ def test_still_photo_is_recognised(service: Kuzet, operator: User, faces_dir: Pa
 def test_corrupt_video_stores_nothing(
     service: Kuzet, operator: User, faces_dir: Path, video_dir: Path, tmp_path: Path
 ) -> None:
-    service.enroll(operator, "Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
+    enrol(service, operator, "Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
     data = (video_dir / "car-detection.mp4").read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
@@ -96,7 +98,7 @@ def test_corrupt_video_stores_nothing(
 
 
 def test_two_data_directories_do_not_interfere(tmp_path: Path, faces_dir: Path, service: Kuzet, operator: User) -> None:
-    service.enroll(operator, "Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
+    enrol(service, operator, "Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
     other = share_models(Kuzet(tmp_path / "other"), service.face_detector, service.face_embedder)
     try:
         other.init_admin("admin", "another long password")
@@ -113,7 +115,7 @@ def test_two_data_directories_do_not_interfere(tmp_path: Path, faces_dir: Path, 
 def test_roles_are_enforced(service: Kuzet, faces_dir: Path, video_dir: Path) -> None:
     reviewer = add_user(service, "rita", "reviewer")
     with pytest.raises(PermissionDenied, match="rita may not enrol people"):
-        service.enroll(reviewer, "X", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
+        enrol(service, reviewer, "X", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
     with pytest.raises(PermissionDenied, match="may not run analyses"):
         service.analyze(reviewer, str(video_dir / "car-detection.mp4"))
     with pytest.raises(PermissionDenied, match="may not add users"):

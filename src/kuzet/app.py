@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -9,6 +10,7 @@ import logging
 import os
 import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,16 +36,11 @@ from kuzet.analytics.traffic import (
     counting_lines_summary,
 )
 from kuzet.audit import merkle
-from kuzet.audit.ledger import (
-    AuditEntry,
-    AuditLedger,
-    Checkpoint,
-    Details,
-    VerifyReport,
-    append_checkpoint_log,
-    verify_ledger,
-)
+from kuzet.audit.checkpoint_log import CheckpointLog
+from kuzet.audit.ledger import AuditEntry, AuditLedger, Checkpoint, Details, KeyRotation
 from kuzet.audit.signing import LedgerSigner
+from kuzet.audit.verify import TrustedCheckpoint, VerifyReport, verify_ledger
+from kuzet.audit.witness import WitnessPublisher, build_witness, check_outside
 from kuzet.config.models import CameraConfig, KuzetConfig
 from kuzet.config.secrets import Secrets
 from kuzet.core.errors import (
@@ -57,7 +54,7 @@ from kuzet.core.errors import (
     PolicyRefusal,
     StoreError,
 )
-from kuzet.core.timeutil import aware
+from kuzet.core.timeutil import aware, iso_utc
 from kuzet.core.types import ROLES, Event, FaceSample, Frame, Identity, Image, TrackDecision, User
 from kuzet.detect.face import FaceDetector, build_face_detector
 from kuzet.detect.objects import build_object_detector
@@ -65,6 +62,8 @@ from kuzet.detect.plate.ppocr import PpOcrPlateDetector
 from kuzet.detect.plate.reader import PlateReader
 from kuzet.governance import review as review_mod
 from kuzet.governance import watchlists as wl
+from kuzet.governance.approval import decision_refusal
+from kuzet.governance.enrolment import ALL_CAMERAS, EnrolmentRequest, check_enrolment, in_scope, resolved_expiry
 from kuzet.governance.evidence import write_evidence
 from kuzet.governance.policy import CategoryPolicy as CategoryPolicyT
 from kuzet.governance.policy import Policy, load_policy
@@ -80,8 +79,9 @@ from kuzet.recognize.align import align_faces, crop_with_margin
 from kuzet.recognize.gallery import NumpyGallery, build_gallery
 from kuzet.runtime.faces import FaceAnalyzer, FaceStats
 from kuzet.runtime.status import ServiceStatus, read_status
-from kuzet.store.crypto import DataCipher
+from kuzet.store.crypto import ENV_KEY, DataCipher, blob_key_id
 from kuzet.store.db import Database
+from kuzet.store.files import private_dir, tighten
 from kuzet.store.media import MediaStore, encode_jpeg
 from kuzet.store.models import (
     AccessGrantRow,
@@ -97,6 +97,7 @@ from kuzet.store.models import (
     WatchlistTemplateRow,
 )
 from kuzet.store.repositories import (
+    Enrolment,
     EventRepository,
     GalleryRepository,
     NewEvent,
@@ -108,6 +109,15 @@ from kuzet.store.repositories import (
 log = logging.getLogger("kuzet")
 ENV_HOME = "KUZET_HOME"
 SYSTEM = "system"
+
+
+class _Refused(Exception):
+    """A policy refusal found inside a transaction: the transaction rolls back, then the refusal is ledgered."""
+
+    def __init__(self, reason: str, hint: str = "see docs/governance.md") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.hint = hint
 
 
 def resolve_data_dir(explicit: Path | None) -> Path:
@@ -224,9 +234,13 @@ class Kuzet:
         self.config = config or KuzetConfig()
         self.origin = origin or f"cli@{socket.gethostname()}"
         self.now = clock or (lambda: datetime.now(UTC))
+        check_outside(self.config.audit.witnesses, data_dir)
         try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            (data_dir / "media").mkdir(exist_ok=True)
+            # Owner-only whatever the umask, and tightened if an older kuzet left it readable by others.
+            for folder in (data_dir, data_dir / "media", data_dir / "audit"):
+                private_dir(folder)
+            for name in ("session.token", "secrets.yaml", "config.yaml", "policy.yaml"):
+                tighten(data_dir / name)
         except OSError as exc:
             raise StoreError(
                 f"cannot create the data directory {data_dir}: {exc.strerror}",
@@ -237,12 +251,22 @@ class Kuzet:
         self.media = MediaStore(data_dir / "media")
         policy_file = data_dir / "policy.yaml"
         self.policy = policy or load_policy(policy_file if policy_file.is_file() else None)
-        self.checkpoint_log = data_dir / "audit" / "checkpoints.jsonl"
+        self.checkpoint_log = CheckpointLog(data_dir / "audit" / "checkpoints.jsonl")
+        self._finish_key_rotation()
         self._record_policy()
+        self._encrypt_plain_watchlist_photos()
 
     def close(self) -> None:
-        """Release the database."""
+        """Deliver queued checkpoints to the witnesses and release the database."""
+        if "witnesses" in self.__dict__:
+            self.witnesses.close()
         self.db.dispose()
+
+    @cached_property
+    def witnesses(self) -> WitnessPublisher:
+        """Where every committed checkpoint is sent (`audit.witnesses` in the config)."""
+        secrets = self.secrets()
+        return WitnessPublisher([build_witness(w, secrets) for w in self.config.audit.witnesses])
 
     @cached_property
     def face_detector(self) -> FaceDetector:
@@ -257,7 +281,7 @@ class Kuzet:
     @cached_property
     def cipher(self) -> DataCipher:
         """The data key ring (templates and unredacted media); created on first use of an empty database only."""
-        with self.db.session() as s:
+        with self.db.read() as s:
             has_data = bool(s.scalar(select(func.count()).select_from(TemplateRow))) or bool(
                 s.scalar(select(func.count()).select_from(WatchlistTemplateRow))
             )
@@ -318,22 +342,50 @@ class Kuzet:
         """The ledger's checkpoint signing key (created on first use)."""
         return LedgerSigner.load_or_create(self.data_dir / "keys")
 
+    def _finish_key_rotation(self) -> None:
+        """Complete a signing-key rotation interrupted by a crash: promote the new key if its hand-over committed."""
+        keys = self.data_dir / "keys"
+        staged = LedgerSigner.staged(keys)
+        if staged is None:
+            return
+        with self.db.read() as s:
+            latest = AuditLedger(s).latest_checkpoint()
+        if latest is not None and latest.public_key == staged.public_hex:
+            LedgerSigner.promote_staged(keys)
+        else:
+            LedgerSigner.discard_staged(keys)
+
     # -- audited transactions ----------------------------------------------------------------------------
 
     @contextmanager
-    def _tx(self) -> Iterator[tuple[Session, AuditLedger]]:
-        """One transaction for an action and its audit entries, closed by a signed checkpoint."""
-        with self.db.session() as session:
-            ledger = AuditLedger(session)
-            yield session, ledger
-            cp = ledger.checkpoint(self.signer)
+    def _tx(self, *, signer: LedgerSigner | None = None) -> Iterator[tuple[Session, AuditLedger]]:
+        """One transaction for an action and its audit entries, closed by a signed checkpoint.
+
+        The checkpoint is written to the outside copy before the commit and marked committed after it (see
+        `audit.checkpoint_log`), then handed to the witnesses: nothing is committed that the copy lacks.
+        """
+        cp: Checkpoint | None = None
+        try:
+            with self.db.session() as session:
+                ledger = AuditLedger(session, clock=self.now)
+                yield session, ledger
+                cp = ledger.checkpoint(signer or self.signer)
+                if cp is not None:
+                    self.checkpoint_log.prepare(cp)
+        except BaseException:
+            if cp is not None:
+                try:
+                    self.checkpoint_log.rolled_back(cp)
+                except OSError as exc:
+                    log.error("could not mark checkpoint %s as rolled back: %s", cp.checkpoint_id, exc)
+            raise
         if cp is not None:
             try:
-                append_checkpoint_log(self.checkpoint_log, cp)
+                self.checkpoint_log.committed(cp)
             except OSError as exc:
-                # The transaction is committed: failing now would make callers repeat it. The database's copy of
-                # the checkpoint is authoritative; the outside copy misses this one line.
-                log.error("could not append checkpoint %s to %s: %s", cp.checkpoint_id, self.checkpoint_log, exc)
+                # Committed and prepared in the copy already: the copy is not behind; only the marker is missing.
+                log.error("could not mark checkpoint %s as committed: %s", cp.checkpoint_id, exc)
+            self.witnesses.publish(cp)
 
     def _audit(
         self,
@@ -368,7 +420,7 @@ class Kuzet:
 
     def _record_policy(self) -> None:
         """Ledger the policy in force whenever it differs from the last one recorded."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             last = AuditLedger(session).entries(action="policy.loaded", limit=10**9)
         if last and last[-1].details.get("digest") == self.policy.digest:
             return
@@ -402,12 +454,12 @@ class Kuzet:
     def users(self, actor: User) -> list[User]:
         """Every user (admins and auditors)."""
         require(actor, "admin", "auditor", action="list users")
-        with self.db.session() as session:
+        with self.db.read() as session:
             return UserRepository(session).list()
 
     def login(self, name: str, password: str) -> tuple[User, str]:
         """Check a password and open a session; failures are audited and give no hint which part was wrong."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             user = UserRepository(session).verify_password(name, password)
         if user is None:
             with self._tx() as (_, ledger):
@@ -422,7 +474,7 @@ class Kuzet:
 
     def authenticate(self, token: str) -> User:
         """The user a session token belongs to."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             return UserRepository(session).user_for_token(token)
 
     def logout(self, token: str) -> None:
@@ -455,15 +507,27 @@ class Kuzet:
         vector = self.face_embedder.embed(chip)[0]
         return vector, crop_with_margin(image, dets.boxes[0]), hashlib.sha256(photo.read_bytes()).hexdigest()
 
-    def enroll(self, actor: User, name: str, photos: list[Path], *, consent: str = "consent") -> EnrolResult:
-        """Enrol a person who consented (e.g. staff at an access point) from photos showing one face each.
+    def enroll(
+        self,
+        actor: User,
+        name: str,
+        photos: list[Path],
+        *,
+        consent: str,
+        scope: list[str] | None = None,
+        expires: date | None = None,
+    ) -> EnrolResult:
+        """Request the enrolment of a consenting person (e.g. staff at an access point); a second person approves it.
 
-        Every photo is checked before anything is stored: one bad photo refuses the whole enrolment. The
-        enrolment and its basis are audited. Captured faces are never enrolled automatically: this is the only way
-        into the gallery, and it needs a signed-in operator or admin.
+        The enrolment records the consent reference, the cameras (by name or purpose) the person may be recognised
+        on and an expiry; it matches nobody until a different user with the approver role approves it
+        (`people_approve`). Every photo is checked before anything is stored: one bad photo refuses the whole
+        enrolment. Captured faces are never enrolled automatically: this is the only way into the gallery.
 
         Raises:
             EnrolmentError: A photo is unreadable, shows no face or more than one face, or the name is invalid.
+            PolicyRefusal: A field carries a prohibited label, the consent record is missing, or the expiry is
+                beyond the policy's maximum (audited).
         """
         require(actor, "admin", "operator", action="enrol people")
         name = name.strip()
@@ -471,39 +535,145 @@ class Kuzet:
             raise EnrolmentError(f"invalid name {name!r}", hint="give 1-200 printable characters")
         if not photos:
             raise EnrolmentError("no photos given", hint="give one or more photos of the person")
-        refusal = self.policy.screener.screen_all({"name": name, "consent": consent})
+        req = EnrolmentRequest(name=name, consent=consent.strip(), scope=tuple(scope or [ALL_CAMERAS]), expires=expires)
+        today = self.now().date()
+        refusal = check_enrolment(req, self.policy, today=today)
         if refusal is not None:
-            raise self._refuse(actor, "enrol.refused", object=f"person:{name}", reason=refusal.reason)
-        templates = []
+            raise self._refuse(
+                actor, "enrol.refused", object=f"person:{name}", reason=refusal.reason, hint="see docs/governance.md"
+            )
+        expiry = resolved_expiry(req, self.policy, today=today)
+        templates, crops = [], []
         for photo in photos:
-            vector, _, sha = self._face_template(photo)
+            vector, crop, sha = self._face_template(photo)
             templates.append(NewTemplate(vector=vector, photo_sha256=sha))
-        with self._tx() as (s, ledger):
-            identity, added = GalleryRepository(s).add_templates(
-                name,
-                templates,
-                model=self.face_embedder.name,
-                cipher=self.cipher,
-                consent=consent,
-                enrolled_by=actor.user_id,
-            )
-            self._audit(
-                ledger,
-                actor,
-                "enrol",
-                object=f"person:{identity.person_id}",
-                justification=consent,
-                details={"name": name, "templates_added": added, "basis": "consent"},
-            )
+            crops.append(crop)
+        self.expire_enrolments()
+        written = [self.media.save_encrypted(encode_jpeg(c), cipher=self.cipher, kind="enrolment") for c in crops]
+        try:
+            with self._tx() as (s, ledger):
+                identity, added = GalleryRepository(s).add_templates(
+                    name,
+                    templates,
+                    model=self.face_embedder.name,
+                    cipher=self.cipher,
+                    enrolment=Enrolment(
+                        consent=req.consent,
+                        scope=req.scope,
+                        expires_at=wl.expiry_instant(expiry),
+                        requester_id=actor.user_id,
+                        photos=tuple(written),
+                    ),
+                    now=self.now(),
+                )
+                self._audit(
+                    ledger,
+                    actor,
+                    "enrol",
+                    object=f"person:{identity.person_id}",
+                    justification=req.consent,
+                    details={
+                        "name": name,
+                        "templates_added": added,
+                        "basis": "consent",
+                        "scope": ",".join(req.scope),
+                        "expires": expiry.isoformat(),
+                        "status": "pending",
+                    },
+                )
+        except BaseException:
+            for rel in written:
+                self.media.delete(rel)
+            raise
         return EnrolResult(identity=identity, added=added, skipped_duplicates=len(templates) - added)
 
-    def people(self, actor: User) -> list[PersonSummary]:
-        """Everyone in the consented gallery."""
-        require(actor, "admin", "operator", "auditor", action="list enrolled people")
+    def people_approve(self, actor: User, person_id: int, *, reason: str = "") -> None:
+        """Approve a pending enrolment; the approver must not be the one who enrolled the person."""
+        self._decide_enrolment(actor, person_id, "approve", reason)
+
+    def people_reject(self, actor: User, person_id: int, *, reason: str) -> None:
+        """Reject a pending enrolment: its templates and photos are destroyed."""
+        self._decide_enrolment(actor, person_id, "reject", reason)
+
+    def _decide_enrolment(self, actor: User, person_id: int, decision: str, reason: str) -> None:
+        require(actor, "approver", action=f"{decision} enrolments")
+        obj = f"person:{person_id}"
+        if decision == "reject" and not reason.strip():
+            raise self._refuse(
+                actor, "enrol.reject_refused", object=obj, reason="a rejection needs a reason", hint="add --reason TEXT"
+            )
+        self._screen_reason(actor, f"enrol.{decision}_refused", obj, reason)
+        self.expire_enrolments()
+        try:
+            with self._tx() as (s, ledger):
+                repo = GalleryRepository(s)
+                row = repo.get_row(person_id)
+                self._four_eyes(f"the enrolment of person {person_id}", row.status, row.enrolled_by, actor)
+                destroyed = 0
+                if decision == "reject":
+                    destroyed = repo.destroy_templates(person_id)
+                    for rel in json.loads(row.photos):
+                        self.media.delete(rel)
+                    row.photos = "[]"
+                row.status = "approved" if decision == "approve" else "rejected"
+                row.approver_id = actor.user_id
+                row.decision_reason = reason.strip()
+                row.decided_at = self.now()
+                self._audit(
+                    ledger,
+                    actor,
+                    f"enrol.{decision}",
+                    object=obj,
+                    justification=reason.strip(),
+                    details={"templates_destroyed": destroyed} if decision == "reject" else {"scope": row.scope},
+                )
+        except _Refused as r:
+            raise self._refuse(actor, f"enrol.{decision}_refused", object=obj, reason=r.reason, hint=r.hint) from None
+
+    def expire_enrolments(self) -> list[int]:
+        """Expire every enrolment past its expiry: it stops matching and its templates and photos are destroyed."""
+        now = self.now()
+        with self.db.read() as s:
+            if not GalleryRepository(s).due_for_expiry(now):
+                return []
+        expired = []
         with self._tx() as (s, ledger):
-            rows = GalleryRepository(s).people()
-            self._audit(ledger, actor, "people.view", details={"count": len(rows)})
+            repo = GalleryRepository(s)
+            for row in repo.due_for_expiry(now):
+                destroyed = repo.destroy_templates(row.id)
+                for rel in json.loads(row.photos):
+                    self.media.delete(rel)
+                row.photos = "[]"
+                row.status = "expired"
+                row.decided_at = now
+                expired.append(row.id)
+                self._audit(
+                    ledger,
+                    None,
+                    "enrol.expired",
+                    object=f"person:{row.id}",
+                    details={"templates_destroyed": destroyed, "expires_at": iso_utc(row.expires_at)},
+                )
+        return expired
+
+    def people(self, actor: User, *, status: str | None = None) -> list[PersonSummary]:
+        """Every enrolment (pending, approved, rejected, expired), with consent, scope and expiry."""
+        require(actor, "admin", "operator", "approver", "auditor", action="list enrolled people")
+        self.expire_enrolments()
+        with self._tx() as (s, ledger):
+            rows = GalleryRepository(s).people(status=status)
+            self._audit(ledger, actor, "people.view", details={"count": len(rows), "status": status or "all"})
         return rows
+
+    def _person_photos(self, actor: User, person_id: int) -> list[bytes]:
+        """An enrolment's photos (face crops), for whoever decides on or audits it (audited)."""
+        require(actor, "approver", "auditor", "admin", action="see enrolment photos")
+        with self.db.read() as s:
+            rels = json.loads(GalleryRepository(s).get_row(person_id).photos)
+        data = [self.media.read_encrypted(rel, cipher=self.cipher) for rel in rels]
+        with self._tx() as (_, ledger):
+            self._audit(ledger, actor, "media.export", object=f"person:{person_id}", details={"files": len(data)})
+        return data
 
     # -- watchlists -------------------------------------------------------------------------------------
 
@@ -564,7 +734,7 @@ class Kuzet:
                 raise InputError(f"category {req.category} watches faces", hint="give --photo")
             vector, crop, sha = self._face_template(photo)
             template, model = np.ascontiguousarray(vector, "<f4").tobytes(), self.face_embedder.name
-            rel = self.media.save_jpeg(crop, kind="watchlist")
+            rel = self.media.save_encrypted(encode_jpeg(crop), cipher=self.cipher, kind="watchlist")
         try:
             with self._tx() as (s, ledger):
                 entry_id = wl.WatchlistRepository(s).add(
@@ -599,72 +769,71 @@ class Kuzet:
         return entry_id
 
     def watchlist_approve(self, actor: User, entry_id: int, *, reason: str = "") -> None:
-        """Approve a pending entry; the approver must not be its requester."""
+        """Approve a pending entry; the approver must not be its requester (checked inside the transaction)."""
         require(actor, "approver", action="approve watchlist entries")
         self._screen_reason(actor, "watchlist.approve_refused", f"watchlist:{entry_id}", reason)
         self.expire_watchlists()
-        with self.db.session() as s:
-            row = wl.WatchlistRepository(s).get_row(entry_id)
-            status, requester, category = row.status, row.requester_id, row.category
-        if status != wl.PENDING:
+        try:
+            with self._tx() as (s, ledger):
+                row = wl.WatchlistRepository(s).get_row(entry_id)
+                self._four_eyes(f"entry {entry_id}", row.status, row.requester_id, actor)
+                if self.policy.category(row.category) is None:
+                    raise _Refused(f"category {row.category!r} is no longer allowed")
+                row.status = wl.APPROVED
+                row.approver_id = actor.user_id
+                row.decision_reason = reason
+                row.decided_at = self.now()
+                self._audit(ledger, actor, "watchlist.approve", object=f"watchlist:{entry_id}", justification=reason)
+        except _Refused as r:
             raise self._refuse(
-                actor,
-                "watchlist.approve_refused",
-                object=f"watchlist:{entry_id}",
-                reason=f"entry {entry_id} is {status}, not pending",
-            )
-        if requester == actor.user_id:
-            raise self._refuse(
-                actor,
-                "watchlist.approve_refused",
-                object=f"watchlist:{entry_id}",
-                reason=f"{actor.name} requested entry {entry_id} and cannot also approve it",
-                hint="a different user with the approver role must approve",
-            )
-        if self.policy.category(category) is None:
-            raise self._refuse(
-                actor,
-                "watchlist.approve_refused",
-                object=f"watchlist:{entry_id}",
-                reason=f"category {category!r} is no longer allowed",
-            )
-        with self._tx() as (s, ledger):
-            row = wl.WatchlistRepository(s).get_row(entry_id)
-            row.status = wl.APPROVED
-            row.approver_id = actor.user_id
-            row.decision_reason = reason
-            row.decided_at = self.now()
-            self._audit(ledger, actor, "watchlist.approve", object=f"watchlist:{entry_id}", justification=reason)
+                actor, "watchlist.approve_refused", object=f"watchlist:{entry_id}", reason=r.reason, hint=r.hint
+            ) from None
 
     def watchlist_reject(self, actor: User, entry_id: int, *, reason: str) -> None:
         """Reject a pending entry; its template and photo are destroyed."""
         require(actor, "approver", action="reject watchlist entries")
         if not reason.strip():
-            raise PolicyRefusal("a rejection needs a reason", hint="add --reason TEXT")
-        self._screen_reason(actor, "watchlist.reject_refused", f"watchlist:{entry_id}", reason)
-        with self._tx() as (s, ledger):
-            repo = wl.WatchlistRepository(s)
-            row = repo.get_row(entry_id)
-            if row.status != wl.PENDING:
-                raise PolicyRefusal(
-                    f"entry {entry_id} is {row.status}, not pending", hint="only requests can be rejected"
-                )
-            destroyed = repo.destroy_templates(entry_id)
-            if row.photo:
-                self.media.delete(row.photo)
-            row.photo = ""
-            row.status = wl.REJECTED
-            row.approver_id = actor.user_id
-            row.decision_reason = reason.strip()
-            row.decided_at = self.now()
-            self._audit(
-                ledger,
+            raise self._refuse(
                 actor,
-                "watchlist.reject",
+                "watchlist.reject_refused",
                 object=f"watchlist:{entry_id}",
-                justification=reason.strip(),
-                details={"templates_destroyed": destroyed},
+                reason="a rejection needs a reason",
+                hint="add --reason TEXT",
             )
+        self._screen_reason(actor, "watchlist.reject_refused", f"watchlist:{entry_id}", reason)
+        try:
+            with self._tx() as (s, ledger):
+                repo = wl.WatchlistRepository(s)
+                row = repo.get_row(entry_id)
+                self._four_eyes(f"entry {entry_id}", row.status, row.requester_id, actor)
+                destroyed = repo.destroy_templates(entry_id)
+                if row.photo:
+                    self.media.delete(row.photo)
+                row.photo = ""
+                row.status = wl.REJECTED
+                row.approver_id = actor.user_id
+                row.decision_reason = reason.strip()
+                row.decided_at = self.now()
+                self._audit(
+                    ledger,
+                    actor,
+                    "watchlist.reject",
+                    object=f"watchlist:{entry_id}",
+                    justification=reason.strip(),
+                    details={"templates_destroyed": destroyed},
+                )
+        except _Refused as r:
+            raise self._refuse(
+                actor, "watchlist.reject_refused", object=f"watchlist:{entry_id}", reason=r.reason, hint=r.hint
+            ) from None
+
+    @staticmethod
+    def _four_eyes(what: str, status: str, requester_id: int | None, actor: User) -> None:
+        refusal = decision_refusal(
+            what, status=status, requester_id=requester_id, decider_id=actor.user_id, decider_name=actor.name
+        )
+        if refusal is not None:
+            raise _Refused(refusal.reason, refusal.hint)
 
     def watchlist_show(self, actor: User, *, status: str | None = None) -> list[wl.WatchlistEntry]:
         """Watchlist entries (never their templates)."""
@@ -677,11 +846,14 @@ class Kuzet:
 
     # -- analysis -----------------------------------------------------------------------------------------
 
-    def _load_gallery(self) -> NumpyGallery:
-        """Consented people plus approved, unexpired watchlist entries, in one index."""
+    def _load_gallery(self, camera: str | None = None) -> NumpyGallery:
+        """Approved, unexpired enrolments and watchlist entries in one index (enrolments only within their scope)."""
         model = self.face_embedder.name
-        with self.db.session() as s:
-            people_gallery = GalleryRepository(s).load(model=model, cipher=self.cipher)
+        purpose = self.camera_config(camera).purpose if camera is not None else ""
+        with self.db.read() as s:
+            people_gallery = GalleryRepository(s).load(
+                model=model, cipher=self.cipher, active_at=self.now(), camera=camera, purpose=purpose
+            )
             wl_people, blobs, owners = wl.WatchlistRepository(s).active_identities(
                 model=model, now=self.now(), policy=self.policy, cipher=self.cipher
             )
@@ -759,7 +931,7 @@ class Kuzet:
         """Vehicles whose voted plate is on an approved, unexpired plate watchlist: candidate alerts for review."""
         if not plates:
             return []
-        with self.db.session() as s:
+        with self.db.read() as s:
             watched = wl.WatchlistRepository(s).active_plates(now=self.now(), policy=self.policy, cipher=self.cipher)
         alerts = []
         for pt in plates:
@@ -857,14 +1029,24 @@ class Kuzet:
         )
         return stored
 
+    def _person_active(self, person_id: int, camera: str) -> bool:
+        """Whether an enrolment is approved, unexpired and covers `camera` now (checked at each decision)."""
+        with self.db.read() as s:
+            row = s.get(PersonRow, person_id)
+            if row is None or row.status != "approved":
+                return False
+            if row.expires_at is not None and aware(row.expires_at) <= self.now():
+                return False
+            return in_scope(json.loads(row.scope), camera=camera, purpose=self.camera_config(camera).purpose)
+
     def _entry_active(self, entry_id: int) -> bool:
         """Whether a watchlist entry is approved and unexpired now."""
-        with self.db.session() as s:
+        with self.db.read() as s:
             row = s.get(WatchlistEntryRow, entry_id)
             return row is not None and row.status == wl.APPROVED and aware(row.expires_at) > self.now()
 
     def _entry_category(self, entry_id: int) -> CategoryPolicyT | None:
-        with self.db.session() as s:
+        with self.db.read() as s:
             row = s.get(WatchlistEntryRow, entry_id)
             return None if row is None else self.policy.category(row.category)
 
@@ -989,15 +1171,23 @@ class Kuzet:
 
     # -- audit ----------------------------------------------------------------------------------------------
 
-    def audit_verify(self, actor: User | None) -> VerifyReport:
-        """Verify the whole ledger; the check is recorded only when it passes (a broken ledger is left as found)."""
+    def audit_verify(self, actor: User | None, *, trusted: list[TrustedCheckpoint] | None = None) -> VerifyReport:
+        """Verify the whole ledger (and that it extends every `trusted` checkpoint), in a read transaction.
+
+        The check is recorded only when it passes (a broken ledger is left as found).
+        """
         if actor is not None:
             require(actor, "auditor", "admin", action="verify the audit ledger")
-        with self.db.session() as s:
-            report = verify_ledger(s, self.signer, log_file=self.checkpoint_log)
+        with self.db.read() as s:
+            report = verify_ledger(s, self.signer, log_file=self.checkpoint_log.path, trusted=trusted or [])
         if report.ok and actor is not None:
             with self._tx() as (_, ledger):
-                self._audit(ledger, actor, "audit.verify", details={"entries": report.entries, "ok": True})
+                self._audit(
+                    ledger,
+                    actor,
+                    "audit.verify",
+                    details={"entries": report.entries, "ok": True, "trusted_checkpoints": report.trusted},
+                )
         return report
 
     def audit_log(
@@ -1011,20 +1201,71 @@ class Kuzet:
         return rows
 
     def audit_checkpoint(self, actor: User) -> Checkpoint:
-        """Sign a checkpoint of the ledger as it is now."""
+        """Sign a checkpoint of the ledger as it is now (it covers this request's own entry)."""
         require(actor, "auditor", "admin", action="sign ledger checkpoints")
-        with self.db.session() as session:
-            ledger = AuditLedger(session)
+        with self._tx() as (_, ledger):
             self._audit(ledger, actor, "audit.checkpoint")
-            cp = ledger.checkpoint(self.signer, force=True)
+        with self.db.read() as s:
+            cp = AuditLedger(s).latest_checkpoint()
         assert cp is not None
-        append_checkpoint_log(self.checkpoint_log, cp)
         return cp
+
+    def audit_latest_checkpoint(self, actor: User) -> Checkpoint:
+        """The newest signed checkpoint, after recording that `actor` fetched it (so it covers the fetch)."""
+        require(actor, "auditor", action="fetch ledger checkpoints")
+        return self.audit_checkpoint_view(actor)
+
+    def audit_checkpoint_view(self, actor: User) -> Checkpoint:
+        """Record a checkpoint fetch and return the checkpoint that covers it."""
+        with self._tx() as (_, ledger):
+            self._audit(ledger, actor, "audit.checkpoint_view")
+        with self.db.read() as s:
+            cp = AuditLedger(s).latest_checkpoint()
+        assert cp is not None
+        return cp
+
+    def audit_consistency_sizes(self, actor: User, first: int, second: int) -> list[str]:
+        """Consistency proof (hex hashes) from the ledger's first `first` entries to its first `second`."""
+        require(actor, "auditor", action="prove ledger consistency")
+        with self.db.read() as s:
+            leaves = AuditLedger(s).leaves(second)
+        if not 0 < first <= second or second > len(leaves):
+            raise InputError(
+                f"no consistency proof from {first} to {second} entries: the ledger holds {len(leaves)}",
+                hint="give 1 <= first <= second <= the ledger's size",
+            )
+        return [h.hex() for h in merkle.consistency_proof(first, leaves)]
+
+    def audit_key_rotations(self, actor: User) -> list[KeyRotation]:
+        """Every hand-over of the checkpoint signing key, with the old key's signature."""
+        require(actor, "auditor", "admin", action="read ledger key rotations")
+        with self.db.read() as s:
+            return AuditLedger(s).key_rotations()
+
+    def audit_rotate_key(self, actor: User) -> str:
+        """Hand checkpoint signing to a new key: the old key signs the hand-over into the ledger; returns the new id.
+
+        The new key is staged beside the old one, the hand-over and the first checkpoint it signs commit together,
+        and only then does the new key replace the old (a crash in between is finished or undone at the next start).
+        """
+        require(actor, "admin", action="rotate the ledger signing key")
+        keys = self.data_dir / "keys"
+        old, new = self.signer, LedgerSigner.generate()
+        new.save(keys, staged=True)
+        try:
+            with self._tx(signer=new) as (_, ledger):
+                ledger.record_key_rotation(old, new, actor=actor.name, source=self.origin)
+        except BaseException:
+            LedgerSigner.discard_staged(keys)
+            raise
+        LedgerSigner.promote_staged(keys)
+        self.__dict__["signer"] = new
+        return new.key_id
 
     def audit_prove(self, actor: User, seq: int) -> InclusionProof:
         """Inclusion proof of entry `seq` in the newest checkpoint."""
         require(actor, "auditor", "admin", action="prove ledger entries")
-        with self.db.session() as s:
+        with self.db.read() as s:
             ledger = AuditLedger(s)
             cp = ledger.latest_checkpoint()
             if cp is None or seq > cp.tree_size:
@@ -1042,7 +1283,7 @@ class Kuzet:
     def audit_consistency(self, actor: User, old_id: int, new_id: int) -> ConsistencyProof:
         """Consistency proof between two checkpoints: the newer tree extends the older one."""
         require(actor, "auditor", "admin", action="prove ledger consistency")
-        with self.db.session() as s:
+        with self.db.read() as s:
             ledger = AuditLedger(s)
             by_id = {c.checkpoint_id: c for c in ledger.checkpoints()}
             if old_id not in by_id or new_id not in by_id:
@@ -1060,7 +1301,7 @@ class Kuzet:
     def checkpoints(self, actor: User) -> list[Checkpoint]:
         """Every signed checkpoint."""
         require(actor, "auditor", "admin", action="list ledger checkpoints")
-        with self.db.session() as s:
+        with self.db.read() as s:
             return AuditLedger(s).checkpoints()
 
     # -- privacy: unredacted access, legal holds, retention ------------------------------------------------
@@ -1098,7 +1339,7 @@ class Kuzet:
 
     def _require_unredacted(self, actor: User, action: str, obj: str, what: str) -> None:
         """Refuse (and ledger the refusal) unless `actor` may see unredacted `what`."""
-        with self.db.session() as s:
+        with self.db.read() as s:
             allowed = self._may_see_unredacted(s, actor)
         if not allowed:
             refusal = self._refuse(
@@ -1126,6 +1367,8 @@ class Kuzet:
         """
         if kind == "watchlist":
             return [self._watchlist_photo(actor, object_id)]
+        if kind == "person":
+            return self._person_photos(actor, object_id)
         require(actor, "admin", "operator", "reviewer", "auditor", action="export media")
         if kind not in ("event", "alert"):
             raise KuzetError(f"unknown kind {kind!r}", hint="use event, alert or watchlist")
@@ -1138,7 +1381,7 @@ class Kuzet:
             )
         if unredacted:
             self._require_unredacted(actor, "media.export_refused", f"{kind}:{object_id}", "media")
-        with self.db.session() as s:
+        with self.db.read() as s:
             if kind == "event":
                 ev = s.get(EventRow, object_id)
                 if ev is None:
@@ -1223,15 +1466,43 @@ class Kuzet:
     def _watchlist_photo(self, actor: User, entry_id: int) -> bytes:
         """The enrolled photo of a watchlist entry, for the people who decide on it (audited)."""
         require(actor, "reviewer", "approver", "auditor", action="see watchlist photos")
-        with self.db.session() as s:
+        with self.db.read() as s:
             row = s.get(WatchlistEntryRow, entry_id)
             if row is None or not row.photo:
                 raise NotFoundError(f"watchlist entry {entry_id} has no photo", hint="it expired or was rejected")
             rel = row.photo
-        data = self.media.path(rel).read_bytes()
+        data = self._media_bytes(rel)
         with self._tx() as (_, ledger):
             self._audit(ledger, actor, "media.export", object=f"watchlist:{entry_id}", details={"unredacted": False})
         return data
+
+    def _media_bytes(self, rel: str) -> bytes:
+        """A stored file's bytes, decrypted when it is one of the encrypted kinds."""
+        if rel.endswith(".enc"):
+            return self.media.read_encrypted(rel, cipher=self.cipher)
+        return self.media.path(rel).read_bytes()
+
+    def _encrypt_plain_watchlist_photos(self) -> None:
+        """Watchlist photos stored in the clear by an older kuzet: encrypted like every other original."""
+        with self.db.read() as s:
+            plain = [
+                (i, rel)
+                for i, rel in s.execute(select(WatchlistEntryRow.id, WatchlistEntryRow.photo))
+                if rel and not rel.endswith(".enc")
+            ]
+        for entry_id, rel in plain:
+            path = self.media.path(rel)
+            if not path.is_file():
+                continue
+            new = self.media.save_encrypted(path.read_bytes(), cipher=self.cipher, kind="watchlist")
+            with self._tx() as (s, ledger):
+                row = s.get(WatchlistEntryRow, entry_id)
+                if row is None or row.photo != rel:
+                    self.media.delete(new)
+                    continue
+                row.photo = new
+                self._audit(ledger, None, "media.encrypted", object=f"watchlist:{entry_id}")
+            self.media.delete(rel)
 
     def hold_add(self, actor: User, case: str, object_type: str, object_id: int, *, reason: str) -> int:
         """Put an event, alert, person, watchlist entry or traffic violation under legal hold for a case."""
@@ -1277,7 +1548,7 @@ class Kuzet:
     def holds(self, actor: User) -> list[dict[str, object]]:
         """Active holds."""
         require(actor, "admin", "auditor", "approver", action="list legal holds")
-        with self.db.session() as s:
+        with self.db.read() as s:
             rows = s.scalars(select(HoldRow).where(HoldRow.released_at.is_(None)).order_by(HoldRow.id))
             return [
                 {"id": r.id, "case": r.case_ref, "object": f"{r.object_type}:{r.object_id}", "reason": r.reason}
@@ -1289,6 +1560,7 @@ class Kuzet:
         if actor is not None:
             require(actor, "admin", "auditor", "operator", action="run retention")
         self.expire_watchlists()
+        self.expire_enrolments()
         with self._tx() as (s, ledger):
             report = purge(s, self.media, self.policy.model.retention, self.now())
             self._audit(ledger, actor, "retention.purge", details=report.details())
@@ -1296,7 +1568,7 @@ class Kuzet:
 
     def maybe_purge(self) -> PurgeReport | None:
         """Run retention on its own schedule: when the last purge is older than `retention.interval_hours`."""
-        with self.db.session() as s:
+        with self.db.read() as s:
             last = s.scalars(
                 select(AuditEntryRow.ts)
                 .where(AuditEntryRow.action == "retention.purge")
@@ -1314,7 +1586,7 @@ class Kuzet:
         """People and watchlist entries whose templates match the face in `photo`: (id, name, score)."""
         vector, _, _ = self._face_template(photo)
         people_gallery = None
-        with self.db.session() as s:
+        with self.db.read() as s:
             people_gallery = GalleryRepository(s).load(model=self.face_embedder.name, cipher=self.cipher)
             entries = [
                 (row.id, row.subject_name, row.category, blob)
@@ -1352,7 +1624,7 @@ class Kuzet:
         people, entries = self._subject_matches(photo)
         person_ids = [p[0] for p in people]
         entry_ids = [e[0] for e in entries]
-        with self.db.session() as s:
+        with self.db.read() as s:
             events = list(s.scalars(select(EventRow).where(EventRow.person_id.in_(person_ids)).order_by(EventRow.id)))
             alerts = list(s.scalars(select(AlertRow).where(AlertRow.entry_id.in_(entry_ids)).order_by(AlertRow.id)))
             wl_rows = [s.get(WatchlistEntryRow, i) for i in entry_ids]
@@ -1451,43 +1723,91 @@ class Kuzet:
 
     # -- keys and reports -----------------------------------------------------------------------------------
 
-    def keys_rotate(self, actor: User) -> str:
-        """Re-encrypt every template and encrypted media file with a new data key; returns the new key id."""
+    def keys_rotate(self, actor: User, *, grace_s: float = 2.0) -> str:
+        """Encrypt from now on with a new data key and move every template and file onto it; returns the new key id.
+
+        Safe while `kuzet serve` and `kuzet run` are running: the new ring is written first, with the old keys kept
+        decrypt-only, and every process looks at the ring before it encrypts. After `grace_s` seconds (encryptions
+        already under way finish), everything is re-encrypted; files written meanwhile under an old key are caught by
+        a second scan; only then are old keys that no record uses removed from the ring.
+        """
         require(actor, "admin", action="rotate data keys")
         old = self.cipher
-        if old.source == "KUZET_DATA_KEY":
+        if old.source == ENV_KEY:
             raise KuzetError(
                 "the data key comes from KUZET_DATA_KEY, so kuzet cannot replace it",
                 hint="unset it to use the key ring in DATA_DIR/keys, or rotate the key in your secret store",
             )
-        new = old.rotated()
-        # Save the ring with both keys first: a crash part-way leaves every record readable.
-        new.save(self.data_dir / "keys")
-        files = self.media.encrypted_files()
-        with self._tx() as (s, ledger):
-            n = 0
-            for row in s.scalars(select(TemplateRow)):
-                row.vector = new.encrypt(
-                    old.decrypt(row.vector, context=f"person:{row.person_id}"), context=f"person:{row.person_id}"
-                )
-                n += 1
-            for wrow in s.scalars(select(WatchlistTemplateRow)):
-                ctx = f"watchlist:{wrow.entry_id}"
-                wrow.vector = new.encrypt(old.decrypt(wrow.vector, context=ctx), context=ctx)
-                n += 1
-            for rel in files:
-                self.media.reencrypt(rel, old=old, new=new)
+        keys_dir = self.data_dir / "keys"
+        ring = old.rotated()
+        ring.save(keys_dir)  # from here on every process encrypts with the new key; the old ones still decrypt
+        self.__dict__["cipher"] = ring
+        time.sleep(grace_s)
+        templates = self._reencrypt_templates(ring)
+        files = 0
+        for _ in range(3):  # a file written under an old key while the previous scan ran is caught by the next
+            moved = self._reencrypt_files(ring)
+            files += moved
+            if not moved:
+                break
+        in_use = self._keys_in_use()
+        final = ring.without({k for k in ring.retired if k not in in_use})
+        final.save(keys_dir)
+        self.__dict__["cipher"] = final
+        with self._tx() as (_, ledger):
             self._audit(
                 ledger,
                 actor,
                 "keys.rotate",
-                object=f"key:{new.active}",
-                details={"templates": n, "files": len(files), "retired": ",".join(k for k in old.keys)},
+                object=f"key:{final.active}",
+                details={
+                    "templates": templates,
+                    "files": files,
+                    "retired": ",".join(sorted(set(ring.keys) - set(final.keys))),
+                    "still_in_use": ",".join(sorted(final.retired)),
+                },
             )
-        final = DataCipher({new.active: new.keys[new.active]}, new.active, source=new.source)
-        final.save(self.data_dir / "keys")
-        self.__dict__["cipher"] = final
-        return new.active
+        return final.active
+
+    def _reencrypt_templates(self, ring: DataCipher) -> int:
+        """Re-encrypt every template not under the active key (one transaction); returns how many."""
+        n = 0
+        with self._tx() as (s, _):
+            for row in s.scalars(select(TemplateRow)):
+                if blob_key_id(row.vector) != ring.active:
+                    ctx = f"person:{row.person_id}"
+                    row.vector = ring.encrypt(ring.decrypt(row.vector, context=ctx), context=ctx)
+                    n += 1
+            for wrow in s.scalars(select(WatchlistTemplateRow)):
+                if blob_key_id(wrow.vector) != ring.active:
+                    ctx = f"watchlist:{wrow.entry_id}"
+                    wrow.vector = ring.encrypt(ring.decrypt(wrow.vector, context=ctx), context=ctx)
+                    n += 1
+        return n
+
+    def _reencrypt_files(self, ring: DataCipher) -> int:
+        """Re-encrypt every media file not under the active key; returns how many (files purged meanwhile skipped)."""
+        n = 0
+        for rel in self.media.encrypted_files():
+            try:
+                if self.media.key_id(rel) != ring.active:
+                    self.media.reencrypt(rel, old=ring, new=ring)
+                    n += 1
+            except (FileNotFoundError, StoreError) as exc:
+                if self.media.path(rel).exists():
+                    raise
+                log.info("%s was deleted during key rotation (%s)", rel, exc)
+        return n
+
+    def _keys_in_use(self) -> set[str]:
+        """Ids of every data key some template or media file is encrypted with."""
+        with self.db.read() as s:
+            used = {blob_key_id(v) for v in s.scalars(select(TemplateRow.vector))}
+            used |= {blob_key_id(v) for v in s.scalars(select(WatchlistTemplateRow.vector))}
+        for rel in self.media.encrypted_files():
+            with contextlib.suppress(FileNotFoundError):
+                used.add(self.media.key_id(rel))
+        return used - {""}
 
     def transparency_report(self, actor: User, start: date, end: date) -> TransparencyReport:
         """The public report for a period (aggregates only); producing it is audited."""
@@ -1501,7 +1821,7 @@ class Kuzet:
         ).decode()
         with self._tx() as (_, ledger):
             self._audit(ledger, actor, "report.export", details={"from": start.isoformat(), "to": end.isoformat()})
-        with self.db.session() as s:
+        with self.db.read() as s:
             return build_report(s, self.policy, start=start, end=end, public_key_pem=pem)
 
     # -- dashboard helpers ----------------------------------------------------------------------------------
@@ -1523,7 +1843,7 @@ class Kuzet:
             }
             for c in self.config.cameras
         }
-        with self.db.session() as s:
+        with self.db.read() as s:
             for run in s.scalars(select(AnalysisRunRow).order_by(AnalysisRunRow.id)):
                 cam = out.setdefault(
                     run.camera,
@@ -1594,7 +1914,7 @@ class Kuzet:
 
     def alert_feed(self, after: int) -> list[dict[str, object]]:
         """Alerts newer than id `after`, for live updates (no names: the review page shows those)."""
-        with self.db.session() as s:
+        with self.db.read() as s:
             rows = s.scalars(select(AlertRow).where(AlertRow.id > after).order_by(AlertRow.id).limit(100))
             return [
                 {
@@ -1610,7 +1930,7 @@ class Kuzet:
     def overview(self, actor: User) -> dict[str, object]:
         """Counts for the dashboard's first page."""
         require(actor, *ROLES, action="view the overview")
-        with self.db.session() as s:
+        with self.db.read() as s:
             alerts = dict(s.execute(select(AlertRow.status, func.count()).group_by(AlertRow.status)).all())
             events = int(s.scalar(select(func.count()).select_from(EventRow)) or 0)
             ledger = AuditLedger(s)
@@ -1644,7 +1964,7 @@ class Kuzet:
                 return cam.source
         from kuzet.store.models import AnalysisRunRow
 
-        with self.db.session() as s:
+        with self.db.read() as s:
             source = s.scalar(
                 select(AnalysisRunRow.source)
                 .where(AnalysisRunRow.camera == name)
@@ -1746,7 +2066,7 @@ class AnalysisSession:
         self.faces: FaceAnalyzer | None = None
         self.gallery_people = 0
         if "faces" in cam.analytics:  # a traffic-only camera loads no face models and no gallery
-            gallery = svc._load_gallery()
+            gallery = svc._load_gallery(camera)
             self.gallery_people = len(gallery.people)
             self.faces = FaceAnalyzer(
                 detector=svc.face_detector,
@@ -1757,6 +2077,7 @@ class AnalysisSession:
             )
         self.frames = 0
         self.expired_hits = 0
+        self.withdrawn_hits = 0
         self.run_id: int | None = None
         self._written: list[str] = []  # files of decisions not yet committed
         self._events: list[NewEvent] = []
@@ -1767,7 +2088,7 @@ class AnalysisSession:
     def reload_gallery(self) -> None:
         """Load the gallery again (a live camera picks up enrolments, approvals and expiries while it runs)."""
         if self.faces is not None:
-            gallery = self.svc._load_gallery()
+            gallery = self.svc._load_gallery(self.camera)
             self.faces.gallery, self.faces.people = gallery, gallery.people
             self.gallery_people = len(gallery.people)
 
@@ -1826,6 +2147,9 @@ class AnalysisSession:
                         required_reviews=category.required_reviews if category else 2,
                     )
                 )
+                continue
+            if not svc._person_active(d.identity.person_id, self.camera):
+                self.withdrawn_hits += 1  # rejected, expired or rescoped since the gallery was loaded: unknown
                 continue
             rel, original = svc._redacted_snapshot(d.track.shots[0])
             self._written.extend([rel, original])

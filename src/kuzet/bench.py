@@ -146,7 +146,9 @@ def bench_analysis(data: Path, videos: list[str], baseline_frames: int) -> dict[
         for name, cfg in variants.items():
             svc = Kuzet(Path(tmp) / name, cfg)
             admin = svc.init_admin("bench", BENCH_PASSWORD)
-            svc.enroll(admin, "Lin-Manuel Miranda", [lin])
+            approver = svc.add_user(admin, "bench-approver", BENCH_PASSWORD, ["approver"])
+            enrolled = svc.enroll(admin, "Lin-Manuel Miranda", [lin], consent="bench (no real person's data kept)")
+            svc.people_approve(approver, enrolled.identity.person_id, reason="benchmark")
             svc.analyze(admin, str(lin))  # warm-up: both models loaded before timing
             services[name] = (svc, admin)
         for video in videos:

@@ -2,9 +2,9 @@
 
 scikit-image ships two public-domain portraits, the astronaut Eileen Collins (NASA) and "the cameraman", and
 matplotlib ships one of Grace Hopper (US Navy). The demo creates users, enrols the astronaut as a consenting staff
-member, files and approves a missing-person watchlist entry for Grace Hopper, writes a short H.264 clip in which all
-three appear (the cameraman as a stranger), analyses it like any other video, has two reviewers confirm the
-watchlist alert, and verifies the audit ledger.
+member (an approver approves the enrolment), files and approves a missing-person watchlist entry for Grace Hopper,
+writes a short H.264 clip in which all three appear (the cameraman as a stranger), analyses it like any other video,
+has two reviewers confirm the watchlist alert, and verifies the audit ledger.
 """
 
 from __future__ import annotations
@@ -97,8 +97,19 @@ def run_demo(root: Path, *, config: KuzetConfig, console: Console, progress_cons
     users = {name: svc.add_user(admin, name, passwords[name], [role]) for name, role in roles.items()}
     console.print(f"[bold]1.[/] created users in {root}: " + ", ".join(f"{n} ({r})" for n, r in roles.items()))
 
-    console.print(f"[bold]2.[/] operator enrols {DEMO_PERSON}, a consenting staff member, from {photo.name}")
-    svc.enroll(users["operator"], DEMO_PERSON, [photo], consent="signed staff consent form (demo)")
+    console.print(f"[bold]2.[/] operator requests the enrolment of {DEMO_PERSON}, a consenting staff member")
+    enrolled = svc.enroll(
+        users["operator"], DEMO_PERSON, [photo], consent="signed staff consent form 17 (demo)", scope=["demo-cam"]
+    )
+    try:
+        svc.people_approve(users["operator"], enrolled.identity.person_id)
+    except KuzetError as exc:
+        console.print(f"    the operator approving it too is refused: {exc.message}", highlight=False)
+    svc.people_approve(users["approver"], enrolled.identity.person_id, reason="consent form checked (demo)")
+    console.print(
+        f"    approver (a different user) approves it: recognised on camera demo-cam only, until "
+        f"{(date.today() + timedelta(days=365)).isoformat()}"
+    )
 
     today = date.today()
     req = WatchlistRequest(

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from kuzet.app import Kuzet
 from kuzet.config.models import RunConfig
 from kuzet.core.types import ROLES
+from tests.conftest import enrol
 
 ALL = set(ROLES)
 EVENT_VIEWERS = {"admin", "operator", "reviewer", "auditor"}
@@ -34,8 +35,10 @@ EXPECTED: dict[tuple[str, str], set[str] | None] = {
     ("POST", "/api/watchlists"): {"requester"},
     ("POST", "/api/watchlists/{entry_id}/approve"): {"approver"},
     ("POST", "/api/watchlists/{entry_id}/reject"): {"approver"},
-    ("GET", "/api/people"): {"admin", "operator", "auditor"},
+    ("GET", "/api/people"): {"admin", "operator", "approver", "auditor"},
     ("POST", "/api/people"): {"admin", "operator"},
+    ("POST", "/api/people/{person_id}/approve"): {"approver"},
+    ("POST", "/api/people/{person_id}/reject"): {"approver"},
     ("GET", "/api/media/{kind}/{object_id}"): EVENT_VIEWERS,  # walked with kind=event
     ("GET", "/api/media/{kind}/{object_id}/unredacted"): {"reviewer", "auditor"},
     ("GET", "/api/audit/log"): AUDIT,
@@ -59,6 +62,7 @@ def _call(client: TestClient, method: str, path: str, token: str | None, photo: 
         path.replace("/api/traffic/{kind}", "/api/traffic/violations")
         .replace("{alert_id}", "1")
         .replace("{entry_id}", "1")
+        .replace("{person_id}", "1")
         .replace("{kind}", "event")
         .replace("{object_id}", "1")
         .replace("{seq}", "1")
@@ -93,7 +97,7 @@ def _call(client: TestClient, method: str, path: str, token: str | None, photo: 
         }
         kwargs["files"] = {"photo": ("p.png", photo, "image/png")}
     elif path == "/api/people" and method == "POST":
-        kwargs["data"] = {"name": "Staff"}
+        kwargs["data"] = {"name": "Staff", "consent": "signed form 1"}
         kwargs["files"] = [("photos", ("p.png", photo, "image/png"))]
     response = client.request(method, url, headers=headers, params=params, **kwargs)
     return response.status_code
@@ -158,7 +162,7 @@ def test_pagination_and_filters(api: tuple[Kuzet, TestClient, dict[str, str]], f
     svc, client, tokens = api
     op = svc.authenticate(tokens["operator"])
     examples = faces_dir / "face_recognition_examples"
-    svc.enroll(op, "Barack Obama", [examples / "knn_train_obama_obama.jpg"])
+    enrol(svc, op, "Barack Obama", [examples / "knn_train_obama_obama.jpg"])
     for i, name in enumerate(["knn_test_obama1.jpg", "test_obama3.jpg", "obama-480p.jpg"]):
         svc.analyze(op, str(examples / name), camera=f"cam-{i % 2}")
     h = {"Authorization": f"Bearer {tokens['operator']}"}

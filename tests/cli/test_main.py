@@ -30,17 +30,35 @@ def _signed_in_operator(data: Path) -> None:
     assert _kuzet(data, "login", "root", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
     code, out = _kuzet(data, "users", "add", "olga", "--role", "operator", "--password-stdin", stdin=PASSWORD + "\n")
     assert code == 0, out
+    code, out = _kuzet(data, "users", "add", "aigul", "--role", "approver", "--password-stdin", stdin=PASSWORD + "\n")
+    assert code == 0, out
     code, out = _kuzet(data, "login", "olga", "--password-stdin", stdin=PASSWORD + "\n")
     assert code == 0 and "signed in as olga (operator)" in out
+
+
+def _as(data: Path, user: str, *args: str) -> tuple[int, str]:
+    """Run a command as another user, then sign the operator back in."""
+    assert _kuzet(data, "login", user, "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
+    try:
+        return _kuzet(data, *args)
+    finally:
+        assert _kuzet(data, "login", "olga", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
 
 
 @pytest.mark.slow
 def test_enroll_analyze_events_json(tmp_path: Path, faces_dir: Path, video_dir: Path) -> None:
     data = tmp_path / "d"
     _signed_in_operator(data)
-    code, out = _kuzet(data, "enroll", "Lin-Manuel Miranda", str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"))
+    lin = str(faces_dir / EXAMPLES / "lin-manuel-miranda.png")
+    code, out = _kuzet(data, "enroll", "Lin-Manuel Miranda", lin, "--consent", "signed form 17", "--scope", "stage")
     assert code == 0, out
-    assert "1 template(s) added" in out
+    assert "1 photo(s)" in out and "needs approval" in out
+    person = out.strip().splitlines()[-1]  # the id, on the last line
+    assert person.isdigit()
+    code, out = _kuzet(data, "people", "approve", person)
+    assert code == 2 and "may not approve" in out  # the operator who enrolled cannot approve too
+    code, out = _as(data, "aigul", "people", "approve", person, "--reason", "form 17 checked")
+    assert code == 0, out
     out_json = tmp_path / "events.json"
     code, out = _kuzet(
         data,
@@ -63,8 +81,13 @@ def test_enroll_analyze_events_json(tmp_path: Path, faces_dir: Path, video_dir: 
     assert code == 0
     listed = json.loads(out)
     assert sorted(e["id"] for e in listed) == sorted(e["id"] for e in events)
-    code, out = _kuzet(data, "people")
-    assert code == 0 and "Lin-Manuel Miranda" in out
+    code, out = _kuzet(data, "people", "--json")
+    assert code == 0
+    (listed_person,) = json.loads(out)
+    assert listed_person["status"] == "approved" and listed_person["scope"] == ["stage"]
+    # On a camera outside the enrolment's scope, the same person is an unknown face.
+    code, out = _kuzet(data, "analyze", str(video_dir / "short_hamilton_clip.mp4"), "--camera", "lobby", "--fps", "5")
+    assert code == 0 and "Lin-Manuel Miranda" not in out and "matched nobody" in out
 
 
 def test_bad_input_exits_non_zero_with_advice(tmp_path: Path) -> None:
@@ -76,7 +99,7 @@ def test_bad_input_exits_non_zero_with_advice(tmp_path: Path) -> None:
     assert "error:" in out and "junk.mp4" in out and "what to do:" in out
     code, out = _kuzet(tmp_path / "d", "analyze", str(tmp_path / "empty-dir-missing"))
     assert code == 2 and "does not exist" in out
-    code, out = _kuzet(tmp_path / "d", "enroll", "X", str(junk))
+    code, out = _kuzet(tmp_path / "d", "enroll", "X", str(junk), "--consent", "form 1")
     assert code == 2 and "cannot enrol from" in out
 
 
@@ -96,13 +119,13 @@ def test_config_file_in_data_dir_is_used(tmp_path: Path, faces_dir: Path) -> Non
     data = tmp_path / "d"
     _signed_in_operator(data)
     (data / "config.yaml").write_text("face_detector:\n  type: nonsense\n")
-    code, out = _kuzet(data, "enroll", "A", str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"))
+    code, out = _kuzet(data, "enroll", "A", str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"), "--consent", "f1")
     assert code == 2 and "config.yaml" in out
 
 
 def test_commands_need_a_signed_in_user(tmp_path: Path, faces_dir: Path) -> None:
     data = tmp_path / "d"
-    code, out = _kuzet(data, "enroll", "A", str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"))
+    code, out = _kuzet(data, "enroll", "A", str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"), "--consent", "f1")
     assert code == 2 and "not signed in" in out and "kuzet init" in out
     _signed_in_operator(data)
     code, out = _kuzet(data, "whoami")

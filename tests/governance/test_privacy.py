@@ -24,7 +24,7 @@ from kuzet.governance.report import render_html, write_report
 from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.ingest import load_image
 from kuzet.store.crypto import ENV_KEY, is_encrypted
-from tests.conftest import add_user
+from tests.conftest import add_user, enrol
 
 EXAMPLES = "face_recognition_examples"
 
@@ -67,7 +67,7 @@ def test_stored_snapshot_hides_every_other_face(
     service: Kuzet, team: dict[str, User], faces_dir: Path, tmp_path: Path, centerface: CenterFaceDetector
 ) -> None:
     scene = _two_faces_close(faces_dir, tmp_path / "scene.png")
-    service.enroll(team["op"], "Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
+    enrol(service, team["op"], "Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
     result = service.analyze(team["op"], str(scene), camera="desk")
     (event,) = result.events
     redacted = load_image(service.media.path(event.snapshot), max_pixels=10**8)
@@ -131,7 +131,7 @@ def test_redact_video_hides_faces_in_every_frame(
 def test_database_alone_yields_no_template(
     service: Kuzet, team: dict[str, User], faces_dir: Path, tmp_path: Path
 ) -> None:
-    service.enroll(team["op"], "Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
+    enrol(service, team["op"], "Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
     gallery = service._load_gallery()
     vector = gallery.templates[0].astype("<f4").tobytes()
     con = sqlite3.connect(service.data_dir / "kuzet.db")
@@ -157,7 +157,7 @@ def test_database_alone_yields_no_template(
 def test_wrong_key_is_a_clear_error(
     service: Kuzet, team: dict[str, User], faces_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service.enroll(team["op"], "Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
+    enrol(service, team["op"], "Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
     import base64
 
     monkeypatch.setenv(ENV_KEY, base64.b64encode(b"k" * 32).decode())
@@ -168,7 +168,7 @@ def test_wrong_key_is_a_clear_error(
 
 
 def test_key_rotation_keeps_everything_readable(service: Kuzet, team: dict[str, User], faces_dir: Path) -> None:
-    service.enroll(team["op"], "Barack Obama", [faces_dir / EXAMPLES / "knn_train_obama_obama.jpg"])
+    enrol(service, team["op"], "Barack Obama", [faces_dir / EXAMPLES / "knn_train_obama_obama.jpg"])
     result = service.analyze(team["op"], str(faces_dir / EXAMPLES / "knn_test_obama1.jpg"))
     old_key = service.cipher.active
     before = service._load_gallery().templates.copy()
@@ -185,7 +185,7 @@ def test_key_rotation_keeps_everything_readable(service: Kuzet, team: dict[str, 
 
 
 def test_purge_removes_what_is_due_and_nothing_else(service: Kuzet, team: dict[str, User], faces_dir: Path) -> None:
-    service.enroll(team["op"], "Barack Obama", [faces_dir / EXAMPLES / "knn_train_obama_obama.jpg"])
+    enrol(service, team["op"], "Barack Obama", [faces_dir / EXAMPLES / "knn_train_obama_obama.jpg"])
     old = service.analyze(team["op"], str(faces_dir / EXAMPLES / "knn_test_obama1.jpg")).events[0]
     held = service.analyze(team["op"], str(faces_dir / EXAMPLES / "test_obama3.jpg")).events[0]
     service.hold_add(team["aud"], "CASE-9", "event", held.event_id, reason="evidence in case 9")
@@ -223,7 +223,7 @@ def test_media_size_cap_purges_oldest_first(
 ) -> None:
     from kuzet.governance.policy import load_policy
 
-    service.enroll(team["op"], "Barack Obama", [faces_dir / EXAMPLES / "knn_train_obama_obama.jpg"])
+    enrol(service, team["op"], "Barack Obama", [faces_dir / EXAMPLES / "knn_train_obama_obama.jpg"])
     first = service.analyze(team["op"], str(faces_dir / EXAMPLES / "knn_test_obama1.jpg")).events[0]
     second = service.analyze(team["op"], str(faces_dir / EXAMPLES / "test_obama3.jpg")).events[0]
     import importlib.resources
@@ -246,8 +246,8 @@ def test_media_size_cap_purges_oldest_first(
 
 
 def test_subject_search_and_erase(service: Kuzet, team: dict[str, User], faces_dir: Path) -> None:
-    service.enroll(team["op"], "Barack Obama", [faces_dir / EXAMPLES / "knn_train_obama_obama.jpg"])
-    service.enroll(team["op"], "Joe Biden", [faces_dir / EXAMPLES / "knn_train_biden_biden.jpg"])
+    enrol(service, team["op"], "Barack Obama", [faces_dir / EXAMPLES / "knn_train_obama_obama.jpg"])
+    enrol(service, team["op"], "Joe Biden", [faces_dir / EXAMPLES / "knn_train_biden_biden.jpg"])
     e1 = service.analyze(team["op"], str(faces_dir / EXAMPLES / "knn_test_obama1.jpg")).events[0]
     service.analyze(team["op"], str(faces_dir / EXAMPLES / "knn_test_obama_and_biden.jpg"))
     with pytest.raises(PolicyRefusal, match="justification"):

@@ -13,7 +13,7 @@ from kuzet.app import Kuzet
 from kuzet.core.errors import PermissionDenied, PolicyRefusal
 from kuzet.core.types import User
 from kuzet.governance.watchlists import WatchlistRequest
-from tests.conftest import add_user
+from tests.conftest import add_user, enrol
 
 EXAMPLES = "face_recognition_examples"
 TODAY = date.today()
@@ -167,11 +167,11 @@ def test_expired_entry_never_matches_even_before_the_purge(
 
 
 def test_enrolment_is_audited_with_consent(service: Kuzet, people: dict[str, User], faces_dir: Path) -> None:
-    service.enroll(people["op"], "Staff Member", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"], consent="form 17")
+    enrol(service, people["op"], "Staff Member", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"], consent="form 17")
     (entry,) = service.audit_log(people["aud"], action="enrol")
     assert entry.actor == "olga" and entry.justification == "form 17" and entry.details["basis"] == "consent"
     with pytest.raises(PolicyRefusal, match="prohibited label"):
-        service.enroll(people["op"], "blogger Ivanov", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
+        enrol(service, people["op"], "blogger Ivanov", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
 
 
 def test_entry_expiring_while_a_camera_runs_gives_no_alert(
@@ -213,8 +213,8 @@ def test_reasons_and_consent_are_screened_and_refusals_audited(
     with pytest.raises(PolicyRefusal, match="prohibited label 'journalist'"):
         service.watchlist_reject(people["appr"], entry, reason="jour\u00adnalist, not wanted")
     with pytest.raises(PolicyRefusal, match="prohibited label"):
-        service.enroll(
-            people["op"], "Staff Member", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"], consent="ɑctivist"
+        enrol(
+            service, people["op"], "Staff Member", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"], consent="ɑctivist"
         )
     refused = [
         e.action for e in service.audit_log(people["aud"]) if e.action.endswith("_refused") or "refused" in e.action

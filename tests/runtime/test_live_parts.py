@@ -75,6 +75,24 @@ def test_config_refuses_secrets_written_in_it() -> None:
         KuzetConfig.model_validate({"cameras": [{"name": "a"}, {"name": "a"}]})
 
 
+@pytest.mark.parametrize("name", ["..", ".", ".hidden", "a/b", "../etc"])
+def test_camera_names_cannot_walk_out_of_their_folder(name: str) -> None:
+    with pytest.raises(ValidationError, match="name"):
+        CameraConfig(name=name)
+
+
+def test_mqtt_credentials_need_tls_off_this_machine() -> None:
+    from kuzet.config.models import MqttConfig, MqttWitnessConfig
+
+    with pytest.raises(ValidationError, match="without TLS"):
+        MqttConfig(host="broker.example.org", username="env:U", password="env:P")
+    with pytest.raises(ValidationError, match="without TLS"):
+        MqttWitnessConfig(host="10.0.0.7", password="secret:P")
+    MqttConfig(host="broker.example.org", username="env:U", password="env:P", tls=True)
+    MqttConfig(host="127.0.0.1", username="env:U", password="env:P")  # loopback
+    MqttConfig(host="broker.example.org")  # no credentials to leak
+
+
 def test_webhook_signature_verifies_and_detects_changes() -> None:
     body = b'{"kind": "event"}'
     ts = str(int(time.time()))

@@ -34,22 +34,36 @@ def test_migrations_create_schema_and_are_idempotent(tmp_path: Path) -> None:
 
 
 def test_templates_round_trip_and_duplicates_are_skipped(tmp_path: Path) -> None:
+    import datetime
+
+    from kuzet.core.errors import EnrolmentError
+    from kuzet.store.models import PersonRow
+
     db = _db(tmp_path)
     v = np.linspace(-1, 1, 128).astype(np.float32)
     with db.session() as s:
         ident, added = GalleryRepository(s).add_templates(
-            "Ann", [NewTemplate(v, "h1"), NewTemplate(v * 0.5, "h2")], model="m", cipher=CIPHER
+            "Ann", [NewTemplate(v, "h1"), NewTemplate(v * 0.5, "h2"), NewTemplate(v, "h1")], model="m", cipher=CIPHER
         )
-    assert added == 2
-    with db.session() as s:
-        _, added = GalleryRepository(s).add_templates("Ann", [NewTemplate(v, "h1")], model="m", cipher=CIPHER)
-    assert added == 0
-    with db.session() as s:
-        gallery = GalleryRepository(s).load(model="m", cipher=CIPHER)
+    assert added == 2  # the same photo twice is enrolled once
+    with pytest.raises(EnrolmentError, match="already enrolled"), db.session() as s:
+        GalleryRepository(s).add_templates("Ann", [NewTemplate(v, "h3")], model="m", cipher=CIPHER)
+    now = datetime.datetime.now(datetime.UTC)
+    with db.read() as s:
+        everyone = GalleryRepository(s).load(model="m", cipher=CIPHER)
+        active = GalleryRepository(s).load(model="m", cipher=CIPHER, active_at=now)
         other = GalleryRepository(s).load(model="other-model", cipher=CIPHER)
-    assert len(gallery) == 2 and gallery.people == [ident]
-    assert np.array_equal(gallery.templates[0], v)
+    assert len(everyone) == 2 and everyone.people == [ident]
+    assert np.array_equal(everyone.templates[0], v)
+    assert len(active) == 0  # pending: matches nobody
     assert len(other) == 0
+    with db.session() as s:
+        row = s.get(PersonRow, ident.person_id)
+        assert row is not None
+        row.status = "approved"
+    with db.read() as s:
+        assert GalleryRepository(s).load(model="m", cipher=CIPHER, active_at=now).people == [ident]
+        assert len(GalleryRepository(s).load(model="m", cipher=CIPHER, active_at=now, camera="gate")) == 2
 
 
 def test_failed_transaction_stores_nothing(tmp_path: Path) -> None:

@@ -191,7 +191,19 @@ def test_forms_and_camera_replay(
     operator.set_input_files("input[name=photos]", str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"))
     operator.fill("input[name=consent]", "signed form 17")
     operator.click("form[action='/people'] button")
-    expect(operator.locator(".msg")).to_contain_text("enrolled Staff Member")
+    expect(operator.locator(".msg")).to_contain_text("enrolment of Staff Member requested")
+    # An approver sees the enrolment photo and the consent record, and approves it.
+    approver = _login(browser, base, "aigul")
+    approver.goto(f"{base}/people")
+    row = approver.locator("tr", has_text="Staff Member")
+    expect(row.locator(".status")).to_have_text("pending")
+    expect(row).to_contain_text("signed form 17")
+    approver.wait_for_function("document.querySelector('img.thumb') && document.querySelector('img.thumb').complete")
+    assert approver.evaluate("document.querySelector('img.thumb').naturalWidth") > 0
+    row.locator("input[name=reason]").first.fill("form 17 checked")
+    row.locator("button", has_text="Approve").click()
+    expect(approver.locator(".msg")).to_contain_text("approved")
+    expect(approver.locator("tr", has_text="Staff Member").locator(".status")).to_have_text("approved")
     # A requester's request labelled "journalist" is refused, with the reason shown.
     requester = _login(browser, base, "rustam")
     requester.goto(f"{base}/watchlists")

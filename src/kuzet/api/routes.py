@@ -29,6 +29,7 @@ from kuzet.app import Kuzet
 from kuzet.core.errors import AuthError, InputError, KuzetError, NotFoundError, PermissionDenied
 from kuzet.core.types import User
 from kuzet.governance.watchlists import WatchlistRequest
+from kuzet.store.repositories import PersonSummary
 
 MAX_UPLOAD = 20 * 1024 * 1024
 
@@ -343,13 +344,30 @@ def reject_entry(entry_id: Id, body: ReasonBody, svc: Svc, actor: Actor) -> dict
     return {"id": entry_id, "status": "rejected"}
 
 
+def person_dict(p: PersonSummary) -> dict[str, Any]:
+    """An enrolment as the API and dashboard show it (never its templates)."""
+    return {
+        "id": p.identity.person_id,
+        "name": p.identity.name,
+        "status": p.status,
+        "templates": p.templates,
+        "consent": p.consent,
+        "scope": p.scope,
+        "expires": p.expires_at,
+        "enrolled": p.created_at,
+        "decision_reason": p.decision_reason,
+        "photo_urls": [f"/api/media/person/{p.identity.person_id}?index={i}" for i in range(p.photos)],
+    }
+
+
 @people.get("")
-def list_people(svc: Svc, actor: Actor) -> list[dict[str, Any]]:
-    """The consented gallery."""
-    return [
-        {"id": p.identity.person_id, "name": p.identity.name, "templates": p.templates, "enrolled": p.created_at}
-        for p in svc.people(actor)
-    ]
+def list_people(
+    svc: Svc,
+    actor: Actor,
+    status: Annotated[str | None, Query(pattern="^(pending|approved|rejected|expired)$")] = None,
+) -> list[dict[str, Any]]:
+    """Enrolments with status, consent record, scope and expiry (viewing is audited)."""
+    return [person_dict(p) for p in svc.people(actor, status=status)]
 
 
 @people.post("", status_code=201)
@@ -358,28 +376,51 @@ async def enrol_person(
     actor: Actor,
     name: Annotated[str, Form(max_length=200)],
     photos: Annotated[list[UploadFile], File()],
-    consent: Annotated[str, Form(max_length=500)] = "consent recorded by the enrolling operator",
+    consent: Annotated[str, Form(min_length=1, max_length=500, description="Reference of the signed consent record")],
+    scope: Annotated[list[str] | None, Form(description="Camera names or purposes (default: every camera)")] = None,
+    expires: Annotated[str | None, Form(max_length=10, description="YYYY-MM-DD (default from the policy)")] = None,
 ) -> dict[str, Any]:
-    """Enrol a consenting person from photos showing one face each (operators, admins)."""
+    """Request the enrolment of a consenting person (operators, admins); it matches nobody until approved."""
+    from kuzet.governance.watchlists import parse_expiry
+
     if not photos or len(photos) > 20:
         raise InputError("send between 1 and 20 photos", hint="one face per photo")
+    if scope is not None and len(scope) > 50:
+        raise InputError("at most 50 scope entries", hint="name the cameras or purposes the person is seen on")
+    until = parse_expiry(expires, option="expires") if expires else None
     with tempfile.TemporaryDirectory() as tmp:
         paths = [await save_upload(p, Path(tmp)) for p in photos]
-        result = await asyncio.to_thread(svc.enroll, actor, name, paths, consent=consent)
-    return {"id": result.identity.person_id, "name": result.identity.name, "added": result.added}
+        result = await asyncio.to_thread(
+            svc.enroll, actor, name, paths, consent=consent, scope=scope or None, expires=until
+        )
+    return {"id": result.identity.person_id, "name": result.identity.name, "added": result.added, "status": "pending"}
+
+
+@people.post("/{person_id}/approve")
+def approve_person(person_id: Id, body: ReasonBody, svc: Svc, actor: Actor) -> dict[str, Any]:
+    """Approve a pending enrolment (approvers; never the one who enrolled the person)."""
+    svc.people_approve(actor, person_id, reason=body.reason)
+    return {"id": person_id, "status": "approved"}
+
+
+@people.post("/{person_id}/reject")
+def reject_person(person_id: Id, body: ReasonBody, svc: Svc, actor: Actor) -> dict[str, Any]:
+    """Reject a pending enrolment; its templates and photos are destroyed."""
+    svc.people_reject(actor, person_id, reason=body.reason)
+    return {"id": person_id, "status": "rejected"}
 
 
 @media.get("/{kind}/{object_id}", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
 def get_media(
-    kind: Annotated[str, PathParam(pattern="^(event|alert|watchlist)$")],
+    kind: Annotated[str, PathParam(pattern="^(event|alert|watchlist|person)$")],
     object_id: Id,
     svc: Svc,
     actor: Actor,
-    index: Annotated[int, Query(ge=0, le=16)] = 0,
+    index: Annotated[int, Query(ge=0, le=20)] = 0,
 ) -> Response:
-    """A redacted snapshot of an event or alert, or a watchlist entry's photo (JPEG); every view is audited."""
-    if kind not in ("event", "alert", "watchlist"):
-        raise InputError(f"unknown media kind {kind!r}", hint="use event, alert or watchlist")
+    """A redacted event or alert snapshot, a watchlist entry's or an enrolment's photo (JPEG; every view audited)."""
+    if kind not in ("event", "alert", "watchlist", "person"):
+        raise InputError(f"unknown media kind {kind!r}", hint="use event, alert, watchlist or person")
     files = svc.media_export(actor, kind, object_id, unredacted=False, justification="")
     if index >= len(files):
         raise InputError(f"{kind} {object_id} has {len(files)} image(s)", hint="use a smaller index")

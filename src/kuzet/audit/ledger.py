@@ -8,17 +8,16 @@ and its audit entry are committed together or not at all (a crash leaves neither
 from __future__ import annotations
 
 import json
-import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kuzet.audit import merkle
-from kuzet.audit.signing import LedgerSigner
+from kuzet.audit.signing import LedgerSigner, rotation_statement
 from kuzet.store.models import AuditEntryRow, CheckpointRow
 
 GENESIS = "0" * 64
@@ -27,6 +26,9 @@ GENESIS = "0" * 64
 _FRONTIERS: dict[str, tuple[merkle.Frontier, bytes]] = {}
 _FRONTIERS_LOCK = threading.Lock()
 Details = dict[str, str | int | float | bool | None]
+Clock = Callable[[], datetime]
+KEY_ROTATED = "audit.key_rotated"
+"""The ledger action that hands checkpoint signing from one key to the next (details carry the signed statement)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,11 @@ class AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """A signed (size, root) statement about the ledger."""
+    """A signed (size, root) statement about the ledger.
+
+    `public_key` is the raw Ed25519 key (hex) the statement is signed with; empty on checkpoints signed before keys
+    were written into checkpoints (those are checked against the data directory's key).
+    """
 
     checkpoint_id: int
     tree_size: int
@@ -55,17 +61,22 @@ class Checkpoint:
     ts: str
     key_id: str
     signature: str
+    public_key: str = ""
 
+    def message(self) -> bytes:
+        """The bytes the signature covers."""
+        return checkpoint_message(self.tree_size, self.root_hash, self.ts, self.public_key)
 
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
-    """Result of `verify_ledger`; `first_bad` names the first entry found wrong (0 when none)."""
-
-    ok: bool
-    entries: int
-    checkpoints: int
-    first_bad: int
-    problem: str
+    def signed_json(self) -> dict[str, str | int]:
+        """The checkpoint as witnesses and auditors hold it: everything needed to check it, and nothing else."""
+        return {
+            "tree_size": self.tree_size,
+            "root_hash": self.root_hash,
+            "timestamp": self.ts,
+            "key_id": self.key_id,
+            "public_key": self.public_key,
+            "signature": self.signature,
+        }
 
 
 def entry_bytes(
@@ -110,9 +121,11 @@ def _row_hash(row: AuditEntryRow) -> str:
     return merkle.leaf_hash(data).hex()
 
 
-def checkpoint_message(tree_size: int, root_hash: str, ts: str) -> bytes:
-    """The statement a checkpoint signs."""
-    return f"kuzet-ledger-checkpoint/v1\n{tree_size}\n{root_hash}\n{ts}\n".encode()
+def checkpoint_message(tree_size: int, root_hash: str, ts: str, public_key: str = "") -> bytes:
+    """The statement a checkpoint signs (v2 names the signing key; v1, without one, is how older ones were signed)."""
+    if not public_key:
+        return f"kuzet-ledger-checkpoint/v1\n{tree_size}\n{root_hash}\n{ts}\n".encode()
+    return f"kuzet-ledger-checkpoint/v2\n{tree_size}\n{root_hash}\n{ts}\n{public_key}\n".encode()
 
 
 def _to_entry(row: AuditEntryRow) -> AuditEntry:
@@ -131,14 +144,15 @@ def _to_entry(row: AuditEntryRow) -> AuditEntry:
 
 
 def _to_checkpoint(row: CheckpointRow) -> Checkpoint:
-    return Checkpoint(row.id, row.tree_size, row.root_hash, row.ts, row.key_id, row.signature)
+    return Checkpoint(row.id, row.tree_size, row.root_hash, row.ts, row.key_id, row.signature, row.public_key)
 
 
 class AuditLedger:
     """Ledger operations within one database session (the caller's transaction)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, *, clock: Clock | None = None) -> None:
         self.session = session
+        self.now = clock or (lambda: datetime.now(UTC))
 
     def append(
         self,
@@ -158,7 +172,7 @@ class AuditLedger:
         prev = GENESIS if last is None else last[1]
         row = AuditEntryRow(
             seq=seq,
-            ts=datetime.now(UTC).isoformat(timespec="microseconds"),
+            ts=self.now().isoformat(timespec="microseconds"),
             actor=actor,
             action=action,
             object=object,
@@ -230,110 +244,97 @@ class AuditLedger:
     def checkpoint(self, signer: LedgerSigner, *, force: bool = False) -> Checkpoint | None:
         """Sign the current size and root; skipped (None) when nothing was added since the last one unless forced.
 
-        Once the transaction commits, pass the checkpoint to `append_checkpoint_log` to keep a copy outside the
-        database. (Verification never uses the cached frontier: it rehashes every entry.)
+        The caller writes the checkpoint to the outside copy (`CheckpointLog.prepare`) before committing, and hands
+        it to the witnesses once committed. (Verification never uses the cached frontier: it rehashes every entry.)
         """
         size = self.size()
         latest_size = self.session.scalar(select(CheckpointRow.tree_size).order_by(CheckpointRow.id.desc()).limit(1))
         if latest_size == size and not force:
             return None
         size, root_hex = self._root(size)
-        leaves_count = size
-        ts = datetime.now(UTC).isoformat(timespec="microseconds")
-        signature = signer.sign(checkpoint_message(leaves_count, root_hex, ts)).hex()
+        ts = self.now().isoformat(timespec="microseconds")
+        signature = signer.sign(checkpoint_message(size, root_hex, ts, signer.public_hex)).hex()
         row = CheckpointRow(
-            tree_size=leaves_count, root_hash=root_hex, ts=ts, key_id=signer.key_id, signature=signature
+            tree_size=size,
+            root_hash=root_hex,
+            ts=ts,
+            key_id=signer.key_id,
+            signature=signature,
+            public_key=signer.public_hex,
         )
         self.session.add(row)
         self.session.flush()
         return _to_checkpoint(row)
 
+    def record_key_rotation(self, old: LedgerSigner, new: LedgerSigner, *, actor: str, source: str) -> AuditEntry:
+        """Append the entry that hands signing from `old` to `new`, with the statement `old` signs for it."""
+        statement = old.sign(rotation_statement(old.public_hex, new.public_hex)).hex()
+        return self.append(
+            actor=actor,
+            action=KEY_ROTATED,
+            object=f"key:{new.key_id}",
+            details={
+                "old_key_id": old.key_id,
+                "old_public_key": old.public_hex,
+                "new_key_id": new.key_id,
+                "new_public_key": new.public_hex,
+                "statement_signature": statement,
+            },
+            source=source,
+        )
 
-def append_checkpoint_log(log_file: Path, cp: Checkpoint) -> None:
-    """Append a committed checkpoint to the outside copy (JSON lines), flushed to disk."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(cp_json(cp), sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    def key_rotations(self) -> list[KeyRotation]:
+        """Every key hand-over recorded in the ledger, oldest first."""
+        rows = self.session.scalars(
+            select(AuditEntryRow).where(AuditEntryRow.action == KEY_ROTATED).order_by(AuditEntryRow.seq)
+        )
+        return [rotation for row in rows if (rotation := KeyRotation.from_entry(row.seq, row.details)) is not None]
 
 
-def cp_json(cp: Checkpoint) -> dict[str, str | int]:
-    """A checkpoint as a JSON object."""
-    return {
-        "id": cp.checkpoint_id,
-        "tree_size": cp.tree_size,
-        "root_hash": cp.root_hash,
-        "ts": cp.ts,
-        "key_id": cp.key_id,
-        "signature": cp.signature,
-    }
+@dataclass(frozen=True, slots=True)
+class KeyRotation:
+    """A hand-over from one checkpoint signing key to the next, signed by the old key."""
+
+    seq: int
+    old_public_key: str
+    new_public_key: str
+    signature: str
+
+    @classmethod
+    def from_entry(cls, seq: int, details_json: str) -> KeyRotation | None:
+        """The rotation an `audit.key_rotated` entry records (None when its details are not a rotation)."""
+        try:
+            d = json.loads(details_json)
+            return cls(seq, str(d["old_public_key"]), str(d["new_public_key"]), str(d["statement_signature"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def valid(self) -> bool:
+        """Whether the old key really signed this hand-over."""
+        from kuzet.audit.signing import verify_with
+
+        return verify_with(
+            self.old_public_key, rotation_statement(self.old_public_key, self.new_public_key), self.signature
+        )
+
+    def to_json(self) -> dict[str, str | int]:
+        """The statement as an auditor's monitor receives it."""
+        return {
+            "seq": self.seq,
+            "old_public_key": self.old_public_key,
+            "new_public_key": self.new_public_key,
+            "signature": self.signature,
+        }
 
 
-def verify_ledger(session: Session, signer: LedgerSigner, *, log_file: Path | None = None) -> VerifyReport:
-    """Check the whole ledger: numbering, chain links, entry hashes, and every checkpoint's signature and root.
-
-    Detects any edit, deletion, insertion or reordering of entries made directly in the database, and the
-    deletion of checkpoints that the outside copy (`log_file`) still lists.
-    """
-    rows = list(session.scalars(select(AuditEntryRow).order_by(AuditEntryRow.seq)))
-    prev = GENESIS
-    for i, row in enumerate(rows):
-        expected = i + 1
-        if row.seq != expected:
-            what = "missing" if row.seq > expected else "duplicated"
-            return VerifyReport(False, len(rows), 0, expected, f"entry {expected} is {what} (found {row.seq} next)")
-        if row.prev_hash != prev:
-            return VerifyReport(
-                False,
-                len(rows),
-                0,
-                row.seq,
-                f"entry {row.seq} does not follow entry {row.seq - 1}: the chain is broken",
-            )
-        if _row_hash(row) != row.entry_hash:
-            return VerifyReport(False, len(rows), 0, row.seq, f"entry {row.seq} was altered: its hash does not match")
-        prev = row.entry_hash
-    leaves = [bytes.fromhex(r.entry_hash) for r in rows]
-    checkpoints = list(session.scalars(select(CheckpointRow).order_by(CheckpointRow.id)))
-    for cp in checkpoints:
-        message = checkpoint_message(cp.tree_size, cp.root_hash, cp.ts)
-        if not signer.verify(message, bytes.fromhex(cp.signature)):
-            return VerifyReport(False, len(rows), len(checkpoints), 0, f"checkpoint {cp.id} has a bad signature")
-        if cp.tree_size > len(rows):
-            return VerifyReport(
-                False,
-                len(rows),
-                len(checkpoints),
-                len(rows) + 1,
-                f"checkpoint {cp.id} covers {cp.tree_size} entries but the ledger holds {len(rows)}: "
-                "entries were removed",
-            )
-        if merkle.root(leaves[: cp.tree_size]).hex() != cp.root_hash:
-            return VerifyReport(
-                False,
-                len(rows),
-                len(checkpoints),
-                1,
-                f"entries 1..{cp.tree_size} do not match checkpoint {cp.id}: the ledger was rewritten",
-            )
-    if log_file is not None and log_file.exists():
-        by_id = {cp.id: cp for cp in checkpoints}
-        lines = log_file.read_text(encoding="utf-8").splitlines()
-        for n, line in enumerate(lines):
-            try:
-                logged = json.loads(line)
-            except json.JSONDecodeError:
-                if n == len(lines) - 1:
-                    break  # a line torn by a crash while it was written; the database copy is authoritative
-                return VerifyReport(False, len(rows), len(checkpoints), 0, f"{log_file.name} line {n + 1} is corrupt")
-            db_cp = by_id.get(int(logged["id"]))
-            if db_cp is None or db_cp.root_hash != logged["root_hash"] or db_cp.tree_size != logged["tree_size"]:
-                return VerifyReport(
-                    False,
-                    len(rows),
-                    len(checkpoints),
-                    0,
-                    f"checkpoint {logged['id']} in {log_file.name} is missing or different in the database",
-                )
-    return VerifyReport(True, len(rows), len(checkpoints), 0, "")
+def rotation_chain(rotations: list[KeyRotation], old_key: str, new_key: str) -> list[KeyRotation] | None:
+    """Valid, signed hand-overs leading from `old_key` to `new_key` in ledger order (None when there are none)."""
+    chain: list[KeyRotation] = []
+    key = old_key
+    for r in rotations:
+        if key == new_key:
+            break
+        if r.old_public_key == key and r.valid():
+            chain.append(r)
+            key = r.new_public_key
+    return chain if key == new_key else None

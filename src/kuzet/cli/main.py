@@ -47,6 +47,7 @@ subject_app = typer.Typer(help="Subject access and erasure requests.", no_args_i
 report_app = typer.Typer(help="Public reports.", no_args_is_help=True)
 keys_app = typer.Typer(help="Data encryption keys.", no_args_is_help=True)
 recordings_app = typer.Typer(help="Recordings of live cameras (encrypted; exports audited).", no_args_is_help=True)
+people_app = typer.Typer(help="Enrolments of consenting people: list, approve, reject.")
 for sub_app, sub_name in [
     (media_app, "media"),
     (access_app, "access"),
@@ -56,6 +57,7 @@ for sub_app, sub_name in [
     (report_app, "report"),
     (keys_app, "keys"),
     (recordings_app, "recordings"),
+    (people_app, "people"),
 ]:
     app.add_typer(sub_app, name=sub_name)
 
@@ -241,33 +243,102 @@ def enroll(
     name: Annotated[str, typer.Argument(help="The person's name.")],
     photos: Annotated[list[Path], typer.Argument(help="Photos that each show only this person's face.")],
     consent: Annotated[
-        str, typer.Option("--consent", help="How consent was given (recorded in the ledger).")
-    ] = "consent recorded by the enrolling operator",
+        str, typer.Option("--consent", help="Reference of the signed consent record (required, screened, audited).")
+    ],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", help="Camera name or camera purpose the person may be recognised on (repeatable)."),
+    ] = None,
+    expires: Annotated[
+        str | None, typer.Option("--expires", help="Expiry YYYY-MM-DD (default and maximum from the policy).")
+    ] = None,
 ) -> None:
-    """Enrol a consenting person (e.g. staff at an access point) in the gallery."""
+    """Request the enrolment of a consenting person; it matches nobody until a second person approves it."""
+    from kuzet.governance.watchlists import parse_expiry
+
     try:
         svc = _service()
-        result = svc.enroll(_signed_in(svc), name, photos, consent=consent)
+        result = svc.enroll(
+            _signed_in(svc),
+            name,
+            photos,
+            consent=consent,
+            scope=scope or None,
+            expires=parse_expiry(expires) if expires else None,
+        )
     except KuzetError as exc:
         raise _fail(exc) from None
-    msg = f"enrolled {result.identity.name!r} (id {result.identity.person_id}): {result.added} template(s) added"
+    msg = (
+        f"enrolment of {result.identity.name!r} requested (person {result.identity.person_id}, {result.added} photo(s))"
+    )
     if result.skipped_duplicates:
-        msg += f", {result.skipped_duplicates} photo(s) already enrolled"
-    console.print(msg, highlight=False)
+        msg += f", {result.skipped_duplicates} photo(s) given twice"
+    console.print(msg + "; it needs approval by another user (kuzet people approve ID)", highlight=False)
+    sys.stdout.write(f"{result.identity.person_id}\n")
 
 
-@app.command()
-def people() -> None:
-    """List enrolled people."""
+@people_app.callback(invoke_without_command=True)
+def people(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option("--status", help="pending, approved, rejected or expired (default: all).")
+    ] = None,
+    json_flag: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List enrolments with their status, consent, scope and expiry (audited); or approve or reject one."""
+    if ctx.invoked_subcommand is not None:
+        return
     try:
         svc = _service()
-        rows = svc.people(_signed_in(svc))
+        rows = svc.people(_signed_in(svc), status=status)
     except KuzetError as exc:
         raise _fail(exc) from None
-    table = Table("id", "name", "templates", "enrolled")
+    if json_flag:
+        from dataclasses import asdict
+
+        _json_out([asdict(r) for r in rows])
+        return
+    table = Table("id", "name", "status", "templates", "consent", "scope", "expires", "enrolled")
     for p in rows:
-        table.add_row(str(p.identity.person_id), p.identity.name, str(p.templates), p.created_at)
+        table.add_row(
+            str(p.identity.person_id),
+            p.identity.name,
+            p.status,
+            str(p.templates),
+            p.consent,
+            ", ".join(p.scope),
+            p.expires_at[:10],
+            p.created_at,
+        )
     console.print(table)
+
+
+@people_app.command("approve")
+def people_approve(
+    person_id: Annotated[int, typer.Argument(help="Person id (from `kuzet people --status pending`).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is approved (audited).")] = "",
+) -> None:
+    """Approve a pending enrolment (approver role; not the person who enrolled them)."""
+    try:
+        svc = _service()
+        svc.people_approve(_signed_in(svc), person_id, reason=reason)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(f"approved the enrolment of person {person_id}")
+
+
+@people_app.command("reject")
+def people_reject(
+    person_id: Annotated[int, typer.Argument(help="Person id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is rejected (required, audited).")],
+) -> None:
+    """Reject a pending enrolment; its templates and photos are destroyed."""
+    try:
+        svc = _service()
+        svc.people_reject(_signed_in(svc), person_id, reason=reason)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(f"rejected the enrolment of person {person_id}")
 
 
 def _events_table(events: list[Event], title: str) -> Table:
@@ -578,7 +649,11 @@ def review_list(
     console.print(table)
     for a in rows:
         shots = ", ".join(str(svc.media.path(p)) for p in a.snapshots)
-        photo = str(svc.media.path(a.enrolled_photo)) if a.enrolled_photo else "(destroyed)"
+        photo = (
+            f"`kuzet media export watchlist {a.entry_id} -o DIR` (encrypted, audited)"
+            if a.enrolled_photo
+            else "(destroyed)"
+        )
         console.print(f"alert {a.alert_id}: best shots {shots}; enrolled photo {photo}", highlight=False)
 
 
@@ -799,7 +874,7 @@ def redact(
 
 @media_app.command("export")
 def media_export(
-    kind: Annotated[str, typer.Argument(help="event or alert.")],
+    kind: Annotated[str, typer.Argument(help="event, alert or watchlist (an entry's enrolled photo).")],
     object_id: Annotated[int, typer.Argument(help="Its id.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Folder to write the JPEG file(s) to.")],
     unredacted: Annotated[bool, typer.Option("--unredacted", help="The original, unredacted media.")] = False,

@@ -240,6 +240,9 @@ class TrafficConfig(_Strict):
     min_track_frames: int = Field(3, ge=1, description="Shorter tracks are noise.")
 
 
+CAMERA_NAME = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$"
+"""Camera names become folder names (recordings, caches): no path separators and no leading dot (`.`, `..`)."""
+
 SECRET_REF = r"^(env|secret):[A-Za-z_][A-Za-z0-9_.\-]*$"
 """A secret is never written in the config: `env:NAME` reads an environment variable, `secret:NAME` the secrets file."""
 
@@ -267,7 +270,13 @@ class RecordConfig(_Strict):
 class CameraConfig(_Strict):
     """A named camera and what feeds it."""
 
-    name: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", description="Camera name.")
+    name: str = Field(
+        ...,
+        min_length=1,
+        max_length=64,
+        pattern=CAMERA_NAME,
+        description="Camera name: letters, digits, `_`, `-` and `.`, not starting with `.` (it names folders).",
+    )
     source: str = Field("", description="File, folder or rtsp:// / http:// URL; may be given on the command line.")
     fps: float | None = Field(None, gt=0, description="Frames analysed per second; None analyses every frame.")
     analytics: list[Literal["faces", "traffic"]] = Field(
@@ -301,6 +310,18 @@ class CameraConfig(_Strict):
         return value
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _credentials_need_tls(host: str, *, tls: bool, has_credentials: bool, allow_insecure: bool, what: str) -> None:
+    """Refuse sending a user name and password in the clear to another machine."""
+    if has_credentials and not tls and host not in LOOPBACK and not allow_insecure:
+        raise ValueError(
+            f"{what} sends a user name and password to {host} without TLS: set `tls: true` "
+            "(or `allow_insecure: true` on a network you trust)"
+        )
+
+
 class MqttConfig(_Strict):
     """An MQTT broker that receives events and camera status (JSON payloads under `topic_prefix/`)."""
 
@@ -317,6 +338,20 @@ class MqttConfig(_Strict):
         True, description="Event payloads name the enrolled person (consented gallery); alerts never name anyone."
     )
     include_plates: bool = Field(False, description="Passage and violation payloads carry the plate text.")
+    allow_insecure: bool = Field(
+        False, description="Allow a user name and password over plain MQTT to a broker off this machine."
+    )
+
+    @model_validator(mode="after")
+    def _tls_for_credentials(self) -> MqttConfig:
+        _credentials_need_tls(
+            self.host,
+            tls=self.tls,
+            has_credentials=self.username is not None or self.password is not None,
+            allow_insecure=self.allow_insecure,
+            what="run.mqtt",
+        )
+        return self
 
 
 class WebhookConfig(_Strict):
@@ -341,11 +376,7 @@ class WebhookConfig(_Strict):
 
     @model_validator(mode="after")
     def _tls_off_loopback(self) -> WebhookConfig:
-        if urlsplit(self.url).password is not None:
-            raise ValueError("the webhook URL holds a password: authenticate with `secret` (HMAC) instead")
-        host = urlsplit(self.url).hostname or ""
-        if self.url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1") and not self.allow_insecure:
-            raise ValueError(f"{self.url} is plain http off this machine: use https (or set allow_insecure: true)")
+        _https_off_loopback(self.url, allow_insecure=self.allow_insecure)
         return self
 
 
@@ -391,6 +422,115 @@ class RunConfig(_Strict):
     webhooks: list[WebhookConfig] = Field(default_factory=list, description="Signed HTTP POSTs of events.")
 
 
+def _https_off_loopback(url: str, *, allow_insecure: bool) -> None:
+    if urlsplit(url).password is not None:
+        raise ValueError("the webhook URL holds a password: authenticate with `secret` (HMAC) instead")
+    host = urlsplit(url).hostname or ""
+    if url.startswith("http://") and host not in LOOPBACK and not allow_insecure:
+        raise ValueError(f"{url} is plain http off this machine: use https (or set allow_insecure: true)")
+
+
+class FileWitnessConfig(_Strict):
+    """A file outside the data directory that every signed checkpoint is appended to (JSON lines)."""
+
+    type: Literal["file"] = Field("file", description="Selects a file witness.")
+    path: str = Field(
+        ...,
+        min_length=1,
+        description="Absolute path, on another disk or mount than the data directory (e.g. an append-only share).",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("give an absolute path for the witness file")
+        return value
+
+
+class MqttWitnessConfig(_Strict):
+    """An MQTT broker that holds the newest signed checkpoint as a retained message."""
+
+    type: Literal["mqtt"] = Field("mqtt", description="Selects an MQTT witness.")
+    host: str = Field(..., min_length=1, description="Broker host name or address.")
+    port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 with TLS).")
+    tls: bool = Field(False, description="Connect with TLS.")
+    ca_file: str | None = Field(None, description="CA bundle that signed the broker's certificate (TLS).")
+    username: str | None = Field(None, pattern=SECRET_REF, description="`env:NAME` or `secret:NAME`.")
+    password: str | None = Field(None, pattern=SECRET_REF, description="`env:NAME` or `secret:NAME`.")
+    topic: str = Field(
+        "kuzet/audit/checkpoint", pattern=r"^[A-Za-z0-9_\-/]+$", description="Retained topic the checkpoint goes to."
+    )
+    client_id: str = Field("kuzet-witness", min_length=1, max_length=64, description="MQTT client identifier.")
+    allow_insecure: bool = Field(False, description="Allow credentials over plain MQTT to another machine.")
+
+    @model_validator(mode="after")
+    def _tls_for_credentials(self) -> MqttWitnessConfig:
+        _credentials_need_tls(
+            self.host,
+            tls=self.tls,
+            has_credentials=self.username is not None or self.password is not None,
+            allow_insecure=self.allow_insecure,
+            what="the MQTT witness",
+        )
+        return self
+
+
+class WebhookWitnessConfig(_Strict):
+    """An HTTP endpoint that receives every signed checkpoint as a signed JSON POST."""
+
+    type: Literal["webhook"] = Field("webhook", description="Selects a webhook witness.")
+    url: str = Field(..., pattern=r"^https?://", description="Endpoint URL (https, or http on loopback).")
+    secret: str = Field(..., pattern=SECRET_REF, description="HMAC-SHA256 key (`env:NAME` or `secret:NAME`).")
+    timeout_s: float = Field(5.0, gt=0, le=60, description="Seconds to wait for each attempt.")
+    allow_insecure: bool = Field(False, description="Allow plain http to a host other than loopback.")
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> WebhookWitnessConfig:
+        _https_off_loopback(self.url, allow_insecure=self.allow_insecure)
+        return self
+
+
+WitnessConfig = Annotated[
+    FileWitnessConfig | MqttWitnessConfig | WebhookWitnessConfig, Field(discriminator="type"), _default_type("file")
+]
+
+
+class AuditConfig(_Strict):
+    """The audit ledger's witnesses: copies of every signed checkpoint kept outside the data directory."""
+
+    witnesses: list[WitnessConfig] = Field(
+        default_factory=list,
+        description="Where each signed checkpoint is also sent (file, mqtt, webhook); see docs/governance.md.",
+    )
+
+
+class ApiConfig(_Strict):
+    """The REST API and dashboard (`kuzet serve`, `kuzet run --serve`)."""
+
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed; none by "
+        "default, so the peer address is the client's.",
+    )
+    secure_cookies: bool = Field(
+        False, description="Mark session cookies Secure (set it when kuzet is served over HTTPS, e.g. behind a proxy)."
+    )
+    max_body_mb: int = Field(64, ge=1, le=1024, description="Largest request body accepted (uploads), MiB.")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        import ipaddress
+
+        for v in values:
+            try:
+                ipaddress.ip_network(v, strict=False)
+            except ValueError:
+                raise ValueError(f"{v!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+        return values
+
+
 class KuzetConfig(_Strict):
     """Everything kuzet can be configured with; every field has a safe default."""
 
@@ -408,6 +548,8 @@ class KuzetConfig(_Strict):
     )
     cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras known by name.")
     run: RunConfig = Field(default_factory=RunConfig, description="`kuzet run`: live cameras and integrations.")
+    audit: AuditConfig = Field(default_factory=AuditConfig, description="Witnesses of the audit ledger.")
+    api: ApiConfig = Field(default_factory=ApiConfig, description="The REST API and dashboard.")
 
     @field_validator("cameras")
     @classmethod

@@ -45,6 +45,15 @@ class RetentionPolicy(BaseModel):
     interval_hours: float = Field(24.0, gt=0, le=720, description="How often the purge runs on its own.")
 
 
+class EnrolmentPolicy(BaseModel):
+    """Limits of enrolments of consenting people."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_days: int = Field(730, ge=1, le=3650, description="Longest allowed time from enrolment to expiry, in days.")
+    default_days: int = Field(365, ge=1, le=3650, description="Expiry of an enrolment that names none, in days.")
+
+
 class PolicyModel(BaseModel):
     """The whole policy file."""
 
@@ -59,6 +68,7 @@ class PolicyModel(BaseModel):
         default_factory=dict, description="Extra prohibited labels by language; added to the built-in lists."
     )
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy, description="Retention per kind of data.")
+    enrolment: EnrolmentPolicy = Field(default_factory=EnrolmentPolicy, description="Enrolment of consenting people.")
 
 
 class Policy:
@@ -90,6 +100,8 @@ class Policy:
             out[f"{name}.threshold"] = c.threshold
         for key, value in self.model.retention.model_dump().items():
             out[f"retention.{key}"] = value
+        for key, value in self.model.enrolment.model_dump().items():
+            out[f"enrolment.{key}"] = value
         return out
 
 

@@ -18,14 +18,11 @@ Webhooks POST `{"kind": ..., "camera": ..., "data": {...}}` with `X-Kuzet-Timest
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import queue
 import random
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,8 +30,10 @@ from urllib.parse import urlsplit
 
 from kuzet.config.models import MqttConfig, WebhookConfig
 from kuzet.config.secrets import Secrets
+from kuzet.core.signatures import sign, signed_headers, verify_signature
 
 log = logging.getLogger("kuzet.run")
+__all__ = ["Integrations", "JsonValue", "MqttPublisher", "Notice", "WebhookSender", "sign", "verify_signature"]
 
 JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 PERSONAL_FIELDS = {"identity": "include_identity", "plate": "include_plates"}
@@ -54,23 +53,6 @@ class Notice:
 def _visible(notice: Notice, *, include_identity: bool, include_plates: bool) -> dict[str, JsonValue]:
     allowed = {"include_identity": include_identity, "include_plates": include_plates}
     return {k: v for k, v in notice.data.items() if k not in PERSONAL_FIELDS or allowed[PERSONAL_FIELDS[k]]}
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """The `X-Kuzet-Signature` value for a body sent at `timestamp` (Unix seconds as text)."""
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
-
-
-def verify_signature(
-    secret: str, timestamp: str, body: bytes, signature: str, *, tolerance_s: float = 300.0, now: float | None = None
-) -> bool:
-    """What a receiver checks: the signature matches and the timestamp is recent (replays are refused)."""
-    try:
-        age = abs((now if now is not None else time.time()) - float(timestamp))
-    except ValueError:
-        return False
-    return age <= tolerance_s and hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
 class MqttPublisher:
@@ -203,15 +185,7 @@ class WebhookSender:
             if attempt:
                 delay = min(60.0, 0.5 * 2 ** (attempt - 1)) * (1 - 0.3 * random.random())
                 self._sleep(delay)
-            ts = str(int(time.time()))
-            headers = {
-                "Content-Type": "application/json",
-                "User-Agent": "kuzet-webhook/1",
-                "X-Kuzet-Event": notice.kind,
-                "X-Kuzet-Delivery": delivery,
-                "X-Kuzet-Timestamp": ts,
-                "X-Kuzet-Signature": sign(self._secret, ts, body),
-            }
+            headers = signed_headers(self._secret, body, kind=notice.kind, delivery=delivery)
             try:
                 response = self._http.post(self.config.url, content=body, headers=headers)
             except httpx.HTTPError as exc:

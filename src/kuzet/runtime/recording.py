@@ -8,6 +8,7 @@ retention deletes them after `recordings_days`. Playing one back is an audited e
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,11 @@ class RecordingKeeper:
 
     def _store(self, seg: Segment) -> str:
         rel = self.media.save_encrypted(
-            seg.path.read_bytes(), cipher=self.cipher, kind=f"recordings/{self.camera}", suffix=".mp4"
+            seg.path.read_bytes(),
+            cipher=self.cipher,
+            kind=f"recordings/{self.camera}",
+            suffix=".mp4",
+            at=datetime.fromtimestamp(seg.started_at, UTC),
         )
         seg.path.unlink(missing_ok=True)
         return rel

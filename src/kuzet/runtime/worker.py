@@ -166,7 +166,7 @@ class CameraWorker:
         """Connect, analyse, reconnect until stopped."""
         from kuzet.governance.users import UserRepository
 
-        with self.svc.db.session() as s:
+        with self.svc.db.read() as s:
             actor = UserRepository(s).active(self.spec.actor)
         if "faces" in self.camera.analytics:
             # Load the models before the first connection, so the camera's first seconds are not spent waiting.

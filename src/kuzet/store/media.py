@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +11,8 @@ import numpy as np
 
 from kuzet.core.errors import StoreError
 from kuzet.core.types import Image
-from kuzet.store.crypto import DataCipher
+from kuzet.store.crypto import DataCipher, blob_key_id
+from kuzet.store.files import private_dir, write_private
 
 
 class MediaStore:
@@ -26,21 +26,29 @@ class MediaStore:
         now = datetime.now(UTC)
         rel = Path(kind) / f"{now:%Y/%m/%d}" / f"{uuid.uuid4().hex}.jpg"
         path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(encode_jpeg(image, quality=quality))
-        os.replace(tmp, path)
+        private_dir(path.parent)
+        write_private(path, encode_jpeg(image, quality=quality))
         return rel.as_posix()
 
-    def save_encrypted(self, data: bytes, *, cipher: DataCipher, kind: str = "originals", suffix: str = ".jpg") -> str:
-        """Write `data` encrypted (AES-GCM, bound to its path); returns its path relative to the root."""
-        now = datetime.now(UTC)
-        rel = (Path(kind) / f"{now:%Y/%m/%d}" / f"{uuid.uuid4().hex}{suffix}.enc").as_posix()
+    def save_encrypted(
+        self,
+        data: bytes,
+        *,
+        cipher: DataCipher,
+        kind: str = "originals",
+        suffix: str = ".jpg",
+        at: datetime | None = None,
+    ) -> str:
+        """Write `data` encrypted (AES-GCM, bound to its path); returns its path relative to the root.
+
+        `at` (what the file shows happened then) files it under that day, named so that names sort by time.
+        """
+        now = at or datetime.now(UTC)
+        stem = f"{now:%H%M%S}-{uuid.uuid4().hex[:16]}" if at is not None else uuid.uuid4().hex
+        rel = (Path(kind) / f"{now:%Y/%m/%d}" / f"{stem}{suffix}.enc").as_posix()
         path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(cipher.encrypt(data, context=f"media:{rel}"))
-        os.replace(tmp, path)
+        private_dir(path.parent)
+        write_private(path, cipher.encrypt(data, context=f"media:{rel}"))
         return rel
 
     def read_encrypted(self, rel: str, *, cipher: DataCipher) -> bytes:
@@ -55,10 +63,12 @@ class MediaStore:
     def reencrypt(self, rel: str, *, old: DataCipher, new: DataCipher) -> None:
         """Re-encrypt one file with `new`'s active key, atomically."""
         data = self.read_encrypted(rel, cipher=old)
-        path = self.path(rel)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(new.encrypt(data, context=f"media:{rel}"))
-        os.replace(tmp, path)
+        write_private(self.path(rel), new.encrypt(data, context=f"media:{rel}"))
+
+    def key_id(self, rel: str) -> str:
+        """The id of the data key a file written by `save_encrypted` is encrypted with."""
+        with self.path(rel).open("rb") as f:
+            return blob_key_id(f.read(64))
 
     def encrypted_files(self) -> list[str]:
         """Every encrypted file, as paths relative to the root."""

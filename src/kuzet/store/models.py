@@ -13,7 +13,7 @@ class Base(DeclarativeBase):
 
 
 class PersonRow(Base):
-    """An enrolled person."""
+    """An enrolment: a consenting person, pending until a second person approves; matched in its scope until expiry."""
 
     __tablename__ = "people"
 
@@ -22,6 +22,15 @@ class PersonRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     consent_basis: Mapped[str] = mapped_column(Text, default="consent")
     enrolled_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    scope: Mapped[str] = mapped_column(Text, default='["*"]')
+    """JSON list of camera names or camera purposes the person may be recognised on; "*" is every camera."""
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    approver_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    decision_reason: Mapped[str] = mapped_column(Text, default="")
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    photos: Mapped[str] = mapped_column(Text, default="[]")
+    """JSON list of the enrolment photos' face crops (encrypted media paths), for the approver to look at."""
     templates: Mapped[list[TemplateRow]] = relationship(back_populates="person", cascade="all, delete-orphan")
 
 
@@ -132,6 +141,8 @@ class CheckpointRow(Base):
     ts: Mapped[str] = mapped_column(String(40))
     key_id: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(200))
+    public_key: Mapped[str] = mapped_column(String(64), default="")
+    """Raw Ed25519 public key (hex) the checkpoint is signed with; empty on checkpoints signed before revision 0005."""
 
 
 class WatchlistEntryRow(Base):
@@ -271,3 +282,14 @@ class ViolationRow(Base):
     evidence: Mapped[str] = mapped_column(Text)
     evidence_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ThrottleRow(Base):
+    """Failed sign-ins counted per key (`user:NAME`, `ip:ADDRESS`), reserved before the password is checked."""
+
+    __tablename__ = "auth_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -10,8 +11,10 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from kuzet.core.errors import EnrolmentError, NotFoundError
 from kuzet.core.timeutil import iso_utc
 from kuzet.core.types import Event, Identity
+from kuzet.governance.enrolment import in_scope
 from kuzet.recognize.gallery import NumpyGallery
 from kuzet.store.crypto import DataCipher
 from kuzet.store.models import AnalysisRunRow, EventRow, PersonRow, TemplateRow
@@ -27,15 +30,34 @@ class NewTemplate:
 
 @dataclass(frozen=True, slots=True)
 class PersonSummary:
-    """An enrolled person and how many templates they have."""
+    """An enrolment as people see it: who, how many templates, its status, consent, scope and expiry."""
 
     identity: Identity
     templates: int
     created_at: str
+    status: str = "approved"
+    consent: str = ""
+    scope: list[str] = field(default_factory=lambda: ["*"])
+    expires_at: str = ""
+    requester_id: int | None = None
+    approver_id: int | None = None
+    decision_reason: str = ""
+    photos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    """What an enrolment row records besides its templates."""
+
+    consent: str = "consent"
+    scope: tuple[str, ...] = ("*",)
+    expires_at: datetime | None = None
+    requester_id: int | None = None
+    photos: tuple[str, ...] = ()
 
 
 class GalleryRepository:
-    """People and their face templates."""
+    """People (enrolments) and their face templates."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -49,19 +71,40 @@ class GalleryRepository:
         cipher: DataCipher,
         consent: str = "consent",
         enrolled_by: int | None = None,
+        enrolment: Enrolment | None = None,
+        now: datetime | None = None,
     ) -> tuple[Identity, int]:
-        """Create the person if new and add templates whose photo is not already enrolled for them.
+        """Create a pending enrolment (or renew a rejected or expired one of that name) with its templates.
+
+        A template whose photo is already among the person's is skipped.
 
         Returns:
             The person and the number of templates actually added.
 
+        Raises:
+            EnrolmentError: The name is already enrolled, pending or approved.
         """
+        enrolment = enrolment or Enrolment(consent=consent, requester_id=enrolled_by)
+        now = now or datetime.now(UTC)
         person = self.session.scalar(select(PersonRow).where(PersonRow.name == name))
-        now = datetime.now(UTC)
+        if person is not None and person.status in ("pending", "approved"):
+            raise EnrolmentError(
+                f"{name!r} is already enrolled (person {person.id}, {person.status})",
+                hint="an enrolment is renewed once it has expired or been rejected",
+            )
         if person is None:
-            person = PersonRow(name=name, created_at=now, consent_basis=consent, enrolled_by=enrolled_by)
+            person = PersonRow(name=name, created_at=now)
             self.session.add(person)
-            self.session.flush()
+        person.status = "pending"
+        person.consent_basis = enrolment.consent
+        person.enrolled_by = enrolment.requester_id
+        person.scope = json.dumps(list(enrolment.scope))
+        person.expires_at = enrolment.expires_at
+        person.approver_id = None
+        person.decision_reason = ""
+        person.decided_at = None
+        person.photos = json.dumps(list(enrolment.photos))
+        self.session.flush()
         known = set(self.session.scalars(select(TemplateRow.photo_sha256).where(TemplateRow.person_id == person.id)))
         added = 0
         for t in templates:
@@ -83,19 +126,65 @@ class GalleryRepository:
         self.session.flush()
         return Identity(person_id=person.id, name=person.name), added
 
-    def load(self, *, model: str, cipher: DataCipher) -> NumpyGallery:
-        """Every template made by `model`, decrypted into an in-memory index."""
-        rows = self.session.execute(
-            select(TemplateRow.person_id, TemplateRow.vector, PersonRow.name)
+    def get_row(self, person_id: int) -> PersonRow:
+        """The enrolment row, or NotFoundError."""
+        row = self.session.get(PersonRow, person_id)
+        if row is None:
+            raise NotFoundError(f"person {person_id} does not exist", hint="see `kuzet people`")
+        return row
+
+    def destroy_templates(self, person_id: int) -> int:
+        """Delete a person's templates; returns how many."""
+        rows = list(self.session.scalars(select(TemplateRow).where(TemplateRow.person_id == person_id)))
+        for r in rows:
+            self.session.delete(r)
+        self.session.flush()
+        return len(rows)
+
+    def due_for_expiry(self, now: datetime) -> list[PersonRow]:
+        """Pending or approved enrolments whose expiry has passed."""
+        return list(
+            self.session.scalars(
+                select(PersonRow).where(
+                    PersonRow.status.in_(["pending", "approved"]),
+                    PersonRow.expires_at.is_not(None),
+                    PersonRow.expires_at <= now,
+                )
+            )
+        )
+
+    def load(
+        self,
+        *,
+        model: str,
+        cipher: DataCipher,
+        active_at: datetime | None = None,
+        camera: str | None = None,
+        purpose: str = "",
+    ) -> NumpyGallery:
+        """Templates made by `model`, decrypted into an in-memory index.
+
+        With `active_at`, only approved enrolments unexpired at that moment, and (with `camera`) only those whose
+        scope covers the camera; without, everyone with templates (subject access needs them all).
+        """
+        query = (
+            select(TemplateRow.person_id, TemplateRow.vector, PersonRow.name, PersonRow.scope)
             .join(PersonRow, PersonRow.id == TemplateRow.person_id)
             .where(TemplateRow.model == model)
             .order_by(TemplateRow.person_id, TemplateRow.id)
-        ).all()
+        )
+        if active_at is not None:
+            query = query.where(
+                PersonRow.status == "approved",
+                (PersonRow.expires_at.is_(None)) | (PersonRow.expires_at > active_at),
+            )
         people: list[Identity] = []
         index: dict[int, int] = {}
         vectors = []
         owners = []
-        for person_id, blob, name in rows:
+        for person_id, blob, name, scope in self.session.execute(query).all():
+            if camera is not None and not in_scope(json.loads(scope), camera=camera, purpose=purpose):
+                continue
             if person_id not in index:
                 index[person_id] = len(people)
                 people.append(Identity(person_id=person_id, name=name))
@@ -104,15 +193,32 @@ class GalleryRepository:
         templates = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 128), np.float32)
         return NumpyGallery(templates, np.asarray(owners, np.intp), people)
 
-    def people(self) -> list[PersonSummary]:
-        """Everyone enrolled, by name."""
-        rows = self.session.execute(
+    def people(self, *, status: str | None = None) -> list[PersonSummary]:
+        """Every enrolment, by name."""
+        query = (
             select(PersonRow, func.count(TemplateRow.id))
             .outerjoin(TemplateRow, TemplateRow.person_id == PersonRow.id)
             .group_by(PersonRow.id)
             .order_by(PersonRow.name)
-        ).all()
-        return [PersonSummary(Identity(p.id, p.name), int(n), iso_utc(p.created_at)) for p, n in rows]
+        )
+        if status:
+            query = query.where(PersonRow.status == status)
+        return [
+            PersonSummary(
+                identity=Identity(p.id, p.name),
+                templates=int(n),
+                created_at=iso_utc(p.created_at),
+                status=p.status,
+                consent=p.consent_basis,
+                scope=json.loads(p.scope),
+                expires_at=iso_utc(p.expires_at) if p.expires_at is not None else "",
+                requester_id=p.enrolled_by,
+                approver_id=p.approver_id,
+                decision_reason=p.decision_reason,
+                photos=len(json.loads(p.photos)),
+            )
+            for p, n in self.session.execute(query).all()
+        ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,23 +185,50 @@ async def people_form(
     name: Annotated[str, Form()],
     photos: Annotated[list[UploadFile], File()],
     consent: Annotated[str, Form()] = "",
+    scope: Annotated[str, Form()] = "",
+    expires: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    """Enrol a consenting person from the form."""
+    """Request an enrolment from the form (it waits for an approver)."""
+    from kuzet.governance.watchlists import parse_expiry
+
     user = _user(request, csrf_token)
     try:
+        until = parse_expiry(expires, option="expires") if expires.strip() else None
+        cameras = [c.strip() for c in scope.split(",") if c.strip()] or None
         with tempfile.TemporaryDirectory() as tmp:
             paths = [await save_upload(p, Path(tmp)) for p in photos]
             result = await asyncio.to_thread(
-                service(request).enroll,
-                user,
-                name,
-                paths,
-                consent=consent or "consent recorded by the enrolling operator",
+                service(request).enroll, user, name, paths, consent=consent, scope=cameras, expires=until
             )
     except KuzetError as exc:
         return _back("/people", error=exc.message)
-    return _back("/people", message=f"enrolled {result.identity.name} ({result.added} photo(s))")
+    return _back(
+        "/people",
+        message=f"enrolment of {result.identity.name} requested ({result.added} photo(s)); it needs an approver",
+    )
+
+
+@router.post("/people/{person_id}/{decision}")
+def people_decide(
+    request: Request,
+    person_id: int,
+    decision: str,
+    reason: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Approve or reject an enrolment."""
+    user = _user(request, csrf_token)
+    try:
+        if decision == "approve":
+            service(request).people_approve(user, person_id, reason=reason)
+        elif decision == "reject":
+            service(request).people_reject(user, person_id, reason=reason)
+        else:
+            return _back("/people", error="unknown decision")
+    except KuzetError as exc:
+        return _back("/people", error=exc.message)
+    return _back("/people", message=f"enrolment of person {person_id} {decision}d")
 
 
 @router.post("/watchlists")

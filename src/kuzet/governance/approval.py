@@ -1,0 +1,34 @@
+"""The four-eyes rule, one place for every kind of request: a second person decides, and only pending requests.
+
+Watchlist entries and enrolments are both requests that match nobody until someone other than their requester,
+holding the approver role, approves them. The repositories load the row inside the deciding transaction and ask
+here, so two decisions on one request cannot both pass (the second sees the first's outcome).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PENDING, APPROVED, REJECTED, EXPIRED, WITHDRAWN = "pending", "approved", "rejected", "expired", "withdrawn"
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRefusal:
+    """Why a decision on a request is refused."""
+
+    reason: str
+    hint: str = "see docs/governance.md"
+
+
+def decision_refusal(
+    what: str, *, status: str, requester_id: int | None, decider_id: int, decider_name: str
+) -> DecisionRefusal | None:
+    """Why `decider` may not approve or reject request `what` (e.g. "entry 4"), or None when they may."""
+    if status != PENDING:
+        return DecisionRefusal(f"{what} is {status}, not pending", "only pending requests are decided")
+    if requester_id == decider_id:
+        return DecisionRefusal(
+            f"{decider_name} requested {what} and cannot also approve or reject it",
+            "a different user with the approver role must decide",
+        )
+    return None
