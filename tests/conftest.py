@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -16,6 +21,7 @@ from kuzet.core.types import User
 from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.recognize import FaceEmbedder, build_face_embedder
 from kuzet.recognize.dlib_resnet import DlibResNetEmbedder
+from tests.support.servers import free_port
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -124,3 +130,50 @@ def enrol(
         approver = svc.add_user(admin_of(svc), ENROLMENT_APPROVER, PASSWORD, ["approver"])
     svc.people_approve(approver, result.identity.person_id, reason="consent form checked")
     return result
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
+    """Poll `predicate()` until it is true; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Broker:
+    """A mosquitto broker on loopback that requires a user name and password."""
+
+    def __init__(self, port: int, user: str, password: str, proc: subprocess.Popen[bytes]) -> None:
+        self.port, self.user, self.password, self.proc = port, user, password, proc
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Broker]:
+    """Debian's mosquitto, password-protected, started for the test."""
+    port = free_port()
+    passwd = tmp_path / "mosquitto.passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "kuzet", "broker-pass-1"], check=True)
+    passwd.chmod(0o600)
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(
+        # `user`: run as whoever runs the tests (as root, mosquitto would otherwise switch to a user who cannot
+        # read the password file)
+        f"user {pwd.getpwuid(os.geteuid()).pw_name}\nlistener {port} 127.0.0.1\nallow_anonymous false\n"
+        f"password_file {passwd}\npersistence false\n",
+        encoding="utf-8",
+    )
+    log = (tmp_path / "mosquitto.log").open("ab")
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"  # Debian puts it in sbin, not always on PATH
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
+
+    def listening() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, 10, "mosquitto to listen")
+    yield Broker(port, "kuzet", "broker-pass-1", proc)
+    proc.terminate()
+    proc.wait(5)
+    log.close()

@@ -1821,8 +1821,10 @@ class Kuzet:
         ).decode()
         with self._tx() as (_, ledger):
             self._audit(ledger, actor, "report.export", details={"from": start.isoformat(), "to": end.isoformat()})
+        digest = hashlib.sha256(bytes.fromhex(self.signer.public_hex)).hexdigest()
+        fingerprint = "SHA256:" + ":".join(digest[i : i + 4] for i in range(0, 64, 4))
         with self.db.read() as s:
-            return build_report(s, self.policy, start=start, end=end, public_key_pem=pem)
+            return build_report(s, self.policy, start=start, end=end, public_key_pem=pem, key_fingerprint=fingerprint)
 
     # -- dashboard helpers ----------------------------------------------------------------------------------
 

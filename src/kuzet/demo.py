@@ -20,11 +20,17 @@ import numpy as np
 from numpy.typing import NDArray
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from kuzet.config.models import KuzetConfig
 from kuzet.core.errors import KuzetError
 
 DEMO_PERSON = "Eileen Collins (astronaut)"
+
+
+def _step(console: Console, n: int, text: str) -> None:
+    """One numbered step of the demo (no markup: paths and names are printed as they are)."""
+    console.print(Text.assemble((f"{n}. ", "bold"), text), highlight=False)
 
 
 def _paste(canvas: NDArray[np.uint8], patch: NDArray[np.uint8], x: int, y: int) -> None:
@@ -95,9 +101,9 @@ def run_demo(root: Path, *, config: KuzetConfig, console: Console, progress_cons
         "auditor": "auditor",
     }
     users = {name: svc.add_user(admin, name, passwords[name], [role]) for name, role in roles.items()}
-    console.print(f"[bold]1.[/] created users in {root}: " + ", ".join(f"{n} ({r})" for n, r in roles.items()))
+    _step(console, 1, f"created users in {root}: " + ", ".join(f"{n} ({r})" for n, r in roles.items()))
 
-    console.print(f"[bold]2.[/] operator requests the enrolment of {DEMO_PERSON}, a consenting staff member")
+    _step(console, 2, f"operator requests the enrolment of {DEMO_PERSON}, a consenting staff member")
     enrolled = svc.enroll(
         users["operator"], DEMO_PERSON, [photo], consent="signed staff consent form 17 (demo)", scope=["demo-cam"]
     )
@@ -123,17 +129,15 @@ def run_demo(root: Path, *, config: KuzetConfig, console: Console, progress_cons
         note="reported missing by family",
     )
     entry_id = svc.watchlist_request(users["requester"], req, wanted_photo)
-    console.print(f"[bold]3.[/] requester files watchlist entry {entry_id} (missing person, report MP-2026-0042)")
+    _step(console, 3, f"requester files watchlist entry {entry_id} (missing person, report MP-2026-0042)")
     try:
         svc.watchlist_request(users["requester"], dataclasses.replace(req, note="civil activist"), wanted_photo)
     except KuzetError as exc:
         console.print(f"    a request labelled 'civil activist' is refused: {exc.message}", highlight=False)
     svc.watchlist_approve(users["approver"], entry_id, reason="report checked with the police (demo)")
-    console.print(f"[bold]4.[/] approver (a different user) approves entry {entry_id}")
+    _step(console, 4, f"approver (a different user) approves entry {entry_id}")
 
-    console.print(
-        f"[bold]5.[/] operator analyses {clip.name}: the astronaut, Grace Hopper and the cameraman (a stranger)"
-    )
+    _step(console, 5, f"operator analyses {clip.name}: the astronaut, Grace Hopper and the cameraman (a stranger)")
     result = svc.analyze(users["operator"], str(clip), camera="demo-cam")
     table = Table("identity", "score", "start s", "end s", title=f"match events ({len(result.events)})")
     for e in result.events:
@@ -150,9 +154,11 @@ def run_demo(root: Path, *, config: KuzetConfig, console: Console, progress_cons
         status = svc.review(users["reviewer2"], alert_id, "confirm", reason="agree with reviewer1 (demo)")
         console.print(f"    reviewer2 confirms -> {status}")
     report = svc.audit_verify(users["auditor"])
-    console.print(
-        f"[bold]6.[/] auditor verifies the ledger: {'OK' if report.ok else 'TAMPERED'} "
-        f"({report.entries} entries, {report.checkpoints} signed checkpoints)"
+    _step(
+        console,
+        6,
+        f"auditor verifies the ledger: {'OK' if report.ok else 'TAMPERED'} "
+        f"({report.entries} entries, {report.checkpoints} signed checkpoints)",
     )
     console.print(f"{result.stats.unknown_tracks} face track(s) matched nobody: counted, not stored.")
     console.print("demo users (sign in with `kuzet --data-dir DIR login NAME`):", highlight=False)

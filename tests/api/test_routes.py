@@ -46,6 +46,9 @@ EXPECTED: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/api/audit/proof/{seq}"): AUDIT,
     ("GET", "/api/audit/checkpoints"): AUDIT,
     ("POST", "/api/audit/checkpoint"): AUDIT,
+    ("GET", "/api/audit/checkpoint/latest"): {"auditor"},
+    ("GET", "/api/audit/consistency"): {"auditor"},
+    ("GET", "/api/audit/key-rotations"): AUDIT,
     ("GET", "/api/reports/transparency"): AUDIT,
     ("GET", "/api/stream"): ALL,
 }
@@ -77,6 +80,8 @@ def _call(client: TestClient, method: str, path: str, token: str | None, photo: 
         params.update({"from": "2026-01-01", "to": "2026-01-31"})
     if path == "/api/stream":
         params["once"] = "1"
+    if path == "/api/audit/consistency":
+        params.update({"first": "1", "second": "1"})
     if path == "/api/alerts/{alert_id}/review":
         kwargs["json"] = {"decision": "confirm", "reason": "walk"}
     elif path.endswith(("/approve", "/reject")):

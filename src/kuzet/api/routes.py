@@ -481,6 +481,29 @@ def audit_checkpoints(svc: Svc, actor: Actor) -> list[dict[str, Any]]:
     return [asdict(c) for c in svc.checkpoints(actor)]
 
 
+@audit.get("/checkpoint/latest")
+def audit_latest_checkpoint(svc: Svc, actor: Actor) -> dict[str, Any]:
+    """The newest signed checkpoint, in the format witnesses hold (auditors); it covers this request's own entry."""
+    return svc.audit_latest_checkpoint(actor).signed_json()
+
+
+@audit.get("/consistency")
+def audit_consistency_sizes(
+    svc: Svc,
+    actor: Actor,
+    first: Annotated[int, Query(ge=1, le=2**53, description="Entries in the older tree")],
+    second: Annotated[int, Query(ge=1, le=2**53, description="Entries in the newer tree")],
+) -> dict[str, Any]:
+    """RFC 6962 consistency proof that the ledger's first `second` entries extend its first `first` (auditors)."""
+    return {"first": first, "second": second, "proof": svc.audit_consistency_sizes(actor, first, second)}
+
+
+@audit.get("/key-rotations")
+def audit_key_rotations(svc: Svc, actor: Actor) -> list[dict[str, Any]]:
+    """Every hand-over of the checkpoint signing key, signed by the old key (auditors, admins)."""
+    return [r.to_json() for r in svc.audit_key_rotations(actor)]
+
+
 @audit.post("/checkpoint", status_code=201)
 def audit_checkpoint(svc: Svc, actor: Actor) -> dict[str, Any]:
     """Sign a checkpoint now."""

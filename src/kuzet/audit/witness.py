@@ -165,7 +165,8 @@ class WitnessPublisher:
         self.sent = 0
         self.failed = 0
         self.dropped = 0
-        self._queue: queue.Queue[dict[str, str | int] | None] = queue.Queue(maxsize=max_queue)
+        self._max_queue = max_queue
+        self._queue: queue.Queue[dict[str, str | int] | None] | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -174,22 +175,26 @@ class WitnessPublisher:
         if not self.witnesses:
             return
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="audit-witnesses", daemon=True)
+            if self._queue is None:
+                self._queue = queue.Queue(maxsize=self._max_queue)
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._queue,), name="audit-witnesses", daemon=True
+                )
                 self._thread.start()
+            q = self._queue
         while True:
             try:
-                self._queue.put_nowait(cp.signed_json())
+                q.put_nowait(cp.signed_json())
                 return
             except queue.Full:
                 try:
-                    self._queue.get_nowait()  # the oldest goes: the newer checkpoint covers what it covered
+                    q.get_nowait()  # the oldest goes: the newer checkpoint covers what it covered
                     self.dropped += 1
                 except queue.Empty:
                     pass
 
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
+    def _run(self, q: queue.Queue[dict[str, str | int] | None]) -> None:
+        while (item := q.get()) is not None:
             for w in self.witnesses:
                 try:
                     w.send(item)
@@ -198,11 +203,18 @@ class WitnessPublisher:
                     self.failed += 1
                     log.warning("witness %s did not take checkpoint %s: %s", w.name, item["tree_size"], exc)
 
+    def flush(self, timeout: float = 10.0) -> None:
+        """Deliver what is queued (up to `timeout` seconds); a later `publish` starts sending again."""
+        with self._lock:
+            q, thread = self._queue, self._thread
+            self._queue, self._thread = None, None
+        if q is not None and thread is not None:
+            q.put(None)  # after everything queued so far
+            thread.join(timeout)
+
     def close(self, timeout: float = 10.0) -> None:
-        """Deliver what is queued (up to `timeout` seconds), then stop."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout)
+        """Deliver what is queued (up to `timeout` seconds), then release every witness."""
+        self.flush(timeout)
         for w in self.witnesses:
             try:
                 w.close()

@@ -16,8 +16,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from kuzet.app import AnalysisResult, Kuzet, TrafficResult, resolve_data_dir
 from kuzet.config.loading import load_config
@@ -61,8 +63,9 @@ for sub_app, sub_name in [
 ]:
     app.add_typer(sub_app, name=sub_name)
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+# No console markup: messages quote names, paths and reasons people typed ("[/x]" must print, not crash).
+console = Console(soft_wrap=True, markup=False)
+err_console = Console(stderr=True, soft_wrap=True, markup=False)
 TOKEN_ENV = "KUZET_TOKEN"
 TOKEN_FILE = "session.token"
 
@@ -102,9 +105,10 @@ def _service() -> Kuzet:
 
 
 def _fail(exc: KuzetError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+    # Text objects, never markup: a message may quote user input such as a name "[/x]".
+    err_console.print(Text.assemble(("error: ", "bold red"), exc.message), highlight=False)
     if exc.hint:
-        err_console.print(f"[yellow]what to do:[/] {exc.hint}", highlight=False)
+        err_console.print(Text.assemble(("what to do: ", "yellow"), exc.hint), highlight=False)
     return typer.Exit(code=2)
 
 
@@ -359,7 +363,7 @@ def _run_analysis(svc: Kuzet, actor: User, source: str, camera: str, fps: float 
         console=err_console,
         transient=False,
     ) as progress:
-        task = progress.add_task(source, total=None)
+        task = progress.add_task(escape(source), total=None)
 
         def on_start(total: int | None) -> None:
             progress.update(task, total=total)
@@ -688,19 +692,83 @@ def review_reject(
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Check every entry and checkpoint; exits 1 naming the first bad entry if anything was tampered with."""
+def audit_verify(
+    trusted: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trusted",
+            help="A file of signed checkpoints held outside the data directory (`audit checkpoint --json`, a "
+            "witness file); the ledger must extend each one (repeatable).",
+        ),
+    ] = None,
+) -> None:
+    """Check every entry and checkpoint; exits 1 naming the first bad entry or contradicted checkpoint."""
+    from kuzet.audit.verify import load_trusted
+
     try:
+        held = [cp for f in trusted or [] for cp in load_trusted(f)]
         svc = _service()
-        report = svc.audit_verify(_signed_in(svc))
+        report = svc.audit_verify(_signed_in(svc), trusted=held)
     except KuzetError as exc:
         raise _fail(exc) from None
     if report.ok:
-        console.print(f"ledger OK: {report.entries} entries, {report.checkpoints} signed checkpoints verified")
+        extra = f"; extends all {report.trusted} trusted checkpoint(s)" if report.trusted else ""
+        console.print(
+            f"ledger OK: {report.entries} entries, {report.checkpoints} signed checkpoints verified{extra}",
+            highlight=False,
+        )
         return
     where = f" (first bad entry: {report.first_bad})" if report.first_bad else ""
-    err_console.print(f"[bold red]LEDGER TAMPERED:[/] {report.problem}{where}", highlight=False)
+    err_console.print(Text.assemble(("LEDGER TAMPERED: ", "bold red"), f"{report.problem}{where}"))
     raise typer.Exit(code=1)
+
+
+@audit_app.command("witness")
+def audit_witness(
+    url: Annotated[str, typer.Option("--url", help="The kuzet API (https://HOST:PORT) or a data directory.")],
+    state: Annotated[Path, typer.Option("--state", help="The monitor's own folder: the checkpoints it accepted.")],
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", help="File holding an auditor's API token (else KUZET_TOKEN).")
+    ] = None,
+) -> None:
+    """An auditor's monitor: fetch the newest checkpoint, check it extends the last one accepted, keep it.
+
+    Exits 1 on a rollback, a fork or a signing key changed without a signed hand-over; run it on a schedule.
+    """
+    from kuzet.audit.witness import HttpLedgerSource, LedgerSource, LocalLedgerSource, watch
+
+    try:
+        source: LedgerSource
+        if url.startswith(("http://", "https://")):
+            token = (
+                token_file.read_text(encoding="utf-8").strip() if token_file else os.environ.get(TOKEN_ENV, "").strip()
+            )
+            if not token:
+                raise AuthError("no API token", hint="give --token-file or set KUZET_TOKEN to an auditor's token")
+            source = HttpLedgerSource(url, token)
+        else:
+            source = LocalLedgerSource(Path(url.removeprefix("file://")))
+        result = watch(source, state)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    except OSError as exc:
+        raise _fail(InputError(f"cannot use {state}: {exc.strerror}", hint="give a writable folder")) from None
+    if result.ok:
+        console.print(f"witness OK: {result.message}", highlight=False)
+        return
+    err_console.print(Text.assemble(("WITNESS ALARM: ", "bold red"), result.message))
+    raise typer.Exit(code=1)
+
+
+@audit_app.command("rotate-key")
+def audit_rotate_key() -> None:
+    """Hand checkpoint signing to a new key; the old key signs the hand-over into the ledger (admins)."""
+    try:
+        svc = _service()
+        key_id = svc.audit_rotate_key(_signed_in(svc))
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    console.print(f"checkpoints are now signed by key {key_id}; the hand-over is in the ledger", highlight=False)
 
 
 @audit_app.command("log")
@@ -728,13 +796,20 @@ def audit_log(
 
 
 @audit_app.command("checkpoint")
-def audit_checkpoint() -> None:
+def audit_checkpoint(
+    json_flag: Annotated[
+        bool, typer.Option("--json", help="Print the signed checkpoint as one JSON object (what witnesses hold).")
+    ] = False,
+) -> None:
     """Sign a checkpoint (tree size and Merkle root) of the ledger now."""
     try:
         svc = _service()
         cp = svc.audit_checkpoint(_signed_in(svc))
     except KuzetError as exc:
         raise _fail(exc) from None
+    if json_flag:
+        sys.stdout.write(json.dumps(cp.signed_json(), sort_keys=True) + "\n")
+        return
     console.print(
         f"checkpoint {cp.checkpoint_id}: {cp.tree_size} entries, root {cp.root_hash}, key {cp.key_id}", highlight=False
     )
@@ -1254,8 +1329,7 @@ def demo(
         raise _fail(exc) from None
     if serve_after:
         console.print(
-            f"[bold]7.[/] the dashboard is at http://127.0.0.1:{port}/ : sign in with a demo user above; "
-            "Ctrl-C stops it",
+            f"7. the dashboard is at http://127.0.0.1:{port}/ : sign in with a demo user above; Ctrl-C stops it",
             highlight=False,
         )
         serve_app(Kuzet(root, load_config(state.config)), "127.0.0.1", port)
@@ -1407,7 +1481,7 @@ def bench(
         options.videos = []
     if gallery_sizes:
         options.gallery_sizes = gallery_sizes
-    report = run_bench(options, progress=lambda msg: err_console.print(f"[dim]{msg}...[/dim]"))
+    report = run_bench(options, progress=lambda msg: err_console.print(Text(f"{msg}...", style="dim")))
     _print_bench(report)
     _write_json(out, report)
     console.print(f"wrote {out}", highlight=False)

@@ -45,6 +45,8 @@ class TransparencyReport:
     analysis: dict[str, int] = field(default_factory=dict)
     checkpoint: dict[str, str | int] = field(default_factory=dict)
     public_key_pem: str = ""
+    key_fingerprint: str = ""
+    """SHA-256 of the raw Ed25519 public key that signs the ledger's checkpoints."""
 
     def to_json(self) -> dict[str, object]:
         """The report as JSON-ready data."""
@@ -62,6 +64,7 @@ def _refusal_kind(reason: str) -> str:
         ("maximum", "expiry beyond maximum"),
         ("in the future", "expiry not in the future"),
         ("cannot also approve", "approver is requester"),
+        ("consent record", "missing consent record"),
         ("already reviewed", "same reviewer twice"),
     ):
         if needle in r:
@@ -70,7 +73,7 @@ def _refusal_kind(reason: str) -> str:
 
 
 def build_report(
-    session: Session, policy: Policy, *, start: date, end: date, public_key_pem: str
+    session: Session, policy: Policy, *, start: date, end: date, public_key_pem: str, key_fingerprint: str = ""
 ) -> TransparencyReport:
     """Aggregate what happened from `start` to `end` (inclusive, UTC days)."""
     t0 = datetime.combine(start, time(0), tzinfo=UTC)
@@ -145,15 +148,9 @@ def build_report(
     rep.purged = dict(purged)
     cp: Checkpoint | None = AuditLedger(session).latest_checkpoint()
     if cp is not None:
-        rep.checkpoint = {
-            "id": cp.checkpoint_id,
-            "tree_size": cp.tree_size,
-            "root_hash": cp.root_hash,
-            "signed_at": cp.ts,
-            "key_id": cp.key_id,
-            "signature": cp.signature,
-        }
+        rep.checkpoint = {"id": cp.checkpoint_id, "signed_at": cp.ts, **cp.signed_json()}
     rep.public_key_pem = public_key_pem
+    rep.key_fingerprint = key_fingerprint
     return rep
 
 
@@ -196,11 +193,20 @@ def render_html(rep: TransparencyReport) -> str:
     """A self-contained HTML page (inline CSS and SVG charts)."""
     fmr = "n/a (no decided alerts)" if rep.false_match_rate is None else f"{rep.false_match_rate:.1%}"
     cp = rep.checkpoint
+    held = {k: cp[k] for k in ("tree_size", "root_hash", "timestamp", "key_id", "public_key", "signature") if k in cp}
     checkpoint = (
         f"<p>Ledger size {cp['tree_size']}, Merkle root <code>{cp['root_hash']}</code>, signed {cp['signed_at']} "
         f"by key <code>{cp['key_id']}</code>; signature <code>{cp['signature']}</code>.</p>"
+        f"<p>Keep a copy of this signed checkpoint: whoever runs kuzet cannot later rewrite or cut back the ledger "
+        f"before it without <code>kuzet audit verify --trusted checkpoint.json</code> saying so.</p>"
+        f"<pre>{html.escape(json.dumps(held, sort_keys=True))}</pre>"
         if cp
         else "<p>No checkpoint yet.</p>"
+    )
+    fingerprint = (
+        f"<p>Signing key fingerprint: <code>{html.escape(rep.key_fingerprint)}</code></p>"
+        if rep.key_fingerprint
+        else ""
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -236,6 +242,7 @@ matched nobody and were counted, not stored.</p>
 {_table(rep.purged, ("purged", "count"))}
 <h2>Audit ledger</h2>
 {checkpoint}
+{fingerprint}
 <p>Anyone can check a ledger against this root with the public key below and <code>kuzet audit prove</code>.</p>
 <pre>{html.escape(rep.public_key_pem)}</pre>
 </body></html>
@@ -273,6 +280,7 @@ def render_pdf(rep: TransparencyReport, path: Path) -> None:
             "Latest signed ledger checkpoint:",
             f"  size {rep.checkpoint.get('tree_size', '-')}, key {rep.checkpoint.get('key_id', '-')}",
             f"  root {rep.checkpoint.get('root_hash', '-')}",
+            f"  signing key fingerprint {rep.key_fingerprint or '-'}",
         ]
         for i, line in enumerate(lines):
             fig.text(0.08, 0.9 - i * 0.03, line, fontsize=9, family="monospace", wrap=True)
