@@ -59,7 +59,10 @@ def measure(server: RtspServer, names: list[str], *, seconds: float, gate: bool,
     svc = Kuzet(root, config)
     svc.init_admin("bench", PASSWORD)
     admin, _ = svc.login("bench", PASSWORD)
-    svc.enroll(admin, "Lin-Manuel Miranda", [DATA / "faces/face_recognition_examples/lin-manuel-miranda.png"])
+    approver = svc.add_user(admin, "approver", PASSWORD, ["approver"])
+    lin = DATA / "faces/face_recognition_examples/lin-manuel-miranda.png"
+    person = svc.enroll(admin, "Lin-Manuel Miranda", [lin], consent="benchmark")
+    svc.people_approve(approver, person.identity.person_id, reason="benchmark")
     sup = Supervisor(svc, admin, secrets=svc.secrets())
     sup.start()
     try:

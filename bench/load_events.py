@@ -35,7 +35,9 @@ def prepare(folder: Path) -> tuple[Kuzet, str]:
     admin = svc.init_admin("admin", PASSWORD)
     operator = svc.add_user(admin, "operator", PASSWORD, ["operator"])
     examples = DATA / "faces" / "face_recognition_examples"
-    svc.enroll(operator, "Barack Obama", [examples / "knn_train_obama_obama.jpg"])
+    approver = svc.add_user(admin, "approver", PASSWORD, ["approver"])
+    person = svc.enroll(operator, "Barack Obama", [examples / "knn_train_obama_obama.jpg"], consent="load check")
+    svc.people_approve(approver, person.identity.person_id, reason="load check")
     for i in range(10):
         svc.analyze(operator, str(examples / "knn_test_obama1.jpg"), camera=f"cam-{i % 3}")
     return svc, svc.login("operator", PASSWORD)[1]

@@ -53,6 +53,7 @@ from kuzet.core.errors import (
     PermissionDenied,
     PolicyRefusal,
     StoreError,
+    TooManyAttempts,
 )
 from kuzet.core.timeutil import aware, iso_utc
 from kuzet.core.types import ROLES, Event, FaceSample, Frame, Identity, Image, TrackDecision, User
@@ -71,7 +72,7 @@ from kuzet.governance.redaction import Redactor, expand, obscure
 from kuzet.governance.report import TransparencyReport, build_report
 from kuzet.governance.retention import HOLD_TYPES, HeldSet, PurgeReport, delete_event, purge
 from kuzet.governance.review import Alert, AlertRepository, NewAlert
-from kuzet.governance.users import UserRepository, require
+from kuzet.governance.users import ThrottleRepository, UserRepository, require
 from kuzet.ingest.images import load_image
 from kuzet.ingest.sources import FrameSource, open_source
 from kuzet.recognize import FaceEmbedder, build_face_embedder
@@ -412,6 +413,19 @@ class Kuzet:
             self._audit(ledger, actor, action, object=object, justification=reason)
         return PolicyRefusal(reason, hint=hint or "see docs/governance.md")
 
+    def _require(self, actor: User, *roles: str, action: str) -> None:
+        """Refuse, and ledger the refusal, unless `actor` holds one of `roles`."""
+        try:
+            require(actor, *roles, action=action)
+        except PermissionDenied as exc:
+            with self._tx() as (_, ledger):
+                self._audit(ledger, actor, "permission.denied", object=action[:200], justification=exc.message)
+            raise
+
+    def _refused(self, actor: User, action: str, obj: str, reason: str, hint: str) -> PolicyRefusal:
+        """`_refuse` with positional arguments, for the short checks of privacy actions."""
+        return self._refuse(actor, action, object=obj, reason=reason, hint=hint)
+
     def _screen_reason(self, actor: User, action: str, obj: str, reason: str) -> None:
         """Refuse (audited) a decision whose free-text reason carries a prohibited label."""
         refusal = self.policy.screener.screen("reason", reason)
@@ -443,7 +457,7 @@ class Kuzet:
 
     def add_user(self, actor: User, name: str, password: str, roles: list[str]) -> User:
         """Create a user (admins only)."""
-        require(actor, "admin", action="add users")
+        self._require(actor, "admin", action="add users")
         with self._tx() as (session, ledger):
             user = UserRepository(session).create(name, password, roles, created_by=actor.user_id)
             self._audit(
@@ -453,23 +467,56 @@ class Kuzet:
 
     def users(self, actor: User) -> list[User]:
         """Every user (admins and auditors)."""
-        require(actor, "admin", "auditor", action="list users")
+        self._require(actor, "admin", "auditor", action="list users")
         with self.db.read() as session:
             return UserRepository(session).list()
 
-    def login(self, name: str, password: str) -> tuple[User, str]:
-        """Check a password and open a session; failures are audited and give no hint which part was wrong."""
-        with self.db.read() as session:
-            user = UserRepository(session).verify_password(name, password)
+    def login(self, name: str, password: str, *, address: str = "local") -> tuple[User, str]:
+        """Check a password and open a session; failures are audited and give no hint which part was wrong.
+
+        A failure is counted on the account and on the client `address` before the password is checked (in the
+        database, so parallel attempts and other processes count too); after `sign_in.max_failures` both are
+        locked for `sign_in.lock_s` seconds.
+
+        Raises:
+            TooManyAttempts: The account or the address is locked.
+            AuthError: Wrong name or password.
+        """
+        cfg = self.config.sign_in
+        who = f"user:{name[:64]}"
+        keys = [who, f"ip:{address[:64]}"]
+        with self._tx() as (s, ledger):
+            locked = ThrottleRepository(s).reserve(
+                keys, now=self.now(), limit=cfg.max_failures, window_s=cfg.window_s, lock_s=cfg.lock_s
+            )
+            if locked is not None and locked[2]:
+                ledger.append(
+                    actor="anonymous",
+                    action="auth.locked",
+                    object=who,
+                    details={"address": address, "locked": locked[0], "seconds": int(cfg.lock_s)},
+                    source=self.origin,
+                )
+        if locked is not None:
+            raise TooManyAttempts(
+                "too many failed sign-ins; try again later", hint=f"wait {int(locked[1]) + 1} seconds"
+            )
+        with self.db.read() as s:
+            user = UserRepository(s).verify_password(name, password)
         if user is None:
             with self._tx() as (_, ledger):
                 ledger.append(
-                    actor="anonymous", action="auth.login_failed", object=f"user:{name[:64]}", source=self.origin
+                    actor="anonymous",
+                    action="auth.login_failed",
+                    object=who,
+                    details={"address": address},
+                    source=self.origin,
                 )
             raise AuthError("wrong user name or password", hint="check both and try again")
-        with self._tx() as (session, ledger):
-            token = UserRepository(session).open_session(user)
-            self._audit(ledger, user, "auth.login", object=f"user:{user.name}")
+        with self._tx() as (s, ledger):
+            ThrottleRepository(s).release(keys)
+            token = UserRepository(s).open_session(user)
+            self._audit(ledger, user, "auth.login", object=f"user:{user.name}", details={"address": address})
         return user, token
 
     def authenticate(self, token: str) -> User:
@@ -529,7 +576,7 @@ class Kuzet:
             PolicyRefusal: A field carries a prohibited label, the consent record is missing, or the expiry is
                 beyond the policy's maximum (audited).
         """
-        require(actor, "admin", "operator", action="enrol people")
+        self._require(actor, "admin", "operator", action="enrol people")
         name = name.strip()
         if not name or len(name) > 200 or any(ord(c) < 32 for c in name):
             raise EnrolmentError(f"invalid name {name!r}", hint="give 1-200 printable characters")
@@ -596,7 +643,7 @@ class Kuzet:
         self._decide_enrolment(actor, person_id, "reject", reason)
 
     def _decide_enrolment(self, actor: User, person_id: int, decision: str, reason: str) -> None:
-        require(actor, "approver", action=f"{decision} enrolments")
+        self._require(actor, "approver", action=f"{decision} enrolments")
         obj = f"person:{person_id}"
         if decision == "reject" and not reason.strip():
             raise self._refuse(
@@ -658,7 +705,7 @@ class Kuzet:
 
     def people(self, actor: User, *, status: str | None = None) -> list[PersonSummary]:
         """Every enrolment (pending, approved, rejected, expired), with consent, scope and expiry."""
-        require(actor, "admin", "operator", "approver", "auditor", action="list enrolled people")
+        self._require(actor, "admin", "operator", "approver", "auditor", action="list enrolled people")
         self.expire_enrolments()
         with self._tx() as (s, ledger):
             rows = GalleryRepository(s).people(status=status)
@@ -667,7 +714,7 @@ class Kuzet:
 
     def _person_photos(self, actor: User, person_id: int) -> list[bytes]:
         """An enrolment's photos (face crops), for whoever decides on or audits it (audited)."""
-        require(actor, "approver", "auditor", "admin", action="see enrolment photos")
+        self._require(actor, "approver", "auditor", "admin", action="see enrolment photos")
         with self.db.read() as s:
             rels = json.loads(GalleryRepository(s).get_row(person_id).photos)
         data = [self.media.read_encrypted(rel, cipher=self.cipher) for rel in rels]
@@ -711,7 +758,7 @@ class Kuzet:
             PolicyRefusal: A prohibited category or label, a missing legal basis, or an expiry beyond the maximum;
                 the refusal is audited.
         """
-        require(actor, "requester", action="request watchlist entries")
+        self._require(actor, "requester", action="request watchlist entries")
         kind = "plate" if plate is not None else "face"
         refusal = wl.check_request(req, self.policy, today=self.now().date(), kind=kind)
         if refusal is not None:
@@ -770,7 +817,7 @@ class Kuzet:
 
     def watchlist_approve(self, actor: User, entry_id: int, *, reason: str = "") -> None:
         """Approve a pending entry; the approver must not be its requester (checked inside the transaction)."""
-        require(actor, "approver", action="approve watchlist entries")
+        self._require(actor, "approver", action="approve watchlist entries")
         self._screen_reason(actor, "watchlist.approve_refused", f"watchlist:{entry_id}", reason)
         self.expire_watchlists()
         try:
@@ -791,7 +838,7 @@ class Kuzet:
 
     def watchlist_reject(self, actor: User, entry_id: int, *, reason: str) -> None:
         """Reject a pending entry; its template and photo are destroyed."""
-        require(actor, "approver", action="reject watchlist entries")
+        self._require(actor, "approver", action="reject watchlist entries")
         if not reason.strip():
             raise self._refuse(
                 actor,
@@ -837,7 +884,7 @@ class Kuzet:
 
     def watchlist_show(self, actor: User, *, status: str | None = None) -> list[wl.WatchlistEntry]:
         """Watchlist entries (never their templates)."""
-        require(actor, "requester", "approver", "reviewer", "auditor", "admin", action="view watchlists")
+        self._require(actor, "requester", "approver", "reviewer", "auditor", "admin", action="view watchlists")
         self.expire_watchlists()
         with self._tx() as (s, ledger):
             rows = wl.WatchlistRepository(s).list(status=status)
@@ -888,7 +935,7 @@ class Kuzet:
             on_start: Called once with the expected number of frames (None when unknown).
             on_frame: Called after each analysed frame (for progress bars).
         """
-        require(actor, "admin", "operator", action="run analyses")
+        self._require(actor, "admin", "operator", action="run analyses")
         self.maybe_purge()  # retention runs on its own schedule, not when someone remembers
         session = AnalysisSession(self, actor, camera=camera, source=source)
         try:
@@ -1063,7 +1110,7 @@ class Kuzet:
         justification: str = "",
     ) -> list[Event]:
         """Stored events, newest first; viewing them is audited."""
-        require(actor, "admin", "operator", "reviewer", "auditor", action="view events")
+        self._require(actor, "admin", "operator", "reviewer", "auditor", action="view events")
         with self._tx() as (s, ledger):
             rows = EventRepository(s).list(
                 camera=camera, identity=identity, limit=limit, offset=offset, since=since, until=until
@@ -1088,7 +1135,7 @@ class Kuzet:
         offset: int = 0,
     ) -> list[dict[str, object]]:
         """Stored passages or violations (`kind`), newest first; viewing them is audited (plates are personal)."""
-        require(actor, "admin", "operator", "reviewer", "auditor", action=f"view traffic {kind}")
+        self._require(actor, "admin", "operator", "reviewer", "auditor", action=f"view traffic {kind}")
         if kind not in ("passages", "violations"):
             raise InputError(f"no traffic records of kind {kind!r}", hint="passages or violations")
         row_type: type[PassageRow] | type[ViolationRow] = PassageRow if kind == "passages" else ViolationRow
@@ -1128,7 +1175,7 @@ class Kuzet:
 
     def review_list(self, actor: User, *, status: str | None = review_mod.PENDING) -> list[Alert]:
         """Alerts waiting for review (or with another status), with everything a reviewer needs."""
-        require(actor, "reviewer", "auditor", action="view alerts")
+        self._require(actor, "reviewer", "auditor", action="view alerts")
         with self._tx() as (s, ledger):
             alerts = AlertRepository(s).list(status=status)
             self._audit(ledger, actor, "review.view", details={"count": len(alerts), "status": status or "all"})
@@ -1140,7 +1187,7 @@ class Kuzet:
         Returns:
             The alert's status after the decision.
         """
-        require(actor, "reviewer", action="review alerts")
+        self._require(actor, "reviewer", action="review alerts")
         self._screen_reason(actor, "review.refused", f"alert:{alert_id}", reason)
         try:
             with self._tx() as (s, ledger):
@@ -1177,9 +1224,11 @@ class Kuzet:
         The check is recorded only when it passes (a broken ledger is left as found).
         """
         if actor is not None:
-            require(actor, "auditor", "admin", action="verify the audit ledger")
+            self._require(actor, "auditor", "admin", action="verify the audit ledger")
         with self.db.read() as s:
-            report = verify_ledger(s, self.signer, log_file=self.checkpoint_log.path, trusted=trusted or [])
+            report = verify_ledger(
+                s, self.signer, log_file=self.checkpoint_log.path, trusted=trusted or [], fresh=self.db.read
+            )
         if report.ok and actor is not None:
             with self._tx() as (_, ledger):
                 self._audit(
@@ -1194,7 +1243,7 @@ class Kuzet:
         self, actor: User, *, start: int = 1, limit: int = 1000, action: str | None = None
     ) -> list[AuditEntry]:
         """Ledger entries, oldest first."""
-        require(actor, "auditor", "admin", action="read the audit ledger")
+        self._require(actor, "auditor", "admin", action="read the audit ledger")
         with self._tx() as (_, ledger):
             rows = ledger.entries(start=start, limit=limit, action=action)
             self._audit(ledger, actor, "audit.view", details={"start": start, "count": len(rows)})
@@ -1202,7 +1251,7 @@ class Kuzet:
 
     def audit_checkpoint(self, actor: User) -> Checkpoint:
         """Sign a checkpoint of the ledger as it is now (it covers this request's own entry)."""
-        require(actor, "auditor", "admin", action="sign ledger checkpoints")
+        self._require(actor, "auditor", "admin", action="sign ledger checkpoints")
         with self._tx() as (_, ledger):
             self._audit(ledger, actor, "audit.checkpoint")
         with self.db.read() as s:
@@ -1212,7 +1261,7 @@ class Kuzet:
 
     def audit_latest_checkpoint(self, actor: User) -> Checkpoint:
         """The newest signed checkpoint, after recording that `actor` fetched it (so it covers the fetch)."""
-        require(actor, "auditor", action="fetch ledger checkpoints")
+        self._require(actor, "auditor", action="fetch ledger checkpoints")
         return self.audit_checkpoint_view(actor)
 
     def audit_checkpoint_view(self, actor: User) -> Checkpoint:
@@ -1226,7 +1275,7 @@ class Kuzet:
 
     def audit_consistency_sizes(self, actor: User, first: int, second: int) -> list[str]:
         """Consistency proof (hex hashes) from the ledger's first `first` entries to its first `second`."""
-        require(actor, "auditor", action="prove ledger consistency")
+        self._require(actor, "auditor", action="prove ledger consistency")
         with self.db.read() as s:
             leaves = AuditLedger(s).leaves(second)
         if not 0 < first <= second or second > len(leaves):
@@ -1238,7 +1287,7 @@ class Kuzet:
 
     def audit_key_rotations(self, actor: User) -> list[KeyRotation]:
         """Every hand-over of the checkpoint signing key, with the old key's signature."""
-        require(actor, "auditor", "admin", action="read ledger key rotations")
+        self._require(actor, "auditor", "admin", action="read ledger key rotations")
         with self.db.read() as s:
             return AuditLedger(s).key_rotations()
 
@@ -1248,7 +1297,7 @@ class Kuzet:
         The new key is staged beside the old one, the hand-over and the first checkpoint it signs commit together,
         and only then does the new key replace the old (a crash in between is finished or undone at the next start).
         """
-        require(actor, "admin", action="rotate the ledger signing key")
+        self._require(actor, "admin", action="rotate the ledger signing key")
         keys = self.data_dir / "keys"
         old, new = self.signer, LedgerSigner.generate()
         new.save(keys, staged=True)
@@ -1264,7 +1313,7 @@ class Kuzet:
 
     def audit_prove(self, actor: User, seq: int) -> InclusionProof:
         """Inclusion proof of entry `seq` in the newest checkpoint."""
-        require(actor, "auditor", "admin", action="prove ledger entries")
+        self._require(actor, "auditor", "admin", action="prove ledger entries")
         with self.db.read() as s:
             ledger = AuditLedger(s)
             cp = ledger.latest_checkpoint()
@@ -1282,7 +1331,7 @@ class Kuzet:
 
     def audit_consistency(self, actor: User, old_id: int, new_id: int) -> ConsistencyProof:
         """Consistency proof between two checkpoints: the newer tree extends the older one."""
-        require(actor, "auditor", "admin", action="prove ledger consistency")
+        self._require(actor, "auditor", "admin", action="prove ledger consistency")
         with self.db.read() as s:
             ledger = AuditLedger(s)
             by_id = {c.checkpoint_id: c for c in ledger.checkpoints()}
@@ -1300,7 +1349,7 @@ class Kuzet:
 
     def checkpoints(self, actor: User) -> list[Checkpoint]:
         """Every signed checkpoint."""
-        require(actor, "auditor", "admin", action="list ledger checkpoints")
+        self._require(actor, "auditor", "admin", action="list ledger checkpoints")
         with self.db.read() as s:
             return AuditLedger(s).checkpoints()
 
@@ -1308,11 +1357,23 @@ class Kuzet:
 
     def access_grant(self, actor: User, name: str, *, hours: float, justification: str) -> datetime:
         """Let user `name` see unredacted media for `hours` (admins); returns when the grant ends."""
-        require(actor, "admin", action="grant unredacted access")
+        self._require(actor, "admin", action="grant unredacted access")
         if len(justification.strip()) < 10:
-            raise PolicyRefusal("a grant needs a written justification", hint="explain why in at least 10 characters")
+            raise self._refused(
+                actor,
+                "access.grant_refused",
+                f"user:{name[:64]}",
+                "a grant needs a written justification",
+                "explain why in at least 10 characters",
+            )
         if not 0 < hours <= 72:
-            raise KuzetError("a grant lasts between a few minutes and 72 hours", hint="e.g. --hours 4")
+            raise self._refused(
+                actor,
+                "access.grant_refused",
+                f"user:{name[:64]}",
+                "a grant lasts between a few minutes and 72 hours",
+                "e.g. --hours 4",
+            )
         with self._tx() as (s, ledger):
             user = next((u for u in UserRepository(s).list() if u.name == name), None)
             if user is None:
@@ -1369,7 +1430,7 @@ class Kuzet:
             return [self._watchlist_photo(actor, object_id)]
         if kind == "person":
             return self._person_photos(actor, object_id)
-        require(actor, "admin", "operator", "reviewer", "auditor", action="export media")
+        self._require(actor, "admin", "operator", "reviewer", "auditor", action="export media")
         if kind not in ("event", "alert"):
             raise KuzetError(f"unknown kind {kind!r}", hint="use event, alert or watchlist")
         if unredacted and len(justification.strip()) < 10:
@@ -1409,7 +1470,7 @@ class Kuzet:
 
     def recordings(self, actor: User, *, camera: str | None = None) -> list[Recording]:
         """Kept recording segments (newest first) with their camera, size and time; listing them is audited."""
-        require(actor, "admin", "operator", "reviewer", "auditor", action="list recordings")
+        self._require(actor, "admin", "operator", "reviewer", "auditor", action="list recordings")
         root = self.media.root / "recordings"
         found = []
         if root.is_dir():
@@ -1430,7 +1491,7 @@ class Kuzet:
         Any export needs a written justification; the unredacted original also the reviewer or auditor role or a
         current access grant.
         """
-        require(actor, "admin", "operator", "reviewer", "auditor", action="export recordings")
+        self._require(actor, "admin", "operator", "reviewer", "auditor", action="export recordings")
         if not rel.startswith("recordings/") or not rel.endswith(".mp4.enc"):
             raise InputError(f"{rel!r} is not a recording", hint="take a path from `kuzet recordings list`")
         if len(justification.strip()) < 10:
@@ -1465,7 +1526,7 @@ class Kuzet:
 
     def _watchlist_photo(self, actor: User, entry_id: int) -> bytes:
         """The enrolled photo of a watchlist entry, for the people who decide on it (audited)."""
-        require(actor, "reviewer", "approver", "auditor", action="see watchlist photos")
+        self._require(actor, "reviewer", "approver", "auditor", action="see watchlist photos")
         with self.db.read() as s:
             row = s.get(WatchlistEntryRow, entry_id)
             if row is None or not row.photo:
@@ -1506,11 +1567,17 @@ class Kuzet:
 
     def hold_add(self, actor: User, case: str, object_type: str, object_id: int, *, reason: str) -> int:
         """Put an event, alert, person, watchlist entry or traffic violation under legal hold for a case."""
-        require(actor, "admin", "auditor", "approver", action="place legal holds")
+        self._require(actor, "admin", "auditor", "approver", action="place legal holds")
         if object_type not in HOLD_TYPES:
             raise KuzetError(f"cannot hold a {object_type!r}", hint=f"hold one of: {', '.join(HOLD_TYPES)}")
         if not case.strip() or not reason.strip():
-            raise PolicyRefusal("a hold needs a case reference and a reason", hint="give --case and --reason")
+            raise self._refused(
+                actor,
+                "hold.refused",
+                f"{object_type}:{object_id}",
+                "a hold needs a case reference and a reason",
+                "give --case and --reason",
+            )
         with self._tx() as (s, ledger):
             row = HoldRow(
                 case_ref=case.strip(),
@@ -1535,19 +1602,32 @@ class Kuzet:
 
     def hold_release(self, actor: User, case: str, *, reason: str) -> int:
         """Release every hold of a case; returns how many."""
-        require(actor, "admin", "auditor", "approver", action="release legal holds")
+        self._require(actor, "admin", "auditor", "approver", action="release legal holds")
+        if len(reason.strip()) < 10:
+            raise self._refused(
+                actor,
+                "hold.release_refused",
+                f"case:{case[:100]}",
+                "releasing a hold needs a written reason",
+                "explain in at least 10 characters why the case no longer needs the records",
+            )
         with self._tx() as (s, ledger):
             rows = list(s.scalars(select(HoldRow).where(HoldRow.case_ref == case, HoldRow.released_at.is_(None))))
             for r in rows:
                 r.released_at = self.now()
             self._audit(
-                ledger, actor, "hold.release", object=f"case:{case}", justification=reason, details={"holds": len(rows)}
+                ledger,
+                actor,
+                "hold.release",
+                object=f"case:{case}",
+                justification=reason.strip(),
+                details={"holds": len(rows)},
             )
         return len(rows)
 
     def holds(self, actor: User) -> list[dict[str, object]]:
         """Active holds."""
-        require(actor, "admin", "auditor", "approver", action="list legal holds")
+        self._require(actor, "admin", "auditor", "approver", action="list legal holds")
         with self.db.read() as s:
             rows = s.scalars(select(HoldRow).where(HoldRow.released_at.is_(None)).order_by(HoldRow.id))
             return [
@@ -1558,7 +1638,7 @@ class Kuzet:
     def retention_run(self, actor: User | None) -> PurgeReport:
         """Delete what the policy's retention periods say is due (not what is on hold); audited with counts."""
         if actor is not None:
-            require(actor, "admin", "auditor", "operator", action="run retention")
+            self._require(actor, "admin", "auditor", "operator", action="run retention")
         self.expire_watchlists()
         self.expire_enrolments()
         with self._tx() as (s, ledger):
@@ -1616,10 +1696,14 @@ class Kuzet:
 
     def subject_search(self, actor: User, photo: Path, *, justification: str) -> dict[str, object]:
         """What kuzet holds about the person in `photo`: gallery records, events, watchlist entries, alerts, media."""
-        require(actor, "admin", "auditor", action="search for a data subject")
+        self._require(actor, "admin", "auditor", action="search for a data subject")
         if len(justification.strip()) < 10:
-            raise PolicyRefusal(
-                "a subject search needs a written justification", hint="e.g. --justification 'access request 2026-17'"
+            raise self._refused(
+                actor,
+                "subject.search_refused",
+                "subject",
+                "a subject search needs a written justification",
+                "e.g. --justification 'access request 2026-17'",
             )
         people, entries = self._subject_matches(photo)
         person_ids = [p[0] for p in people]
@@ -1679,10 +1763,14 @@ class Kuzet:
         Exceptions the policy allows are kept and reported: anything under legal hold, and watchlist entries (they
         rest on a legal basis and end by rejection or expiry).
         """
-        require(actor, "admin", "auditor", action="erase a data subject")
+        self._require(actor, "admin", "auditor", action="erase a data subject")
         if len(justification.strip()) < 10:
-            raise PolicyRefusal(
-                "an erasure needs a written justification", hint="e.g. --justification 'erasure request 2026-18'"
+            raise self._refused(
+                actor,
+                "subject.erase_refused",
+                "subject",
+                "an erasure needs a written justification",
+                "e.g. --justification 'erasure request 2026-18'",
             )
         people, entries = self._subject_matches(photo)
         erased_people = erased_events = 0
@@ -1731,7 +1819,7 @@ class Kuzet:
         already under way finish), everything is re-encrypted; files written meanwhile under an old key are caught by
         a second scan; only then are old keys that no record uses removed from the ring.
         """
-        require(actor, "admin", action="rotate data keys")
+        self._require(actor, "admin", action="rotate data keys")
         old = self.cipher
         if old.source == ENV_KEY:
             raise KuzetError(
@@ -1811,7 +1899,7 @@ class Kuzet:
 
     def transparency_report(self, actor: User, start: date, end: date) -> TransparencyReport:
         """The public report for a period (aggregates only); producing it is audited."""
-        require(actor, "admin", "auditor", action="produce the transparency report")
+        self._require(actor, "admin", "auditor", action="produce the transparency report")
         if end < start:
             raise KuzetError("--to is before --from", hint="give the period's first and last day")
         from cryptography.hazmat.primitives import serialization
@@ -1830,7 +1918,7 @@ class Kuzet:
 
     def cameras(self, actor: User) -> list[dict[str, object]]:
         """Configured cameras and every camera seen in an analysis, with run counts."""
-        require(actor, "admin", "operator", "reviewer", "auditor", action="view cameras")
+        self._require(actor, "admin", "operator", "reviewer", "auditor", action="view cameras")
         from kuzet.ingest.sources import redact_url
         from kuzet.store.models import AnalysisRunRow
 
@@ -1895,7 +1983,7 @@ class Kuzet:
 
     def live_status(self, actor: User) -> ServiceStatus:
         """What `kuzet run` last reported about every live camera."""
-        require(actor, "admin", "operator", "reviewer", "auditor", action="view camera status")
+        self._require(actor, "admin", "operator", "reviewer", "auditor", action="view camera status")
         return read_status(self.data_dir)
 
     @cached_property
@@ -1931,7 +2019,7 @@ class Kuzet:
 
     def overview(self, actor: User) -> dict[str, object]:
         """Counts for the dashboard's first page."""
-        require(actor, *ROLES, action="view the overview")
+        self._require(actor, *ROLES, action="view the overview")
         with self.db.read() as s:
             alerts = dict(s.execute(select(AlertRow.status, func.count()).group_by(AlertRow.status)).all())
             events = int(s.scalar(select(func.count()).select_from(EventRow)) or 0)
@@ -1947,20 +2035,9 @@ class Kuzet:
             else {"id": cp.checkpoint_id, "tree_size": cp.tree_size, "root": cp.root_hash},
         }
 
-    def record_lockout(self, name: str, address: str) -> None:
-        """Ledger a sign-in lockout after repeated failures."""
-        with self._tx() as (_, ledger):
-            ledger.append(
-                actor="anonymous",
-                action="auth.locked",
-                object=f"user:{name[:64]}",
-                details={"address": address},
-                source=self.origin,
-            )
-
     def camera_source(self, actor: User, name: str) -> str:
         """Where a camera's pictures come from: its configured source, else the source of its last analysis."""
-        require(actor, "admin", "operator", "reviewer", "auditor", action="view cameras")
+        self._require(actor, "admin", "operator", "reviewer", "auditor", action="view cameras")
         for cam in self.config.cameras:
             if cam.name == name and cam.source:
                 return cam.source

@@ -9,19 +9,19 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from kuzet.api.app import create_app
-from kuzet.api.security import LoginThrottle
 from kuzet.app import Kuzet
+from kuzet.config.models import KuzetConfig, SignInConfig
 
 _DIR = Path(tempfile.mkdtemp(prefix="kuzet-fuzz-"))
-_SVC = Kuzet(_DIR)
+# Sign-in throttling that never locks, so fuzzed logins cannot lock the fuzzing user out.
+_SVC = Kuzet(_DIR, KuzetConfig(sign_in=SignInConfig(max_failures=10**6)))
 _ADMIN = _SVC.init_admin("admin", "fuzzing password 1")
 for _role in ("auditor", "reviewer", "approver", "requester", "operator"):
     _SVC.add_user(_ADMIN, f"fuzz-{_role}", "fuzzing password 1", [_role])
 # One user holding every role sees every operation's real behaviour, not just its 403.
 _SVC.add_user(_ADMIN, "everyone", "fuzzing password 1", ["admin", "auditor", "reviewer", "approver", "operator"])
 _TOKEN = _SVC.login("everyone", "fuzzing password 1")[1]
-# A throttle that never locks, so fuzzed logins cannot lock the fuzzing user out.
-APP = create_app(_SVC, throttle=LoginThrottle(limit=10**9))
+APP = create_app(_SVC)
 PUBLIC = {"/api/health", "/api/auth/login"}
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)

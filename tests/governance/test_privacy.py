@@ -267,7 +267,9 @@ def test_subject_search_and_erase(service: Kuzet, team: dict[str, User], faces_d
     assert any("legal hold" in k for k in result["kept"])
     left = service.events(team["aud"])
     assert {e.identity for e in left} == {"Barack Obama", "Joe Biden"} and len(left) == 2
-    service.hold_release(team["aud"], "CASE-1", reason="closed")
+    with pytest.raises(PolicyRefusal, match="written reason"):
+        service.hold_release(team["aud"], "CASE-1", reason="")  # finding 9: released with an empty reason
+    service.hold_release(team["aud"], "CASE-1", reason="case 1 closed by the court")
     result = service.subject_erase(
         team["aud"], faces_dir / EXAMPLES / "obama-480p.jpg", justification="erasure request ER-1"
     )
@@ -341,3 +343,28 @@ def test_retention_runs_on_its_own_schedule(service: Kuzet, team: dict[str, User
     assert service.maybe_purge() is not None
     purges = service.audit_log(team["aud"], action="retention.purge")
     assert len(purges) == 2 and all(p.actor == "system" for p in purges)
+
+
+def test_refusals_of_privacy_actions_are_audited(service: Kuzet, team: dict[str, User], faces_dir: Path) -> None:
+    """Finding 9: refused grants, subject searches and erasures, and holds left no trace in the ledger."""
+    photo = faces_dir / EXAMPLES / "obama-480p.jpg"
+    admin = add_user(service, "boss", "admin")
+    attempts = [
+        (lambda: service.access_grant(admin, "olga", hours=4, justification="because"), "access.grant_refused"),
+        (
+            lambda: service.access_grant(admin, "olga", hours=500, justification="a long enough reason"),
+            "access.grant_refused",
+        ),
+        (lambda: service.subject_search(team["aud"], photo, justification="x"), "subject.search_refused"),
+        (lambda: service.subject_erase(team["aud"], photo, justification=""), "subject.erase_refused"),
+        (lambda: service.hold_add(team["aud"], "", "event", 1, reason="r"), "hold.refused"),
+        (lambda: service.hold_release(team["aud"], "CASE-1", reason=" "), "hold.release_refused"),
+        (
+            lambda: service.access_grant(team["op"], "olga", hours=4, justification="a long enough reason"),
+            "permission.denied",
+        ),
+    ]
+    for attempt, action in attempts:
+        with pytest.raises((PolicyRefusal, PermissionDenied)):
+            attempt()
+        assert service.audit_log(team["aud"], action=action), action

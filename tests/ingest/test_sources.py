@@ -12,6 +12,7 @@ from PIL import Image
 from kuzet.config import IngestConfig
 from kuzet.core.errors import InputError
 from kuzet.ingest import FrameSampler, load_image, open_source, redact_url
+from kuzet.ingest.sources import endpoint
 
 
 def test_video_frames_carry_stream_timestamps(video_dir: Path) -> None:
@@ -165,6 +166,11 @@ def test_http_source_is_decoded(video_dir: Path) -> None:
 def test_redact_url() -> None:
     assert redact_url("rtsp://admin:pw@10.0.0.5:554/s1") == "rtsp://10.0.0.5:554/s1"
     assert redact_url("rtsp://10.0.0.5/s1") == "rtsp://10.0.0.5/s1"
+    # tokens in the query or the path are secrets too
+    assert redact_url("http://cam.example/mjpg?token=abc123&res=hd") == "http://cam.example/mjpg?token=***&res=***"
+    assert redact_url("rtsp://10.0.0.5/live/3f9a0c77de1144aa9bde") == "rtsp://10.0.0.5/live/***"
+    assert "Channels/101" in redact_url("rtsp://10.0.0.5/Streaming/Channels/101")
+    assert endpoint("https://hooks.example.org/services/T0/B0/s3cr3t?x=1") == "https://hooks.example.org"
 
 
 def test_unsupported_scheme() -> None:

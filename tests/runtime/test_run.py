@@ -154,7 +154,9 @@ def test_live_cameras_commit_as_they_go_and_publish_everywhere(
                 "username": "secret:broker_user",
                 "password": "env:KZ_TEST_BROKER_PASS",
             },
-            "webhooks": [{"url": hooks.url, "secret": "secret:hook", "kinds": ["event", "camera"]}],
+            "webhooks": [
+                {"url": f"{hooks.url}?key=hook-path-secret", "secret": "secret:hook", "kinds": ["event", "camera"]}
+            ],
         },
     }
     svc, admin = make_service(root, config, faces_dir)
@@ -232,6 +234,8 @@ def test_live_cameras_commit_as_they_go_and_publish_everywhere(
         frames = sum(1 for _ in red.decode(video=0))
         assert frames > 10 and frames == sum(1 for _ in orig.decode(video=0))  # redacted by default, every frame
 
+    started = svc.audit_log(admin, action="service.started")[-1]
+    assert "hook-path-secret" not in json.dumps(started.details)  # a token in a webhook URL never reaches the ledger
     report = svc.audit_verify(None)
     assert report.ok, report.problem
     actions = [e.action for e in svc.audit_log(admin, limit=10_000)]

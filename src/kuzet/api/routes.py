@@ -19,7 +19,6 @@ from pydantic import BaseModel, Field
 from kuzet.api.security import (
     CSRF_COOKIE,
     SESSION_COOKIE,
-    LoginThrottle,
     authenticate,
     client_address,
     new_csrf,
@@ -108,17 +107,9 @@ def get_health() -> dict[str, str]:
 
 
 def start_session(request: Request, response: Response, svc: Kuzet, name: str, password: str) -> tuple[User, str]:
-    """Check credentials with throttling; set the session and CSRF cookies."""
-    throttle: LoginThrottle = request.app.state.throttle
-    keys = (f"user:{name}", f"ip:{client_address(request)}")
-    throttle.check(*keys)
-    try:
-        user, token = svc.login(name, password)
-    except AuthError:
-        if throttle.failed(*keys):
-            svc.record_lockout(name, client_address(request))
-        raise
-    throttle.succeeded(*keys)
+    """Check credentials (throttled per account and address, in the database); set the session and CSRF cookies."""
+    address = client_address(request, svc.config.api.trusted_proxies)
+    user, token = svc.login(name, password, address=address)
     secure = bool(request.app.state.secure_cookies)
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=secure, max_age=12 * 3600)
     response.set_cookie(CSRF_COOKIE, new_csrf(), httponly=False, samesite="strict", secure=secure, max_age=12 * 3600)
@@ -532,7 +523,9 @@ async def live(request: Request, svc: Svc, actor: Actor) -> StreamingResponse:
     """Server-sent events: `alert` for each new alert, `status` with counts every few seconds."""
     if not actor.roles:
         raise PermissionDenied("no role", hint="ask an administrator")
-    last = max([0, *(int(str(a["id"])) for a in svc.alert_feed(0))])
+    # Alert events go only to those who may see alerts (GET /api/alerts); everyone else gets the status counts.
+    sees_alerts = actor.has("reviewer", "auditor")
+    last = max([0, *(int(str(a["id"])) for a in svc.alert_feed(0))]) if sees_alerts else 0
     once = request.query_params.get("once") == "1"
 
     async def events_out() -> AsyncIterator[str]:
@@ -540,7 +533,7 @@ async def live(request: Request, svc: Svc, actor: Actor) -> StreamingResponse:
         yield "retry: 2000\n\n"
         ticks = 0
         while True:
-            for alert in await asyncio.to_thread(svc.alert_feed, last):
+            for alert in await asyncio.to_thread(svc.alert_feed, last) if sees_alerts else []:
                 last = max(last, int(str(alert["id"])))
                 yield f"event: alert\ndata: {json.dumps(alert)}\n\n"
             if ticks % 5 == 0:
@@ -574,8 +567,7 @@ ROUTERS = [
 
 def error_status(exc: KuzetError) -> int:
     """HTTP status for a kuzet error."""
-    from kuzet.api.security import TooManyAttempts
-    from kuzet.core.errors import NotFoundError, PolicyRefusal, StoreError
+    from kuzet.core.errors import NotFoundError, PolicyRefusal, StoreError, TooManyAttempts
 
     if isinstance(exc, TooManyAttempts):
         return 429

@@ -1,17 +1,19 @@
-"""Authentication for the API and the dashboard: bearer tokens, session cookies with CSRF, login throttling."""
+"""Authentication for the API and the dashboard: bearer tokens, session cookies with CSRF, client addresses."""
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import secrets
-import threading
-import time
-from collections import defaultdict, deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from functools import lru_cache
 
-from fastapi import Request
+from fastapi import HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kuzet.app import Kuzet
-from kuzet.core.errors import AuthError, KuzetError
+from kuzet.core.errors import AuthError
 from kuzet.core.types import User
 
 SESSION_COOKIE = "kuzet_session"
@@ -20,60 +22,34 @@ CSRF_HEADER = "x-csrf-token"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-class TooManyAttempts(KuzetError):
-    """Sign-in is locked for a while after repeated failures."""
+def client_address(request: Request, trusted_proxies: list[str] | None = None) -> str:
+    """The client's address: the peer's, unless the peer is a trusted proxy (then the nearest untrusted hop it names).
+
+    X-Forwarded-For is believed only from the `api.trusted_proxies` of the config (none by default): anyone else
+    could name any address, never be locked out, and put a false address in the ledger.
+    """
+    peer = request.client.host if request.client else "unknown"
+    nets = _networks(tuple(trusted_proxies or ()))
+    if not nets or not _inside(peer, nets):
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _inside(hop, nets):
+            return hop[:64]
+    return peer
 
 
-@dataclass
-class LoginThrottle:
-    """Locks a user name (and a client address) after `limit` failures within `window_s` seconds."""
-
-    limit: int = 5
-    window_s: float = 900.0
-    lock_s: float = 900.0
-
-    def __post_init__(self) -> None:
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-        self._locked_until: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def check(self, *keys: str) -> None:
-        """Raise TooManyAttempts while any key is locked."""
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                until = self._locked_until.get(key, 0.0)
-                if until > now:
-                    raise TooManyAttempts(
-                        "too many failed sign-ins; try again later", hint=f"wait {int(until - now) + 1} seconds"
-                    )
-
-    def failed(self, *keys: str) -> bool:
-        """Record a failure; True when it locks a key."""
-        now = time.monotonic()
-        locked = False
-        with self._lock:
-            for key in keys:
-                q = self._failures[key]
-                q.append(now)
-                while q and q[0] < now - self.window_s:
-                    q.popleft()
-                if len(q) >= self.limit:
-                    self._locked_until[key] = now + self.lock_s
-                    q.clear()
-                    locked = True
-        return locked
-
-    def succeeded(self, *keys: str) -> None:
-        """Forget failures after a good sign-in."""
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
+@lru_cache(maxsize=16)
+def _networks(values: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(v, strict=False) for v in values)
 
 
-def client_address(request: Request) -> str:
-    """The peer address (no proxy headers are trusted)."""
-    return request.client.host if request.client else "unknown"
+def _inside(address: str, nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in n for n in nets)
 
 
 def token_from(request: Request) -> tuple[str, bool]:
@@ -100,3 +76,96 @@ def authenticate(request: Request, svc: Kuzet, *, form_csrf: str | None = None) 
 def new_csrf() -> str:
     """A fresh CSRF token."""
     return secrets.token_urlsafe(24)
+
+
+PUBLIC_BODIES = ("/api/auth/login", "/login")
+"""The only unsafe routes that take a body before sign-in (credentials: a few hundred bytes)."""
+PUBLIC_BODY_MAX = 64 * 1024
+
+
+class BodyTooLarge(HTTPException):
+    """A request body longer than the cap (raised while it streams in, before it is stored anywhere)."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(413, f"the request body is larger than {cap // 2**20 or 1} MiB")
+
+
+class BodyGuard:
+    """ASGI middleware: no body is read (or spooled to disk) before sign-in, and none is longer than the cap.
+
+    For every POST, PUT, PATCH and DELETE except sign-in itself: the Content-Length is checked against the cap (413),
+    the session is checked (401, or the sign-in page for a browser) before a single byte of the body is read, and
+    the body is counted as it streams in (413 as soon as it passes the cap).
+    """
+
+    def __init__(self, app: ASGIApp, *, authenticate: Callable[[str], object], max_bytes: int) -> None:
+        self.app = app
+        self.authenticate = authenticate
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Guard one request (see the class docstring)."""
+        if scope["type"] != "http" or scope["method"] not in UNSAFE:
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        cap = PUBLIC_BODY_MAX if path in PUBLIC_BODIES else self.max_bytes
+        if path not in PUBLIC_BODIES and not await self._signed_in(headers):
+            if path.startswith(("/api/", "/metrics", "/docs", "/openapi")):
+                await _plain(send, 401, "AuthError", "not signed in", extra=[(b"www-authenticate", b"Bearer")])
+            else:
+                await send({"type": "http.response.start", "status": 303, "headers": [(b"location", b"/login")]})
+                await send({"type": "http.response.body", "body": b""})
+            return
+        try:
+            declared = int(headers.get("content-length", "0") or 0)
+        except ValueError:
+            declared = 0
+        if declared > cap:
+            await _plain(send, 413, "PayloadTooLarge", f"the request body is larger than {_mib(cap)}")
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > cap:
+                    raise BodyTooLarge(cap)
+            return message
+
+        await self.app(scope, counted, send)
+
+    async def _signed_in(self, headers: dict[str, str]) -> bool:
+        auth = headers.get("authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else _cookie(headers.get("cookie", ""))
+        if not token:
+            return False
+        try:
+            await run_in_threadpool(self.authenticate, token)
+        except AuthError:
+            return False
+        return True
+
+
+def _cookie(header: str) -> str:
+    for part in header.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == SESSION_COOKIE:
+            return value
+    return ""
+
+
+def _mib(n: int) -> str:
+    return f"{n // 2**20} MiB" if n >= 2**20 else f"{n // 1024} KiB"
+
+
+async def _plain(
+    send: Send, status: int, kind: str, message: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = json.dumps({"error": {"type": kind, "message": message, "hint": "see /docs"}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

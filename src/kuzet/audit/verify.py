@@ -14,7 +14,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,21 +160,30 @@ class _Checked:
     checkpoints: int = 0
 
 
+Fresh = Callable[[], AbstractContextManager[Session]]
+
+
 def verify_ledger(
     session: Session,
     signer: LedgerSigner,
     *,
     log_file: Path | None = None,
     trusted: Iterable[TrustedCheckpoint] = (),
+    fresh: Fresh | None = None,
 ) -> VerifyReport:
-    """Check the whole ledger (see the module docstring); run it in a read transaction (`Database.read`)."""
+    """Check the whole ledger (see the module docstring); run it in a read transaction (`Database.read`).
+
+    `fresh` opens a new read transaction: while the ledger is verified, others go on committing, and a checkpoint
+    the outside copy marks committed but this transaction's snapshot lacks is looked up again, after the copy was
+    read, before it counts as removed.
+    """
     trusted = list(trusted)
     done = _Checked()
     try:
         leaves, rotations = _check_entries(session, done)
         db_checkpoints, newest_key = _check_checkpoints(session, signer, leaves, rotations, done)
         if log_file is not None:
-            _check_log(CheckpointLog(log_file), db_checkpoints)
+            _check_log(CheckpointLog(log_file), db_checkpoints, fresh)
         _check_trusted(trusted, leaves, rotations, newest_key)
     except _Fail as fail:
         return VerifyReport(False, done.entries, done.checkpoints, fail.first_bad, fail.problem, len(trusted))
@@ -278,22 +288,28 @@ def _check_checkpoints(
     return seen, newest_key
 
 
-def _check_log(log: CheckpointLog, db_checkpoints: dict[tuple[int, str], int]) -> None:
+def _check_log(log: CheckpointLog, db_checkpoints: dict[tuple[int, str], int], fresh: Fresh | None) -> None:
     name = log.path.name
     if not log.exists():
         if db_checkpoints:
             raise _Fail(0, f"{name}, the outside copy of the checkpoints, is missing")
         return
-    contents = log.read()
+    contents = log.read()  # read after the snapshot began: everything the snapshot holds was written ahead here
     if contents.problem:
         raise _Fail(0, contents.problem)
-    for (cp_id, root_hex), size in contents.committed.items():
-        if db_checkpoints.get((cp_id, root_hex)) != size and (cp_id, root_hex) not in db_checkpoints:
-            raise _Fail(
-                0,
-                f"checkpoint {cp_id} ({size} entries) in {name} is missing or different in the database: "
-                "checkpoints and entries were removed or rewritten",
-            )
+    unknown = [k for k in contents.committed if k not in db_checkpoints]
+    if unknown and fresh is not None:
+        with fresh() as later:  # committed after the snapshot began (and before the copy was read)?
+            ids = [k[0] for k in unknown]
+            now = set(later.execute(select(CheckpointRow.id, CheckpointRow.root_hash).where(CheckpointRow.id.in_(ids))))
+        unknown = [k for k in unknown if (k[0], k[1]) not in now]
+    for cp_id, root_hex in unknown:
+        size = contents.committed[(cp_id, root_hex)]
+        raise _Fail(
+            0,
+            f"checkpoint {cp_id} ({size} entries) in {name} is missing or different in the database: "
+            "checkpoints and entries were removed or rewritten",
+        )
     listed = contents.committed.keys() | contents.prepared.keys()
     missing = [k for k in db_checkpoints if k not in listed]
     if missing:

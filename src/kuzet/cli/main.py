@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -140,6 +140,7 @@ def _signed_in(svc: Kuzet) -> User:
 def _save_token(data_dir: Path, token: str) -> None:
     path = data_dir / TOKEN_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode on open: an old 0644 token file is tightened here
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(token + "\n")
 
@@ -1187,6 +1188,22 @@ def keys_generate() -> None:
 # -- web ---------------------------------------------------------------------------------------------------
 
 
+def uvicorn_options(host: str, port: int) -> dict[str, Any]:
+    """How kuzet runs uvicorn.
+
+    uvicorn's own proxy handling is off (it would believe X-Forwarded-For from loopback); kuzet reads that header
+    itself, only from the config's `api.trusted_proxies`.
+    """
+    return {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "timeout_keep_alive": 30,
+        "proxy_headers": False,
+        "forwarded_allow_ips": "",
+    }
+
+
 def serve_app(svc: Kuzet, host: str, port: int) -> None:
     """Run the API and dashboard until interrupted."""
     import uvicorn
@@ -1198,7 +1215,7 @@ def serve_app(svc: Kuzet, host: str, port: int) -> None:
             "note: serving beyond this machine; put kuzet behind TLS (a reverse proxy) "
             "so cookies and tokens stay secret"
         )
-    uvicorn.run(create_app(svc, secure_cookies=False), host=host, port=port, log_level="warning", timeout_keep_alive=30)
+    uvicorn.run(create_app(svc), **uvicorn_options(host, port))
 
 
 @app.command()
@@ -1252,9 +1269,7 @@ def run_live(
 
         from kuzet.api.app import create_app
 
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(svc), host=host, port=port, log_level="warning", timeout_keep_alive=30)
-        )
+        server = uvicorn.Server(uvicorn.Config(create_app(svc), **uvicorn_options(host, port)))
         thread = threading.Thread(target=server.run, name="api", daemon=True)
         thread.start()
         console.print(f"dashboard and API on http://{host}:{port}/ (metrics at /metrics)", highlight=False)

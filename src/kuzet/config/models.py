@@ -505,6 +505,16 @@ class AuditConfig(_Strict):
     )
 
 
+class SignInConfig(_Strict):
+    """Throttling of failed sign-ins (CLI and web alike), counted in the database so every process shares it."""
+
+    max_failures: int = Field(
+        5, ge=1, le=1_000_000, description="Failed attempts per account, and per client address, before a lock."
+    )
+    window_s: float = Field(900.0, gt=0, description="Failures older than this no longer count (seconds).")
+    lock_s: float = Field(900.0, gt=0, description="How long a lock lasts (seconds).")
+
+
 class ApiConfig(_Strict):
     """The REST API and dashboard (`kuzet serve`, `kuzet run --serve`)."""
 
@@ -550,6 +560,7 @@ class KuzetConfig(_Strict):
     run: RunConfig = Field(default_factory=RunConfig, description="`kuzet run`: live cameras and integrations.")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="Witnesses of the audit ledger.")
     api: ApiConfig = Field(default_factory=ApiConfig, description="The REST API and dashboard.")
+    sign_in: SignInConfig = Field(default_factory=SignInConfig, description="Throttling of failed sign-ins.")
 
     @field_validator("cameras")
     @classmethod

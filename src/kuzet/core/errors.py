@@ -55,3 +55,7 @@ class PermissionDenied(KuzetError):
 
 class PolicyRefusal(KuzetError):
     """The action breaks the watchlist policy (prohibited category or label, missing legal basis, ...)."""
+
+
+class TooManyAttempts(AuthError):
+    """Sign-in is locked for a while after repeated failures (per account and per client address)."""

@@ -36,7 +36,7 @@ def resolved_expiry(req: EnrolmentRequest, policy: Policy, *, today: date) -> da
 
 def check_enrolment(req: EnrolmentRequest, policy: Policy, *, today: date) -> Refusal | None:
     """The first policy problem with an enrolment request, or None when it may be filed."""
-    if len(req.consent.strip()) < 3:
+    if not req.consent.strip():
         return Refusal(
             "consent", req.consent, "an enrolment needs a consent record: the reference of the signed consent form"
         )

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kuzet.core.errors import AuthError, KuzetError, PermissionDenied
+from kuzet.core.timeutil import aware
 from kuzet.core.types import ROLES, User
-from kuzet.store.models import SessionRow, UserRow
+from kuzet.store.models import SessionRow, ThrottleRow, UserRow
 
 SESSION_HOURS = 12
 MIN_PASSWORD = 10
@@ -138,3 +139,55 @@ def require(user: User, *roles: str, action: str) -> None:
             f"{user.name} may not {action}: it needs the role {' or '.join(roles)}",
             hint="ask an administrator to grant the role, or sign in as someone who has it",
         )
+
+
+class ThrottleRepository:
+    """Failed sign-ins per key (`user:NAME`, `ip:ADDRESS`), shared by every process through the database.
+
+    A sign-in first reserves a failure on each of its keys (in its own short transaction), then checks the password;
+    success gives the reservations back. So parallel attempts count before any of them is checked: with a limit of
+    five, the sixth concurrent guess is refused without its password ever being tried.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _row(self, key: str, now: datetime) -> ThrottleRow:
+        row = self.session.get(ThrottleRow, key)
+        if row is None:
+            row = ThrottleRow(key=key, failures=0, window_start=now, locked_until=None)
+            self.session.add(row)
+        return row
+
+    def reserve(
+        self, keys: list[str], *, now: datetime, limit: int, window_s: float, lock_s: float
+    ) -> tuple[str, float, bool] | None:
+        """Count one failure on every key before the password is checked.
+
+        Returns:
+            None when the attempt may go on; else (the locked key, seconds left, whether this attempt locked it).
+        """
+        rows = [self._row(k, now) for k in keys]
+        for row in rows:
+            if row.locked_until is not None and aware(row.locked_until) > now:
+                return row.key, (aware(row.locked_until) - now).total_seconds(), False
+        for row in rows:
+            if aware(row.window_start) < now - timedelta(seconds=window_s):
+                row.failures, row.window_start = 0, now
+            if row.failures >= limit:
+                row.locked_until = now + timedelta(seconds=lock_s)
+                row.failures, row.window_start = 0, now
+                self.session.flush()
+                return row.key, lock_s, True
+        for row in rows:
+            row.failures += 1
+        self.session.flush()
+        return None
+
+    def release(self, keys: list[str]) -> None:
+        """A good sign-in: its keys' failures are forgotten."""
+        for key in keys:
+            row = self.session.get(ThrottleRow, key)
+            if row is not None:
+                row.failures = 0
+        self.session.flush()

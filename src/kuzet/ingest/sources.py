@@ -46,15 +46,41 @@ class FrameSource(Protocol):
         ...
 
 
+REDACTED = "***"
+
+
+def _secretish(segment: str) -> bool:
+    """A path segment that looks like a token rather than a name: long, or mixing letters and digits at length."""
+    has_alpha, has_digit = any(c.isalpha() for c in segment), any(c.isdigit() for c in segment)
+    return len(segment) >= 24 or (len(segment) >= 12 and has_alpha and has_digit)
+
+
 def redact_url(url: str) -> str:
-    """The URL with any user name and password removed, safe to log or store."""
+    """The URL safe to log, show or store: no user name or password, no query values, no token-like path parts.
+
+    Cameras and services put secrets in all three places (`rtsp://u:p@host/...`, `?token=...`,
+    `/live/3f9a0c...`); the shape of the URL stays readable (`rtsp://10.0.0.5/Streaming/Channels/101?token=***`).
+    """
     parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
+    if not parts.scheme or not parts.netloc:
+        return url  # a file path
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
     if parts.port:
         host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    path = "/".join(REDACTED if _secretish(seg) else seg for seg in parts.path.split("/"))
+    query = "&".join(
+        f"{kv.partition('=')[0]}={REDACTED}" if "=" in kv else REDACTED for kv in parts.query.split("&") if kv
+    )
+    return urlunsplit((parts.scheme, host, path, query, ""))
+
+
+def endpoint(url: str) -> str:
+    """Only the scheme, host and port of a URL: what may be shown of a webhook (its path is often its key)."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}"
 
 
 def stream_open_error(exc: Exception, url: str, *, timeout_s: float | None = None) -> InputError:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from kuzet.config.models import CameraConfig
 from kuzet.config.secrets import Secrets, camera_url
 from kuzet.core.errors import ConfigError, KuzetError
-from kuzet.ingest.sources import NETWORK_SCHEMES, redact_url
+from kuzet.ingest.sources import NETWORK_SCHEMES, endpoint, redact_url
 from kuzet.runtime.integrations import Integrations, Notice
 from kuzet.runtime.status import CameraStatus, ServiceStatus, write_status
 from kuzet.runtime.worker import StatusUpdate, WorkerSpec, worker_main
@@ -148,7 +148,7 @@ class Supervisor:
                 "purposes": "; ".join(f"{c.name}: {c.purpose}" for c in cams),
                 "recording": ",".join(f"{c.name}:{c.record.mode}" for c in cams),
                 "mqtt": f"{run.mqtt.host}:{run.mqtt.port}/{run.mqtt.topic_prefix}" if run.mqtt else "",
-                "webhooks": ",".join(redact_url(w.url) for w in run.webhooks),
+                "webhooks": ",".join(endpoint(w.url) for w in run.webhooks),
                 "pid": os.getpid(),
             },
         )

@@ -271,7 +271,8 @@ def audit_page(request: Request) -> HTMLResponse:
     """The audit log browser."""
     user = _user(request)
     svc = service(request)
-    start = max(1, int(request.query_params.get("from", "1") or 1))
+    given = request.query_params.get("from", "1") or "1"
+    start = max(1, int(given)) if given.isdigit() and len(given) < 16 else 1
     rows = svc.audit_log(user, start=start, limit=100)
     return _page(
         request,
