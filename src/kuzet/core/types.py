@@ -119,6 +119,8 @@ class FaceSample:
         quality: Higher is better: size x sharpness x frontal pose, in [0, 1].
         pts: Time of the frame in seconds from the stream start.
         others: Boxes of the other faces of that frame in `crop` pixels, shape (K, 4) float32, to redact.
+        crop_box: This face's box in `crop` pixels, shape (4,) float32 (empty when unknown): the one face a stored
+            snapshot keeps visible.
 
     """
 
@@ -128,6 +130,7 @@ class FaceSample:
     quality: float
     pts: float
     others: NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    crop_box: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
 @dataclass(slots=True)

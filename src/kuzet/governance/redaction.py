@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from kuzet.config.models import RedactionConfig
 from kuzet.core.errors import InputError
 from kuzet.core.geometry import iou_matrix
 from kuzet.core.types import Detections, Image
@@ -63,20 +64,33 @@ def obscure(image: Image, boxes: NDArray[np.int32], *, method: str = "pixelate")
 
 @dataclass(frozen=True, slots=True)
 class RedactionResult:
-    """What `redact_image` hid."""
+    """What `redact_image` hid: the redacted copy, counts, and the regions obscured (x1, y1, x2, y2) int32 (N, 4)."""
 
     image: Image
     faces: int
     plates: int
+    regions: NDArray[np.int32] = field(default_factory=lambda: np.zeros((0, 4), np.int32))
+
+
+FACE_GROWTH = 0.25
+"""Default growth of each face box on every side, as a share of its size (a detector's box is tight; a face is not)."""
 
 
 class Redactor:
     """Finds faces and plates and obscures all of them except an optional subject."""
 
-    def __init__(self, faces: FaceDetector, plates: PlateFinder | None, *, method: str = "pixelate") -> None:
+    def __init__(
+        self,
+        faces: FaceDetector,
+        plates: PlateFinder | None,
+        *,
+        method: str = "pixelate",
+        face_growth: float = FACE_GROWTH,
+    ) -> None:
         self.faces = faces
         self.plates = plates
         self.method = method
+        self.face_growth = face_growth
 
     def redact_image(
         self,
@@ -94,18 +108,49 @@ class Redactor:
         h, w = out.shape[:2]
         faces = self.faces.detect(image).boxes
         if keep is not None and faces.shape[0]:
-            overlap = iou_matrix(faces, keep[None, :].astype(np.float32))[:, 0]
-            subject = int(np.argmax(overlap))
-            if overlap[subject] >= 0.3:
-                faces = np.delete(faces, subject, axis=0)
+            faces = faces[~_same_face(faces, keep.astype(np.float32))]
         plates = self.plates.detect(image).boxes if self.plates is not None else np.zeros((0, 4), np.float32)
         if keep_plates_in is not None and plates.shape[0]:
             cx, cy = (plates[:, 0] + plates[:, 2]) / 2, (plates[:, 1] + plates[:, 3]) / 2
             x1, y1, x2, y2 = keep_plates_in.tolist()
             plates = plates[~((cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2))]
-        obscure(out, expand(faces, 0.15, w, h), method=self.method)
-        obscure(out, expand(plates, 0.1, w, h), method=self.method)
-        return RedactionResult(out, int(faces.shape[0]), int(plates.shape[0]))
+        regions = np.concatenate([expand(faces, self.face_growth, w, h), expand(plates, 0.1, w, h)])
+        obscure(out, regions, method=self.method)
+        return RedactionResult(out, int(faces.shape[0]), int(plates.shape[0]), regions)
+
+
+def production_redactor(
+    config: RedactionConfig,
+    *,
+    video: bool = False,
+    method: str = "pixelate",
+    plates: PlateFinder | None = None,
+    find_plates: bool = True,
+) -> Redactor:
+    """The redactor every path uses (`kuzet redact`, snapshots, replays, exports, evidence, `kuzet eval redact`).
+
+    Faces: recall-first (`RecallFaceFinder`, tuned for pace in video). Plates: the PP-OCR plate detector at 960 px
+    for images and 640 px for video, unless `plates` is given (or `find_plates` is off).
+    """
+    from kuzet.detect.face.recall import RecallFaceFinder
+
+    if plates is None and find_plates:
+        from kuzet.detect.plate.ppocr import PpOcrPlateDetector
+
+        plates = PpOcrPlateDetector(max_side=640 if video else 960)
+    return Redactor(RecallFaceFinder(config, video=video), plates, method=method, face_growth=config.expand)
+
+
+def _same_face(faces: NDArray[np.float32], subject: NDArray[np.float32]) -> NDArray[np.bool_]:
+    """Which boxes are the subject's own face: overlapping it by IoU 0.3, or lying mostly (half or more) inside it.
+
+    Two detectors may each find the subject with slightly different boxes; all of them are the subject.
+    """
+    ious = iou_matrix(faces, subject[None, :])[:, 0]
+    ix = np.clip(np.minimum(faces[:, 2], subject[2]) - np.maximum(faces[:, 0], subject[0]), 0, None)
+    iy = np.clip(np.minimum(faces[:, 3], subject[3]) - np.maximum(faces[:, 1], subject[1]), 0, None)
+    area = np.maximum((faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1]), 1e-6)
+    return np.asarray((ious >= 0.3) | (ix * iy / area >= 0.5), bool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +179,9 @@ def redact_video(
     out: Path,
     redactor: Redactor,
     *,
-    face_every: int = 4,
+    face_every: int = 2,
     plate_every: int = 15,
+    hold_s: float = 0.5,
     on_start: Callable[[int | None], None] | None = None,
     on_frame: Callable[[], None] | None = None,
 ) -> VideoRedactionStats:
@@ -143,8 +189,9 @@ def redact_video(
 
     Decoding and encoding run in their own threads (FFmpeg and onnxruntime release the GIL), so the detectors get
     the cores in between. Between detections the last boxes move with their measured velocity and are grown by a
-    third of their size, so moving faces and plates stay covered; detection runs on the first frame, so nothing is
-    shown before it. Audio is dropped.
+    third of their size, so moving faces and plates stay covered; a face missed by one detection stays hidden where
+    it was heading for `hold_s` seconds (tracks carried across frames); detection runs on the first frame, so
+    nothing is shown before it. Audio is dropped.
     """
     import queue
     import threading
@@ -181,7 +228,7 @@ def redact_video(
     start = time.perf_counter()
     frames = 0
     last_pts = 0.0
-    tracks = _BoxMotion()
+    tracks = _BoxMotion(hold=max(0, round(hold_s * float(rate))))
     plates = np.zeros((0, 4), np.float32)
     try:
         with av.open(str(out), "w") as dst:
@@ -239,23 +286,41 @@ def redact_video(
 
 
 class _BoxMotion:
-    """Boxes from the last detection moved by their velocity since the detection before (matched by IoU)."""
+    """Face boxes followed across frames, each moving with its measured velocity.
 
-    def __init__(self) -> None:
+    A box that a detection misses is kept (still moving) for `hold` frames before it is let go: recall first, so a
+    face one detection missed is not exposed.
+    """
+
+    def __init__(self, *, hold: int = 0) -> None:
+        self.hold = hold
         self.boxes = np.zeros((0, 4), np.float32)
         self.velocity = np.zeros((0, 4), np.float32)
+        self.seen = np.zeros(0, np.int64)
+        """Frame each box was last detected at."""
         self.frame = 0
 
     def observe(self, boxes: NDArray[np.float32], frame: int) -> None:
         velocity = np.zeros_like(boxes)
+        lost = np.ones(self.boxes.shape[0], bool)
         if self.boxes.shape[0] and boxes.shape[0] and frame > self.frame:
-            ious = iou_matrix(boxes, self.boxes)
+            ious = iou_matrix(boxes, self._moved(frame))  # matched where each was heading
             best = ious.argmax(axis=1)
             matched = ious[np.arange(boxes.shape[0]), best] > 0.2
             velocity[matched] = (boxes[matched] - self.boxes[best[matched]]) / (frame - self.frame)
-        self.boxes, self.velocity, self.frame = boxes, velocity, frame
+            lost[best[matched]] = False
+        # Boxes no detection matched this time are carried on while they are recent enough.
+        carried = lost & (frame - self.seen <= self.hold)
+        moved = self._moved(frame)
+        self.boxes = np.concatenate([boxes, moved[carried]]).astype(np.float32)
+        self.velocity = np.concatenate([velocity, self.velocity[carried]]).astype(np.float32)
+        self.seen = np.concatenate([np.full(boxes.shape[0], frame, np.int64), self.seen[carried]])
+        self.frame = frame
+
+    def _moved(self, frame: int) -> NDArray[np.float32]:
+        return np.asarray(self.boxes + self.velocity * (frame - self.frame), np.float32)
 
     def at(self, frame: int) -> NDArray[np.float32]:
-        moved: NDArray[np.float32] = (self.boxes + self.velocity * (frame - self.frame)).astype(np.float32)
+        moved = self._moved(frame)
         # Cover both where the face was and where it is predicted to be.
         return np.concatenate([self.boxes, moved]) if frame != self.frame else self.boxes

@@ -111,6 +111,7 @@ class FaceAnalyzer:
                         quality=float(quality[i]),
                         pts=frame.pts,
                         others=others.astype(np.float32),
+                        crop_box=(dets.boxes[i] - np.array([x0, y0, x0, y0], np.float32)).astype(np.float32),
                     )
                     keep_best(track.shots, sample, limit=limit)
         return self._end_frame(frame, ended)
