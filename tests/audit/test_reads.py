@@ -114,3 +114,38 @@ def test_verifying_a_long_ledger_blocks_no_one(tmp_path: Path) -> None:
     assert getattr(report, "ok", False) and getattr(report, "entries", 0) > ENTRIES
     assert still_verifying, "the verification was too quick to show anything: grow the ledger"
     assert signed_in_after < 2.0
+
+
+def test_verifying_through_the_api_blocks_no_sign_in(tmp_path: Path) -> None:
+    """Finding 8 as found: an audit verify through the API blocked sign-in for as long as it ran."""
+    import httpx
+
+    from tests.support.serve import KuzetServe
+
+    svc = Kuzet(tmp_path / "data")
+    admin = svc.init_admin("admin", PASSWORD)
+    svc.add_user(admin, "auditor", PASSWORD, ["auditor"])
+    _grow(svc, ENTRIES)
+    svc.close()
+    with KuzetServe(tmp_path / "data", tmp_path / "serve.log") as server:
+        token = httpx.post(f"{server.url}/api/auth/login", json={"name": "auditor", "password": PASSWORD}).json()
+        result: list[httpx.Response] = []
+        thread = threading.Thread(
+            target=lambda: result.append(
+                httpx.post(
+                    f"{server.url}/api/audit/verify",
+                    headers={"Authorization": f"Bearer {token['token']}"},
+                    timeout=300,
+                )
+            )
+        )
+        thread.start()
+        time.sleep(1.0)  # the verification is under way
+        t0 = time.perf_counter()
+        login = httpx.post(f"{server.url}/api/auth/login", json={"name": "admin", "password": PASSWORD}, timeout=60)
+        took = time.perf_counter() - t0
+        still_verifying = thread.is_alive()
+        thread.join(300)
+    assert login.status_code == 200 and took < 2.0, took
+    assert still_verifying, "the verification was too quick to show anything: grow the ledger"
+    assert result[0].status_code == 200 and result[0].json()["ok"] is True

@@ -160,3 +160,14 @@ def test_console_script_demo_runs_from_installed_packages(tmp_path: Path) -> Non
     assert "reviewer2 confirms -> confirmed" in out  # Grace Hopper's alert, after two reviewers
     assert "1 face track(s) matched nobody" in out  # the cameraman: counted, not stored
     assert "verifies the ledger: OK" in out
+
+
+def test_markup_in_user_input_is_printed_not_interpreted(tmp_path: Path) -> None:
+    """Finding 9: a user name like `[/x]` crashed the error printer (rich markup)."""
+    data = tmp_path / "d"
+    _signed_in_operator(data)
+    assert _kuzet(data, "login", "root", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
+    code, out = _kuzet(data, "users", "add", "[/x]", "--role", "operator", "--password-stdin", stdin=PASSWORD + "\n")
+    assert code == 2 and "invalid user name '[/x]'" in out
+    code, out = _kuzet(data, "analyze", str(tmp_path / "[bold]missing[/].mp4"))
+    assert code == 2 and "[bold]missing[/].mp4" in out
