@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from kuzet.analytics.traffic import Violation
 from kuzet.config.models import Calibration
 from kuzet.core.errors import StoreError
 from kuzet.governance.redaction import Redactor
+from kuzet.store.files import private_dir, write_private
 from kuzet.store.media import encode_jpeg
 
 
@@ -38,15 +38,12 @@ def write_evidence(
 ) -> tuple[str, str, list[str]]:
     """Write one package; returns (folder relative to the media root, package sha256, files relative to the root)."""
     rel_dir = Path("evidence") / f"{recorded_at:%Y/%m/%d}" / uuid.uuid4().hex
-    folder = media_root / rel_dir
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(media_root / rel_dir)
     files: list[dict[str, Any]] = []
     written: list[str] = []
 
     def put(name: str, data: bytes, what: str) -> None:
-        tmp = folder / (name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, folder / name)
+        write_private(folder / name, data)
         files.append({"name": name, "what": what, "sha256": hashlib.sha256(data).hexdigest()})
         written.append((rel_dir / name).as_posix())
 

@@ -8,6 +8,7 @@ segments without re-encoding them.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections import deque
@@ -228,6 +229,7 @@ class SegmentRecorder:
         self._wall = 0.0
         self._count = 0
         directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)  # unencrypted segments wait here: owner-only, whatever the umask
 
     def write(self, packet: Any) -> None:
         """Mux one packet, starting a new segment at a key frame when the current one is long enough."""

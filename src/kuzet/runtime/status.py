@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from kuzet.core.errors import NotFoundError
+from kuzet.store.files import FILE_MODE, private_dir
 
 STATES = ("starting", "up", "reconnecting", "stalled", "failed", "restarting", "stopped")
 """starting: connecting for the first time; up: frames arrive; reconnecting: waiting to try again (reason says why);
@@ -129,9 +130,12 @@ def status_path(data_dir: Path) -> Path:
 def write_status(data_dir: Path, status: ServiceStatus) -> None:
     """Replace the status file atomically."""
     path = status_path(data_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(status), sort_keys=True), encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), FILE_MODE)
+        f.write(json.dumps(asdict(status), sort_keys=True))
     os.replace(tmp, path)
 
 
