@@ -63,7 +63,7 @@ def measure(server: RtspServer, names: list[str], *, seconds: float, gate: bool,
     lin = DATA / "faces/face_recognition_examples/lin-manuel-miranda.png"
     person = svc.enroll(admin, "Lin-Manuel Miranda", [lin], consent="benchmark")
     svc.people_approve(approver, person.identity.person_id, reason="benchmark")
-    sup = Supervisor(svc, admin, secrets=svc.secrets())
+    sup = Supervisor(svc.services, admin, secrets=svc.secrets())
     sup.start()
     try:
         deadline = time.monotonic() + 120

@@ -78,8 +78,8 @@ PASSWORD = "correct horse battery"
 
 def share_models(svc: Kuzet, detector: CenterFaceDetector, embedder: FaceEmbedder) -> Kuzet:
     """Reuse already loaded models instead of loading them again."""
-    svc.__dict__["face_detector"] = detector
-    svc.__dict__["face_embedder"] = embedder
+    svc.face_detector = detector
+    svc.face_embedder = embedder
     return svc
 
 

@@ -132,7 +132,7 @@ def bench_analysis(data: Path, videos: list[str], baseline_frames: int) -> dict[
 
     The configs: the default; `min_face: 40` (the smallest face HOG finds); the default without the motion gate.
     """
-    from kuzet.app import Kuzet
+    from kuzet.services.container import build_services
 
     lin = data / "faces" / "face_recognition_examples" / "lin-manuel-miranda.png"
     results: dict[str, Any] = {}
@@ -144,19 +144,21 @@ def bench_analysis(data: Path, videos: list[str], baseline_frames: int) -> dict[
     with tempfile.TemporaryDirectory() as tmp:
         services = {}
         for name, cfg in variants.items():
-            svc = Kuzet(Path(tmp) / name, cfg)
-            admin = svc.init_admin("bench", BENCH_PASSWORD)
-            approver = svc.add_user(admin, "bench-approver", BENCH_PASSWORD, ["approver"])
-            enrolled = svc.enroll(admin, "Lin-Manuel Miranda", [lin], consent="bench (no real person's data kept)")
-            svc.people_approve(approver, enrolled.identity.person_id, reason="benchmark")
-            svc.analyze(admin, str(lin))  # warm-up: both models loaded before timing
+            svc = build_services(Path(tmp) / name, cfg)
+            admin = svc.users.init_admin("bench", BENCH_PASSWORD)
+            approver = svc.users.add(admin, "bench-approver", BENCH_PASSWORD, ["approver"])
+            enrolled = svc.gallery.enroll(
+                admin, "Lin-Manuel Miranda", [lin], consent="bench (no real person's data kept)"
+            )
+            svc.gallery.approve(approver, enrolled.identity.person_id, reason="benchmark")
+            svc.analysis.analyze(admin, str(lin))  # warm-up: both models loaded before timing
             services[name] = (svc, admin)
         for video in videos:
             path = data / "video" / video
             row: dict[str, Any] = {}
             for name, (svc, admin) in services.items():
                 start, cpu = time.perf_counter(), time.process_time()
-                result = svc.analyze(admin, str(path), camera="bench")
+                result = svc.analysis.analyze(admin, str(path), camera="bench")
                 seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
                 row[name] = {
                     "frames": result.stats.frames,

@@ -81,17 +81,17 @@ def run_demo(root: Path, *, config: KuzetConfig, console: Console, progress_cons
     """The whole lawful-watchlist scenario, printed step by step, in the data directory `root`."""
     import secrets
 
-    from kuzet.app import Kuzet
     from kuzet.governance.watchlists import WatchlistRequest
+    from kuzet.services.container import build_services
 
     photo, wanted_photo, clip = build_scene(root / "scene")
 
-    svc = Kuzet(root, config, origin="demo")
+    svc = build_services(root, config, origin="demo")
     passwords = {
         name: secrets.token_urlsafe(12)
         for name in ("admin", "operator", "requester", "approver", "reviewer1", "reviewer2", "auditor")
     }
-    admin = svc.init_admin("admin", passwords["admin"])
+    admin = svc.users.init_admin("admin", passwords["admin"])
     roles = {
         "operator": "operator",
         "requester": "requester",
@@ -100,18 +100,18 @@ def run_demo(root: Path, *, config: KuzetConfig, console: Console, progress_cons
         "reviewer2": "reviewer",
         "auditor": "auditor",
     }
-    users = {name: svc.add_user(admin, name, passwords[name], [role]) for name, role in roles.items()}
+    users = {name: svc.users.add(admin, name, passwords[name], [role]) for name, role in roles.items()}
     _step(console, 1, f"created users in {root}: " + ", ".join(f"{n} ({r})" for n, r in roles.items()))
 
     _step(console, 2, f"operator requests the enrolment of {DEMO_PERSON}, a consenting staff member")
-    enrolled = svc.enroll(
+    enrolled = svc.gallery.enroll(
         users["operator"], DEMO_PERSON, [photo], consent="signed staff consent form 17 (demo)", scope=["demo-cam"]
     )
     try:
-        svc.people_approve(users["operator"], enrolled.identity.person_id)
+        svc.gallery.approve(users["operator"], enrolled.identity.person_id)
     except KuzetError as exc:
         console.print(f"    the operator approving it too is refused: {exc.message}", highlight=False)
-    svc.people_approve(users["approver"], enrolled.identity.person_id, reason="consent form checked (demo)")
+    svc.gallery.approve(users["approver"], enrolled.identity.person_id, reason="consent form checked (demo)")
     console.print(
         f"    approver (a different user) approves it: recognised on camera demo-cam only, until "
         f"{(date.today() + timedelta(days=365)).isoformat()}"
@@ -128,32 +128,34 @@ def run_demo(root: Path, *, config: KuzetConfig, console: Console, progress_cons
         expires=today + timedelta(days=30),
         note="reported missing by family",
     )
-    entry_id = svc.watchlist_request(users["requester"], req, wanted_photo)
+    entry_id = svc.watchlists.request(users["requester"], req, wanted_photo)
     _step(console, 3, f"requester files watchlist entry {entry_id} (missing person, report MP-2026-0042)")
     try:
-        svc.watchlist_request(users["requester"], dataclasses.replace(req, note="civil activist"), wanted_photo)
+        svc.watchlists.request(users["requester"], dataclasses.replace(req, note="civil activist"), wanted_photo)
     except KuzetError as exc:
         console.print(f"    a request labelled 'civil activist' is refused: {exc.message}", highlight=False)
-    svc.watchlist_approve(users["approver"], entry_id, reason="report checked with the police (demo)")
+    svc.watchlists.approve(users["approver"], entry_id, reason="report checked with the police (demo)")
     _step(console, 4, f"approver (a different user) approves entry {entry_id}")
 
     _step(console, 5, f"operator analyses {clip.name}: the astronaut, Grace Hopper and the cameraman (a stranger)")
-    result = svc.analyze(users["operator"], str(clip), camera="demo-cam")
+    result = svc.analysis.analyze(users["operator"], str(clip), camera="demo-cam")
     table = Table("identity", "score", "start s", "end s", title=f"match events ({len(result.events)})")
     for e in result.events:
         table.add_row(e.identity, f"{e.score:.3f}", f"{e.start:.2f}", f"{e.end:.2f}")
     console.print(table)
     for alert_id in result.alert_ids:
         console.print(f"    watchlist alert {alert_id} is a candidate, not a fact: it needs two reviewers")
-        status = svc.review(users["reviewer1"], alert_id, "confirm", reason="same face, same hair, same camera (demo)")
+        status = svc.review.decide(
+            users["reviewer1"], alert_id, "confirm", reason="same face, same hair, same camera (demo)"
+        )
         console.print(f"    reviewer1 confirms -> {status}")
         try:
-            svc.review(users["reviewer1"], alert_id, "confirm", reason="again")
+            svc.review.decide(users["reviewer1"], alert_id, "confirm", reason="again")
         except KuzetError as exc:
             console.print(f"    reviewer1 confirming twice is refused: {exc.message}", highlight=False)
-        status = svc.review(users["reviewer2"], alert_id, "confirm", reason="agree with reviewer1 (demo)")
+        status = svc.review.decide(users["reviewer2"], alert_id, "confirm", reason="agree with reviewer1 (demo)")
         console.print(f"    reviewer2 confirms -> {status}")
-    report = svc.audit_verify(users["auditor"])
+    report = svc.audit.verify(users["auditor"])
     _step(
         console,
         6,

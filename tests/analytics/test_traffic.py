@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kuzet.analytics.traffic import GroundPlane, TrafficAnalyzer, crossing, signal_is_red
+from kuzet.analytics.traffic import GroundPlane, crossing, signal_is_red
 from kuzet.config.models import Calibration, TrafficConfig
 from kuzet.core.errors import InputError
 from kuzet.core.types import Detections, Frame, Image
+from kuzet.pipeline.traffic import TrafficAnalyzer
 
 FPS = 10.0
 BLANK: Image = np.zeros((400, 800, 3), np.uint8)

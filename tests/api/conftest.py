@@ -26,6 +26,6 @@ def api(
         if role != "admin":
             svc.add_user(admin, role, PASSWORD, [role])
     tokens = {role: svc.login(role, PASSWORD)[1] for role in ROLES}
-    with TestClient(create_app(svc)) as client:
+    with TestClient(create_app(svc.services)) as client:
         yield svc, client, tokens
     svc.close()

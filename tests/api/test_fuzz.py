@@ -21,7 +21,7 @@ for _role in ("auditor", "reviewer", "approver", "requester", "operator"):
 # One user holding every role sees every operation's real behaviour, not just its 403.
 _SVC.add_user(_ADMIN, "everyone", "fuzzing password 1", ["admin", "auditor", "reviewer", "approver", "operator"])
 _TOKEN = _SVC.login("everyone", "fuzzing password 1")[1]
-APP = create_app(_SVC)
+APP = create_app(_SVC.services)
 PUBLIC = {"/api/health", "/api/auth/login"}
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)

@@ -189,7 +189,9 @@ def test_metrics_need_the_prometheus_token_or_an_admin(
     secrets = svc.data_dir / "secrets.yaml"
     secrets.write_text('prom: "scrape-token-1"\n', encoding="utf-8")
     secrets.chmod(0o600)
-    monkeypatch.setattr(svc, "config", svc.config.model_copy(update={"run": RunConfig(metrics_token="secret:prom")}))
+    monkeypatch.setattr(
+        svc.ctx, "config", svc.config.model_copy(update={"run": RunConfig(metrics_token="secret:prom")})
+    )
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer guess"}).status_code == 401
     assert client.get("/metrics", headers={"Authorization": f"Bearer {tokens['operator']}"}).status_code == 403

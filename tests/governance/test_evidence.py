@@ -19,8 +19,8 @@ import pytest
 from kuzet.app import AnalysisResult, Kuzet
 from kuzet.config.models import KuzetConfig
 from kuzet.core.types import Detections
-from kuzet.governance.evidence import verify_evidence
 from kuzet.ingest import load_image
+from kuzet.store.evidence import verify_evidence
 
 W, H, FPS, FRAMES = 960, 540, 10, 60
 PLATES = {"A": ("br/GWT2180.jpg", (529, 308, 227, 73)), "B": ("br/JPQ9870.jpg", (571, 623, 320, 104))}
@@ -97,7 +97,7 @@ def analyse_one_way(
     prepare: Callable[[Kuzet], object] = lambda _svc: None,
 ) -> tuple[Kuzet, AnalysisResult, dict[str, np.ndarray]]:
     cars = {n: _car(data_root / "plates", n) for n in PLATES}
-    monkeypatch.setattr("kuzet.app.build_object_detector", lambda _config: WhereTheCarsAre(cars))
+    monkeypatch.setattr("kuzet.pipeline.camera.build_object_detector", lambda _config: WhereTheCarsAre(cars))
     video = tmp_path / "one-way.mp4"
     _make_video(video, cars)
     config = KuzetConfig.model_validate(
@@ -266,7 +266,7 @@ def test_stored_passages_and_violations_through_the_api(
     svc, result, _ = one_way_run
     add_user(svc, "olga", "operator")
     add_user(svc, "rustam", "requester")
-    client = TestClient(create_app(svc))
+    client = TestClient(create_app(svc.services))
     _, token = svc.login("olga", "correct horse battery")
     h = {"Authorization": f"Bearer {token}"}
     violations = client.get("/api/traffic/violations", headers=h).json()["items"]

@@ -176,7 +176,7 @@ def test_key_rotation_keeps_everything_readable(service: Kuzet, team: dict[str, 
     assert new_key != old_key
     fresh = Kuzet(service.data_dir)
     assert list(fresh.cipher.keys) == [new_key]  # the old key is gone from the ring
-    fresh.__dict__["face_embedder"] = service.face_embedder
+    fresh.face_embedder = service.face_embedder
     assert np.array_equal(fresh._load_gallery().templates, before)
     assert fresh.media_export(
         team["aud"], "event", result.events[0].event_id, unredacted=True, justification="after rotation"

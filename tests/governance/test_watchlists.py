@@ -178,14 +178,14 @@ def test_entry_expiring_while_a_camera_runs_gives_no_alert(
     service: Kuzet, people: dict[str, User], faces_dir: Path, video_dir: Path
 ) -> None:
     """A live camera loaded its gallery before the expiry: the decision itself checks the entry is still in force."""
-    from kuzet.app import AnalysisSession
     from kuzet.ingest.sources import open_source
+    from kuzet.services.session import AnalysisSession
 
     entry = service.watchlist_request(
         people["req"], _request(expires=TODAY + timedelta(days=1)), faces_dir / EXAMPLES / "lin-manuel-miranda.png"
     )
     service.watchlist_approve(people["appr"], entry)
-    session = AnalysisSession(service, people["op"], camera="stage", source="clip", live=True)
+    session = AnalysisSession(service.services.analysis, people["op"], camera="stage", source="clip", live=True)
     assert session.gallery_people == 1
     later = datetime.now(UTC) + timedelta(days=2)
     expired_at = None

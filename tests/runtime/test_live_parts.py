@@ -19,10 +19,10 @@ from kuzet.ingest.sources import FrameSampler
 from kuzet.runtime.integrations import Notice, _visible, sign, verify_signature
 from kuzet.runtime.metrics import render
 from kuzet.runtime.recording import RecordingKeeper
-from kuzet.runtime.status import CameraStatus, ServiceStatus, read_status, write_status
 from kuzet.runtime.worker import Backoff, WorkerSpec
 from kuzet.store.crypto import DataCipher
 from kuzet.store.media import MediaStore
+from kuzet.store.status import CameraStatus, ServiceStatus, read_status, write_status
 from tests.support.servers import RtspServer
 
 

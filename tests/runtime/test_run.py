@@ -32,8 +32,8 @@ from kuzet.core.errors import ConfigError, PermissionDenied, PolicyRefusal
 from kuzet.core.types import User
 from kuzet.runtime.integrations import verify_signature
 from kuzet.runtime.metrics import render
-from kuzet.runtime.status import CameraStatus, read_status
 from kuzet.runtime.supervisor import Supervisor
+from kuzet.store.status import CameraStatus, read_status
 from tests.conftest import PASSWORD, enrol
 from tests.runtime.conftest import Broker, wait_until
 from tests.support.servers import RtspServer, free_port
@@ -170,7 +170,7 @@ def test_live_cameras_commit_as_they_go_and_publish_everywhere(
     sub.subscribe("kuzet/#", qos=1)
     sub.loop_start()
     try:
-        run = running(Supervisor(svc, admin, secrets=svc.secrets()))
+        run = running(Supervisor(svc.services, admin, secrets=svc.secrets()))
         run.until(lambda: run.cam("stage").events >= 1, 90, "a committed match event on the stage camera")
         assert event_ids(root)  # committed while the service runs, not when it stops
         run.until(lambda: any(t == "kuzet/events/stage" for t, _, _ in messages), 20, "the event over MQTT")
@@ -256,7 +256,7 @@ def test_camera_reconnects_after_the_server_dies_and_after_a_stall(
         "run": {"reconnect_initial_s": 0.3, "reconnect_max_s": 1.0, "stall_timeout_s": 2.0, "failed_after": 50},
     }
     svc, admin = make_service(root, config)
-    run = running(Supervisor(svc, admin, secrets=svc.secrets()))
+    run = running(Supervisor(svc.services, admin, secrets=svc.secrets()))
 
     def road() -> CameraStatus:
         return run.cam("road")
@@ -291,7 +291,7 @@ def test_a_killed_worker_is_restarted_and_nothing_it_committed_is_lost(
         "run": {"reconnect_initial_s": 0.3, "reconnect_max_s": 1.0},
     }
     svc, admin = make_service(root, config, faces_dir)
-    run = running(Supervisor(svc, admin, secrets=svc.secrets()))
+    run = running(Supervisor(svc.services, admin, secrets=svc.secrets()))
     run.until(lambda: run.cam("stage").events >= 1, 90, "a committed event")
     committed = event_ids(root)
     pid = run.cam("stage").pid
@@ -393,13 +393,13 @@ def test_every_live_camera_states_a_lawful_purpose(tmp_path: Path) -> None:
     cams = [{"name": "gate", "source": "rtsp://127.0.0.1:9/x"}]
     svc, admin = make_service(tmp_path / "a", {"cameras": cams})
     with pytest.raises(ConfigError, match="state no purpose"):
-        Supervisor(svc, admin, secrets=svc.secrets())
+        Supervisor(svc.services, admin, secrets=svc.secrets())
     cams[0]["purpose"] = "identify protesters at the square"
     svc, admin = make_service(tmp_path / "b", {"cameras": cams})
     with pytest.raises(PolicyRefusal, match="prohibited label"):
-        Supervisor(svc, admin, secrets=svc.secrets())
+        Supervisor(svc.services, admin, secrets=svc.secrets())
     refused = svc.audit_log(admin, action="service.refused")
     assert [e.object for e in refused] == ["camera:gate"]
     svc, admin = make_service(tmp_path / "c", {"cameras": [{"name": "f", "source": "/videos/a.mp4", "purpose": "x"}]})
     with pytest.raises(ConfigError, match="no live stream URL"):
-        Supervisor(svc, admin, secrets=svc.secrets())
+        Supervisor(svc.services, admin, secrets=svc.secrets())

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,13 @@ from kuzet.core.errors import StoreError
 from kuzet.store.crypto import DataCipher, key_id
 from kuzet.store.db import HEAD_REVISION, Database
 from kuzet.store.media import MediaStore
-from kuzet.store.repositories import EventRepository, GalleryRepository, NewEvent, NewTemplate, RunRecord
+from kuzet.store.repositories.events import EventRepository, NewEvent, RunRecord
+from kuzet.store.repositories.gallery import GalleryRepository, NewTemplate
 
 KEY = b"0123456789abcdef0123456789abcdef"
 CIPHER = DataCipher({key_id(KEY): KEY}, key_id(KEY), source="test")
+NOW = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.UTC)
+"""The one clock repositories are given (they never read the time themselves)."""
 
 
 def _db(tmp_path: Path) -> Database:
@@ -43,11 +47,15 @@ def test_templates_round_trip_and_duplicates_are_skipped(tmp_path: Path) -> None
     v = np.linspace(-1, 1, 128).astype(np.float32)
     with db.session() as s:
         ident, added = GalleryRepository(s).add_templates(
-            "Ann", [NewTemplate(v, "h1"), NewTemplate(v * 0.5, "h2"), NewTemplate(v, "h1")], model="m", cipher=CIPHER
+            "Ann",
+            [NewTemplate(v, "h1"), NewTemplate(v * 0.5, "h2"), NewTemplate(v, "h1")],
+            model="m",
+            cipher=CIPHER,
+            now=NOW,
         )
     assert added == 2  # the same photo twice is enrolled once
     with pytest.raises(EnrolmentError, match="already enrolled"), db.session() as s:
-        GalleryRepository(s).add_templates("Ann", [NewTemplate(v, "h3")], model="m", cipher=CIPHER)
+        GalleryRepository(s).add_templates("Ann", [NewTemplate(v, "h3")], model="m", cipher=CIPHER, now=NOW)
     now = datetime.datetime.now(datetime.UTC)
     with db.read() as s:
         everyone = GalleryRepository(s).load(model="m", cipher=CIPHER)
@@ -71,9 +79,9 @@ def test_failed_transaction_stores_nothing(tmp_path: Path) -> None:
     run = RunRecord("cam", "src", __import__("datetime").datetime.now(), 1, 1, 1, 1, 0)
     with pytest.raises(RuntimeError), db.session() as s:
         GalleryRepository(s).add_templates(
-            "Bob", [NewTemplate(np.ones(128, np.float32), "x")], model="m", cipher=CIPHER
+            "Bob", [NewTemplate(np.ones(128, np.float32), "x")], model="m", cipher=CIPHER, now=NOW
         )
-        EventRepository(s).save_run(run, [])
+        EventRepository(s).save_run(run, [], now=NOW)
         raise RuntimeError("crash mid-way")
     with db.session() as s:
         assert GalleryRepository(s).people() == []
@@ -86,12 +94,12 @@ def test_events_filter_by_camera_and_identity(tmp_path: Path) -> None:
     db = _db(tmp_path)
     with db.session() as s:
         ann, _ = GalleryRepository(s).add_templates(
-            "Ann", [NewTemplate(np.ones(128, np.float32), "a")], model="m", cipher=CIPHER
+            "Ann", [NewTemplate(np.ones(128, np.float32), "a")], model="m", cipher=CIPHER, now=NOW
         )
     for cam in ("gate", "hall"):
         run = RunRecord(cam, "src", datetime.datetime.now(datetime.UTC), 10, 2, 2, 1, 1)
         with db.session() as s:
-            EventRepository(s).save_run(run, [NewEvent(ann.person_id, "Ann", 0.95, 1.0, 2.0, 3, "x.jpg")])
+            EventRepository(s).save_run(run, [NewEvent(ann.person_id, "Ann", 0.95, 1.0, 2.0, 3, "x.jpg")], now=NOW)
     with db.session() as s:
         repo = EventRepository(s)
         assert len(repo.list()) == 2

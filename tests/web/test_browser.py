@@ -15,12 +15,12 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from kuzet.api.app import create_app
 from kuzet.app import Kuzet
 from kuzet.core.types import User
 from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.recognize import FaceEmbedder
+from kuzet.web.app import create_app
 from tests.conftest import PASSWORD, share_models
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -50,7 +50,7 @@ def site(
     ]:
         users[name] = svc.add_user(admin, name, PASSWORD, [role])
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(svc), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(svc.services), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -12,7 +12,6 @@ from fastapi import HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kuzet.app import Kuzet
 from kuzet.core.errors import AuthError
 from kuzet.core.types import User
 
@@ -60,8 +59,11 @@ def token_from(request: Request) -> tuple[str, bool]:
     return request.cookies.get(SESSION_COOKIE, ""), True
 
 
-def authenticate(request: Request, svc: Kuzet, *, form_csrf: str | None = None) -> User:
-    """The user behind a request; cookie sessions must echo the CSRF cookie on unsafe methods."""
+def authenticate(request: Request, user_for: Callable[[str], User], *, form_csrf: str | None = None) -> User:
+    """The user behind a request (`user_for` maps a session token to its user).
+
+    Cookie sessions must echo the CSRF cookie on unsafe methods.
+    """
     token, from_cookie = token_from(request)
     if not token:
         raise AuthError("not signed in", hint="sign in at /login or send Authorization: Bearer TOKEN")
@@ -70,7 +72,7 @@ def authenticate(request: Request, svc: Kuzet, *, form_csrf: str | None = None) 
         given = request.headers.get(CSRF_HEADER) or form_csrf or ""
         if not expected or not secrets.compare_digest(expected, given):
             raise AuthError("missing or wrong CSRF token", hint="reload the page and try again")
-    return svc.authenticate(token)
+    return user_for(token)
 
 
 def new_csrf() -> str:
@@ -79,7 +81,8 @@ def new_csrf() -> str:
 
 
 PUBLIC_BODIES = ("/api/auth/login", "/login")
-"""The only unsafe routes that take a body before sign-in (credentials: a few hundred bytes)."""
+"""The only unsafe routes that take a body before sign-in (credentials: a few hundred bytes): the API's sign-in and
+the dashboard's sign-in form."""
 PUBLIC_BODY_MAX = 64 * 1024
 
 

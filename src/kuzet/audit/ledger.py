@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,7 +25,8 @@ GENESIS = "0" * 64
 # O(ledger). Writers hold the database's write lock while they use it; the lock below guards the dict itself.
 _FRONTIERS: dict[str, tuple[merkle.Frontier, bytes]] = {}
 _FRONTIERS_LOCK = threading.Lock()
-Details = dict[str, str | int | float | bool | None]
+Details = Mapping[str, str | int | float | bool | None]
+"""What an entry records besides actor, action, object and justification (scalars only)."""
 Clock = Callable[[], datetime]
 KEY_ROTATED = "audit.key_rotated"
 """The ledger action that hands checkpoint signing from one key to the next (details carry the signed statement)."""
@@ -41,7 +42,7 @@ class AuditEntry:
     action: str
     object: str
     justification: str
-    details: Details
+    details: dict[str, str | int | float | bool | None]
     source: str
     prev_hash: str
     entry_hash: str
@@ -197,6 +198,13 @@ class AuditLedger:
         if action:
             query = query.where(AuditEntryRow.action == action)
         return [_to_entry(r) for r in self.session.scalars(query)]
+
+    def last(self, action: str) -> AuditEntry | None:
+        """The newest entry of an action, if any."""
+        row = self.session.scalars(
+            select(AuditEntryRow).where(AuditEntryRow.action == action).order_by(AuditEntryRow.seq.desc()).limit(1)
+        ).first()
+        return None if row is None else _to_entry(row)
 
     def leaves(self, size: int | None = None) -> list[bytes]:
         """Leaf hashes of the first `size` entries (all when None), in order."""

@@ -13,6 +13,9 @@ CHIP_SIZE = 150
 Image = NDArray[np.uint8]
 """An RGB image, shape (H, W, 3), dtype uint8."""
 
+JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
+"""A value that JSON can carry (payloads sent to integrations)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Frame:

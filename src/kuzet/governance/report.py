@@ -8,15 +8,10 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from kuzet.audit.ledger import AuditLedger, Checkpoint
 from kuzet.governance.policy import Policy
-from kuzet.store.models import AlertRow, AnalysisRunRow, AuditEntryRow, WatchlistEntryRow
 
 SEARCH_ACTIONS = ("subject.search", "events.view", "people.view", "watchlist.view", "review.view", "audit.view")
 EXPORT_ACTIONS = ("media.export", "report.export")
@@ -72,33 +67,48 @@ def _refusal_kind(reason: str) -> str:
     return "other"
 
 
+@dataclass(frozen=True, slots=True)
+class ReportInputs:
+    """What happened in a period, as the store gives it: the report is built from these alone."""
+
+    runs: list[tuple[str, int, int, int]]
+    """(camera, frames, face tracks, unknown tracks) of each analysis run."""
+    entries: list[tuple[str, str, str]]
+    """(category, legal basis, status) of each watchlist entry filed."""
+    alert_statuses: list[str]
+    ledger: list[tuple[str, str, str]]
+    """(action, justification, details JSON) of each ledger entry."""
+    checkpoint: dict[str, str | int] | None
+    """The newest signed checkpoint as witnesses hold it, with its `id` and `signed_at`."""
+
+
 def build_report(
-    session: Session, policy: Policy, *, start: date, end: date, public_key_pem: str, key_fingerprint: str = ""
+    inputs: ReportInputs,
+    policy: Policy,
+    *,
+    start: date,
+    end: date,
+    now: datetime,
+    public_key_pem: str,
+    key_fingerprint: str = "",
 ) -> TransparencyReport:
     """Aggregate what happened from `start` to `end` (inclusive, UTC days)."""
-    t0 = datetime.combine(start, time(0), tzinfo=UTC)
-    t1 = datetime.combine(end + timedelta(days=1), time(0), tzinfo=UTC)
     rep = TransparencyReport(
-        period_from=start.isoformat(),
-        period_to=end.isoformat(),
-        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
-    runs = list(
-        session.scalars(select(AnalysisRunRow).where(AnalysisRunRow.started_at >= t0, AnalysisRunRow.started_at < t1))
+        period_from=start.isoformat(), period_to=end.isoformat(), generated_at=now.isoformat(timespec="seconds")
     )
     per_camera: dict[str, dict[str, int]] = {}
-    for r in runs:
-        c = per_camera.setdefault(r.camera, {"runs": 0, "frames": 0, "face_tracks": 0, "unknown_tracks": 0})
+    for camera, frames, tracks, unknown in inputs.runs:
+        c = per_camera.setdefault(camera, {"runs": 0, "frames": 0, "face_tracks": 0, "unknown_tracks": 0})
         c["runs"] += 1
-        c["frames"] += r.frames
-        c["face_tracks"] += r.tracks
-        c["unknown_tracks"] += r.unknown_tracks
+        c["frames"] += frames
+        c["face_tracks"] += tracks
+        c["unknown_tracks"] += unknown
     rep.cameras = [{"camera": name, **counts} for name, counts in sorted(per_camera.items())]
     rep.analysis = {
-        "runs": len(runs),
-        "frames": sum(r.frames for r in runs),
-        "face_tracks": sum(r.tracks for r in runs),
-        "unknown_tracks_not_stored": sum(r.unknown_tracks for r in runs),
+        "runs": len(inputs.runs),
+        "frames": sum(r[1] for r in inputs.runs),
+        "face_tracks": sum(r[2] for r in inputs.runs),
+        "unknown_tracks_not_stored": sum(r[3] for r in inputs.runs),
     }
     rep.purposes = [
         {
@@ -110,48 +120,41 @@ def build_report(
         }
         for n, c in sorted(policy.model.categories.items())
     ]
-    entries = list(
-        session.scalars(
-            select(WatchlistEntryRow).where(WatchlistEntryRow.created_at >= t0, WatchlistEntryRow.created_at < t1)
-        )
-    )
-    rep.entries_by_category = dict(Counter(e.category for e in entries))
-    rep.entries_by_legal_basis = dict(Counter(e.legal_basis for e in entries))
-    rep.entries_by_status = dict(Counter(e.status for e in entries))
-    alerts = list(session.scalars(select(AlertRow).where(AlertRow.created_at >= t0, AlertRow.created_at < t1)))
-    status = Counter(a.status for a in alerts)
+    rep.entries_by_category = dict(Counter(e[0] for e in inputs.entries))
+    rep.entries_by_legal_basis = dict(Counter(e[1] for e in inputs.entries))
+    rep.entries_by_status = dict(Counter(e[2] for e in inputs.entries))
+    status = Counter(inputs.alert_statuses)
     rep.alerts = {
-        "created": len(alerts),
+        "created": len(inputs.alert_statuses),
         "confirmed": status.get("confirmed", 0),
         "rejected": status.get("rejected", 0),
         "pending": status.get("pending", 0),
     }
     decided = rep.alerts["confirmed"] + rep.alerts["rejected"]
     rep.false_match_rate = rep.alerts["rejected"] / decided if decided else None
-    ledger_rows = list(
-        session.scalars(
-            select(AuditEntryRow).where(AuditEntryRow.ts >= t0.isoformat(), AuditEntryRow.ts < t1.isoformat())
-        )
+    _ledger_figures(rep, inputs.ledger)
+    if inputs.checkpoint is not None:
+        rep.checkpoint = dict(inputs.checkpoint)
+    rep.public_key_pem = public_key_pem
+    rep.key_fingerprint = key_fingerprint
+    return rep
+
+
+def _ledger_figures(rep: TransparencyReport, ledger: list[tuple[str, str, str]]) -> None:
+    actions = Counter(action for action, _, _ in ledger)
+    rep.refusals_by_reason = dict(
+        Counter(_refusal_kind(why) for action, why, _ in ledger if action.endswith("refused"))
     )
-    actions = Counter(r.action for r in ledger_rows)
-    refusals = [r for r in ledger_rows if r.action.endswith("refused")]
-    rep.refusals_by_reason = dict(Counter(_refusal_kind(r.justification) for r in refusals))
     rep.searches = {a: actions[a] for a in SEARCH_ACTIONS if actions[a]}
     rep.exports = {a: actions[a] for a in EXPORT_ACTIONS if actions[a]}
     rep.deletions = {a: actions[a] for a in DELETION_ACTIONS if actions[a]}
     purged: Counter[str] = Counter()
-    for entry in ledger_rows:
-        if entry.action == "retention.purge":
-            for k, v in json.loads(entry.details).items():
+    for action, _, details in ledger:
+        if action == "retention.purge":
+            for k, v in json.loads(details).items():
                 if isinstance(v, int) and k != "bytes_freed":
                     purged[k] += v
     rep.purged = dict(purged)
-    cp: Checkpoint | None = AuditLedger(session).latest_checkpoint()
-    if cp is not None:
-        rep.checkpoint = {"id": cp.checkpoint_id, "signed_at": cp.ts, **cp.signed_json()}
-    rep.public_key_pem = public_key_pem
-    rep.key_fingerprint = key_fingerprint
-    return rep
 
 
 def _bar_svg(title: str, counts: dict[str, int]) -> str:

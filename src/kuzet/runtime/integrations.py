@@ -31,11 +31,11 @@ from urllib.parse import urlsplit
 from kuzet.config.models import MqttConfig, WebhookConfig
 from kuzet.config.secrets import Secrets
 from kuzet.core.signatures import sign, signed_headers, verify_signature
+from kuzet.core.types import JsonValue
 
 log = logging.getLogger("kuzet.run")
 __all__ = ["Integrations", "JsonValue", "MqttPublisher", "Notice", "WebhookSender", "sign", "verify_signature"]
 
-JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 PERSONAL_FIELDS = {"identity": "include_identity", "plate": "include_plates"}
 """Payload fields an integration sends only when its config says so."""
 

@@ -23,12 +23,12 @@ from kuzet.config.secrets import Secrets, camera_url
 from kuzet.core.errors import ConfigError, KuzetError
 from kuzet.ingest.sources import NETWORK_SCHEMES, endpoint, redact_url
 from kuzet.runtime.integrations import Integrations, Notice
-from kuzet.runtime.status import CameraStatus, ServiceStatus, write_status
 from kuzet.runtime.worker import StatusUpdate, WorkerSpec, worker_main
+from kuzet.store.status import CameraStatus, ServiceStatus, write_status
 
 if TYPE_CHECKING:
-    from kuzet.app import Kuzet
     from kuzet.core.types import User
+    from kuzet.services.container import Services
 
 log = logging.getLogger("kuzet.run")
 
@@ -94,27 +94,26 @@ class Supervisor:
 
     def __init__(
         self,
-        svc: Kuzet,
+        services: Services,
         actor: User,
         *,
         secrets: Secrets,
         cameras: list[str] | None = None,
         integrations: Integrations | None = None,
     ) -> None:
-        from kuzet.governance.users import require
-
-        require(actor, "admin", "operator", action="run live cameras")
-        self.svc = svc
+        services.uow.require(actor, "live.run")
+        self.services = services
+        self.ctx = ctx = services.ctx
         self.actor = actor
-        self.config = svc.config
-        chosen = live_cameras(svc.config.cameras, cameras)
-        svc.check_camera_purposes(actor, chosen)
-        run = svc.config.run
+        self.config = ctx.config
+        chosen = live_cameras(ctx.config.cameras, cameras)
+        services.cameras.check_purposes(actor, chosen)
+        run = ctx.config.run
         origin = f"run@{socket.gethostname()}"
         specs = [
             WorkerSpec(
-                data_dir=str(svc.data_dir),
-                config_json=svc.config.model_dump_json(),
+                data_dir=str(ctx.data_dir),
+                config_json=ctx.config.model_dump_json(),
                 camera=c.name,
                 actor=actor.name,
                 url=camera_url(c, secrets),  # a missing secret fails here, before anything starts
@@ -137,9 +136,9 @@ class Supervisor:
 
     def start(self) -> None:
         """Record the start in the ledger and start every worker."""
-        cams = [self.svc.camera_config(n) for n in self.slots]
+        cams = [self.ctx.camera_config(n) for n in self.slots]
         run = self.config.run
-        self.svc.record_service_event(
+        self.services.cameras.record_service_event(
             self.actor,
             "service.started",
             details={
@@ -168,7 +167,7 @@ class Supervisor:
         slot.current.pid = p.pid or 0
 
     def _source(self, slot: _Slot) -> str:
-        return redact_url(self.svc.camera_config(slot.spec.camera).source)
+        return redact_url(self.ctx.camera_config(slot.spec.camera).source)
 
     def step(self, timeout: float = 0.25) -> None:
         """Handle messages for up to `timeout` seconds, then look after the workers.
@@ -190,7 +189,7 @@ class Supervisor:
             self._write()
             if time.monotonic() - self._last_purge >= min(60.0, self.config.run.retention_interval_s):
                 self._last_purge = time.monotonic()
-                self.svc.maybe_purge()
+                self.services.retention.maybe_purge()
         except (KuzetError, OSError) as exc:
             log.error("kuzet run: %s (retrying)", exc)
 
@@ -292,7 +291,7 @@ class Supervisor:
         now = time.monotonic()
         if force or now - self._last_write >= 1.0:
             self._last_write = now
-            write_status(self.svc.data_dir, self.service_status())
+            write_status(self.ctx.data_dir, self.service_status())
 
     def stop(self, timeout: float = 20.0) -> None:
         """Ask every worker to finish (they commit what they decided), wait, then end those that do not."""
@@ -317,7 +316,7 @@ class Supervisor:
                 slot.current.set_state("stopped", "kuzet run stopped")
             self._publish_state(slot)
         totals = self.statuses()
-        self.svc.record_service_event(
+        self.services.cameras.record_service_event(
             self.actor,
             "service.stopped",
             details={
@@ -336,7 +335,7 @@ class Supervisor:
             log.exception("kuzet run: integrations did not close cleanly")
         status = self.service_status()
         status.state = "stopped"
-        write_status(self.svc.data_dir, status)
+        write_status(self.ctx.data_dir, status)
 
     def run_forever(self) -> None:
         """Start, then supervise until SIGTERM or SIGINT; always stops the workers."""

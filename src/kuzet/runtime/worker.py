@@ -23,15 +23,17 @@ from typing import TYPE_CHECKING, Protocol
 from kuzet.config.models import KuzetConfig, RunConfig
 from kuzet.core.accel import share_cores
 from kuzet.core.errors import InputError, KuzetError
+from kuzet.core.types import JsonValue
 from kuzet.ingest.sources import redact_url
-from kuzet.runtime.integrations import JsonValue, Notice
-from kuzet.runtime.status import CameraStatus
+from kuzet.runtime.integrations import Notice
+from kuzet.services import views
+from kuzet.store.status import CameraStatus
 
 if TYPE_CHECKING:
-    from kuzet.app import AnalysisSession
     from kuzet.core.types import User
     from kuzet.ingest.live import LiveStream
     from kuzet.runtime.recording import RecordingKeeper
+    from kuzet.services.session import AnalysisSession
 
 log = logging.getLogger("kuzet.run")
 
@@ -112,15 +114,16 @@ class CameraWorker:
     """The loop of one camera (runs in the worker process; `run` returns when asked to stop)."""
 
     def __init__(self, spec: WorkerSpec, outbox: Outbox, stopping: StopCheck) -> None:
-        from kuzet.app import Kuzet
+        from kuzet.services.container import build_analysis
 
         self.spec = spec
         self.outbox = outbox
         self._stopping = stopping
         self.config = KuzetConfig.model_validate_json(spec.config_json)
         self.run_config = self.config.run
-        self.svc = Kuzet(Path(spec.data_dir), self.config, origin=spec.origin)
-        self.camera = self.svc.camera_config(spec.camera)
+        self.analysis = build_analysis(Path(spec.data_dir), self.config, origin=spec.origin)
+        self.ctx = self.analysis.ctx
+        self.camera = self.ctx.camera_config(spec.camera)
         self.status = CameraStatus(camera=spec.camera, source=redact_url(self.camera.source), pid=os.getpid())
         self.backoff = Backoff(self.run_config)
         self._last_sent = 0.0
@@ -164,13 +167,11 @@ class CameraWorker:
 
     def run(self) -> None:
         """Connect, analyse, reconnect until stopped."""
-        from kuzet.governance.users import UserRepository
-
-        with self.svc.db.read() as s:
-            actor = UserRepository(s).active(self.spec.actor)
+        with self.analysis.uow.read() as r:
+            actor = r.users.active(self.spec.actor)
         if "faces" in self.camera.analytics:
             # Load the models before the first connection, so the camera's first seconds are not spent waiting.
-            _ = (self.svc.face_detector, self.svc.face_embedder)
+            _ = (self.ctx.models.face_detector, self.ctx.models.face_embedder)
         self.send(force=True)
         first = True
         while not self.stopping():
@@ -197,13 +198,13 @@ class CameraWorker:
             self.wait(delay)
         self._drain(wait_s=5.0)
         self.state("stopped", "kuzet run stopped")
-        self.svc.close()
+        self.ctx.close()
 
     def _connection(self, actor: User) -> bool:
         """One connection: returns whether frames arrived; raises InputError when it could not open or failed."""
-        from kuzet.app import AnalysisSession
         from kuzet.ingest.live import LiveStream
         from kuzet.runtime.recording import RecordingKeeper
+        from kuzet.services.session import AnalysisSession
 
         cfg = self.run_config
         keeper = None
@@ -211,8 +212,8 @@ class CameraWorker:
             keeper = RecordingKeeper(
                 self.spec.camera,
                 self.camera.record,
-                media=self.svc.media,
-                cipher=self.svc.cipher,
+                media=self.ctx.media,
+                cipher=self.ctx.cipher,
                 cache_dir=self.cache_dir,
             )
         stream = LiveStream(
@@ -225,7 +226,7 @@ class CameraWorker:
             make_sink=keeper.make_sink if keeper is not None else None,
         )
         try:
-            session = AnalysisSession(self.svc, actor, camera=self.spec.camera, source=stream.name, live=True)
+            session = AnalysisSession(self.analysis, actor, camera=self.spec.camera, source=stream.name, live=True)
         except BaseException:
             stream.close()
             self._drain_later(stream, keeper)
@@ -327,63 +328,8 @@ class CameraWorker:
         st.alerts += len(stored.alerts)
         st.passages += len(stored.passages)
         st.violations += len(stored.violations)
-        for e in stored.events:
-            self.notify(
-                "event",
-                {
-                    "id": e.event_id,
-                    "identity": e.identity,
-                    "score": e.score,
-                    "start": e.start,
-                    "end": e.end,
-                    "run": stored.run_id,
-                    "at": e.created_at,
-                },
-            )
-        for a in stored.alerts:
-            self.notify(
-                "alert",
-                {
-                    "id": a.id,
-                    "status": "pending-review",
-                    "score": a.score,
-                    "start": a.start,
-                    "end": a.end,
-                    "required_reviews": a.required_reviews,
-                    "run": stored.run_id,
-                },
-            )
-        for p in stored.passages:
-            self.notify(
-                "passage",
-                {
-                    "line": p.line,
-                    "direction": p.direction,
-                    "label": p.label,
-                    "at": p.pts,
-                    "speed_kmh": p.speed_kmh,
-                    "speed_err_kmh": p.speed_err_kmh,
-                    "plate": p.plate,
-                    "run": stored.run_id,
-                },
-            )
-        for v in stored.violations:
-            measurements: dict[str, JsonValue] = {
-                k: m for k, m in v.measurements.items() if isinstance(m, str | int | float | bool)
-            }
-            self.notify(
-                "violation",
-                {
-                    "id": v.id,
-                    "kind": v.kind,
-                    "place": v.place,
-                    "at": v.at,
-                    "plate": v.plate,
-                    "measurements": measurements,
-                    "evidence_sha256": v.evidence_sha256,
-                    "run": stored.run_id,
-                },
-            )
+        for kind, payload in views.notices(stored):
+            self.notify(kind, payload)
         if keeper is not None:
             keeper.keep(stored.spans)
             st.segments_kept += len(keeper.poll())

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
-from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,10 +11,11 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from kuzet.api.routes import request_with_upload, save_upload, service, start_session
+from kuzet.api.deps import enrol_with_uploads, request_with_upload, services, start_session
 from kuzet.api.security import CSRF_COOKIE, SESSION_COOKIE, authenticate
 from kuzet.core.errors import KuzetError
 from kuzet.core.types import User
+from kuzet.services import permissions
 
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 router = APIRouter(include_in_schema=False)
@@ -30,13 +29,16 @@ def _page(request: Request, name: str, user: User | None, **context: Any) -> HTM
             "user": user,
             "roles": sorted(user.roles) if user else [],
             "csrf": request.cookies.get(CSRF_COOKIE, ""),
+            # What the last form did (`_back`): shown once at the top of the page.
+            "msg": request.query_params.get("msg", ""),
+            "err": request.query_params.get("err", ""),
             **context,
         },
     )
 
 
 def _user(request: Request, csrf: str | None = None) -> User:
-    return authenticate(request, service(request), form_csrf=csrf)
+    return authenticate(request, services(request).users.authenticate, form_csrf=csrf)
 
 
 def _back(path: str, message: str = "", error: str = "") -> RedirectResponse:
@@ -46,10 +48,27 @@ def _back(path: str, message: str = "", error: str = "") -> RedirectResponse:
     return RedirectResponse(f"{path}?{query}" if query else path, status_code=303)
 
 
+Decide = Callable[..., None]
+
+
+def _decide(
+    path: str, decision: str, approve: Decide, reject: Decide, user: User, object_id: int, reason: str, what: str
+) -> RedirectResponse:
+    """Approve or reject a request from a form; back to `path` with the outcome or the refusal's reason."""
+    act = {"approve": approve, "reject": reject}.get(decision)
+    if act is None:
+        return _back(path, error="unknown decision")
+    try:
+        act(user, object_id, reason=reason)
+    except KuzetError as exc:
+        return _back(path, error=exc.message)
+    return _back(path, message=f"{what} {decision}d")
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request) -> HTMLResponse:
     """The sign-in form."""
-    return _page(request, "login.html", None, error=request.query_params.get("err", ""))
+    return _page(request, "login.html", None, error=request.query_params.get("err", ""), err="")
 
 
 @router.post("/login")
@@ -57,7 +76,7 @@ def login_form(request: Request, name: Annotated[str, Form()], password: Annotat
     """Sign in from the form."""
     response = RedirectResponse("/", status_code=303)
     try:
-        start_session(request, response, service(request), name, password)
+        start_session(request, response, services(request), name, password)
     except KuzetError as exc:
         return _back("/login", error=exc.message)
     return response
@@ -67,7 +86,7 @@ def login_form(request: Request, name: Annotated[str, Form()], password: Annotat
 def logout_form(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
     """Sign out."""
     _user(request, csrf_token)
-    service(request).logout(request.cookies.get(SESSION_COOKIE, ""))
+    services(request).users.logout(request.cookies.get(SESSION_COOKIE, ""))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     response.delete_cookie(CSRF_COOKIE)
@@ -78,18 +97,17 @@ def logout_form(request: Request, csrf_token: Annotated[str, Form()] = "") -> Re
 def overview(request: Request) -> HTMLResponse:
     """Cameras, alert counts and ledger status, with live updates."""
     user = _user(request)
-    svc = service(request)
-    cams = svc.cameras(user) if user.has("admin", "operator", "reviewer", "auditor") else []
-    return _page(request, "overview.html", user, overview=svc.overview(user), cameras=cams)
+    svc = services(request)
+    cams = svc.cameras.overview(user) if permissions.holds(user, "cameras.view") else []
+    return _page(request, "overview.html", user, overview=svc.dashboard.overview(user), cameras=cams)
 
 
 @router.get("/events", response_class=HTMLResponse)
 def events_page(request: Request) -> HTMLResponse:
     """Timeline of match events with redacted thumbnails."""
     user = _user(request)
-    svc = service(request)
     camera = request.query_params.get("camera") or None
-    rows = svc.events(user, camera=camera, limit=100)
+    rows = services(request).records.events(user, camera=camera, limit=100)
     return _page(request, "events.html", user, events=rows, camera=camera or "")
 
 
@@ -97,14 +115,12 @@ def events_page(request: Request) -> HTMLResponse:
 def review_page(request: Request) -> HTMLResponse:
     """The review queue."""
     user = _user(request)
-    alerts = service(request).review_list(user, status=None)
+    alerts = services(request).review.list(user, status=None)
     return _page(
         request,
         "review.html",
         user,
         alerts=alerts,
-        msg=request.query_params.get("msg", ""),
-        err=request.query_params.get("err", ""),
     )
 
 
@@ -119,7 +135,7 @@ def review_form(
     """Confirm or reject from the review page."""
     user = _user(request, csrf_token)
     try:
-        status = service(request).review(user, alert_id, decision, reason=reason)
+        status = services(request).review.decide(user, alert_id, decision, reason=reason)
     except KuzetError as exc:
         return _back("/review", error=exc.message)
     return _back("/review", message=f"alert {alert_id}: {decision} recorded, now {status}")
@@ -129,17 +145,16 @@ def review_form(
 def watchlists_page(request: Request) -> HTMLResponse:
     """Watchlist entries, requests to decide, and the request form."""
     user = _user(request)
-    rows = service(request).watchlist_show(user)
-    categories = sorted(service(request).policy.model.categories)
+    svc = services(request)
+    rows = svc.watchlists.show(user)
+    categories = sorted(svc.ctx.policy.model.categories)
     return _page(
         request,
         "watchlists.html",
         user,
         entries=rows,
         categories=categories,
-        bases=service(request).policy.model.legal_basis_types,
-        msg=request.query_params.get("msg", ""),
-        err=request.query_params.get("err", ""),
+        bases=svc.ctx.policy.model.legal_basis_types,
     )
 
 
@@ -153,16 +168,8 @@ def watchlist_decide(
 ) -> Response:
     """Approve or reject a request."""
     user = _user(request, csrf_token)
-    try:
-        if decision == "approve":
-            service(request).watchlist_approve(user, entry_id, reason=reason)
-        elif decision == "reject":
-            service(request).watchlist_reject(user, entry_id, reason=reason)
-        else:
-            return _back("/watchlists", error="unknown decision")
-    except KuzetError as exc:
-        return _back("/watchlists", error=exc.message)
-    return _back("/watchlists", message=f"entry {entry_id} {decision}d")
+    lists = services(request).watchlists
+    return _decide("/watchlists", decision, lists.approve, lists.reject, user, entry_id, reason, f"entry {entry_id}")
 
 
 @router.get("/people", response_class=HTMLResponse)
@@ -173,9 +180,7 @@ def people_page(request: Request) -> HTMLResponse:
         request,
         "people.html",
         user,
-        people=service(request).people(user),
-        msg=request.query_params.get("msg", ""),
-        err=request.query_params.get("err", ""),
+        people=services(request).gallery.people(user),
     )
 
 
@@ -190,23 +195,15 @@ async def people_form(
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     """Request an enrolment from the form (it waits for an approver)."""
-    from kuzet.governance.watchlists import parse_expiry
-
     user = _user(request, csrf_token)
+    cameras = [c.strip() for c in scope.split(",") if c.strip()] or None
     try:
-        until = parse_expiry(expires, option="expires") if expires.strip() else None
-        cameras = [c.strip() for c in scope.split(",") if c.strip()] or None
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = [await save_upload(p, Path(tmp)) for p in photos]
-            result = await asyncio.to_thread(
-                service(request).enroll, user, name, paths, consent=consent, scope=cameras, expires=until
-            )
+        _, enrolled, added = await enrol_with_uploads(
+            services(request), user, name, photos, consent=consent, scope=cameras, expires=expires.strip() or None
+        )
     except KuzetError as exc:
         return _back("/people", error=exc.message)
-    return _back(
-        "/people",
-        message=f"enrolment of {result.identity.name} requested ({result.added} photo(s)); it needs an approver",
-    )
+    return _back("/people", message=f"enrolment of {enrolled} requested ({added} photo(s)); it needs an approver")
 
 
 @router.post("/people/{person_id}/{decision}")
@@ -219,16 +216,9 @@ def people_decide(
 ) -> Response:
     """Approve or reject an enrolment."""
     user = _user(request, csrf_token)
-    try:
-        if decision == "approve":
-            service(request).people_approve(user, person_id, reason=reason)
-        elif decision == "reject":
-            service(request).people_reject(user, person_id, reason=reason)
-        else:
-            return _back("/people", error="unknown decision")
-    except KuzetError as exc:
-        return _back("/people", error=exc.message)
-    return _back("/people", message=f"enrolment of person {person_id} {decision}d")
+    gallery = services(request).gallery
+    what = f"enrolment of person {person_id}"
+    return _decide("/people", decision, gallery.approve, gallery.reject, user, person_id, reason, what)
 
 
 @router.post("/watchlists")
@@ -260,7 +250,7 @@ async def watchlist_request_form(
             expires=expires,
             note=note,
         )
-        entry_id = await request_with_upload(service(request), user, req, photo)
+        entry_id = await request_with_upload(services(request), user, req, photo)
     except KuzetError as exc:
         return _back("/watchlists", error=exc.message)
     return _back("/watchlists", message=f"requested entry {entry_id}; it needs another user's approval")
@@ -270,19 +260,19 @@ async def watchlist_request_form(
 def audit_page(request: Request) -> HTMLResponse:
     """The audit log browser."""
     user = _user(request)
-    svc = service(request)
+    svc = services(request)
     given = request.query_params.get("from", "1") or "1"
     start = max(1, int(given)) if given.isdigit() and len(given) < 16 else 1
-    rows = svc.audit_log(user, start=start, limit=100)
+    rows = svc.audit.log(user, start=start, limit=100)
     return _page(
         request,
         "audit.html",
         user,
         entries=rows,
         start=start,
-        checkpoints=svc.checkpoints(user)[-5:],
+        checkpoints=svc.audit.checkpoints(user)[-5:],
         verdict=request.query_params.get("msg", ""),
-        err=request.query_params.get("err", ""),
+        msg="",  # shown as the verdict instead
     )
 
 
@@ -290,7 +280,7 @@ def audit_page(request: Request) -> HTMLResponse:
 def audit_verify_form(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
     """Verify the ledger from the browser."""
     user = _user(request, csrf_token)
-    report = service(request).audit_verify(user)
+    report = services(request).audit.verify(user)
     if report.ok:
         return _back(
             "/audit", message=f"ledger OK: {report.entries} entries, {report.checkpoints} checkpoints verified"
@@ -304,8 +294,9 @@ def report_page(request: Request) -> HTMLResponse:
     from kuzet.governance.report import render_html
 
     user = _user(request)
-    today = datetime.now(UTC).date()
-    rep = service(request).transparency_report(user, today - timedelta(days=30), today)
+    svc = services(request)
+    today = svc.ctx.now().date()
+    rep = svc.reports.transparency(user, today - timedelta(days=30), today)
     return HTMLResponse(render_html(rep))
 
 
@@ -313,15 +304,14 @@ def report_page(request: Request) -> HTMLResponse:
 def users_page(request: Request) -> HTMLResponse:
     """Users and roles."""
     user = _user(request)
-    return _page(request, "users.html", user, users=service(request).users(user))
+    return _page(request, "users.html", user, users=services(request).users.list(user))
 
 
 @router.get("/cameras/{name}", response_class=HTMLResponse)
 def camera_page(request: Request, name: str) -> HTMLResponse:
     """One camera: its live or replayed picture with detections (faces and plates pixelated)."""
     user = _user(request)
-    svc = service(request)
-    source = svc.camera_source(user, name)
+    source = services(request).cameras.source(user, name)
     return _page(request, "camera.html", user, camera=name, source=source)
 
 
@@ -329,9 +319,4 @@ def camera_page(request: Request, name: str) -> HTMLResponse:
 def cameras_page(request: Request) -> HTMLResponse:
     """Cameras and what they analysed."""
     user = _user(request)
-    return _page(request, "cameras.html", user, cameras=service(request).cameras(user))
-
-
-def alert_dict(a: Any) -> dict[str, Any]:
-    """An alert for templates."""
-    return asdict(a)
+    return _page(request, "cameras.html", user, cameras=services(request).cameras.overview(user))

@@ -3,7 +3,7 @@
 Both models ship in `rapidocr-onnxruntime`. The recogniser is a CTC network over 6,623 characters; plates use only
 A-Z and 0-9, so decoding takes the best of those (or blank) at each step, which stops look-alike CJK characters
 from winning. Each candidate's text is normalised and checked against the configured plate formats
-(`analytics/plates.py`); the best-scoring candidate is the plate.
+(`detect/plate/formats.py`); the best-scoring candidate is the plate.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from kuzet.analytics.plates import PlateFormat, PlateText, normalise
 from kuzet.core.accel import ort_options
 from kuzet.core.errors import ModelError
 from kuzet.core.types import Image
+from kuzet.detect.plate.formats import PlateFormat, PlateText, normalise
 from kuzet.detect.plate.ppocr import PpOcrPlateDetector
 
 PLATE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -10,9 +10,9 @@ from kuzet.analytics.faces import decide_tracks
 from kuzet.config.models import KuzetConfig
 from kuzet.core.types import CHIP_SIZE, FaceSample, FaceTrack, Frame, Identity, TrackDecision
 from kuzet.detect.face.base import FaceDetector
+from kuzet.ingest.motion import MotionGate
 from kuzet.recognize.align import align_faces, crop_region
 from kuzet.recognize.base import FaceEmbedder, GalleryIndex
-from kuzet.runtime.motion import MotionGate
 from kuzet.track.bestshot import geometric_quality, keep_best, sharpness
 from kuzet.track.iou import IoUTracker
 

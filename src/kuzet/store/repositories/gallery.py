@@ -1,10 +1,10 @@
-"""Repositories: the only code that reads and writes tables; they return core types."""
+"""Enrolments (people) and their encrypted face templates."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
@@ -12,12 +12,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kuzet.core.errors import EnrolmentError, NotFoundError
-from kuzet.core.timeutil import iso_utc
-from kuzet.core.types import Event, Identity
+from kuzet.core.timeutil import aware, iso_utc
+from kuzet.core.types import Identity
 from kuzet.governance.enrolment import in_scope
 from kuzet.recognize.gallery import NumpyGallery
-from kuzet.store.crypto import DataCipher
-from kuzet.store.models import AnalysisRunRow, EventRow, PersonRow, TemplateRow
+from kuzet.store.crypto import DataCipher, blob_key_id
+from kuzet.store.models import PersonRow, TemplateRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ class GalleryRepository:
         consent: str = "consent",
         enrolled_by: int | None = None,
         enrolment: Enrolment | None = None,
-        now: datetime | None = None,
+        now: datetime,
     ) -> tuple[Identity, int]:
         """Create a pending enrolment (or renew a rejected or expired one of that name) with its templates.
 
@@ -85,7 +85,6 @@ class GalleryRepository:
             EnrolmentError: The name is already enrolled, pending or approved.
         """
         enrolment = enrolment or Enrolment(consent=consent, requester_id=enrolled_by)
-        now = now or datetime.now(UTC)
         person = self.session.scalar(select(PersonRow).where(PersonRow.name == name))
         if person is not None and person.status in ("pending", "approved"):
             raise EnrolmentError(
@@ -140,6 +139,77 @@ class GalleryRepository:
             self.session.delete(r)
         self.session.flush()
         return len(rows)
+
+    def template_count(self) -> int:
+        """How many templates are stored (any model)."""
+        return int(self.session.scalar(select(func.count()).select_from(TemplateRow)) or 0)
+
+    def reencrypt(self, ring: DataCipher) -> int:
+        """Re-encrypt every template not under the ring's active key; returns how many."""
+        n = 0
+        for row in self.session.scalars(select(TemplateRow)):
+            if blob_key_id(row.vector) != ring.active:
+                context = f"person:{row.person_id}"
+                row.vector = ring.encrypt(ring.decrypt(row.vector, context=context), context=context)
+                n += 1
+        return n
+
+    def key_ids(self) -> set[str]:
+        """Ids of the data keys the templates are encrypted with."""
+        return {blob_key_id(v) for v in self.session.scalars(select(TemplateRow.vector))}
+
+    def status_of(self, person_id: int) -> tuple[str, int | None]:
+        """An enrolment's status and who requested it (NotFoundError when there is none)."""
+        row = self.get_row(person_id)
+        return row.status, row.enrolled_by
+
+    def decide(
+        self, person_id: int, *, approve: bool, approver_id: int, reason: str, now: datetime
+    ) -> tuple[int, list[str], str]:
+        """Approve or reject an enrolment; a rejection destroys its templates and lets go of its photos.
+
+        Returns:
+            Templates destroyed, the photos (media paths) to delete, and the enrolment's scope (JSON).
+        """
+        row = self.get_row(person_id)
+        destroyed, photos = 0, []
+        if not approve:
+            destroyed = self.destroy_templates(person_id)
+            photos, row.photos = json.loads(row.photos), "[]"
+        row.status = "approved" if approve else "rejected"
+        row.approver_id = approver_id
+        row.decision_reason = reason
+        row.decided_at = now
+        return destroyed, photos, row.scope
+
+    def expire_due(self, now: datetime) -> list[tuple[int, int, list[str], datetime]]:
+        """Expire every enrolment past its expiry (templates destroyed).
+
+        Returns:
+            For each: its id, templates destroyed, the photos (media paths) to delete, and when it expired.
+        """
+        out = []
+        for row in self.due_for_expiry(now):
+            destroyed = self.destroy_templates(row.id)
+            photos, row.photos = json.loads(row.photos), "[]"
+            row.status = "expired"
+            row.decided_at = now
+            assert row.expires_at is not None
+            out.append((row.id, destroyed, photos, row.expires_at))
+        return out
+
+    def photos(self, person_id: int) -> list[str]:
+        """The media paths of an enrolment's photos."""
+        return list(json.loads(self.get_row(person_id).photos))
+
+    def active_scope(self, person_id: int, now: datetime) -> list[str] | None:
+        """The scope of an approved, unexpired enrolment; None when it is not (or no longer) in force."""
+        row = self.session.get(PersonRow, person_id)
+        if row is None or row.status != "approved":
+            return None
+        if row.expires_at is not None and aware(row.expires_at) <= now:
+            return None
+        return list(json.loads(row.scope))
 
     def due_for_expiry(self, now: datetime) -> list[PersonRow]:
         """Pending or approved enrolments whose expiry has passed."""
@@ -219,115 +289,3 @@ class GalleryRepository:
             )
             for p, n in self.session.execute(query).all()
         ]
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """Counts of one analysis run."""
-
-    camera: str
-    source: str
-    started_at: datetime
-    frames: int
-    faces: int
-    tracks: int
-    matched_tracks: int
-    unknown_tracks: int
-
-
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    """A match event before it is stored."""
-
-    person_id: int
-    identity: str
-    score: float
-    start: float
-    end: float
-    track_id: int
-    snapshot: str
-    original: str = ""
-
-
-class EventRepository:
-    """Analysis runs and match events."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def save_run(
-        self, run: RunRecord, events: list[NewEvent], *, now: datetime | None = None, run_id: int | None = None
-    ) -> tuple[int, list[Event]]:
-        """Store a run (or bring the stored run `run_id` up to date) and its new events; returns the run id and them."""
-        now = now or datetime.now(UTC)
-        row = self.session.get(AnalysisRunRow, run_id) if run_id is not None else None
-        if row is None:
-            row = AnalysisRunRow(camera=run.camera, source=run.source, started_at=run.started_at)
-            self.session.add(row)
-        row.finished_at = now
-        row.frames = run.frames
-        row.faces = run.faces
-        row.tracks = run.tracks
-        row.matched_tracks = run.matched_tracks
-        row.unknown_tracks = run.unknown_tracks
-        self.session.flush()
-        rows = [
-            EventRow(
-                run_id=row.id,
-                camera=run.camera,
-                person_id=e.person_id,
-                identity=e.identity,
-                score=e.score,
-                start=e.start,
-                end=e.end,
-                track_id=e.track_id,
-                snapshot=e.snapshot,
-                original=e.original,
-                source=run.source,
-                created_at=now,
-            )
-            for e in events
-        ]
-        self.session.add_all(rows)
-        self.session.flush()
-        return row.id, [_event(r) for r in rows]
-
-    def list(
-        self,
-        *,
-        camera: str | None = None,
-        identity: str | None = None,
-        limit: int = 1000,
-        offset: int = 0,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> list[Event]:
-        """Stored events, newest first, optionally filtered by camera, identity and creation time."""
-        query = select(EventRow).order_by(EventRow.id.desc()).limit(limit).offset(offset)
-        if since is not None:
-            query = query.where(EventRow.created_at >= since)
-        if until is not None:
-            query = query.where(EventRow.created_at < until)
-        if camera:
-            query = query.where(EventRow.camera == camera)
-        if identity:
-            query = query.where(EventRow.identity == identity)
-        return [_event(r) for r in self.session.scalars(query)]
-
-
-def _event(r: EventRow) -> Event:
-    return Event(
-        event_id=r.id,
-        camera=r.camera,
-        identity=r.identity,
-        person_id=r.person_id,
-        score=r.score,
-        start=r.start,
-        end=r.end,
-        track_id=r.track_id,
-        snapshot=r.snapshot,
-        run_id=r.run_id,
-        source=r.source,
-        created_at=iso_utc(r.created_at),
-        original=r.original,
-    )

@@ -4,7 +4,7 @@ import numpy as np
 
 from kuzet.config.models import MotionGateConfig
 from kuzet.core.types import Frame
-from kuzet.runtime.motion import MotionGate
+from kuzet.ingest.motion import MotionGate
 
 FPS = 10
 

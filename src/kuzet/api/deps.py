@@ -1,0 +1,90 @@
+"""What every route depends on: the services, the signed-in user, path parameters, uploads and sign-in itself."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request, Response, UploadFile
+from fastapi import Path as PathParam
+
+from kuzet.api.security import CSRF_COOKIE, SESSION_COOKIE, authenticate, client_address, new_csrf
+from kuzet.core.errors import InputError
+from kuzet.core.types import User
+from kuzet.governance.watchlists import WatchlistRequest
+from kuzet.services.container import Services
+
+MAX_UPLOAD = 20 * 1024 * 1024
+SESSION_S = 12 * 3600
+
+
+def services(request: Request) -> Services:
+    """The application's services."""
+    found: Services = request.app.state.services
+    return found
+
+
+def current_user(request: Request) -> User:
+    """The signed-in user (bearer token, or session cookie with CSRF on unsafe methods)."""
+    return authenticate(request, services(request).users.authenticate)
+
+
+Svc = Annotated[Services, Depends(services)]
+Actor = Annotated[User, Depends(current_user)]
+Id = Annotated[int, PathParam(ge=1, le=2**53, description="A record id")]
+Name = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+
+
+def start_session(request: Request, response: Response, svc: Services, name: str, password: str) -> tuple[User, str]:
+    """Check credentials (throttled per account and address, in the database); set the session and CSRF cookies."""
+    address = client_address(request, svc.ctx.config.api.trusted_proxies)
+    user, token = svc.users.login(name, password, address=address)
+    secure = bool(request.app.state.secure_cookies)
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=secure, max_age=SESSION_S)
+    response.set_cookie(CSRF_COOKIE, new_csrf(), httponly=False, samesite="strict", secure=secure, max_age=SESSION_S)
+    return user, token
+
+
+async def save_upload(upload: UploadFile, folder: Path) -> Path:
+    """Write an upload (at most 20 MiB) into `folder`; returns its path."""
+    data = await upload.read(MAX_UPLOAD + 1)
+    if len(data) > MAX_UPLOAD:
+        raise InputError(f"{upload.filename} is larger than {MAX_UPLOAD // 2**20} MiB", hint="send a smaller photo")
+    path = folder / f"upload-{len(list(folder.iterdir()))}"
+    path.write_bytes(data)
+    return path
+
+
+async def request_with_upload(svc: Services, actor: User, req: WatchlistRequest, photo: UploadFile) -> int:
+    """File a watchlist request whose photo arrived as an upload (API and dashboard)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = await save_upload(photo, Path(tmp))
+        return await asyncio.to_thread(svc.watchlists.request, actor, req, path)
+
+
+async def enrol_with_uploads(
+    svc: Services,
+    actor: User,
+    name: str,
+    photos: list[UploadFile],
+    *,
+    consent: str,
+    scope: list[str] | None,
+    expires: str | None,
+) -> tuple[int, str, int]:
+    """Request an enrolment whose photos arrived as uploads (API and dashboard): (person id, name, photos added)."""
+    from kuzet.governance.watchlists import parse_expiry
+
+    if not photos or len(photos) > 20:
+        raise InputError("send between 1 and 20 photos", hint="one face per photo")
+    if scope is not None and len(scope) > 50:
+        raise InputError("at most 50 scope entries", hint="name the cameras or purposes the person is seen on")
+    until = parse_expiry(expires, option="expires") if expires else None
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [await save_upload(p, Path(tmp)) for p in photos]
+        result = await asyncio.to_thread(
+            svc.gallery.enroll, actor, name, paths, consent=consent, scope=scope or None, expires=until
+        )
+    return result.identity.person_id, result.identity.name, result.added

@@ -1,0 +1,42 @@
+"""Cameras, their live status and their (redacted) picture."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from kuzet.api.deps import Actor, Name, Svc
+
+router = APIRouter(prefix="/api/cameras", tags=["cameras"])
+
+
+@router.get("")
+def list_cameras(svc: Svc, actor: Actor) -> list[dict[str, object]]:
+    """Configured and seen cameras with their analysis counts."""
+    return svc.cameras.overview(actor)
+
+
+@router.get("/status")
+def camera_status(svc: Svc, actor: Actor) -> dict[str, Any]:
+    """What `kuzet run` last reported: each live camera's state (up, reconnecting, stalled, failed...) and counters."""
+    return asdict(svc.cameras.live_status(actor))
+
+
+@router.get(
+    "/{name}/replay", response_class=StreamingResponse, responses={200: {"content": {"multipart/x-mixed-replace": {}}}}
+)
+def camera_replay(
+    name: Name, svc: Svc, actor: Actor, fps: Annotated[float, Query(gt=0, le=15)] = 5.0
+) -> StreamingResponse:
+    """The camera's picture (or its last analysed video) as MJPEG, detections drawn, every face and plate pixelated."""
+    frames = svc.cameras.replay(actor, name, fps=fps)
+
+    def parts() -> Iterator[bytes]:
+        for jpeg in frames:
+            yield b"--frame\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n"
+
+    return StreamingResponse(parts(), media_type="multipart/x-mixed-replace; boundary=frame")

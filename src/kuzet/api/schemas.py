@@ -1,0 +1,39 @@
+"""Request bodies of the JSON routes (form routes declare their fields where they are handled)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    """Every error response: {"error": {"type", "message", "hint"}}."""
+
+    error: dict[str, str]
+
+
+class LoginBody(BaseModel):
+    """Credentials."""
+
+    name: str = Field(..., min_length=1, max_length=64)
+    password: str = Field(..., min_length=1, max_length=1024)
+
+
+class ReasonBody(BaseModel):
+    """A decision's reason."""
+
+    reason: str = Field("", max_length=2000)
+
+
+class ReviewBody(BaseModel):
+    """A reviewer's decision."""
+
+    decision: str = Field(..., pattern="^(confirm|reject)$")
+    reason: str = Field(..., min_length=1, max_length=2000)
+
+
+class NewUserBody(BaseModel):
+    """A user to add."""
+
+    name: str = Field(..., min_length=2, max_length=64)
+    password: str = Field(..., min_length=1, max_length=1024)
+    roles: list[str] = Field(..., min_length=1, max_length=6)

@@ -1,0 +1,144 @@
+"""What every command shares: the global options, the services they open, sign-in, output, and the one error handler.
+
+Commands never catch kuzet errors themselves: `GuardedGroup` (the root command group) prints any `KuzetError` as
+"error: ..." with "what to do: ..." on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.text import Text
+from typer.core import TyperGroup
+
+from kuzet.config.loading import load_config
+from kuzet.config.models import KuzetConfig
+from kuzet.config.paths import resolve_data_dir
+from kuzet.core.errors import AuthError, InputError, KuzetError
+from kuzet.core.types import User
+from kuzet.services.container import Services, build_services
+
+# No console markup: messages quote names, paths and reasons people typed ("[/x]" must print, not crash).
+console = Console(soft_wrap=True, markup=False)
+err_console = Console(stderr=True, soft_wrap=True, markup=False)
+TOKEN_ENV = "KUZET_TOKEN"
+TOKEN_FILE = "session.token"
+
+
+class _State:
+    data_dir: Path | None = None
+    config: Path | None = None
+    opened: list[Services] = []  # noqa: RUF012  # closed when the command ends
+
+
+state = _State()
+
+
+def fail(exc: KuzetError) -> typer.Exit:
+    """Print a kuzet error (and what to do about it) on stderr; the exit to raise."""
+    # Text objects, never markup: a message may quote user input such as a name "[/x]".
+    err_console.print(Text.assemble(("error: ", "bold red"), exc.message), highlight=False)
+    if exc.hint:
+        err_console.print(Text.assemble(("what to do: ", "yellow"), exc.hint), highlight=False)
+    return typer.Exit(code=2)
+
+
+class GuardedGroup(TyperGroup):
+    """The root command group: the one place where a command's `KuzetError` becomes a message and exit code 2."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]  # Typer's own (vendored) click context
+        """Run the command; print a kuzet error instead of a traceback."""
+        try:
+            return super().invoke(ctx)
+        except KuzetError as exc:
+            raise fail(exc) from None
+        finally:
+            while state.opened:  # queued checkpoints reach the witnesses before the process exits
+                state.opened.pop().close()
+
+
+def data_dir() -> Path:
+    """The data directory of this invocation (--data-dir, else $KUZET_HOME, else the user's data folder)."""
+    return resolve_data_dir(state.data_dir)
+
+
+def config() -> KuzetConfig:
+    """The config of this invocation: --config, else DATA_DIR/config.yaml if present, else the defaults."""
+    path = state.config
+    if path is None and (data_dir() / "config.yaml").is_file():
+        path = data_dir() / "config.yaml"
+    return load_config(path)
+
+
+def given_config() -> KuzetConfig:
+    """The --config file only (commands that use no data directory), else the defaults."""
+    return load_config(state.config)
+
+
+def open_services() -> Services:
+    """The services over this invocation's data directory (closed when the command ends)."""
+    services = build_services(data_dir(), config())
+    state.opened.append(services)
+    return services
+
+
+def signed_in(services: Services) -> User:
+    """The user of KUZET_TOKEN, else of the session token `kuzet login` kept in the data directory."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        path = services.ctx.data_dir / TOKEN_FILE
+        token = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+    if not token:
+        raise AuthError(
+            "not signed in",
+            hint="run `kuzet login NAME --password-stdin` (or set KUZET_TOKEN); on a new data directory run "
+            "`kuzet init --admin NAME --password-stdin` first",
+        )
+    return services.users.authenticate(token)
+
+
+def session() -> tuple[Services, User]:
+    """The services and the signed-in user (what most commands start with)."""
+    services = open_services()
+    return services, signed_in(services)
+
+
+def read_password(from_stdin: bool) -> str:
+    """A password from one line of stdin, or typed at a hidden prompt."""
+    password = sys.stdin.readline().rstrip("\r\n") if from_stdin else typer.prompt("password", hide_input=True)
+    if not password:
+        raise AuthError("no password was given", hint="pipe it in with --password-stdin")
+    return password
+
+
+def save_token(folder: Path, token: str) -> None:
+    """Keep a session token in `folder` (owner-only file)."""
+    path = folder / TOKEN_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode on open: an old 0644 token file is tightened here
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+
+
+def json_out(data: object) -> None:
+    """Print JSON on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_json(path: Path, data: object) -> None:
+    """Write JSON to a file."""
+    try:
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}", hint="check the folder exists") from None
+
+
+def roles(user: User) -> str:
+    """A user's roles, comma-separated."""
+    return ", ".join(sorted(user.roles))

@@ -1,0 +1,158 @@
+"""The long-running side: `kuzet serve`, `kuzet run`, `kuzet status` and `kuzet demo`."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from kuzet.cli import common
+from kuzet.cli.common import console, err_console, given_config, json_out, open_services, session
+from kuzet.services.container import Services, build_services
+from kuzet.store.status import ServiceStatus
+
+LOCAL = ("127.0.0.1", "localhost", "::1")
+Port = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")]
+
+
+def uvicorn_options(host: str, port: int) -> dict[str, Any]:
+    """How kuzet runs uvicorn.
+
+    uvicorn's own proxy handling is off (it would believe X-Forwarded-For from loopback); kuzet reads that header
+    itself, only from the config's `api.trusted_proxies`.
+    """
+    return {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "timeout_keep_alive": 30,
+        "proxy_headers": False,
+        "forwarded_allow_ips": "",
+    }
+
+
+def serve_app(services: Services, host: str, port: int) -> None:
+    """Run the API and dashboard until interrupted."""
+    import uvicorn
+
+    from kuzet.web.app import create_app
+
+    if host not in LOCAL:
+        err_console.print(
+            "note: serving beyond this machine; put kuzet behind TLS (a reverse proxy) "
+            "so cookies and tokens stay secret"
+        )
+    uvicorn.run(create_app(services), **uvicorn_options(host, port))
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1", port: Port = 8080
+) -> None:
+    """Serve the REST API (OpenAPI at /docs) and the dashboard."""
+    services = open_services()
+    console.print(f"kuzet dashboard on http://{host}:{port}/ (API docs at /docs); Ctrl-C stops it", highlight=False)
+    serve_app(services, host, port)
+
+
+def run_live(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML config with the cameras (same as the global --config).")
+    ] = None,
+    camera: Annotated[
+        list[str] | None,
+        typer.Option("--camera", help="Run only this camera (repeatable); default: every enabled one."),
+    ] = None,
+    serve_too: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Also serve the API, dashboard and /metrics in this process.")
+    ] = False,
+    host: Annotated[str, typer.Option("--host", help="Address to serve on (with --serve).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port (with --serve).")] = 8080,
+) -> None:
+    """Run every live camera in the config until stopped (SIGTERM or Ctrl-C), one worker process per camera."""
+    import logging
+    import threading
+
+    import uvicorn
+
+    from kuzet.runtime.supervisor import Supervisor
+    from kuzet.web.app import create_app
+
+    if config is not None:
+        common.state.config = config
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    services, actor = session()
+    supervisor = Supervisor(services, actor, secrets=services.ctx.secrets(), cameras=camera or None)
+    server = thread = None
+    if serve_too:
+        server = uvicorn.Server(uvicorn.Config(create_app(services), **uvicorn_options(host, port)))
+        thread = threading.Thread(target=server.run, name="api", daemon=True)
+        thread.start()
+        console.print(f"dashboard and API on http://{host}:{port}/ (metrics at /metrics)", highlight=False)
+    names = ", ".join(supervisor.slots)
+    console.print(f"running {len(supervisor.slots)} camera(s): {names}; `kuzet status` shows them; Ctrl-C stops")
+    try:
+        supervisor.run_forever()
+    finally:
+        if server is not None and thread is not None:
+            server.should_exit = True
+            thread.join(10)
+    console.print("stopped: every camera committed what it had decided")
+
+
+def _status_table(status: ServiceStatus) -> Table:
+    now = time.time()
+    table = Table(title=f"kuzet run ({status.state}, updated {now - status.updated:.0f} s ago)")
+    for col in ("camera", "state", "since", "analysed", "dropped", "reconnects", "restarts", "events", "reason"):
+        table.add_column(col)
+    for c in status.cameras:
+        table.add_row(
+            c.camera,
+            c.state,
+            f"{now - c.since:.0f} s",
+            str(c.frames_analysed),
+            str(c.frames_dropped),
+            str(c.reconnects),
+            str(c.worker_restarts),
+            str(c.events + c.alerts + c.passages + c.violations),
+            c.reason,
+        )
+    return table
+
+
+def live_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Live cameras as `kuzet run` last reported them: state, reason, frames, reconnects."""
+    services, actor = session()
+    status = services.cameras.live_status(actor)
+    if as_json:
+        json_out(asdict(status))
+    else:
+        console.print(_status_table(status))
+
+
+def demo(
+    keep: Annotated[bool, typer.Option("--keep", help="Keep earlier demo data instead of starting afresh.")] = False,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the dashboard on localhost afterwards.")
+    ] = True,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Dashboard port.")] = 8080,
+) -> None:
+    """A whole lawful-watchlist scenario on images shipped with installed packages, then the dashboard."""
+    from kuzet.demo import run_demo
+
+    root = common.data_dir() / "demo"
+    if root.exists() and not keep:
+        shutil.rmtree(root)
+    run_demo(root, config=given_config(), console=console, progress_console=err_console)
+    if serve_after:
+        console.print(
+            f"7. the dashboard is at http://127.0.0.1:{port}/ : sign in with a demo user above; Ctrl-C stops it",
+            highlight=False,
+        )
+        serve_app(build_services(root, given_config()), "127.0.0.1", port)

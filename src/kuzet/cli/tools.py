@@ -1,0 +1,269 @@
+"""Checks and measurements: `kuzet config`, `kuzet eval` and `kuzet bench`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from kuzet.cli.common import console, err_console, given_config, write_json
+from kuzet.config.loading import load_config
+from kuzet.core.errors import InputError
+
+eval_app = typer.Typer(help="Measure accuracy on labelled data.", no_args_is_help=True)
+config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
+
+
+@config_app.command("check")
+def config_check(file: Annotated[Path, typer.Argument(help="YAML config file to validate.")]) -> None:
+    """Validate a config file and explain every problem."""
+    cfg = load_config(file)
+    console.print(
+        f"{file}: OK (face detector {cfg.face_detector.type}, embedder {cfg.face_embedder.type}, "
+        f"threshold {cfg.recognition.threshold}, {len(cfg.cameras)} camera(s))",
+        highlight=False,
+    )
+
+
+@config_app.command("policy")
+def config_policy(file: Annotated[Path, typer.Argument(help="Watchlist policy YAML to validate.")]) -> None:
+    """Validate a watchlist policy file (allowed categories must not be prohibited ones)."""
+    from kuzet.governance.policy import load_policy
+
+    policy = load_policy(file)
+    cats = ", ".join(
+        f"{n} (max {c.max_days} d, {c.required_reviews} reviewer(s))" for n, c in policy.model.categories.items()
+    )
+    console.print(f"{file}: OK; categories: {cats}", highlight=False)
+
+
+@eval_app.command("pairs")
+def eval_pairs(
+    root: Annotated[Path, typer.Option("--root", help="Folder the pair paths are relative to.")],
+    pairs: Annotated[Path, typer.Option("--pairs", help="CSV of img1,img2,same.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures as JSON here.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Draw the DET curve to this PNG.")] = None,
+) -> None:
+    """Face verification on LFW-style pairs (accuracy, TAR@FAR, EER, AUC)."""
+    from kuzet.eval.runner import run_pairs
+
+    cfg = given_config()
+    report = run_pairs(root, pairs, config=cfg, plot=plot, console=err_console)
+    table = Table("metric", "value", title=f"verification: {pairs}")
+    table.add_row("pairs", str(report.n_pairs))
+    table.add_row("pairs with no face found (errors)", str(report.n_no_face))
+    table.add_row("accuracy (10-fold)", f"{report.accuracy:.4f} ± {report.accuracy_std:.4f}")
+    for far, tar in report.tar_at_far.items():
+        table.add_row(f"TAR @ FAR {far}", f"{tar:.4f}")
+    table.add_row("EER", f"{report.eer:.4f}")
+    table.add_row("ROC AUC", f"{report.auc:.4f}")
+    table.add_row("threshold (median of folds)", f"{report.threshold:.4f}")
+    console.print(table)
+    if json_out is not None:
+        write_json(json_out, report.to_json())
+
+
+@eval_app.command("redact")
+def eval_redact(
+    root: Annotated[Path, typer.Option("--root", help="Folder the image paths of the ground truth are relative to.")],
+    gt: Annotated[Path, typer.Option("--gt", help="Ground truth in the WIDER FACE text format.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures (and every miss) here.")] = None,
+) -> None:
+    """Redaction as it hides faces: share of faces hidden per face width and subset, and image area obscured."""
+    from kuzet.eval.runner import run_redact_eval
+
+    report = run_redact_eval(root, gt, config=given_config(), console=err_console)
+    hidden = report["hidden"]
+    counts = report["faces_by_width"]
+    assert isinstance(hidden, dict)
+    assert isinstance(counts, dict)
+    table = Table("face width (px)", "faces", "hidden", title=f"redaction: {gt} ({report['n_images']} images)")
+    for bucket, share in hidden.items():
+        n = counts.get(bucket, report["n_faces"])
+        table.add_row(bucket, str(n), "-" if share is None else f"{share:.1%}")
+    console.print(table)
+    subsets = report.get("hidden_by_subset")
+    if isinstance(subsets, dict):
+        console.print(
+            "hidden by subset: " + ", ".join(f"{k} {'-' if v is None else f'{v:.1%}'}" for k, v in subsets.items())
+        )
+    console.print(
+        f"image area obscured: {report['area_obscured']:.1%}; {report['ms_per_image']} ms per image", highlight=False
+    )
+    if json_out is not None:
+        write_json(json_out, report)
+
+
+@eval_app.command("detect")
+def eval_detect(
+    root: Annotated[Path, typer.Option("--root", help="Folder the image paths of the ground truth are relative to.")],
+    gt: Annotated[Path, typer.Option("--gt", help="Ground truth in the WIDER FACE text format.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures here.")] = None,
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            "--detector", help="centerface, yunet, dlib-hog or recall-first (default: the configured detector)."
+        ),
+    ] = None,
+) -> None:
+    """Face detection: recall and AP at IoU 0.5 (per easy/medium/hard subset when labelled), false positives."""
+    from kuzet.eval.runner import run_detect_eval
+
+    report = run_detect_eval(root, gt, config=given_config(), detector=detector, console=err_console)
+    recall, ap = report["recall"], report["ap"]
+    assert isinstance(recall, dict)
+    assert isinstance(ap, dict)
+    table = Table("subset", "recall", "AP", title=f"detection ({report['detector']}): {gt}")
+    for k in recall:
+        table.add_row(k, "-" if recall[k] is None else f"{recall[k]:.3f}", f"{ap[k]:.3f}")
+    console.print(table)
+    console.print(
+        f"{report['n_faces']} faces in {report['n_images']} images; {report['fp_per_image']} false positives per "
+        f"image; {report['ms_per_image']} ms per image",
+        highlight=False,
+    )
+    if json_out is not None:
+        write_json(json_out, report)
+
+
+@eval_app.command("plates")
+def eval_plates(
+    labels: Annotated[Path, typer.Option("--labels", help="CSV of file,region,x,y,w,h,plate.")],
+    root: Annotated[Path, typer.Option("--root", help="Folder the label paths are relative to.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures and every read here.")] = None,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format", help="Plate formats to read with (repeat: kz, eu, us, br); default each image's region."
+        ),
+    ] = None,
+) -> None:
+    """Licence-plate reading: detected, exact match rate, character error rate, per region, ms per image."""
+    from kuzet.eval.plates import run_plates
+
+    with Progress(
+        TextColumn("reading plates"), BarColumn(), MofNCompleteColumn(), console=err_console, transient=True
+    ) as bar:
+        task = bar.add_task("plates", total=None)
+        report = run_plates(labels, root, formats=formats, progress=lambda i, n: bar.update(task, completed=i, total=n))
+    table = Table("region", "images", "detected", "exact", "CER", title=f"plates: {labels}")
+    for region, row in [*report["per_region"].items(), ("all", report)]:
+        table.add_row(region, str(row["n"]), f"{row['detected']:.3f}", f"{row['exact']:.3f}", f"{row['cer']:.3f}")
+    console.print(table)
+    console.print(f"{report['ms_per_image']:.0f} ms per image", highlight=False)
+    if json_out is not None:
+        write_json(json_out, report)
+
+
+@eval_app.command("make-pairs")
+def eval_make_pairs(
+    labels: Annotated[Path, typer.Option("--labels", help="CSV of file,identity.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Pairs CSV to write.")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed for sampling different-person pairs.")] = 0,
+) -> None:
+    """Build LFW-style pairs: every same-person pair plus as many random different-person pairs."""
+    from kuzet.eval.pairs import make_pairs
+
+    rows = make_pairs(labels, seed=seed)
+    text = "img1,img2,same\n" + "".join(f"{p.img1},{p.img2},{int(p.same)}\n" for p in rows)
+    out.write_text(text, encoding="utf-8")
+    console.print(f"wrote {len(rows)} pairs ({sum(p.same for p in rows)} same) to {out}", highlight=False)
+
+
+def bench(
+    data: Annotated[
+        Path | None, typer.Option("--data", help="The shared data folder (faces/, video/); default $KUZET_DATA.")
+    ] = None,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Write the figures as JSON here.")] = Path(
+        "bench/results/bench.json"
+    ),
+    videos: Annotated[
+        list[str] | None, typer.Option("--video", help="Video file names under video/ (repeat); default all three.")
+    ] = None,
+    baseline_frames: Annotated[
+        int, typer.Option("--baseline-frames", min=1, help="Frames per video for the slow per-frame loop.")
+    ] = 60,
+    gallery_sizes: Annotated[
+        list[int] | None, typer.Option("--gallery-size", min=100, help="Gallery sizes (repeat); default 10k 100k 1M.")
+    ] = None,
+    no_video: Annotated[bool, typer.Option("--no-video", help="Skip the video figures.")] = False,
+    chips: Annotated[int, typer.Option("--chips", min=1, help="Face chips for the embedder figures.")] = 96,
+) -> None:
+    """Speed: faces/s per embedder runtime, analyze frames/s against the face_recognition way, gallery latency."""
+    from kuzet.bench import BenchOptions, run_bench
+
+    root = data or Path(os.environ.get("KUZET_DATA", "../shared/data"))
+    if not (root / "faces").is_dir() or not (root / "video").is_dir():
+        raise InputError(f"{root} has no faces/ and video/ folders", hint="pass --data ../shared/data")
+    options = BenchOptions(data=root, baseline_frames=baseline_frames, max_chips=chips)
+    if videos:
+        missing = [v for v in videos if not (root / "video" / v).is_file()]
+        if missing:
+            raise InputError(f"no such video under {root / 'video'}: {', '.join(missing)}")
+        options.videos = videos
+    if no_video:
+        options.videos = []
+    if gallery_sizes:
+        options.gallery_sizes = gallery_sizes
+    report = run_bench(options, progress=lambda msg: err_console.print(Text(f"{msg}...", style="dim")))
+    _print_bench(report)
+    write_json(out, report)
+    console.print(f"wrote {out}", highlight=False)
+
+
+def _print_bench(report: dict[str, object]) -> None:
+    emb = report["embedders"]
+    assert isinstance(emb, dict)
+    table = Table("runtime", "faces/s", "x dlib", "min cosine to dlib", title=f"face descriptor ({emb['chips']} chips)")
+    for runtime, row in emb.items():
+        if not isinstance(row, dict):
+            continue
+        if "error" in row:
+            table.add_row(runtime, "-", "-", row["error"])
+            continue
+        table.add_row(
+            f"{runtime} ({row['device']})",
+            f"{row['faces_per_s']:.1f}",
+            f"{row.get('speedup_vs_dlib', 1.0):.1f}",
+            f"{row.get('min_cosine_to_dlib', 1.0):.6f}",
+        )
+    console.print(table)
+    analyze = report.get("analyze")
+    if isinstance(analyze, dict):
+        table = Table(
+            "video",
+            "kuzet frames/s (x)",
+            "min_face 40 (x)",
+            "no motion gate (x)",
+            "CPU s gated / not",
+            "face_recognition way",
+            title="frames per second",
+        )
+        for video, row in analyze.items():
+            d, m, n = row["default"], row["min_face_40"], row["no_motion_gate"]
+            table.add_row(
+                video,
+                f"{d['fps']:.1f} ({d['speedup']:.1f})",
+                f"{m['fps']:.1f} ({m['speedup']:.1f})",
+                f"{n['fps']:.1f} ({n['speedup']:.1f})",
+                f"{d['cpu_s']:.1f} / {n['cpu_s']:.1f}",
+                f"{row['face_recognition_style']['fps']:.2f}",
+            )
+        console.print(table)
+    gallery = report.get("gallery")
+    if isinstance(gallery, dict):
+        table = Table("templates", "exact p50/p99 ms", "FAISS p50/p99 ms", "FAISS recall@1", "index build s")
+        for size, row in gallery.items():
+            table.add_row(
+                size,
+                f"{row['exact']['p50_ms']:.2f} / {row['exact']['p99_ms']:.2f}",
+                f"{row['faiss_ivf']['p50_ms']:.2f} / {row['faiss_ivf']['p99_ms']:.2f}",
+                f"{row['faiss_ivf']['recall_at_1']:.4f}",
+                f"{row['index_build_s']:.1f}",
+            )
+        console.print(table)

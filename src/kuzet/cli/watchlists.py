@@ -1,0 +1,160 @@
+"""Lawful watchlists and the people who review their alerts: `kuzet watchlist` and `kuzet review`."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from kuzet.cli.common import console, json_out, session
+from kuzet.governance.watchlists import WatchlistRequest
+
+watchlist_app = typer.Typer(help="Request, approve, reject and show watchlist entries.", no_args_is_help=True)
+review_app = typer.Typer(help="Confirm or reject candidate alerts.", no_args_is_help=True)
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@watchlist_app.command("request")
+def watchlist_request(
+    list_name: Annotated[str, typer.Option("--list", help="Watchlist name.")],
+    name: Annotated[str, typer.Option("--name", help="The person's name.")],
+    category: Annotated[str, typer.Option("--category", help="Allowed category from the policy file.")],
+    legal_basis: Annotated[str, typer.Option("--legal-basis", help="Type of legal basis, e.g. court-order.")],
+    reference: Annotated[str, typer.Option("--reference", help="Reference, e.g. the court order number.")],
+    authority: Annotated[str, typer.Option("--authority", help="Issuing authority.")],
+    expires: Annotated[str, typer.Option("--expires", help="Expiry date YYYY-MM-DD (within the category maximum).")],
+    photo: Annotated[
+        Path | None, typer.Option("--photo", help="Face categories: a photo showing only this person's face.")
+    ] = None,
+    plate: Annotated[str | None, typer.Option("--plate", help="Plate categories: the plate, e.g. 123ABC02.")] = None,
+    note: Annotated[str, typer.Option("--note", help="Free-text note (screened like labels).")] = "",
+) -> None:
+    """Request a watchlist entry; it matches nothing until a different user approves it."""
+    services, actor = session()
+    req = WatchlistRequest.from_text(
+        list_name=list_name,
+        name=name,
+        category=category,
+        legal_basis=legal_basis,
+        reference=reference,
+        authority=authority,
+        expires=expires,
+        note=note,
+    )
+    entry_id = services.watchlists.request(actor, req, photo, plate=plate)
+    console.print(f"requested watchlist entry {entry_id}; it needs approval by another user", highlight=False)
+    sys.stdout.write(f"{entry_id}\n")
+
+
+@watchlist_app.command("approve")
+def watchlist_approve(
+    entry_id: Annotated[int, typer.Argument(help="Entry id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is approved (audited).")] = "",
+) -> None:
+    """Approve a requested entry (approver role; not its requester)."""
+    services, actor = session()
+    services.watchlists.approve(actor, entry_id, reason=reason)
+    console.print(f"approved watchlist entry {entry_id}")
+
+
+@watchlist_app.command("reject")
+def watchlist_reject(
+    entry_id: Annotated[int, typer.Argument(help="Entry id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is rejected (required, audited).")],
+) -> None:
+    """Reject a requested entry; its template and photo are destroyed."""
+    services, actor = session()
+    services.watchlists.reject(actor, entry_id, reason=reason)
+    console.print(f"rejected watchlist entry {entry_id}")
+
+
+@watchlist_app.command("show")
+def watchlist_show(
+    json_flag: JsonFlag = False,
+    status: Annotated[str | None, typer.Option("--status", help="pending, approved, rejected or expired.")] = None,
+) -> None:
+    """Show watchlist entries (audited)."""
+    services, actor = session()
+    rows = services.watchlists.show(actor, status=status)
+    if json_flag:
+        json_out([asdict(r) for r in rows])
+        return
+    table = Table("id", "list", "name", "category", "legal basis", "expires", "status", "requested by", "approved by")
+    for r in rows:
+        table.add_row(
+            str(r.entry_id),
+            r.list_name,
+            r.subject_name,
+            r.category,
+            f"{r.legal_basis} {r.reference} ({r.authority})",
+            r.expires_at[:10],
+            r.status,
+            r.requester,
+            r.approver,
+        )
+    console.print(table)
+
+
+@review_app.command("list")
+def review_list(
+    json_flag: JsonFlag = False,
+    status: Annotated[str, typer.Option("--status", help="pending, confirmed, rejected or all.")] = "pending",
+) -> None:
+    """Alerts waiting for review, with score, threshold, best shots, enrolled photo and legal basis."""
+    services, actor = session()
+    rows = services.review.list(actor, status=None if status == "all" else status)
+    if json_flag:
+        json_out([asdict(r) for r in rows])
+        return
+    table = Table(
+        "alert", "status", "camera", "time s", "entry", "category / legal basis", "score", "threshold", "reviews"
+    )
+    for a in rows:
+        table.add_row(
+            str(a.alert_id),
+            a.status,
+            a.camera,
+            f"{a.start:.1f}-{a.end:.1f}",
+            f"{a.entry_id}: {a.subject_name}",
+            f"{a.category}: {a.legal_basis} {a.reference} ({a.authority})",
+            f"{a.score:.3f}",
+            f"{a.threshold:.3f}",
+            f"{a.confirmations}/{a.required_reviews}",
+        )
+    console.print(table)
+    for a in rows:
+        shots = ", ".join(str(services.ctx.media.path(p)) for p in a.snapshots)
+        photo = (
+            f"`kuzet media export watchlist {a.entry_id} -o DIR` (encrypted, audited)"
+            if a.enrolled_photo
+            else "(destroyed)"
+        )
+        console.print(f"alert {a.alert_id}: best shots {shots}; enrolled photo {photo}", highlight=False)
+
+
+def _review(alert_id: int, decision: str, reason: str) -> None:
+    services, actor = session()
+    status = services.review.decide(actor, alert_id, decision, reason=reason)
+    console.print(f"alert {alert_id}: {decision} recorded; the alert is now {status}")
+
+
+@review_app.command("confirm")
+def review_confirm(
+    alert_id: Annotated[int, typer.Argument(help="Alert id.")],
+    reason: Annotated[str, typer.Option("--reason", help="What you compared (required, audited).")],
+) -> None:
+    """Confirm that the alert shows the watchlisted person."""
+    _review(alert_id, "confirm", reason)
+
+
+@review_app.command("reject")
+def review_reject(
+    alert_id: Annotated[int, typer.Argument(help="Alert id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is not the person (required, audited).")],
+) -> None:
+    """Reject the alert as a false match."""
+    _review(alert_id, "reject", reason)

@@ -1,0 +1,1 @@
+"""Frames turned into decisions, per camera, with no database: faces and traffic."""

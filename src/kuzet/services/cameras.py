@@ -1,0 +1,164 @@
+"""Cameras: what is configured and what was analysed, live status, metrics access, and the redacted picture."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Iterator
+from functools import cached_property
+
+import cv2
+import numpy as np
+
+from kuzet.audit.ledger import Details
+from kuzet.config.models import CameraConfig
+from kuzet.core.errors import ConfigError, NotFoundError
+from kuzet.core.types import User
+from kuzet.governance.redaction import expand, obscure
+from kuzet.ingest.sources import FrameSource, open_source, redact_url
+from kuzet.services.context import ServiceContext
+from kuzet.services.uow import AuditedUnitOfWork
+from kuzet.store.media import encode_jpeg
+from kuzet.store.status import ServiceStatus, read_status
+
+log = logging.getLogger("kuzet")
+FACE_COLOUR = (46, 204, 113)
+PLATE_COLOUR = (52, 152, 219)
+
+
+class CameraService:
+    """Cameras and the live service that runs them."""
+
+    def __init__(self, ctx: ServiceContext, uow: AuditedUnitOfWork) -> None:
+        self.ctx = ctx
+        self.uow = uow
+
+    def overview(self, actor: User) -> list[dict[str, object]]:
+        """Configured cameras and every camera seen in an analysis, with run counts and live state."""
+        self.uow.require(actor, "cameras.view")
+        out: dict[str, dict[str, object]] = {
+            c.name: {
+                "name": c.name,
+                "source": redact_url(c.source),
+                "fps": c.fps,
+                "runs": 0,
+                "frames": 0,
+                "last_run": "",
+            }
+            for c in self.ctx.config.cameras
+        }
+        with self.uow.read() as r:
+            runs = r.events.camera_runs()
+        for camera, source, frames, finished in runs:
+            cam = out.setdefault(
+                camera, {"name": camera, "source": source, "fps": None, "runs": 0, "frames": 0, "last_run": ""}
+            )
+            cam["runs"] = int(str(cam["runs"])) + 1
+            cam["frames"] = int(str(cam["frames"])) + frames
+            cam["last_run"] = finished.isoformat(timespec="seconds")
+        try:
+            live = {c.camera: c for c in read_status(self.ctx.data_dir).cameras}
+        except NotFoundError:
+            live = {}
+        for cam in out.values():
+            st = live.get(str(cam["name"]))
+            cam["state"] = st.state if st is not None else "-"
+            cam["reason"] = st.reason if st is not None else ""
+        return list(out.values())
+
+    def check_purposes(self, actor: User, cameras: list[CameraConfig]) -> None:
+        """Every live camera states a purpose, and none names a prohibited target (refusals are audited).
+
+        Raises:
+            ConfigError: A camera has no purpose.
+            PolicyRefusal: A purpose carries a prohibited label (e.g. "watch activists").
+        """
+        missing = [c.name for c in cameras if not c.purpose.strip()]
+        if missing:
+            raise ConfigError(
+                f"camera(s) {', '.join(missing)} state no purpose",
+                hint="add `purpose: ...` to each camera: why it is analysed (e.g. traffic safety at junction 4)",
+            )
+        for cam in cameras:
+            refusal = self.ctx.policy.screener.screen("camera purpose", cam.purpose)
+            if refusal is not None:
+                raise self.uow.refuse(actor, "service.refused", object=f"camera:{cam.name}", reason=refusal.reason)
+
+    def record_service_event(self, actor: User, action: str, *, details: Details) -> None:
+        """Ledger a service-level action (`kuzet run` starting or stopping, with what it runs and sends where)."""
+        self.uow.record(actor, action, details=details)
+
+    def live_status(self, actor: User) -> ServiceStatus:
+        """What `kuzet run` last reported about every live camera."""
+        self.uow.require(actor, "cameras.status")
+        return read_status(self.ctx.data_dir)
+
+    @cached_property
+    def _metrics_token(self) -> str | None:
+        ref = self.ctx.config.run.metrics_token
+        if ref is None:
+            return None
+        try:
+            return self.ctx.secrets().resolve(ref, what="run.metrics_token")
+        except ConfigError as exc:
+            log.error("metrics token unavailable: %s", exc.message)  # never shown to the client
+            return None
+
+    def metrics_token_ok(self, token: str) -> bool:
+        """Whether `token` is the configured Prometheus bearer token (none configured or resolvable: never)."""
+        expected = self._metrics_token
+        return bool(token) and expected is not None and hmac.compare_digest(expected.encode(), token.encode())
+
+    def metrics_status(self, actor: User | None) -> ServiceStatus:
+        """The live status for Prometheus: `actor` None means the bearer token was checked already."""
+        if actor is not None:
+            self.uow.require(actor, "metrics.read")
+        try:
+            return read_status(self.ctx.data_dir)
+        except NotFoundError:
+            return ServiceStatus(pid=0, started=0.0, updated=0.0, state="not running", cameras=[])
+
+    def source(self, actor: User, name: str) -> str:
+        """Where a camera's pictures come from: its configured source, else the source of its last analysis."""
+        self.uow.require(actor, "cameras.view")
+        for cam in self.ctx.config.cameras:
+            if cam.name == name and cam.source:
+                return cam.source
+        with self.uow.read() as r:
+            source = r.events.last_source(name)
+        if not source:
+            raise NotFoundError(
+                f"camera {name!r} has no source to show", hint="configure it or analyse a video with it"
+            )
+        return source
+
+    def replay(self, actor: User, name: str, *, fps: float = 5.0, max_frames: int = 3000) -> Iterator[bytes]:
+        """JPEG frames of a camera's stream (or its last analysed video) with detections drawn; audited.
+
+        Every face and plate is pixelated: the picture an operator watches never shows a stranger's face.
+        """
+        source = self.source(actor, name)
+        frames = open_source(source, fps=fps, config=self.ctx.config.ingest)  # fails here, before any frame is sent
+        self.uow.record(actor, "camera.view", object=f"camera:{name}", details={"fps": fps})
+        return self._overlay_frames(name, frames, max_frames)
+
+    def _overlay_frames(self, name: str, source: FrameSource, max_frames: int) -> Iterator[bytes]:
+        models, grow = self.ctx.models, self.ctx.config.redaction.expand
+        plates = np.zeros((0, 4), np.float32)
+        with source as frames:
+            for i, frame in enumerate(frames):
+                if i >= max_frames:
+                    return
+                image = frame.image.copy()
+                h, w = image.shape[:2]
+                faces = models.video_redactor.faces.detect(frame.image).boxes
+                if i % 10 == 0:
+                    plates = models.plate_detector.detect(frame.image).boxes
+                obscure(image, expand(faces, grow, w, h))
+                obscure(image, expand(plates, 0.1, w, h))
+                for box, colour in [(b, FACE_COLOUR) for b in faces] + [(b, PLATE_COLOUR) for b in plates]:
+                    x1, y1, x2, y2 = (int(v) for v in box)
+                    cv2.rectangle(image, (x1, y1), (x2, y2), colour, 2)
+                label = f"{name}  t={frame.pts:.1f}s  faces {len(faces)}"
+                cv2.putText(image, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
+                yield encode_jpeg(image, quality=80)

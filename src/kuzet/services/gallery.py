@@ -1,0 +1,251 @@
+"""Enrolment of consenting people under the four-eyes rule, and the gallery each camera matches against."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from kuzet.audit.ledger import Details
+from kuzet.core.errors import EnrolmentError, InputError
+from kuzet.core.timeutil import iso_utc
+from kuzet.core.types import Identity, User
+from kuzet.governance.approval import decision_refusal
+from kuzet.governance.enrolment import ALL_CAMERAS, EnrolmentRequest, check_enrolment, in_scope, resolved_expiry
+from kuzet.governance.watchlists import expiry_instant
+from kuzet.ingest.images import load_image
+from kuzet.recognize.align import align_faces, crop_with_margin
+from kuzet.recognize.gallery import NumpyGallery, build_gallery
+from kuzet.services.context import ServiceContext
+from kuzet.services.uow import AuditedUnitOfWork, Refused, Work
+from kuzet.store.media import encode_jpeg
+from kuzet.store.repositories.gallery import Enrolment, NewTemplate, PersonSummary
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolResult:
+    """What `enroll` did."""
+
+    identity: Identity
+    added: int
+    skipped_duplicates: int
+
+
+def four_eyes(what: str, status: str, requester_id: int | None, actor: User) -> None:
+    """Raise `Refused` (inside the deciding transaction) unless `actor` may decide request `what`."""
+    refusal = decision_refusal(
+        what, status=status, requester_id=requester_id, decider_id=actor.user_id, decider_name=actor.name
+    )
+    if refusal is not None:
+        raise Refused(refusal.reason, refusal.hint)
+
+
+class GalleryService:
+    """Enrolments (requested, approved or rejected, expiring) and the per-camera gallery built from them."""
+
+    def __init__(self, ctx: ServiceContext, uow: AuditedUnitOfWork) -> None:
+        self.ctx = ctx
+        self.uow = uow
+
+    def face_template(self, photo: Path) -> tuple[NDArray[np.float32], NDArray[np.uint8], str]:
+        """(descriptor, face crop, photo sha256) from a photo that must show exactly one face."""
+        models = self.ctx.models
+        try:
+            image = load_image(photo, max_pixels=self.ctx.config.ingest.max_pixels)
+        except InputError as exc:
+            raise EnrolmentError(f"cannot enrol from {photo}: {exc.message}", hint=exc.hint) from None
+        dets = models.face_detector.detect(image)
+        if len(dets) == 0:
+            raise EnrolmentError(
+                f"no face found in {photo}", hint="use a clear, frontal photo where the face is at least 40 px"
+            )
+        if len(dets) > 1:
+            raise EnrolmentError(
+                f"{len(dets)} faces found in {photo}; an enrolment photo must show one person only",
+                hint="crop the photo to the person being enrolled",
+            )
+        assert dets.landmarks is not None
+        vector = models.face_embedder.embed(align_faces(image, dets.landmarks))[0]
+        return vector, crop_with_margin(image, dets.boxes[0]), hashlib.sha256(photo.read_bytes()).hexdigest()
+
+    def enroll(
+        self,
+        actor: User,
+        name: str,
+        photos: list[Path],
+        *,
+        consent: str,
+        scope: list[str] | None = None,
+        expires: date | None = None,
+    ) -> EnrolResult:
+        """Request the enrolment of a consenting person (e.g. staff at an access point); a second person approves it.
+
+        The enrolment records the consent reference, the cameras (by name or purpose) the person may be recognised
+        on and an expiry; it matches nobody until a different user with the approver role approves it. Every photo
+        is checked before anything is stored: one bad photo refuses the whole enrolment. Captured faces are never
+        enrolled automatically: this is the only way into the gallery.
+
+        Raises:
+            EnrolmentError: A photo is unreadable, shows no face or more than one face, or the name is invalid.
+            PolicyRefusal: A field carries a prohibited label, the consent record is missing, or the expiry is
+                beyond the policy's maximum (audited).
+        """
+        self.uow.require(actor, "people.enrol")
+        req = self._checked_request(actor, name, photos, consent=consent, scope=scope, expires=expires)
+        templates, crops = [], []
+        for photo in photos:
+            vector, crop, sha = self.face_template(photo)
+            templates.append(NewTemplate(vector=vector, photo_sha256=sha))
+            crops.append(crop)
+        self.expire()
+        media, cipher = self.ctx.media, self.ctx.cipher
+        written = [media.save_encrypted(encode_jpeg(c), cipher=cipher, kind="enrolment") for c in crops]
+        try:
+            with self.uow.tx() as w:
+                identity, added = self._store(w, actor, req, templates, written)
+        except BaseException:
+            for rel in written:
+                media.delete(rel)
+            raise
+        return EnrolResult(identity=identity, added=added, skipped_duplicates=len(templates) - added)
+
+    def _checked_request(
+        self, actor: User, name: str, photos: list[Path], *, consent: str, scope: list[str] | None, expires: date | None
+    ) -> EnrolmentRequest:
+        name = name.strip()
+        if not name or len(name) > 200 or any(ord(c) < 32 for c in name):
+            raise EnrolmentError(f"invalid name {name!r}", hint="give 1-200 printable characters")
+        if not photos:
+            raise EnrolmentError("no photos given", hint="give one or more photos of the person")
+        req = EnrolmentRequest(name=name, consent=consent.strip(), scope=tuple(scope or [ALL_CAMERAS]), expires=expires)
+        refusal = check_enrolment(req, self.ctx.policy, today=self.ctx.now().date())
+        if refusal is not None:
+            raise self.uow.refuse(actor, "enrol.refused", object=f"person:{name}", reason=refusal.reason)
+        return req
+
+    def _store(
+        self, w: Work, actor: User, req: EnrolmentRequest, templates: list[NewTemplate], photos: list[str]
+    ) -> tuple[Identity, int]:
+        expiry = resolved_expiry(req, self.ctx.policy, today=self.ctx.now().date())
+        enrolment = Enrolment(
+            consent=req.consent,
+            scope=req.scope,
+            expires_at=expiry_instant(expiry),
+            requester_id=actor.user_id,
+            photos=tuple(photos),
+        )
+        identity, added = w.gallery.add_templates(
+            req.name,
+            templates,
+            model=self.ctx.models.face_embedder.name,
+            cipher=self.ctx.cipher,
+            enrolment=enrolment,
+            now=self.ctx.now(),
+        )
+        details: Details = {
+            "name": req.name,
+            "templates_added": added,
+            "basis": "consent",
+            "scope": ",".join(req.scope),
+            "expires": expiry.isoformat(),
+            "status": "pending",
+        }
+        w.audit(actor, "enrol", object=f"person:{identity.person_id}", justification=req.consent, details=details)
+        return identity, added
+
+    def approve(self, actor: User, person_id: int, *, reason: str = "") -> None:
+        """Approve a pending enrolment; the approver must not be the one who enrolled the person."""
+        self._decide(actor, person_id, approve=True, reason=reason)
+
+    def reject(self, actor: User, person_id: int, *, reason: str) -> None:
+        """Reject a pending enrolment: its templates and photos are destroyed."""
+        self._decide(actor, person_id, approve=False, reason=reason)
+
+    def _decide(self, actor: User, person_id: int, *, approve: bool, reason: str) -> None:
+        decision = "approve" if approve else "reject"
+        self.uow.require(actor, f"people.{decision}")
+        obj = f"person:{person_id}"
+        if not approve and not reason.strip():
+            raise self.uow.refuse(
+                actor, "enrol.reject_refused", object=obj, reason="a rejection needs a reason", hint="add --reason TEXT"
+            )
+        self.uow.screen(actor, f"enrol.{decision}_refused", obj, {"reason": reason})
+        self.expire()
+        try:
+            with self.uow.tx() as w:
+                status, requester = w.gallery.status_of(person_id)
+                four_eyes(f"the enrolment of person {person_id}", status, requester, actor)
+                destroyed, photos, scope = w.gallery.decide(
+                    person_id, approve=approve, approver_id=actor.user_id, reason=reason.strip(), now=self.ctx.now()
+                )
+                for rel in photos:
+                    self.ctx.media.delete(rel)
+                details: Details = {"scope": scope} if approve else {"templates_destroyed": destroyed}
+                w.audit(actor, f"enrol.{decision}", object=obj, justification=reason.strip(), details=details)
+        except Refused as r:
+            raise self.uow.refuse(
+                actor, f"enrol.{decision}_refused", object=obj, reason=r.reason, hint=r.hint
+            ) from None
+
+    def expire(self) -> list[int]:
+        """Expire every enrolment past its expiry: it stops matching and its templates and photos are destroyed."""
+        now = self.ctx.now()
+        with self.uow.read() as r:
+            if not r.gallery.due_for_expiry(now):
+                return []
+        with self.uow.tx() as w:
+            expired = w.gallery.expire_due(now)
+            for person_id, destroyed, photos, expires_at in expired:
+                for rel in photos:
+                    self.ctx.media.delete(rel)
+                details: Details = {"templates_destroyed": destroyed, "expires_at": iso_utc(expires_at)}
+                w.audit(None, "enrol.expired", object=f"person:{person_id}", details=details)
+        return [e[0] for e in expired]
+
+    def people(self, actor: User, *, status: str | None = None) -> list[PersonSummary]:
+        """Every enrolment (pending, approved, rejected, expired), with consent, scope and expiry (audited)."""
+        self.uow.require(actor, "people.view")
+        self.expire()
+        with self.uow.tx() as w:
+            rows = w.gallery.people(status=status)
+            w.audit(actor, "people.view", details={"count": len(rows), "status": status or "all"})
+        return rows
+
+    def photos(self, actor: User, person_id: int) -> list[bytes]:
+        """An enrolment's photos (face crops), for whoever decides on or audits it (audited)."""
+        self.uow.require(actor, "people.photos")
+        with self.uow.read() as r:
+            rels = r.gallery.photos(person_id)
+        data = [self.ctx.media.read_encrypted(rel, cipher=self.ctx.cipher) for rel in rels]
+        self.uow.record(actor, "media.export", object=f"person:{person_id}", details={"files": len(data)})
+        return data
+
+    def load(self, camera: str | None = None) -> NumpyGallery:
+        """Approved, unexpired enrolments and watchlist entries in one index (enrolments only within their scope)."""
+        ctx = self.ctx
+        model = ctx.models.face_embedder.name
+        purpose = ctx.camera_config(camera).purpose if camera is not None else ""
+        with self.uow.read() as r:
+            people_gallery = r.gallery.load(
+                model=model, cipher=ctx.cipher, active_at=ctx.now(), camera=camera, purpose=purpose
+            )
+            wl_people, blobs, owners = r.watchlists.active_identities(
+                model=model, now=ctx.now(), policy=ctx.policy, cipher=ctx.cipher
+            )
+        people = list(people_gallery.people) + wl_people
+        offset = len(people_gallery.people)
+        vectors = [people_gallery.templates] + [np.frombuffer(b, dtype="<f4")[None, :] for b in blobs]
+        templates = np.concatenate(vectors).astype(np.float32) if blobs else people_gallery.templates
+        all_owners = np.concatenate([people_gallery.owners, np.asarray(owners, np.intp) + offset]).astype(np.intp)
+        return build_gallery(templates, all_owners, people)
+
+    def person_active(self, person_id: int, camera: str) -> bool:
+        """Whether an enrolment is approved, unexpired and covers `camera` now (checked at each decision)."""
+        with self.uow.read() as r:
+            scope = r.gallery.active_scope(person_id, self.ctx.now())
+        purpose = self.ctx.camera_config(camera).purpose
+        return scope is not None and in_scope(scope, camera=camera, purpose=purpose)

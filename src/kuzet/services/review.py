@@ -1,0 +1,53 @@
+"""People in the loop: reviewers see candidate alerts and confirm or reject them, each with a reason."""
+
+from __future__ import annotations
+
+from kuzet.core.errors import KuzetError
+from kuzet.core.types import User
+from kuzet.governance.review import DECISIONS, PENDING, Alert, review_refusal
+from kuzet.services.context import ServiceContext
+from kuzet.services.uow import AuditedUnitOfWork, Refused
+
+
+class ReviewService:
+    """The review queue and reviewers' decisions."""
+
+    def __init__(self, ctx: ServiceContext, uow: AuditedUnitOfWork) -> None:
+        self.ctx = ctx
+        self.uow = uow
+
+    def list(self, actor: User, *, status: str | None = PENDING) -> list[Alert]:
+        """Alerts waiting for review (or with another status), with everything a reviewer needs."""
+        self.uow.require(actor, "alerts.view")
+        with self.uow.tx() as w:
+            alerts = w.alerts.list(status=status)
+            w.audit(actor, "review.view", details={"count": len(alerts), "status": status or "all"})
+        return alerts
+
+    def decide(self, actor: User, alert_id: int, decision: str, *, reason: str) -> str:
+        """Confirm or reject an alert; it is confirmed once enough different reviewers confirm it.
+
+        Returns:
+            The alert's status after the decision.
+        """
+        self.uow.require(actor, "alerts.review")
+        if decision not in DECISIONS:
+            raise KuzetError(f"decision must be confirm or reject, not {decision!r}", hint="confirm or reject")
+        obj = f"alert:{alert_id}"
+        self.uow.screen(actor, "review.refused", obj, {"reason": reason})
+        try:
+            with self.uow.tx() as w:
+                current, earlier = w.alerts.decision_facts(alert_id, actor.user_id)
+                refusal = review_refusal(alert_id, current, earlier=earlier, reason=reason)
+                if refusal is not None:
+                    raise Refused(*refusal)
+                status, confirmations, required = w.alerts.add_review(
+                    alert_id, reviewer_id=actor.user_id, decision=decision, reason=reason, now=self.ctx.now()
+                )
+                details = {"confirmations": confirmations, "required": required}
+                w.audit(actor, f"review.{decision}", object=obj, justification=reason.strip(), details=details)
+                if status != PENDING:
+                    w.audit(actor, f"alert.{status}", object=obj, details={"confirmations": confirmations})
+        except Refused as r:
+            raise self.uow.refuse(actor, "review.refused", object=obj, reason=r.reason, hint=r.hint) from None
+        return status

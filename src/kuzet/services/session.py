@@ -1,0 +1,224 @@
+"""One camera's analysis over one source: the pipeline's decisions kept, their media written, then committed.
+
+`AnalysisService.analyze` commits once at the end (all or nothing); a live camera worker commits whenever something
+was decided, so a crash loses at most the decisions of the moment. Every commit is one audited transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kuzet.analytics.traffic import Passage, Violation
+from kuzet.audit.ledger import Details
+from kuzet.core.types import Event, Frame, TrackDecision, User
+from kuzet.governance.review import NewAlert
+from kuzet.pipeline.faces import FaceStats
+from kuzet.pipeline.traffic import TrafficAnalyzer
+from kuzet.services.uow import Work
+from kuzet.store.evidence import write_evidence
+from kuzet.store.repositories.events import NewEvent, RunRecord
+from kuzet.store.repositories.traffic import StoredViolation
+
+if TYPE_CHECKING:
+    from kuzet.services.analysis import AnalysisService
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """A candidate alert as stored (what integrations may say about it: no name until people confirm it)."""
+
+    id: int
+    score: float
+    start: float
+    end: float
+    required_reviews: int
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What one commit of an analysis session stored."""
+
+    run_id: int
+    events: list[Event]
+    alerts: list[StoredAlert]
+    passages: list[Passage]
+    violations: list[StoredViolation]
+    spans: list[tuple[float, float]]
+    """Stream-time spans (seconds) of everything stored: what event-triggered recording keeps."""
+
+
+class AnalysisSession:
+    """One camera's analytics over one source: frames in, decisions collected, stored by `commit`."""
+
+    def __init__(self, svc: AnalysisService, actor: User, *, camera: str, source: str, live: bool = False) -> None:
+        self.svc = svc
+        self.actor = actor
+        self.camera = camera
+        self.source = source
+        self.live = live
+        self.started = svc.ctx.now()
+        self.camera_config = svc.ctx.camera_config(camera)
+        self.pipeline = svc.pipeline(self.camera_config)
+        self.expired_hits = 0
+        self.withdrawn_hits = 0
+        self.run_id: int | None = None
+        self._written: list[str] = []  # files of decisions not yet committed
+        self._events: list[NewEvent] = []
+        self._alerts: list[NewAlert] = []
+        self._passages: list[Passage] = []
+        self._evidence: list[tuple[Violation, str, str]] = []
+
+    @property
+    def traffic(self) -> TrafficAnalyzer | None:
+        """The traffic analyzer, on a traffic camera."""
+        return self.pipeline.traffic
+
+    @property
+    def gallery_people(self) -> int:
+        """People and watchlist entries the faces are matched against."""
+        return self.pipeline.gallery_people
+
+    @property
+    def frames(self) -> int:
+        """Frames analysed so far."""
+        return self.pipeline.frames
+
+    def reload_gallery(self) -> None:
+        """Load the gallery again (a live camera picks up enrolments, approvals and expiries while it runs)."""
+        if self.pipeline.faces is not None:
+            self.pipeline.set_gallery(self.svc.gallery.load(self.camera))
+
+    @property
+    def stats(self) -> FaceStats:
+        """Face counts so far (frames only, on a traffic-only camera)."""
+        return self.pipeline.stats
+
+    @property
+    def pending(self) -> bool:
+        """Whether decisions wait to be committed."""
+        return bool(self._events or self._alerts or self._passages or self._evidence)
+
+    def process(self, frame: Frame) -> None:
+        """Analyse one frame."""
+        self._keep(self.pipeline.process(frame))
+        self._collect_traffic()
+
+    def finish(self) -> None:
+        """End of the source: decide every open track."""
+        self._keep(self.pipeline.finish())
+        self._collect_traffic()
+
+    def _keep(self, decisions: list[TrackDecision]) -> None:
+        svc = self.svc
+        for d in decisions:
+            if d.identity is None:
+                continue  # unknown faces are counted by the analyzer, never stored
+            if d.identity.kind == "watchlist":
+                if not svc.watchlists.entry_active(d.identity.person_id):
+                    self.expired_hits += 1  # expired or withdrawn since the gallery was loaded: no alert
+                    continue
+                alert = svc.face_alert(d, self._written)
+                self._alerts.append(alert)
+                continue
+            if not svc.gallery.person_active(d.identity.person_id, self.camera):
+                self.withdrawn_hits += 1  # rejected, expired or rescoped since the gallery was loaded: unknown
+                continue
+            rel, original = svc.snapshot(d.track.shots[0])
+            self._written.extend([rel, original])
+            self._events.append(
+                NewEvent(
+                    person_id=d.identity.person_id,
+                    identity=d.identity.name,
+                    score=round(d.score, 4),
+                    start=round(d.track.start, 3),
+                    end=round(d.track.end, 3),
+                    track_id=d.track.track_id,
+                    snapshot=rel,
+                    original=original,
+                )
+            )
+
+    def _collect_traffic(self) -> None:
+        """Move what the traffic analyzer finished into this session (so a long live run holds no history)."""
+        plates, passages, violations = self.pipeline.take_traffic()
+        if plates:
+            self._alerts.extend(self.svc.plate_hits(plates, self._written))
+        self._passages.extend(passages)
+        ctx = self.svc.ctx
+        for v in violations:
+            rel_dir, digest, files = write_evidence(
+                v,
+                media_root=ctx.media.root,
+                camera=self.camera,
+                source=self.source,
+                recorded_at=ctx.now(),
+                calibration=self.camera_config.traffic.calibration,
+                redactor=ctx.models.redactor,
+            )
+            self._written.extend(files)
+            self._evidence.append((v, rel_dir, digest))
+
+    def discard(self) -> None:
+        """Remove the files of uncommitted decisions (the analysis failed)."""
+        for rel in self._written:
+            self.svc.ctx.media.delete(rel)
+        self._written.clear()
+
+    def commit(self) -> Committed:
+        """Store every pending decision and the run's counters in one audited transaction."""
+        new_events, new_alerts, passages, evidence = self._events, self._alerts, self._passages, self._evidence
+        first = self.run_id is None
+        with self.svc.uow.tx() as w:
+            run_id, events, alert_ids = self._store_decisions(w, new_events, new_alerts, first=first)
+            violations: list[StoredViolation] = []
+            if self.traffic is not None and (first or passages or evidence):
+                violations = self.svc.store_traffic(
+                    w, self.actor, run_id, self.camera, passages, evidence, self.traffic.stats.plates_read
+                )
+        self.run_id = run_id
+        self._events, self._alerts, self._passages, self._evidence = [], [], [], []
+        self._written.clear()
+        spans = [(e.start, e.end) for e in events] + [(a.start, a.end) for a in new_alerts]
+        spans += [(p.pts, p.pts) for p in passages] + [(v.at, v.at) for v in violations]
+        stored_alerts = [
+            StoredAlert(i, a.score, a.start, a.end, a.required_reviews)
+            for i, a in zip(alert_ids, new_alerts, strict=True)
+        ]
+        return Committed(run_id, events, stored_alerts, passages, violations, spans)
+
+    def _store_decisions(
+        self, w: Work, new_events: list[NewEvent], new_alerts: list[NewAlert], *, first: bool
+    ) -> tuple[int, list[Event], list[int]]:
+        stats, now, camera = self.stats, self.svc.ctx.now(), self.camera
+        run = RunRecord(
+            camera=camera,
+            source=self.source,
+            started_at=self.started,
+            frames=stats.frames,
+            faces=stats.faces,
+            tracks=stats.tracks,
+            matched_tracks=stats.matched_tracks,
+            unknown_tracks=stats.unknown_tracks,
+        )
+        run_id, events = w.events.save_run(run, new_events, now=now, run_id=self.run_id)
+        alert_ids = [w.alerts.add(a, run_id=run_id, camera=camera, source=self.source, now=now) for a in new_alerts]
+        if first or self.pending:
+            # A live run's later commits that only refresh its counters are not actions on anyone's data.
+            details: Details = {
+                "camera": camera,
+                "source": self.source,
+                "frames": stats.frames,
+                "tracks": stats.tracks,
+                "events": len(events),
+                "alerts": len(alert_ids),
+                "unknown_tracks": stats.unknown_tracks,
+                "gallery_people": self.gallery_people,
+            }
+            w.audit(
+                self.actor, "analysis.live" if self.live else "analysis.run", object=f"run:{run_id}", details=details
+            )
+        for alert_id, a in zip(alert_ids, new_alerts, strict=True):
+            facts: Details = {"entry": a.entry_id, "score": a.score, "threshold": a.threshold, "camera": camera}
+            w.audit(self.actor, "alert.created", object=f"alert:{alert_id}", details=facts)
+        return run_id, events, alert_ids

@@ -1,0 +1,105 @@
+"""Subject access and erasure: what kuzet holds about the person in a photo, and erasing what may be erased."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kuzet.core.types import User
+from kuzet.governance.retention import PurgeReport
+from kuzet.services import views
+from kuzet.services.context import ServiceContext
+from kuzet.services.gallery import GalleryService
+from kuzet.services.uow import AuditedUnitOfWork
+from kuzet.store.repositories.retention import erase_person
+
+Match = tuple[int, str, float]
+"""(id, name, similarity)"""
+
+
+class SubjectService:
+    """Searches and erasures for data subjects (admins and auditors, with a written justification)."""
+
+    def __init__(self, ctx: ServiceContext, uow: AuditedUnitOfWork, gallery: GalleryService) -> None:
+        self.ctx = ctx
+        self.uow = uow
+        self.gallery = gallery
+
+    def _justified(self, actor: User, action: str, justification: str, example: str) -> None:
+        what = "a subject search" if action == "search" else "an erasure"
+        reason = f"{what} needs a written justification"
+        hint = f"e.g. --justification '{example}'"
+        self.uow.justified(
+            actor, f"subject.{action}_refused", justification, object="subject", reason=reason, hint=hint
+        )
+
+    def matches(self, photo: Path) -> tuple[list[Match], list[Match]]:
+        """People and watchlist entries whose templates match the face in `photo`."""
+        ctx = self.ctx
+        vector, _, _ = self.gallery.face_template(photo)
+        with self.uow.read() as r:
+            people_gallery = r.gallery.load(model=ctx.models.face_embedder.name, cipher=ctx.cipher)
+            entries = r.watchlists.all_templates()
+        threshold = ctx.config.recognition.threshold
+        people = []
+        if len(people_gallery):
+            sims = people_gallery.person_similarities(vector[None, :])[0]
+            people = [
+                (p.person_id, p.name, float(sims[i]))
+                for i, p in enumerate(people_gallery.people)
+                if sims[i] >= threshold
+            ]
+        matched_entries = []
+        for entry_id, name, category, blob in entries:
+            template = np.frombuffer(ctx.cipher.decrypt(blob, context=f"watchlist:{entry_id}"), dtype="<f4")
+            cat = ctx.policy.category(category)
+            score = float(template @ vector)
+            if score >= (cat.threshold if cat else threshold):
+                matched_entries.append((entry_id, name, score))
+        return people, matched_entries
+
+    def search(self, actor: User, photo: Path, *, justification: str) -> dict[str, object]:
+        """What kuzet holds about the person in `photo`: gallery records, events, watchlist entries, alerts, media."""
+        self.uow.require(actor, "subject.search")
+        self._justified(actor, "search", justification, "access request 2026-17")
+        people, entries = self.matches(photo)
+        entry_ids = [e[0] for e in entries]
+        with self.uow.read() as r:
+            held = r.subjects.holdings([p[0] for p in people], entry_ids)
+        report = views.subject_report(people, held)
+        details = {
+            "people": len(people),
+            "events": len(held.events),
+            "entries": len(entry_ids),
+            "alerts": len(held.alerts),
+        }
+        self.uow.record(actor, "subject.search", justification=justification.strip(), details=details)
+        return report
+
+    def erase(self, actor: User, photo: Path, *, justification: str) -> dict[str, object]:
+        """Erase the consented-gallery data of the person in `photo` (person, templates, events, media).
+
+        Exceptions the policy allows are kept and reported: anything under legal hold, and watchlist entries (they
+        rest on a legal basis and end by rejection or expiry).
+        """
+        self.uow.require(actor, "subject.erase")
+        self._justified(actor, "erase", justification, "erasure request 2026-18")
+        people, entries = self.matches(photo)
+        erased_people = erased_events = 0
+        kept: list[str] = [f"watchlist entry {e[0]}: lawful basis, ends by rejection or expiry" for e in entries]
+        report = PurgeReport()
+        with self.uow.tx() as w:
+            for person_id, _, _ in people:
+                events, person_gone, held = erase_person(w.session, self.ctx.media, person_id, report)
+                erased_events += events
+                erased_people += int(person_gone)
+                kept += held
+            details = {"people": erased_people, "events": erased_events, "files": report.files, "kept": len(kept)}
+            w.audit(actor, "subject.erase", justification=justification.strip(), details=details)
+        return {
+            "people_erased": erased_people,
+            "events_erased": erased_events,
+            "files_deleted": report.files,
+            "kept": kept,
+        }

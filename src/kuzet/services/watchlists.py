@@ -1,0 +1,209 @@
+"""Watchlist entries: requested with a legal basis, approved by someone else, destroyed on rejection or expiry."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from kuzet.audit.ledger import Details
+from kuzet.core.errors import InputError, NotFoundError
+from kuzet.core.types import Identity, User
+from kuzet.detect.plate.formats import clean as clean_plate
+from kuzet.governance import watchlists as wl
+from kuzet.governance.policy import CategoryPolicy
+from kuzet.services.context import ServiceContext
+from kuzet.services.gallery import GalleryService, four_eyes
+from kuzet.services.uow import AuditedUnitOfWork, Refused
+from kuzet.store.media import encode_jpeg
+
+
+class WatchlistService:
+    """Requests, four-eyes decisions, expiry, and what cameras match against."""
+
+    def __init__(self, ctx: ServiceContext, uow: AuditedUnitOfWork, gallery: GalleryService) -> None:
+        self.ctx = ctx
+        self.uow = uow
+        self.gallery = gallery
+
+    def expire(self) -> list[int]:
+        """Expire every entry past its expiry: it stops matching and its template and photo are destroyed."""
+        now = self.ctx.now()
+        with self.uow.read() as r:
+            if not r.watchlists.due_for_expiry(now):
+                return []
+        with self.uow.tx() as w:
+            expired = w.watchlists.expire_due(now)
+            for entry_id, destroyed, photo, expires_at in expired:
+                if photo:
+                    self.ctx.media.delete(photo)
+                details: Details = {"templates_destroyed": destroyed, "expired_at": expires_at.isoformat()}
+                w.audit(None, "watchlist.expired", object=f"watchlist:{entry_id}", details=details)
+        return [e[0] for e in expired]
+
+    def request(
+        self, actor: User, req: wl.WatchlistRequest, photo: Path | None = None, *, plate: str | None = None
+    ) -> int:
+        """File a watchlist request; it matches nothing until a different user approves it.
+
+        A face category needs `photo` (one face); a plate category (e.g. stolen-vehicle) needs `plate`.
+
+        Raises:
+            PolicyRefusal: A prohibited category or label, a missing legal basis, or an expiry beyond the maximum;
+                the refusal is audited.
+        """
+        self.uow.require(actor, "watchlist.request")
+        kind = "plate" if plate is not None else "face"
+        refusal = wl.check_request(req, self.ctx.policy, today=self.ctx.now().date(), kind=kind)
+        if refusal is not None:
+            raise self.uow.refuse(
+                actor,
+                "watchlist.refused",
+                object=f"watchlist-request:{req.list_name}",
+                reason=refusal.reason,
+                hint="watchlists may only hold lawful, allowed categories; see docs/governance.md",
+            )
+        template, model, rel, sha = self._template(req, photo, plate)
+        try:
+            with self.uow.tx() as w:
+                entry_id = w.watchlists.add(
+                    req,
+                    requester_id=actor.user_id,
+                    template=template,
+                    model=model,
+                    photo=rel,
+                    sha=sha,
+                    cipher=self.ctx.cipher,
+                    now=self.ctx.now(),
+                    kind=kind,
+                )
+                details: Details = {
+                    "list": req.list_name,
+                    "category": req.category,
+                    "legal_basis": req.legal_basis,
+                    "reference": req.reference,
+                    "authority": req.authority,
+                    "expires": req.expires.isoformat(),
+                }
+                basis = f"{req.legal_basis} {req.reference} ({req.authority})"
+                w.audit(
+                    actor, "watchlist.request", object=f"watchlist:{entry_id}", justification=basis, details=details
+                )
+        except BaseException:
+            if rel:
+                self.ctx.media.delete(rel)
+            raise
+        return entry_id
+
+    def _template(self, req: wl.WatchlistRequest, photo: Path | None, plate: str | None) -> tuple[bytes, str, str, str]:
+        """(template, model, stored photo, sha256) of a request's face photo or plate."""
+        if plate is not None:
+            if photo is not None:
+                raise InputError("a watchlist entry holds a face or a plate, not both", hint="give --photo or --plate")
+            text = clean_plate(plate)
+            if not 2 <= len(text) <= 10:
+                raise InputError(f"plate {plate!r} is not 2-10 letters and digits", hint="e.g. --plate 123ABC02")
+            return text.encode(), wl.PLATE_MODEL, "", hashlib.sha256(text.encode()).hexdigest()
+        if photo is None:
+            raise InputError(f"category {req.category} watches faces", hint="give --photo")
+        vector, crop, sha = self.gallery.face_template(photo)
+        rel = self.ctx.media.save_encrypted(encode_jpeg(crop), cipher=self.ctx.cipher, kind="watchlist")
+        return np.ascontiguousarray(vector, "<f4").tobytes(), self.ctx.models.face_embedder.name, rel, sha
+
+    def approve(self, actor: User, entry_id: int, *, reason: str = "") -> None:
+        """Approve a pending entry; the approver must not be its requester (checked inside the transaction)."""
+        self._decide(actor, entry_id, approve=True, reason=reason)
+
+    def reject(self, actor: User, entry_id: int, *, reason: str) -> None:
+        """Reject a pending entry; its template and photo are destroyed."""
+        self._decide(actor, entry_id, approve=False, reason=reason)
+
+    def _decide(self, actor: User, entry_id: int, *, approve: bool, reason: str) -> None:
+        decision = "approve" if approve else "reject"
+        self.uow.require(actor, f"watchlist.{decision}")
+        obj, refused = f"watchlist:{entry_id}", f"watchlist.{decision}_refused"
+        if not approve and not reason.strip():
+            raise self.uow.refuse(
+                actor, refused, object=obj, reason="a rejection needs a reason", hint="add --reason TEXT"
+            )
+        self.uow.screen(actor, refused, obj, {"reason": reason})
+        if approve:
+            self.expire()
+        try:
+            with self.uow.tx() as w:
+                status, requester, category = w.watchlists.decision_facts(entry_id)
+                four_eyes(f"entry {entry_id}", status, requester, actor)
+                if approve and self.ctx.policy.category(category) is None:
+                    raise Refused(f"category {category!r} is no longer allowed")
+                why = reason if approve else reason.strip()
+                destroyed, photo = w.watchlists.decide(
+                    entry_id,
+                    status=wl.APPROVED if approve else wl.REJECTED,
+                    approver_id=actor.user_id,
+                    reason=why,
+                    now=self.ctx.now(),
+                )
+                if photo:
+                    self.ctx.media.delete(photo)
+                details = None if approve else {"templates_destroyed": destroyed}
+                w.audit(actor, f"watchlist.{decision}", object=obj, justification=why, details=details)
+        except Refused as r:
+            raise self.uow.refuse(actor, refused, object=obj, reason=r.reason, hint=r.hint) from None
+
+    def show(self, actor: User, *, status: str | None = None) -> list[wl.WatchlistEntry]:
+        """Watchlist entries (never their templates); viewing them is audited."""
+        self.uow.require(actor, "watchlist.view")
+        self.expire()
+        with self.uow.tx() as w:
+            rows = w.watchlists.list(status=status)
+            w.audit(actor, "watchlist.view", details={"count": len(rows), "status": status or "all"})
+        return rows
+
+    def photo(self, actor: User, entry_id: int) -> bytes:
+        """The enrolled photo of a watchlist entry, for the people who decide on it (audited)."""
+        self.uow.require(actor, "watchlist.photo")
+        with self.uow.read() as r:
+            rel = r.watchlists.photo(entry_id)
+        if not rel:
+            raise NotFoundError(f"watchlist entry {entry_id} has no photo", hint="it expired or was rejected")
+        media = self.ctx.media
+        data = (
+            media.read_encrypted(rel, cipher=self.ctx.cipher) if rel.endswith(".enc") else media.path(rel).read_bytes()
+        )
+        self.uow.record(actor, "media.export", object=f"watchlist:{entry_id}", details={"unredacted": False})
+        return data
+
+    def encrypt_plain_photos(self) -> None:
+        """Watchlist photos stored in the clear by an older kuzet: encrypted like every other original."""
+        with self.uow.read() as r:
+            plain = r.watchlists.plain_photos()
+        media = self.ctx.media
+        for entry_id, rel in plain:
+            path = media.path(rel)
+            if not path.is_file():
+                continue
+            new = media.save_encrypted(path.read_bytes(), cipher=self.ctx.cipher, kind="watchlist")
+            with self.uow.tx() as w:
+                if not w.watchlists.replace_photo(entry_id, rel, new):
+                    media.delete(new)
+                    continue
+                w.audit(None, "media.encrypted", object=f"watchlist:{entry_id}")
+            media.delete(rel)
+
+    def entry_active(self, entry_id: int) -> bool:
+        """Whether a watchlist entry is approved and unexpired now."""
+        with self.uow.read() as r:
+            return r.watchlists.active(entry_id, self.ctx.now())
+
+    def entry_category(self, entry_id: int) -> CategoryPolicy | None:
+        """The policy category of an entry (None when it or its category is gone)."""
+        with self.uow.read() as r:
+            category = r.watchlists.category_of(entry_id)
+        return None if category is None else self.ctx.policy.category(category)
+
+    def active_plates(self) -> dict[str, Identity]:
+        """Approved, unexpired plate entries: normalised plate text -> the entry."""
+        ctx = self.ctx
+        with self.uow.read() as r:
+            return r.watchlists.active_plates(now=ctx.now(), policy=ctx.policy, cipher=ctx.cipher)

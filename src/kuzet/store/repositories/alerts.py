@@ -1,0 +1,159 @@
+"""Candidate alerts from watchlist hits, and the reviewers' decisions on them."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kuzet.core.errors import NotFoundError
+from kuzet.core.timeutil import iso_utc
+from kuzet.governance.review import (
+    PENDING,
+    Alert,
+    NewAlert,
+    ReviewDecision,
+    outcome,
+)
+from kuzet.store.models import AlertRow, ReviewRow, UserRow, WatchlistEntryRow
+
+
+class AlertRepository:
+    """Alerts and reviews within one database session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, alert: NewAlert, *, run_id: int, camera: str, source: str, now: datetime) -> int:
+        """Store a pending alert; returns its id."""
+        row = AlertRow(
+            run_id=run_id,
+            entry_id=alert.entry_id,
+            camera=camera,
+            score=alert.score,
+            threshold=alert.threshold,
+            start=alert.start,
+            end=alert.end,
+            track_id=alert.track_id,
+            snapshots=json.dumps(alert.snapshots),
+            originals=json.dumps(alert.originals),
+            source=source,
+            status=PENDING,
+            required_reviews=alert.required_reviews,
+            created_at=now,
+            decided_at=None,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row.id
+
+    def list(self, *, status: str | None = PENDING, limit: int = 200) -> list[Alert]:
+        """Alerts (newest first) with their entry's legal basis and the decisions so far."""
+        query = (
+            select(AlertRow, WatchlistEntryRow)
+            .join(WatchlistEntryRow, WatchlistEntryRow.id == AlertRow.entry_id)
+            .order_by(AlertRow.id.desc())
+            .limit(limit)
+        )
+        if status:
+            query = query.where(AlertRow.status == status)
+        names = {uid: uname for uid, uname in self.session.execute(select(UserRow.id, UserRow.name))}
+        out = []
+        for alert, entry in self.session.execute(query):
+            reviews = list(
+                self.session.scalars(select(ReviewRow).where(ReviewRow.alert_id == alert.id).order_by(ReviewRow.id))
+            )
+            out.append(
+                Alert(
+                    alert_id=alert.id,
+                    status=alert.status,
+                    camera=alert.camera,
+                    source=alert.source,
+                    start=alert.start,
+                    end=alert.end,
+                    score=alert.score,
+                    threshold=alert.threshold,
+                    snapshots=json.loads(alert.snapshots),
+                    entry_id=entry.id,
+                    subject_name=entry.subject_name,
+                    list_name=entry.list_name,
+                    category=entry.category,
+                    legal_basis=entry.legal_basis,
+                    reference=entry.reference,
+                    authority=entry.authority,
+                    entry_expires_at=iso_utc(entry.expires_at),
+                    enrolled_photo=entry.photo,
+                    required_reviews=alert.required_reviews,
+                    confirmations=sum(r.decision == "confirm" for r in reviews),
+                    decisions=[
+                        ReviewDecision(names.get(r.reviewer_id, "?"), r.decision, r.reason, iso_utc(r.created_at))
+                        for r in reviews
+                    ],
+                    created_at=iso_utc(alert.created_at),
+                )
+            )
+        return out
+
+    def decision_facts(self, alert_id: int, reviewer_id: int) -> tuple[str, str | None]:
+        """(status, this reviewer's earlier decision or None) of an alert, read inside the deciding transaction."""
+        alert = self.session.get(AlertRow, alert_id)
+        if alert is None:
+            raise NotFoundError(f"alert {alert_id} does not exist", hint="see `kuzet review list`")
+        earlier = self.session.scalar(
+            select(ReviewRow.decision).where(ReviewRow.alert_id == alert_id, ReviewRow.reviewer_id == reviewer_id)
+        )
+        return alert.status, earlier
+
+    def add_review(
+        self, alert_id: int, *, reviewer_id: int, decision: str, reason: str, now: datetime
+    ) -> tuple[str, int, int]:
+        """Record a decision the policy allowed; returns (new status, confirmations, required)."""
+        alert = self.session.get(AlertRow, alert_id)
+        if alert is None:
+            raise NotFoundError(f"alert {alert_id} does not exist", hint="see `kuzet review list`")
+        self.session.add(
+            ReviewRow(
+                alert_id=alert_id, reviewer_id=reviewer_id, decision=decision, reason=reason.strip(), created_at=now
+            )
+        )
+        self.session.flush()
+        confirmations = int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(ReviewRow)
+                .where(ReviewRow.alert_id == alert_id, ReviewRow.decision == "confirm")
+            )
+            or 0
+        )
+        status = outcome(decision, confirmations=confirmations, required=alert.required_reviews)
+        if status != PENDING:
+            alert.status = status
+            alert.decided_at = now
+        return alert.status, confirmations, alert.required_reviews
+
+    def media_of(self, alert_id: int) -> tuple[builtins.list[str], builtins.list[str]] | None:
+        """(redacted snapshots, encrypted originals) of an alert, or None when there is no such alert."""
+        row = self.session.get(AlertRow, alert_id)
+        return None if row is None else (json.loads(row.snapshots), json.loads(row.originals))
+
+    def count_by_status(self) -> dict[str, int]:
+        """Alerts per status."""
+        rows = self.session.execute(select(AlertRow.status, func.count()).group_by(AlertRow.status)).all()
+        return {str(k): int(v) for k, v in rows}
+
+    def feed(self, after: int, *, limit: int = 100) -> builtins.list[dict[str, object]]:
+        """Alerts newer than id `after`, for live updates (no names: the review page shows those)."""
+        rows = self.session.scalars(select(AlertRow).where(AlertRow.id > after).order_by(AlertRow.id).limit(limit))
+        return [
+            {
+                "id": a.id,
+                "camera": a.camera,
+                "status": a.status,
+                "score": a.score,
+                "created_at": a.created_at.isoformat(),
+            }
+            for a in rows
+        ]

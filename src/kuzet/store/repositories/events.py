@@ -1,0 +1,158 @@
+"""Analysis runs and the match events they stored."""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kuzet.core.timeutil import iso_utc
+from kuzet.core.types import Event
+from kuzet.store.models import AnalysisRunRow, EventRow
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """Counts of one analysis run."""
+
+    camera: str
+    source: str
+    started_at: datetime
+    frames: int
+    faces: int
+    tracks: int
+    matched_tracks: int
+    unknown_tracks: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A match event before it is stored."""
+
+    person_id: int
+    identity: str
+    score: float
+    start: float
+    end: float
+    track_id: int
+    snapshot: str
+    original: str = ""
+
+
+class EventRepository:
+    """Analysis runs and match events."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def save_run(
+        self, run: RunRecord, events: list[NewEvent], *, now: datetime, run_id: int | None = None
+    ) -> tuple[int, list[Event]]:
+        """Store a run (or bring the stored run `run_id` up to date) and its new events; returns the run id and them."""
+        row = self.session.get(AnalysisRunRow, run_id) if run_id is not None else None
+        if row is None:
+            row = AnalysisRunRow(camera=run.camera, source=run.source, started_at=run.started_at)
+            self.session.add(row)
+        row.finished_at = now
+        row.frames = run.frames
+        row.faces = run.faces
+        row.tracks = run.tracks
+        row.matched_tracks = run.matched_tracks
+        row.unknown_tracks = run.unknown_tracks
+        self.session.flush()
+        rows = [
+            EventRow(
+                run_id=row.id,
+                camera=run.camera,
+                person_id=e.person_id,
+                identity=e.identity,
+                score=e.score,
+                start=e.start,
+                end=e.end,
+                track_id=e.track_id,
+                snapshot=e.snapshot,
+                original=e.original,
+                source=run.source,
+                created_at=now,
+            )
+            for e in events
+        ]
+        self.session.add_all(rows)
+        self.session.flush()
+        return row.id, [_event(r) for r in rows]
+
+    def list(
+        self,
+        *,
+        camera: str | None = None,
+        identity: str | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Event]:
+        """Stored events, newest first, optionally filtered by camera, identity and creation time."""
+        query = select(EventRow).order_by(EventRow.id.desc()).limit(limit).offset(offset)
+        if since is not None:
+            query = query.where(EventRow.created_at >= since)
+        if until is not None:
+            query = query.where(EventRow.created_at < until)
+        if camera:
+            query = query.where(EventRow.camera == camera)
+        if identity:
+            query = query.where(EventRow.identity == identity)
+        return [_event(r) for r in self.session.scalars(query)]
+
+    def count(self) -> int:
+        """How many events are stored."""
+        return int(self.session.scalar(select(func.count()).select_from(EventRow)) or 0)
+
+    def media_of(self, event_id: int) -> tuple[str, str] | None:
+        """(redacted snapshot, encrypted original) of an event, or None when there is no such event."""
+        row = self.session.get(EventRow, event_id)
+        return None if row is None else (row.snapshot, row.original)
+
+    def count_of_person(self, person_id: int) -> int:
+        """How many events of one person are left."""
+        return int(
+            self.session.scalar(select(func.count()).select_from(EventRow).where(EventRow.person_id == person_id)) or 0
+        )
+
+    def camera_runs(self) -> builtins.list[tuple[str, str, int, datetime]]:
+        """(camera, source, frames, finished at) of every analysis run, oldest first."""
+        rows = self.session.execute(
+            select(
+                AnalysisRunRow.camera, AnalysisRunRow.source, AnalysisRunRow.frames, AnalysisRunRow.finished_at
+            ).order_by(AnalysisRunRow.id)
+        )
+        return [(c, s, int(f), t) for c, s, f, t in rows]
+
+    def last_source(self, camera: str) -> str | None:
+        """The source of a camera's newest analysis run."""
+        return self.session.scalar(
+            select(AnalysisRunRow.source)
+            .where(AnalysisRunRow.camera == camera)
+            .order_by(AnalysisRunRow.id.desc())
+            .limit(1)
+        )
+
+
+def _event(r: EventRow) -> Event:
+    return Event(
+        event_id=r.id,
+        camera=r.camera,
+        identity=r.identity,
+        person_id=r.person_id,
+        score=r.score,
+        start=r.start,
+        end=r.end,
+        track_id=r.track_id,
+        snapshot=r.snapshot,
+        run_id=r.run_id,
+        source=r.source,
+        created_at=iso_utc(r.created_at),
+        original=r.original,
+    )

@@ -1,0 +1,274 @@
+"""Watchlist entries and their encrypted templates (face descriptors or plate texts)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kuzet.core.errors import NotFoundError
+from kuzet.core.timeutil import aware, iso_utc
+from kuzet.core.types import Identity
+from kuzet.governance.policy import Policy
+from kuzet.governance.watchlists import (
+    APPROVED,
+    EXPIRED,
+    PENDING,
+    PLATE_MODEL,
+    WatchlistEntry,
+    WatchlistRequest,
+    expiry_instant,
+)
+from kuzet.store.crypto import DataCipher, blob_key_id
+from kuzet.store.models import UserRow, WatchlistEntryRow, WatchlistTemplateRow
+
+
+class WatchlistRepository:
+    """Watchlist entries and their templates within one database session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(
+        self,
+        req: WatchlistRequest,
+        *,
+        requester_id: int,
+        template: bytes,
+        model: str,
+        photo: str,
+        sha: str,
+        cipher: DataCipher,
+        now: datetime,
+        kind: str = "face",
+    ) -> int:
+        """Store a new pending entry with its template (face descriptor or plate text, encrypted); returns its id."""
+        row = WatchlistEntryRow(
+            list_name=req.list_name.strip(),
+            subject_name=req.subject_name.strip(),
+            kind=kind,
+            category=req.category,
+            legal_basis=req.legal_basis,
+            reference=req.reference.strip(),
+            authority=req.authority.strip(),
+            note=req.note.strip(),
+            expires_at=expiry_instant(req.expires),
+            status=PENDING,
+            requester_id=requester_id,
+            approver_id=None,
+            decision_reason="",
+            photo=photo,
+            photo_sha256=sha,
+            created_at=now,
+            decided_at=None,
+        )
+        self.session.add(row)
+        self.session.flush()
+        self.session.add(
+            WatchlistTemplateRow(
+                entry_id=row.id,
+                model=model,
+                vector=cipher.encrypt(template, context=f"watchlist:{row.id}"),
+            )
+        )
+        self.session.flush()
+        return row.id
+
+    def get_row(self, entry_id: int) -> WatchlistEntryRow:
+        """The entry row, or NotFoundError."""
+        row = self.session.get(WatchlistEntryRow, entry_id)
+        if row is None:
+            raise NotFoundError(f"watchlist entry {entry_id} does not exist", hint="see `kuzet watchlist show`")
+        return row
+
+    def destroy_templates(self, entry_id: int) -> int:
+        """Delete an entry's templates; returns how many."""
+        rows = list(self.session.scalars(select(WatchlistTemplateRow).where(WatchlistTemplateRow.entry_id == entry_id)))
+        for r in rows:
+            self.session.delete(r)
+        self.session.flush()
+        return len(rows)
+
+    def template_count(self) -> int:
+        """How many watchlist templates are stored."""
+        return int(self.session.scalar(select(func.count()).select_from(WatchlistTemplateRow)) or 0)
+
+    def reencrypt(self, ring: DataCipher) -> int:
+        """Re-encrypt every template (faces and plates) not under the ring's active key; returns how many."""
+        n = 0
+        for row in self.session.scalars(select(WatchlistTemplateRow)):
+            if blob_key_id(row.vector) != ring.active:
+                context = f"watchlist:{row.entry_id}"
+                row.vector = ring.encrypt(ring.decrypt(row.vector, context=context), context=context)
+                n += 1
+        return n
+
+    def key_ids(self) -> set[str]:
+        """Ids of the data keys the templates are encrypted with."""
+        return {blob_key_id(v) for v in self.session.scalars(select(WatchlistTemplateRow.vector))}
+
+    def decision_facts(self, entry_id: int) -> tuple[str, int, str]:
+        """(status, requester id, category) of an entry, read inside the deciding transaction."""
+        row = self.get_row(entry_id)
+        return row.status, row.requester_id, row.category
+
+    def decide(self, entry_id: int, *, status: str, approver_id: int, reason: str, now: datetime) -> tuple[int, str]:
+        """Approve or reject an entry; a rejection destroys its template and lets go of its photo.
+
+        Returns:
+            Templates destroyed, and the photo (media path) to delete ("" when none).
+        """
+        row = self.get_row(entry_id)
+        destroyed, photo = 0, ""
+        if status != APPROVED:
+            destroyed = self.destroy_templates(entry_id)
+            photo, row.photo = row.photo, ""
+        row.status = status
+        row.approver_id = approver_id
+        row.decision_reason = reason
+        row.decided_at = now
+        return destroyed, photo
+
+    def expire_due(self, now: datetime) -> list[tuple[int, int, str, datetime]]:
+        """Expire every entry past its expiry (templates destroyed).
+
+        Returns:
+            For each: its id, templates destroyed, the photo (media path) to delete, and when it expired.
+        """
+        out = []
+        for row in self.due_for_expiry(now):
+            destroyed = self.destroy_templates(row.id)
+            photo, row.photo = row.photo, ""
+            row.status = EXPIRED
+            row.decided_at = now
+            out.append((row.id, destroyed, photo, row.expires_at))
+        return out
+
+    def photo(self, entry_id: int) -> str:
+        """An entry's photo (media path); "" once destroyed, or when there is no such entry."""
+        row = self.session.get(WatchlistEntryRow, entry_id)
+        return "" if row is None else row.photo
+
+    def plain_photos(self) -> list[tuple[int, str]]:
+        """Entries whose photo an older kuzet stored unencrypted: (id, media path)."""
+        rows = self.session.execute(select(WatchlistEntryRow.id, WatchlistEntryRow.photo))
+        return [(i, rel) for i, rel in rows if rel and not rel.endswith(".enc")]
+
+    def replace_photo(self, entry_id: int, old: str, new: str) -> bool:
+        """Point an entry at another photo file if it still has `old`; whether it did."""
+        row = self.session.get(WatchlistEntryRow, entry_id)
+        if row is None or row.photo != old:
+            return False
+        row.photo = new
+        return True
+
+    def active(self, entry_id: int, now: datetime) -> bool:
+        """Whether an entry is approved and unexpired at `now`."""
+        row = self.session.get(WatchlistEntryRow, entry_id)
+        return row is not None and row.status == APPROVED and aware(row.expires_at) > now
+
+    def category_of(self, entry_id: int) -> str | None:
+        """An entry's category (None when there is no such entry)."""
+        row = self.session.get(WatchlistEntryRow, entry_id)
+        return None if row is None else row.category
+
+    def all_templates(self) -> list[tuple[int, str, str, bytes]]:
+        """Every entry's template, whatever its status: (entry id, name, category, encrypted template)."""
+        rows = self.session.execute(
+            select(
+                WatchlistEntryRow.id,
+                WatchlistEntryRow.subject_name,
+                WatchlistEntryRow.category,
+                WatchlistTemplateRow.vector,
+            ).join(WatchlistTemplateRow, WatchlistTemplateRow.entry_id == WatchlistEntryRow.id)
+        )
+        return [(i, n, c, v) for i, n, c, v in rows]
+
+    def due_for_expiry(self, now: datetime) -> list[WatchlistEntryRow]:
+        """Pending or approved entries whose expiry has passed."""
+        return list(
+            self.session.scalars(
+                select(WatchlistEntryRow).where(
+                    WatchlistEntryRow.status.in_([PENDING, APPROVED]), WatchlistEntryRow.expires_at <= now
+                )
+            )
+        )
+
+    def _active(self, *, kind: str, model: str, now: datetime) -> list[tuple[WatchlistEntryRow, bytes]]:
+        """Approved, unexpired entries of a kind with their (encrypted) template, oldest first."""
+        rows = self.session.execute(
+            select(WatchlistEntryRow, WatchlistTemplateRow.vector)
+            .join(WatchlistTemplateRow, WatchlistTemplateRow.entry_id == WatchlistEntryRow.id)
+            .where(
+                WatchlistEntryRow.status == APPROVED,
+                WatchlistEntryRow.expires_at > now,
+                WatchlistEntryRow.kind == kind,
+                WatchlistTemplateRow.model == model,
+            )
+            .order_by(WatchlistEntryRow.id)
+        ).all()
+        return [(entry, blob) for entry, blob in rows]
+
+    def active_plates(self, *, now: datetime, policy: Policy, cipher: DataCipher) -> dict[str, Identity]:
+        """Approved, unexpired plate entries: normalised plate text -> the entry, as a watchlist identity."""
+        out: dict[str, Identity] = {}
+        for entry, blob in self._active(kind="plate", model=PLATE_MODEL, now=now):
+            category = policy.category(entry.category)
+            if category is None:
+                continue
+            plate = cipher.decrypt(blob, context=f"watchlist:{entry.id}").decode()
+            out[plate] = Identity(person_id=entry.id, name=entry.subject_name, kind="watchlist", threshold=1.0)
+        return out
+
+    def active_identities(
+        self, *, model: str, now: datetime, policy: Policy, cipher: DataCipher
+    ) -> tuple[list[Identity], list[bytes], list[int]]:
+        """Approved, unexpired face entries: identities, decrypted template bytes and the owner index of each."""
+        rows = self._active(kind="face", model=model, now=now)
+        people: list[Identity] = []
+        index: dict[int, int] = {}
+        blobs: list[bytes] = []
+        owners: list[int] = []
+        for entry, blob in rows:
+            category = policy.category(entry.category)
+            if category is None:
+                continue  # the category was removed from the policy: its entries stop matching
+            if entry.id not in index:
+                index[entry.id] = len(people)
+                people.append(
+                    Identity(
+                        person_id=entry.id, name=entry.subject_name, kind="watchlist", threshold=category.threshold
+                    )
+                )
+            blobs.append(cipher.decrypt(blob, context=f"watchlist:{entry.id}"))
+            owners.append(index[entry.id])
+        return people, blobs, owners
+
+    def list(self, *, status: str | None = None) -> list[WatchlistEntry]:
+        """Entries, newest first."""
+        query = select(WatchlistEntryRow).order_by(WatchlistEntryRow.id.desc())
+        if status:
+            query = query.where(WatchlistEntryRow.status == status)
+        names = {uid: uname for uid, uname in self.session.execute(select(UserRow.id, UserRow.name))}
+        return [
+            WatchlistEntry(
+                entry_id=r.id,
+                list_name=r.list_name,
+                subject_name=r.subject_name,
+                kind=r.kind,
+                category=r.category,
+                legal_basis=r.legal_basis,
+                reference=r.reference,
+                authority=r.authority,
+                note=r.note,
+                expires_at=iso_utc(r.expires_at),
+                status=r.status,
+                requester=names.get(r.requester_id, "?"),
+                approver=names.get(r.approver_id, "") if r.approver_id else "",
+                decision_reason=r.decision_reason,
+                photo=r.photo,
+                created_at=iso_utc(r.created_at),
+            )
+            for r in self.session.scalars(query)
+        ]
