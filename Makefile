@@ -5,11 +5,12 @@ BIN := $(VENV)/bin
 # Debian packages the Python wheels need at run time (OpenCV's GUI-less core still links libGL and GLib).
 DEBIAN_PACKAGES := libgl1 libglib2.0-0
 # ... and what the tests need: Debian's Chromium for the browser tests (Playwright drives it; no browser download),
-# GStreamer's RTSP server through Debian's python3-gi (loopback cameras) and the mosquitto MQTT broker.
+# GStreamer's RTSP server through Debian's python3-gi (loopback cameras), the mosquitto MQTT broker and PostgreSQL
+# (the tests start private clusters of their own; the package's own cluster is not used).
 TEST_DEBIAN_PACKAGES := $(DEBIAN_PACKAGES) chromium mosquitto python3-gi gir1.2-gst-rtsp-server-1.0 \
-	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad postgresql
 
-.PHONY: run test install install-test system-deps test-system-deps apt-install lint typecheck pytest bench bench-live load eval clean
+.PHONY: run test install install-test system-deps test-system-deps apt-install lint typecheck pytest bench bench-live bench-cluster load eval clean
 
 run: install
 	$(BIN)/kuzet demo
@@ -59,8 +60,10 @@ lint: install-test
 typecheck: install-test
 	$(BIN)/mypy --strict src
 
+# Every test on SQLite, then every test that touches the store on a private PostgreSQL server the run starts.
 pytest: install-test
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --db postgresql
 
 bench: install-test
 	$(BIN)/kuzet bench --data $${KUZET_DATA:-../shared/data} -o bench/results/bench.json
@@ -71,6 +74,10 @@ bench-live: install-test test-system-deps
 
 load: install-test
 	$(BIN)/python bench/load_events.py --out bench/results/load.json
+
+# Ledger appends, live decisions and gallery reloads per second on PostgreSQL (a private server) and SQLite.
+bench-cluster: install-test test-system-deps
+	$(BIN)/python -m bench.bench_cluster --out bench/results/cluster.json
 
 eval: install
 	$(BIN)/kuzet eval pairs --root $${KUZET_DATA:-../shared/data}/faces/deepface_13id \

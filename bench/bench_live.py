@@ -26,9 +26,9 @@ from pathlib import Path
 
 from tests.support.servers import RtspServer
 
-from kuzet.app import Kuzet
 from kuzet.config.models import KuzetConfig
 from kuzet.runtime.supervisor import Supervisor
+from kuzet.services.container import build_services
 
 DATA = Path(os.environ.get("KUZET_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 VIDEOS = {
@@ -56,14 +56,14 @@ def measure(server: RtspServer, names: list[str], *, seconds: float, gate: bool,
     config = KuzetConfig.model_validate(
         {"cameras": cameras, "motion_gate": {"enabled": gate}, "run": {"reconnect_initial_s": 0.2}}
     )
-    svc = Kuzet(root, config)
-    svc.init_admin("bench", PASSWORD)
-    admin, _ = svc.login("bench", PASSWORD)
-    approver = svc.add_user(admin, "approver", PASSWORD, ["approver"])
+    svc = build_services(root, config)
+    svc.users.init_admin("bench", PASSWORD)
+    admin, _ = svc.users.login("bench", PASSWORD)
+    approver = svc.users.add(admin, "approver", PASSWORD, ["approver"])
     lin = DATA / "faces/face_recognition_examples/lin-manuel-miranda.png"
-    person = svc.enroll(admin, "Lin-Manuel Miranda", [lin], consent="benchmark")
-    svc.people_approve(approver, person.identity.person_id, reason="benchmark")
-    sup = Supervisor(svc.services, admin, secrets=svc.secrets())
+    person = svc.gallery.enroll(admin, "Lin-Manuel Miranda", [lin], consent="benchmark")
+    svc.gallery.approve(approver, person.identity.person_id, reason="benchmark")
+    sup = Supervisor(svc, admin, secrets=svc.ctx.secrets())
     sup.start()
     try:
         deadline = time.monotonic() + 120

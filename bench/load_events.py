@@ -6,6 +6,7 @@ with a bearer token, and reports the latency percentiles. Every request is authe
 and a signed checkpoint. It only ever talks to 127.0.0.1 and stops by itself.
 
 Usage: python bench/load_events.py [--clients 100] [--requests 20] [--out bench/results/load.json]
+On PostgreSQL: KUZET_DATABASE_URL=postgresql://... python bench/load_events.py (an empty database).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -24,23 +27,25 @@ from pathlib import Path
 
 import httpx
 
-from kuzet.app import Kuzet
+from kuzet.services.container import Services, build_services
 
 DATA = Path(os.environ.get("KUZET_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 PASSWORD = "load check password"
 
 
-def prepare(folder: Path) -> tuple[Kuzet, str]:
-    svc = Kuzet(folder)
-    admin = svc.init_admin("admin", PASSWORD)
-    operator = svc.add_user(admin, "operator", PASSWORD, ["operator"])
+def prepare(folder: Path) -> tuple[Services, str]:
+    svc = build_services(folder)
+    admin = svc.users.init_admin("admin", PASSWORD)
+    operator = svc.users.add(admin, "operator", PASSWORD, ["operator"])
     examples = DATA / "faces" / "face_recognition_examples"
-    approver = svc.add_user(admin, "approver", PASSWORD, ["approver"])
-    person = svc.enroll(operator, "Barack Obama", [examples / "knn_train_obama_obama.jpg"], consent="load check")
-    svc.people_approve(approver, person.identity.person_id, reason="load check")
+    approver = svc.users.add(admin, "approver", PASSWORD, ["approver"])
+    person = svc.gallery.enroll(
+        operator, "Barack Obama", [examples / "knn_train_obama_obama.jpg"], consent="load check"
+    )
+    svc.gallery.approve(approver, person.identity.person_id, reason="load check")
     for i in range(10):
-        svc.analyze(operator, str(examples / "knn_test_obama1.jpg"), camera=f"cam-{i % 3}")
-    return svc, svc.login("operator", PASSWORD)[1]
+        svc.analysis.analyze(operator, str(examples / "knn_test_obama1.jpg"), camera=f"cam-{i % 3}")
+    return svc, svc.users.login("operator", PASSWORD)[1]
 
 
 async def client(base: str, token: str, n: int, latencies: list[float], errors: list[int]) -> None:
@@ -65,12 +70,43 @@ async def run(
     return latencies, errors, time.perf_counter() - start
 
 
+def _ms(text: str) -> float:
+    """A wrk duration ("850.00us", "12.34ms", "1.20s") in milliseconds."""
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if m is None:
+        raise ValueError(f"unexpected wrk duration {text!r}")
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[m.group(2)]
+
+
+def run_wrk(base: str, token: str, clients: int, seconds: float) -> dict[str, float]:
+    """The same requests from wrk (a C load generator: it leaves the cores to the server), for `seconds`."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk (or use the default Python client)")
+    url = f"{base}/api/events?limit=20&camera=cam-1"
+    out = subprocess.run(
+        [exe, "-t1", f"-c{clients}", f"-d{int(seconds)}s", "--latency", "-H", f"Authorization: Bearer {token}", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    pct = {p: _ms(v) for p, v in re.findall(r"^\s+(50|99)%\s+(\S+)$", out, flags=re.M)}
+    return {"requests": total, "errors": int(bad.group(1)) if bad else 0, "seconds": seconds,
+            "requests_per_s": rate, "p50_ms": pct["50"], "p99_ms": pct["99"]}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--requests", type=int, default=20, help="per client")
     parser.add_argument("--budget", type=float, default=300.0, help="seconds before the check gives up")
     parser.add_argument("--out", type=Path, default=Path("bench/results/load.json"))
+    parser.add_argument(
+        "--client", choices=["python", "wrk"], default="python", help="wrk: a C client (Debian's wrk) for 10 s"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         svc, token = prepare(Path(tmp))
@@ -92,22 +128,40 @@ def main() -> None:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.2)
-            latencies, errors, seconds = asyncio.run(
-                run(f"http://127.0.0.1:{port}", token, args.clients, args.requests, args.budget)
-            )
+            if args.client == "wrk":
+                measured = run_wrk(f"http://127.0.0.1:{port}", token, args.clients, 10.0)
+            else:
+                latencies, errors, seconds = asyncio.run(
+                    run(f"http://127.0.0.1:{port}", token, args.clients, args.requests, args.budget)
+                )
         finally:
             server.terminate()
             server.wait(timeout=20)
-    ms = sorted(x * 1000 for x in latencies)
+        svc = build_services(Path(tmp))
+        with svc.uow.read() as r:
+            views = len(r.ledger.entries(limit=10**9, action="events.view"))
+            checkpoints = len(r.ledger.checkpoints())
+        engine = "postgresql" if svc.ctx.db.postgres else "sqlite"
+        svc.close()
+    if args.client == "python":
+        ms = sorted(x * 1000 for x in latencies)
+        measured = {
+            "requests": len(ms),
+            "errors": len(errors),
+            "seconds": round(seconds, 2),
+            "requests_per_s": round(len(ms) / seconds, 1),
+            "p50_ms": round(statistics.median(ms), 1),
+            "p99_ms": round(ms[int(0.99 * (len(ms) - 1))], 1),
+            "max_ms": round(ms[-1], 1),
+        }
     result = {
+        "client": args.client,
         "clients": args.clients,
-        "requests": len(ms),
-        "errors": len(errors),
-        "seconds": round(seconds, 2),
-        "requests_per_s": round(len(ms) / seconds, 1),
-        "p50_ms": round(statistics.median(ms), 1),
-        "p99_ms": round(ms[int(0.99 * (len(ms) - 1))], 1),
-        "max_ms": round(ms[-1], 1),
+        **measured,
+        "engine": engine,
+        "audit_entries": views,  # one per answered request (and none missing: each was durable before its answer)
+        "checkpoints": checkpoints,
+        "cpus": os.cpu_count(),
     }
     print(json.dumps(result))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import pwd
 import shutil
@@ -21,7 +22,19 @@ from kuzet.core.types import User
 from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.recognize import FaceEmbedder, build_face_embedder
 from kuzet.recognize.dlib_resnet import DlibResNetEmbedder
+from tests.support.postgres import PostgresServer
+from tests.support.rawdb import PG_ADMIN_ENV, new_database
 from tests.support.servers import free_port
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        choices=("sqlite", "postgresql"),
+        default=os.environ.get("KUZET_TEST_DB", "sqlite"),
+        help="the store the tests run on: sqlite (every test) or postgresql (the tests marked `store`, each on a "
+        "fresh database of a real PostgreSQL server the run starts)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -30,6 +43,45 @@ def pytest_configure(config: pytest.Config) -> None:
         import tempfile
 
         os.environ["KUZET_CACHE_DIR"] = tempfile.mkdtemp(prefix="kuzet-test-cache-")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL, run the tests that use the store (and not those that attack SQLite's file itself); on SQLite,
+    every test but those about PostgreSQL itself."""
+    if config.getoption("--db") != "postgresql":
+        keep = [i for i in items if not i.get_closest_marker("postgres_only")]
+    else:
+        keep = [i for i in items if i.get_closest_marker("store") and not i.get_closest_marker("sqlite_only")]
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def postgres_server(pytestconfig: pytest.Config) -> Iterator[PostgresServer | None]:
+    """The PostgreSQL server of a `--db postgresql` run (None on SQLite)."""
+    if pytestconfig.getoption("--db") != "postgresql":
+        yield None
+        return
+    server = PostgresServer().start()
+    os.environ[PG_ADMIN_ENV] = server.url()
+    yield server
+    del os.environ[PG_ADMIN_ENV]
+    server.close()
+
+
+@pytest.fixture(autouse=True)
+def _store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """On PostgreSQL, every test that uses the store gets a database of its own (KUZET_DATABASE_URL, which kuzet's
+    processes started by the test inherit)."""
+    postgres = request.config.getoption("--db") == "postgresql" and request.node.get_closest_marker("store")
+    if postgres:
+        request.getfixturevalue("postgres_server")
+        monkeypatch.setenv("KUZET_DATABASE_URL", new_database(Path()))
+    yield
+    if postgres:
+        # A connection a test leaves open is reported against that test, not against whichever runs when the
+        # garbage collector happens to find it.
+        gc.collect()
 
 
 def _data_root() -> Path:

@@ -12,6 +12,8 @@ from kuzet.core.errors import EnrolmentError, InputError, PermissionDenied
 from kuzet.core.types import User
 from tests.conftest import add_user, enrol, share_models
 
+pytestmark = pytest.mark.store
+
 EXAMPLES = "face_recognition_examples"
 
 
@@ -97,6 +99,7 @@ def test_corrupt_video_stores_nothing(
     assert _media_files(service) == []
 
 
+@pytest.mark.sqlite_only  # on PostgreSQL the store is named by KUZET_DATABASE_URL, not by the data directory
 def test_two_data_directories_do_not_interfere(tmp_path: Path, faces_dir: Path, service: Kuzet, operator: User) -> None:
     enrol(service, operator, "Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
     other = share_models(Kuzet(tmp_path / "other"), service.face_detector, service.face_embedder)

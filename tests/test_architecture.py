@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.rawdb import raw_db
+
+pytestmark = pytest.mark.store
+
 SRC = Path(__file__).resolve().parents[1] / "src" / "kuzet"
 
 LAYERS = {
@@ -291,7 +295,5 @@ def test_a_live_worker_builds_only_what_it_writes_through(tmp_path: Path) -> Non
 
 
 def _ledger_size(data: Path) -> int:
-    import sqlite3
-
-    with sqlite3.connect(data / "kuzet.db") as con:
+    with raw_db(data) as con:
         return int(con.execute("SELECT count(*) FROM audit_entries").fetchone()[0])

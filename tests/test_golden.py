@@ -19,6 +19,9 @@ import typer
 from typer.testing import CliRunner
 
 from kuzet.cli.main import app
+from tests.support.rawdb import raw_db
+
+pytestmark = pytest.mark.store
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("KUZET_UPDATE_GOLDEN") == "1"
@@ -174,37 +177,21 @@ def test_mqtt_and_webhook_payloads_are_unchanged() -> None:
     from kuzet.analytics.traffic import Passage
     from kuzet.core.types import Event
     from kuzet.runtime.integrations import Notice, _visible
-    from kuzet.runtime.worker import CameraWorker
+    from kuzet.services import views
     from kuzet.services.session import Committed, StoredAlert
     from kuzet.store.repositories.traffic import StoredViolation
-    from kuzet.store.status import CameraStatus
 
-    sent: list[Notice] = []
-
-    class Outbox:
-        def put(self, obj: object, block: bool = True, timeout: float | None = None) -> None:
-            if isinstance(obj, Notice):
-                sent.append(obj)
-
-    class Session:
-        def commit(self) -> Committed:
-            event = Event(7, "gate", "Ann Example", 3, 0.95, 1.0, 2.5, 4, "snap.jpg", 2, "rtsp://h/s", "t")
-            return Committed(
-                run_id=2,
-                events=[event],
-                alerts=[StoredAlert(9, 0.93, 3.0, 4.0, 2)],
-                passages=[Passage("l1", "in", "car", 5, 6.5, 42.0, 3.5, "123ABC02")],
-                violations=[
-                    StoredViolation(11, "speeding", "l1", 6.5, "123ABC02", {"speed_kmh": 42.0, "note": "x"}, "e", "h")
-                ],
-                spans=[],
-            )
-
-    worker = object.__new__(CameraWorker)
-    worker.outbox = Outbox()
-    worker.spec = type("Spec", (), {"camera": "gate"})()
-    worker.status = CameraStatus(camera="gate")
-    worker._commit(Session(), None)  # type: ignore[arg-type]
+    event = Event(7, "gate", "Ann Example", 3, 0.95, 1.0, 2.5, 4, "snap.jpg", 2, "rtsp://h/s", "t")
+    stored = Committed(
+        run_id=2,
+        events=[event],
+        alerts=[StoredAlert(9, 0.93, 3.0, 4.0, 2)],
+        passages=[Passage("l1", "in", "car", 5, 6.5, 42.0, 3.5, "123ABC02")],
+        violations=[StoredViolation(11, "speeding", "l1", 6.5, "123ABC02", {"speed_kmh": 42.0, "note": "x"}, "e", "h")],
+        spans=[],
+    )
+    # what a live camera's commit writes to the outbox, and the integrations send from there
+    sent = [Notice(kind, "gate", data) for kind, data in views.notices(stored)]
     payloads = {
         n.kind: {
             "topic_data": _visible(n, include_identity=True, include_plates=True),
@@ -225,9 +212,7 @@ def test_demo_ledger_actions_are_unchanged(tmp_path: Path) -> None:
     with open(os.devnull, "w") as sink:
         quiet = Console(file=sink)
         run_demo(tmp_path / "demo", config=KuzetConfig(), console=quiet, progress_console=quiet)
-    import sqlite3
-
-    with sqlite3.connect(tmp_path / "demo" / "kuzet.db") as db:
+    with raw_db(tmp_path / "demo") as db:
         actions = [a for (a,) in db.execute("SELECT action FROM audit_entries ORDER BY seq")]
     check("demo_ledger_actions.json", actions)
     assert re.search("enrol", " ".join(actions))

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+
+from tests.support.rawdb import raw_db
+
+pytestmark = pytest.mark.store
 
 PASSWORD = "scenario password 1"
 
@@ -158,7 +161,7 @@ def test_request_approve_analyse_review_verify_and_detect_tampering(
     assert proof["valid"] is True and proof["audit_path"]
 
     # Tamper with one ledger row directly in the SQLite file: verify must fail and name the entry.
-    con = sqlite3.connect(data / "kuzet.db")
+    con = raw_db(data)
     con.execute("UPDATE audit_entries SET actor = 'nobody' WHERE seq = 7")
     con.commit()
     con.close()

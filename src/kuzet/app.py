@@ -21,6 +21,8 @@ from kuzet.config.paths import ENV_HOME, resolve_data_dir
 from kuzet.config.secrets import Secrets
 from kuzet.core.types import Event, User
 from kuzet.detect.face import FaceDetector
+from kuzet.detect.plate.ppocr import PpOcrPlateDetector
+from kuzet.detect.plate.reader import PlateReader
 from kuzet.governance import watchlists as wl
 from kuzet.governance.policy import Policy
 from kuzet.governance.redaction import Redactor
@@ -130,6 +132,21 @@ class Kuzet:
     def redactor(self) -> Redactor:
         """The redaction of stored media."""
         return self.ctx.models.redactor
+
+    @property
+    def video_redactor(self) -> Redactor:
+        """The redaction tuned for video."""
+        return self.ctx.models.video_redactor
+
+    @property
+    def plate_detector(self) -> PpOcrPlateDetector:
+        """The plate-shaped text detector (redaction)."""
+        return self.ctx.models.plate_detector
+
+    @property
+    def plate_reader(self) -> PlateReader:
+        """The plate reader."""
+        return self.ctx.models.plate_reader
 
     @property
     def face_detector(self) -> FaceDetector:
@@ -448,6 +465,11 @@ class Kuzet:
     def camera_replay(self, actor: User, name: str, *, fps: float = 5.0, max_frames: int = 3000) -> Iterator[bytes]:
         """`cameras.replay`."""
         return self.services.cameras.replay(actor, name, fps=fps, max_frames=max_frames)
+
+    def alert_feed(self, after: int) -> list[dict[str, object]]:
+        """Alerts newer than id `after` (no names): the dashboard's feed, unchecked as before."""
+        with self.services.uow.read() as r:
+            return r.alerts.feed(after)
 
     def overview(self, actor: User) -> dict[str, object]:
         """`dashboard.overview`."""

@@ -14,6 +14,8 @@ from kuzet.core.errors import InputError
 from kuzet.core.types import Detections, Frame, Image
 from kuzet.pipeline.traffic import TrafficAnalyzer
 
+pytestmark = pytest.mark.store
+
 FPS = 10.0
 BLANK: Image = np.zeros((400, 800, 3), np.uint8)
 

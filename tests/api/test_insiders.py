@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sqlite3
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from kuzet.app import Kuzet
@@ -25,7 +25,10 @@ from kuzet.core.types import ROLES
 from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.recognize import FaceEmbedder
 from tests.conftest import PASSWORD, share_models
+from tests.support.rawdb import raw_db
 from tests.support.serve import KUZET, KuzetServe
+
+pytestmark = pytest.mark.store
 
 EXAMPLES = "face_recognition_examples"
 
@@ -53,7 +56,7 @@ def _token(base: str, name: str) -> str:
 
 
 def _actions(data: Path) -> list[tuple[str, str, str]]:
-    con = sqlite3.connect(f"file:{data / 'kuzet.db'}?mode=ro", uri=True)
+    con = raw_db(data, read_only=True)
     rows = [(a, o, d) for a, o, d in con.execute("SELECT action, object, details FROM audit_entries ORDER BY seq")]
     con.close()
     return rows
@@ -302,7 +305,7 @@ def test_an_auditors_monitor_follows_the_api_and_catches_a_rollback(tmp_path: Pa
         assert first.returncode == 0 and "trusted on first use" in first.stdout, first.stderr
         assert second.returncode == 0 and "consistent" in second.stdout, second.stderr
         # Someone with the database cuts the ledger back under the running server.
-        con = sqlite3.connect(data / "kuzet.db")
+        con = raw_db(data)
         keep = con.execute("SELECT max(tree_size) FROM audit_checkpoints").fetchone()[0] - 6
         con.execute("DELETE FROM audit_entries WHERE seq > ?", (keep,))
         con.execute("DELETE FROM audit_checkpoints WHERE tree_size > ?", (keep,))

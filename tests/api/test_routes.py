@@ -12,6 +12,8 @@ from kuzet.config.models import RunConfig
 from kuzet.core.types import ROLES
 from tests.conftest import enrol
 
+pytestmark = pytest.mark.store
+
 ALL = set(ROLES)
 EVENT_VIEWERS = {"admin", "operator", "reviewer", "auditor"}
 AUDIT = {"auditor", "admin"}

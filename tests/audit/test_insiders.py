@@ -8,7 +8,6 @@ local copy: the tests show that too, and that a witness outside the data directo
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,9 @@ from kuzet.core.types import User
 from kuzet.store.db import Database
 from kuzet.store.models import AuditEntryRow
 from tests.conftest import PASSWORD
+from tests.support.rawdb import raw_db, store_url
+
+pytestmark = pytest.mark.store
 
 runner = CliRunner()
 
@@ -58,7 +60,7 @@ def site(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _sql(data: Path, *statements: str) -> None:
-    con = sqlite3.connect(data / "kuzet.db")
+    con = raw_db(data)
     for st in statements:
         con.execute(st)
     con.commit()
@@ -72,7 +74,7 @@ def _drop_log_lines(data: Path, keep: Callable[[dict[str, Any]], bool]) -> None:
 
 
 def _checkpoint_ids(data: Path, where: str) -> set[int]:
-    con = sqlite3.connect(data / "kuzet.db")
+    con = raw_db(data)
     ids = {r[0] for r in con.execute(f"SELECT id FROM audit_checkpoints WHERE {where}")}
     con.close()
     return ids
@@ -80,7 +82,7 @@ def _checkpoint_ids(data: Path, where: str) -> set[int]:
 
 def _rewrite_from(data: Path, seq: int) -> None:
     """Change entry `seq` and recompute the hash chain after it, as a forger with database access would."""
-    db = Database(f"sqlite:///{data / 'kuzet.db'}")
+    db = Database(store_url(data))
     with db.session() as s:
         rows = list(s.query(AuditEntryRow).order_by(AuditEntryRow.seq))
         rows[seq - 1].actor = "someone-else"
@@ -95,7 +97,7 @@ def _rewrite_from(data: Path, seq: int) -> None:
 def _cut_back(data: Path, below: int) -> int:
     """Delete the newest entries (down to a checkpoint boundary under `below`) with their checkpoints, and make the
     outside copy match; returns the ledger's new size."""
-    con = sqlite3.connect(data / "kuzet.db")
+    con = raw_db(data)
     cut = con.execute("SELECT max(tree_size) FROM audit_checkpoints WHERE tree_size < ?", (below,)).fetchone()[0]
     con.execute("DELETE FROM audit_entries WHERE seq > ?", (cut,))
     con.execute("DELETE FROM audit_checkpoints WHERE tree_size > ?", (cut,))
@@ -292,12 +294,12 @@ def test_a_rotated_key_keeps_every_check_passing(site: tuple[Path, Path]) -> Non
     result = watch(LocalLedgerSource(data), state)
     assert result.ok and result.checkpoint is not None and result.checkpoint.key_id == new_key
     # A forged hand-over (not signed by the old key) breaks the ledger.
-    con = sqlite3.connect(data / "kuzet.db")
+    con = raw_db(data)
     seq, details = con.execute("SELECT seq, details FROM audit_entries WHERE action = 'audit.key_rotated'").fetchone()
     con.close()
     forged = json.loads(details)
     forged["statement_signature"] = "00" * 64
-    con = sqlite3.connect(data / "kuzet.db")
+    con = raw_db(data)
     con.execute(
         "UPDATE audit_entries SET details = ? WHERE seq = ?",
         (json.dumps(forged, sort_keys=True, separators=(",", ":")), seq),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -20,13 +19,23 @@ from kuzet.audit.ledger import AuditLedger
 from kuzet.audit.signing import LedgerSigner
 from kuzet.audit.verify import verify_ledger
 from kuzet.store.db import Database
+from tests.support.postgres import PostgresServer
+from tests.support.rawdb import RawDb, copy_database, new_database
 
 N = 12
 
 
-def _ledger(folder: Path, n: int = N, *, checkpoint_every: int = 4) -> tuple[Path, LedgerSigner]:
-    db_path = folder / "k.db"
-    db = Database(f"sqlite:///{db_path}")
+pytestmark = pytest.mark.store
+
+
+def _url(folder: Path) -> str:
+    return (folder / "url").read_text()
+
+
+def _ledger(folder: Path, n: int = N, *, checkpoint_every: int = 4) -> tuple[str, LedgerSigner]:
+    url = new_database(folder)
+    (folder / "url").write_text(url)
+    db = Database(url)
     db.migrate()
     signer = LedgerSigner.load_or_create(folder / "keys")
     log = CheckpointLog(folder / "checkpoints.jsonl")
@@ -40,11 +49,11 @@ def _ledger(folder: Path, n: int = N, *, checkpoint_every: int = 4) -> tuple[Pat
         if cp is not None:
             log.committed(cp)
     db.dispose()
-    return db_path, signer
+    return url, signer
 
 
 def _verify(folder: Path, signer: LedgerSigner) -> tuple[bool, int, str]:
-    db = Database(f"sqlite:///{folder / 'k.db'}")
+    db = Database(_url(folder))
     with db.read() as s:
         report = verify_ledger(s, signer, log_file=folder / "checkpoints.jsonl")
     db.dispose()
@@ -52,7 +61,9 @@ def _verify(folder: Path, signer: LedgerSigner) -> tuple[bool, int, str]:
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LedgerSigner]:
+def pristine(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer | None
+) -> tuple[Path, LedgerSigner]:
     folder = tmp_path_factory.mktemp("ledger")
     _, signer = _ledger(folder)
     return folder, signer
@@ -61,11 +72,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LedgerSign
 def _copy(pristine: tuple[Path, LedgerSigner], target: Path) -> Path:
     folder, _ = pristine
     target.mkdir(parents=True, exist_ok=True)
-    src = sqlite3.connect(folder / "k.db")
-    dst = sqlite3.connect(target / "k.db")
-    src.backup(dst)
-    src.close()
-    dst.close()
+    (target / "url").write_text(copy_database(_url(folder), target))
     (target / "checkpoints.jsonl").write_bytes((folder / "checkpoints.jsonl").read_bytes())
     return target
 
@@ -94,9 +101,13 @@ def test_any_single_tampering_is_detected(
     field: str,
 ) -> None:
     folder = _copy(pristine, tmp_path_factory.mktemp("t"))
-    con = sqlite3.connect(folder / "k.db")
+    con = RawDb(_url(folder))
     if kind == "edit":
-        con.execute(f"UPDATE audit_entries SET {field} = {field} || 'x' WHERE seq = ?", (seq,))
+        # The last character changed (the length kept: PostgreSQL enforces the column's size, SQLite does not).
+        last = f"substr({field}, length({field}), 1)"
+        changed = f"substr({field}, 1, length({field}) - 1) || CASE WHEN {last} = 'x' THEN 'y' ELSE 'x' END"
+        new = f"CASE WHEN length({field}) = 0 THEN 'x' ELSE {changed} END"
+        con.execute(f"UPDATE audit_entries SET {field} = {new} WHERE seq = ?", (seq,))
     elif kind == "delete":
         con.execute("DELETE FROM audit_entries WHERE seq = ?", (seq,))
     elif kind == "insert":
@@ -127,7 +138,7 @@ def test_deleting_the_newest_entry_is_caught_by_the_checkpoint(
     pristine: tuple[Path, LedgerSigner], tmp_path: Path
 ) -> None:
     folder = _copy(pristine, tmp_path / "c")
-    con = sqlite3.connect(folder / "k.db")
+    con = RawDb(_url(folder))
     con.execute("DELETE FROM audit_entries WHERE seq = ?", (N,))
     con.commit()
     con.close()
@@ -141,7 +152,7 @@ def test_rewritten_ledger_with_recomputed_hashes_is_caught(pristine: tuple[Path,
     from kuzet.store.models import AuditEntryRow
 
     folder = _copy(pristine, tmp_path / "r")
-    db = Database(f"sqlite:///{folder / 'k.db'}")
+    db = Database(_url(folder))
     with db.session() as s:
         rows = list(s.query(AuditEntryRow).order_by(AuditEntryRow.seq))
         rows[2].actor = "someone-else"
@@ -157,7 +168,7 @@ def test_rewritten_ledger_with_recomputed_hashes_is_caught(pristine: tuple[Path,
 
 def test_deleted_checkpoint_is_caught_by_the_outside_copy(pristine: tuple[Path, LedgerSigner], tmp_path: Path) -> None:
     folder = _copy(pristine, tmp_path / "k")
-    con = sqlite3.connect(folder / "k.db")
+    con = RawDb(_url(folder))
     con.execute("DELETE FROM audit_checkpoints WHERE id = (SELECT max(id) FROM audit_checkpoints)")
     con.commit()
     con.close()
@@ -168,6 +179,7 @@ def test_deleted_checkpoint_is_caught_by_the_outside_copy(pristine: tuple[Path, 
 
 def test_ledger_survives_sigkill_mid_write(tmp_path: Path) -> None:
     """A writer killed at a random moment leaves no gap and no half entry; verify passes after restart."""
+    url = new_database(tmp_path)
     script = textwrap.dedent(
         f"""
         import sys
@@ -177,7 +189,7 @@ def test_ledger_survives_sigkill_mid_write(tmp_path: Path) -> None:
         from kuzet.audit.signing import LedgerSigner
         from kuzet.store.db import Database
         folder = Path({str(tmp_path)!r})
-        db = Database(f"sqlite:///{{folder / 'k.db'}}")
+        db = Database({url!r})
         db.migrate()
         signer = LedgerSigner.load_or_create(folder / "keys")
         log = CheckpointLog(folder / "checkpoints.jsonl")
@@ -201,7 +213,7 @@ def test_ledger_survives_sigkill_mid_write(tmp_path: Path) -> None:
     proc.wait()
     proc.stdout.close()
     signer = LedgerSigner.load_or_create(tmp_path / "keys")
-    db = Database(f"sqlite:///{tmp_path / 'k.db'}")
+    db = Database(url)
     with db.read() as s:
         size = AuditLedger(s).size()
         report = verify_ledger(s, signer, log_file=tmp_path / "checkpoints.jsonl")
@@ -218,7 +230,7 @@ def test_checkpoint_after_a_rolled_back_append_signs_the_true_root(tmp_path: Pat
     """The cached Merkle frontier must not keep a leaf whose transaction rolled back."""
     from kuzet.audit import merkle
 
-    db = Database(f"sqlite:///{tmp_path / 'k.db'}")
+    db = Database(new_database(tmp_path))
     db.migrate()
     signer = LedgerSigner.load_or_create(tmp_path / "keys")
     with db.session() as s:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -11,11 +10,16 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from kuzet.app import Kuzet
 from kuzet.audit import merkle
 from kuzet.audit.checkpoint_log import CheckpointLog
 from kuzet.audit.ledger import Checkpoint, checkpoint_message, entry_bytes
 from tests.conftest import PASSWORD
+from tests.support.rawdb import raw_db
+
+pytestmark = pytest.mark.store
 
 ENTRIES = 150_000
 
@@ -36,8 +40,8 @@ def _bytes(f: dict[str, object]) -> bytes:
 
 def _grow(svc: Kuzet, n: int) -> None:
     """Append `n` real, chained entries and one signed checkpoint over them, as years of use would leave."""
-    con = sqlite3.connect(svc.data_dir / "kuzet.db")
-    seq, prev = con.execute("SELECT max(seq), entry_hash FROM audit_entries ORDER BY seq DESC LIMIT 1").fetchone()
+    con = raw_db(svc.data_dir)
+    seq, prev = con.execute("SELECT seq, entry_hash FROM audit_entries ORDER BY seq DESC LIMIT 1").fetchone()
     leaves = [bytes.fromhex(h) for (h,) in con.execute("SELECT entry_hash FROM audit_entries ORDER BY seq")]
     rows = []
     for i in range(n):
@@ -59,11 +63,12 @@ def _grow(svc: Kuzet, n: int) -> None:
     con.executemany("INSERT INTO audit_entries VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
     root, ts, signer = merkle.root(leaves).hex(), "2026-01-01T00:00:01+00:00", svc.signer
     signature = signer.sign(checkpoint_message(seq, root, ts, signer.public_hex)).hex()
-    cur = con.execute(
-        "INSERT INTO audit_checkpoints (tree_size, root_hash, ts, key_id, signature, public_key) VALUES (?,?,?,?,?,?)",
+    (cp_id,) = con.execute(
+        "INSERT INTO audit_checkpoints (tree_size, root_hash, ts, key_id, signature, public_key) VALUES (?,?,?,?,?,?)"
+        " RETURNING id",
         (seq, root, ts, signer.key_id, signature, signer.public_hex),
-    )
-    cp = Checkpoint(int(cur.lastrowid or 0), seq, root, ts, signer.key_id, signature, signer.public_hex)
+    ).fetchone()
+    cp = Checkpoint(int(cp_id), seq, root, ts, signer.key_id, signature, signer.public_hex)
     CheckpointLog(svc.checkpoint_log.path).prepare(cp)
     con.commit()
     con.close()

@@ -19,6 +19,8 @@ from kuzet.config.models import KuzetConfig
 from kuzet.core.signatures import verify_signature
 from tests.conftest import PASSWORD, Broker, wait_until
 
+pytestmark = pytest.mark.store
+
 
 class Receiver:
     """A webhook endpoint on loopback that keeps what it is sent."""

@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 
 from kuzet.cli.main import app
 
+pytestmark = pytest.mark.store
+
 runner = CliRunner()
 EXAMPLES = "face_recognition_examples"
 

@@ -15,6 +15,9 @@ from kuzet.core.types import User
 from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.recognize import FaceEmbedder
 from tests.conftest import PASSWORD, add_user, share_models
+from tests.support.rawdb import raw_db, store_url
+
+pytestmark = pytest.mark.store
 
 EXAMPLES = "face_recognition_examples"
 OBAMA = f"{EXAMPLES}/knn_train_obama_obama.jpg"
@@ -197,22 +200,21 @@ def test_approve_and_reject_of_one_request_cannot_both_pass(
 def test_people_enrolled_before_the_rule_wait_for_an_approver(tmp_path: Path) -> None:
     """The migration keeps an older kuzet's enrolments (their templates) but makes them pending."""
     import importlib.resources
-    import sqlite3
 
     from alembic import command
     from alembic.config import Config
 
     from kuzet.store.db import Database
 
-    db = Database(f"sqlite:///{tmp_path / 'kuzet.db'}")
+    db = Database(store_url(tmp_path))
     cfg = Config()
     cfg.set_main_option("script_location", str(importlib.resources.files("kuzet.store").joinpath("migrations")))
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0004")
-    with sqlite3.connect(tmp_path / "kuzet.db") as con:
+    with raw_db(tmp_path) as con:
         con.execute("INSERT INTO people (name, created_at, consent_basis) VALUES ('Old Staff', '2026-01-01', 'x')")
     db.migrate()
     db.dispose()
-    with sqlite3.connect(tmp_path / "kuzet.db") as con:
+    with raw_db(tmp_path) as con:
         assert con.execute("SELECT status, scope FROM people").fetchone() == ("pending", '["*"]')

@@ -22,6 +22,8 @@ from kuzet.core.types import Detections
 from kuzet.ingest import load_image
 from kuzet.store.evidence import verify_evidence
 
+pytestmark = pytest.mark.store
+
 W, H, FPS, FRAMES = 960, 540, 10, 60
 PLATES = {"A": ("br/GWT2180.jpg", (529, 308, 227, 73)), "B": ("br/JPQ9870.jpg", (571, 623, 320, 104))}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +24,9 @@ from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.ingest import load_image
 from kuzet.store.crypto import ENV_KEY, is_encrypted
 from tests.conftest import add_user, enrol
+from tests.support.rawdb import raw_db
+
+pytestmark = pytest.mark.store
 
 EXAMPLES = "face_recognition_examples"
 
@@ -83,7 +85,7 @@ def test_stored_snapshot_hides_every_other_face(
     subject = in_original.boxes[np.argmax(in_original.boxes[:, 0] * -1)]  # Lin is on the left
     assert iou_matrix(in_redacted.boxes, subject[None])[0, 0] > 0.5
     # The original is encrypted on disk; the redacted copy is what any viewer sees.
-    con = sqlite3.connect(service.data_dir / "kuzet.db")
+    con = raw_db(service.data_dir)
     (original_rel,) = con.execute("SELECT original FROM events").fetchone()
     con.close()
     assert is_encrypted(service.media.path(original_rel).read_bytes())
@@ -134,20 +136,21 @@ def test_database_alone_yields_no_template(
     enrol(service, team["op"], "Lin-Manuel Miranda", [faces_dir / EXAMPLES / "lin-manuel-miranda.png"])
     gallery = service._load_gallery()
     vector = gallery.templates[0].astype("<f4").tobytes()
-    con = sqlite3.connect(service.data_dir / "kuzet.db")
-    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything into the main file, as a backup would take it
-    con.close()
-    db_bytes = (service.data_dir / "kuzet.db").read_bytes()
-    assert vector not in db_bytes and vector[:64] not in db_bytes
-    con = sqlite3.connect(service.data_dir / "kuzet.db")
+    con = raw_db(service.data_dir)
+    if not con.postgres:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything into the main file, as a backup would take it
+        db_bytes = (service.data_dir / "kuzet.db").read_bytes()
+        assert vector not in db_bytes and vector[:64] not in db_bytes
     (blob,) = con.execute("SELECT vector FROM face_templates").fetchone()
     con.close()
+    blob = bytes(blob)
     assert is_encrypted(blob)
     assert len(blob) > 512 and vector[:16] not in blob
-    # A thief's copy: the database without the keys folder.
+    # A thief's copy: the database without the keys folder (on PostgreSQL: the same database, another folder).
     stolen = tmp_path / "stolen"
     stolen.mkdir()
-    shutil.copy(service.data_dir / "kuzet.db", stolen / "kuzet.db")
+    if not con.postgres:
+        shutil.copy(service.data_dir / "kuzet.db", stolen / "kuzet.db")
     thief = Kuzet(stolen)
     with pytest.raises(StoreError, match="no data key"):
         thief._load_gallery()
@@ -192,7 +195,7 @@ def test_purge_removes_what_is_due_and_nothing_else(service: Kuzet, team: dict[s
     # 31 days later (events are kept 30 days by default) a new event arrives, then the purge runs.
     later = datetime.now(UTC) + timedelta(days=31)
     service.now = lambda: later
-    con = sqlite3.connect(service.data_dir / "kuzet.db")
+    con = raw_db(service.data_dir)
     # The two events were made 31 days before "later" (stored in SQLAlchemy's SQLite format).
     con.execute("UPDATE events SET created_at = ?", ((later - timedelta(days=31)).strftime("%Y-%m-%d %H:%M:%S.%f"),))
     con.commit()

@@ -15,6 +15,8 @@ from kuzet.core.types import User
 from kuzet.governance.watchlists import WatchlistRequest
 from tests.conftest import add_user, enrol
 
+pytestmark = pytest.mark.store
+
 EXAMPLES = "face_recognition_examples"
 TODAY = date.today()
 

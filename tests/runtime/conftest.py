@@ -5,13 +5,14 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import Broker, wait_until
 from tests.support.servers import RtspServer
 
-__all__ = ["Broker", "wait_until"]
+__all__ = ["OPEN_SERVICES", "Broker", "wait_until"]
 
 
 @pytest.fixture
@@ -38,3 +39,14 @@ def silent_port() -> Iterator[int]:
     sock.listen(16)
     yield int(sock.getsockname()[1])
     sock.close()
+
+
+OPEN_SERVICES: list[Any] = []
+"""Services `make_service` opened; closed after each test (their pooled connections with them)."""
+
+
+@pytest.fixture(autouse=True)
+def _close_services() -> Iterator[None]:
+    yield
+    while OPEN_SERVICES:
+        OPEN_SERVICES.pop().close()

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from kuzet.app import Kuzet
@@ -20,8 +20,11 @@ from kuzet.config.models import KuzetConfig
 from kuzet.store.crypto import DataCipher, blob_key_id
 from tests.conftest import PASSWORD, add_user, wait_until
 from tests.runtime.test_run import LIN, PURPOSE, event_ids, make_service
+from tests.support.rawdb import raw_db
 from tests.support.serve import KUZET, KuzetServe
 from tests.support.servers import RtspServer
+
+pytestmark = pytest.mark.store
 
 
 def _recordings(root: Path) -> list[Path]:
@@ -105,7 +108,7 @@ def test_rotating_keys_while_serve_and_run_are_running_loses_nothing(
     for rel in fresh.media.encrypted_files():
         assert fresh.media.key_id(rel) in ring.keys, rel
         assert fresh.media.read_encrypted(rel, cipher=ring)
-    with sqlite3.connect(root / "kuzet.db") as db:
+    with raw_db(root) as db:
         blobs = [b for (b,) in db.execute("SELECT vector FROM face_templates")]
     assert len(blobs) == 2 and all(blob_key_id(b) in ring.keys for b in blobs)
     auditor = fresh.login("timur", PASSWORD)[0]

@@ -73,6 +73,9 @@ def test_config_refuses_secrets_written_in_it() -> None:
     WebhookConfig(url="http://127.0.0.1:9000/x", secret="env:H")
     with pytest.raises(ValidationError, match="unique"):
         KuzetConfig.model_validate({"cameras": [{"name": "a"}, {"name": "a"}]})
+    hook = {"url": "http://127.0.0.1:9000/x", "secret": "env:H"}
+    with pytest.raises(ValidationError, match="webhook URL is listed twice"):  # each has its own outbox cursor
+        KuzetConfig.model_validate({"run": {"webhooks": [hook, {**hook, "kinds": ["alert"]}]}})
 
 
 @pytest.mark.parametrize("name", ["..", ".", ".hidden", "a/b", "../etc"])
@@ -110,7 +113,7 @@ def test_integrations_leave_out_names_and_plates_unless_configured() -> None:
 
 
 def test_metrics_render_counters_states_and_latency(tmp_path: Path) -> None:
-    cam = CameraStatus(camera="gate", state="up", frames_analysed=42, frames_dropped=3, reconnects=2)
+    cam = CameraStatus(camera="gate", state="up", frames_analysed=42, frames_dropped=3, reconnects=2, node="n2/ab12")
     for s in (0.004, 0.03, 0.03, 7.0):
         cam.observe_latency(s)
     write_status(tmp_path, ServiceStatus(pid=1, started=0, updated=5, state="running", cameras=[cam]))
@@ -119,6 +122,7 @@ def test_metrics_render_counters_states_and_latency(tmp_path: Path) -> None:
     assert 'kuzet_frames_dropped_total{camera="gate"} 3.0' in text
     assert 'kuzet_reconnects_total{camera="gate"} 2.0' in text
     assert 'kuzet_camera_state{camera="gate",state="up"} 1.0' in text
+    assert 'kuzet_camera_node{camera="gate",node="n2/ab12"} 1.0' in text  # where its worker runs
     assert 'kuzet_inference_seconds_bucket{camera="gate",le="0.005"} 1.0' in text
     assert 'kuzet_inference_seconds_bucket{camera="gate",le="0.05"} 3.0' in text
     assert 'kuzet_inference_seconds_count{camera="gate"} 4.0' in text

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,9 @@ from kuzet.store.db import HEAD_REVISION, Database
 from kuzet.store.media import MediaStore
 from kuzet.store.repositories.events import EventRepository, NewEvent, RunRecord
 from kuzet.store.repositories.gallery import GalleryRepository, NewTemplate
+from tests.support.rawdb import new_database
+
+pytestmark = pytest.mark.store
 
 KEY = b"0123456789abcdef0123456789abcdef"
 CIPHER = DataCipher({key_id(KEY): KEY}, key_id(KEY), source="test")
@@ -20,30 +24,32 @@ NOW = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.UTC)
 """The one clock repositories are given (they never read the time themselves)."""
 
 
-def _db(tmp_path: Path) -> Database:
-    db = Database(f"sqlite:///{tmp_path / 'k.db'}")
-    db.migrate()
-    return db
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    """A migrated store of the test's own (SQLite, or PostgreSQL with --db postgresql)."""
+    database = Database(new_database(tmp_path))
+    database.migrate()
+    yield database
+    database.dispose()
 
 
-def test_migrations_create_schema_and_are_idempotent(tmp_path: Path) -> None:
-    db = _db(tmp_path)
+def test_migrations_create_schema_and_are_idempotent(db: Database) -> None:
     db.migrate()  # a second run changes nothing
     tables = set(inspect(db.engine).get_table_names())
     assert {"people", "face_templates", "events", "analysis_runs", "alembic_version"} <= tables
     assert {"traffic_passages", "violations"} <= tables
     with db.engine.connect() as c:
-        assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        if not db.postgres:
+            assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD_REVISION
 
 
-def test_templates_round_trip_and_duplicates_are_skipped(tmp_path: Path) -> None:
+def test_templates_round_trip_and_duplicates_are_skipped(db: Database) -> None:
     import datetime
 
     from kuzet.core.errors import EnrolmentError
     from kuzet.store.models import PersonRow
 
-    db = _db(tmp_path)
     v = np.linspace(-1, 1, 128).astype(np.float32)
     with db.session() as s:
         ident, added = GalleryRepository(s).add_templates(
@@ -74,8 +80,7 @@ def test_templates_round_trip_and_duplicates_are_skipped(tmp_path: Path) -> None
         assert len(GalleryRepository(s).load(model="m", cipher=CIPHER, active_at=now, camera="gate")) == 2
 
 
-def test_failed_transaction_stores_nothing(tmp_path: Path) -> None:
-    db = _db(tmp_path)
+def test_failed_transaction_stores_nothing(db: Database) -> None:
     run = RunRecord("cam", "src", __import__("datetime").datetime.now(), 1, 1, 1, 1, 0)
     with pytest.raises(RuntimeError), db.session() as s:
         GalleryRepository(s).add_templates(
@@ -88,10 +93,9 @@ def test_failed_transaction_stores_nothing(tmp_path: Path) -> None:
         assert EventRepository(s).list() == []
 
 
-def test_events_filter_by_camera_and_identity(tmp_path: Path) -> None:
+def test_events_filter_by_camera_and_identity(db: Database) -> None:
     import datetime
 
-    db = _db(tmp_path)
     with db.session() as s:
         ann, _ = GalleryRepository(s).add_templates(
             "Ann", [NewTemplate(np.ones(128, np.float32), "a")], model="m", cipher=CIPHER, now=NOW

@@ -17,6 +17,9 @@ from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.recognize import FaceEmbedder
 from tests.conftest import PASSWORD, add_user, share_models
+from tests.support.rawdb import on_postgres, raw_db
+
+pytestmark = pytest.mark.store
 
 EXAMPLES = "face_recognition_examples"
 
@@ -72,7 +75,8 @@ def test_an_old_readable_data_directory_is_tightened(tmp_path: Path, loose_umask
     svc = Kuzet(data)
     svc.init_admin("admin", PASSWORD)
     svc.close()
-    for path in [data, data / "media", data / "kuzet.db", data / "audit" / "checkpoints.jsonl"]:
+    sqlite = not on_postgres()  # on PostgreSQL the store is not a file of the data directory
+    for path in [data, data / "media", *([data / "kuzet.db"] * sqlite), data / "audit" / "checkpoints.jsonl"]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     token = data / "session.token"
     token.write_text("stale\n")
@@ -81,7 +85,7 @@ def test_an_old_readable_data_directory_is_tightened(tmp_path: Path, loose_umask
     result = runner.invoke(app, ["--data-dir", str(data), "login", "admin", "--password-stdin"], input=PASSWORD + "\n")
     assert result.exit_code == 0
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
-    assert stat.S_IMODE((data / "kuzet.db").stat().st_mode) == 0o600
+    assert not sqlite or stat.S_IMODE((data / "kuzet.db").stat().st_mode) == 0o600
     assert stat.S_IMODE(token.stat().st_mode) == 0o600  # finding 9: `kuzet login` tightens an existing 0644 token
     assert stat.S_IMODE((data / "audit" / "checkpoints.jsonl").stat().st_mode) == 0o600
 
@@ -89,8 +93,6 @@ def test_an_old_readable_data_directory_is_tightened(tmp_path: Path, loose_umask
 def test_plain_watchlist_photos_of_an_older_kuzet_are_encrypted(
     tmp_path: Path, faces_dir: Path, centerface: CenterFaceDetector, embedder: FaceEmbedder
 ) -> None:
-    import sqlite3
-
     data = tmp_path / "data"
     svc = share_models(Kuzet(data), centerface, embedder)
     svc.init_admin("admin", PASSWORD)
@@ -107,7 +109,7 @@ def test_plain_watchlist_photos_of_an_older_kuzet_are_encrypted(
     # What an older kuzet left: the same photo as a plain JPEG.
     plain = data / "media" / "watchlist" / "old.jpg"
     plain.write_bytes(shown)
-    with sqlite3.connect(data / "kuzet.db") as db:
+    with raw_db(data) as db:
         db.execute("UPDATE watchlist_entries SET photo = 'watchlist/old.jpg' WHERE id = ?", (entry,))
     svc = Kuzet(data)
     assert not plain.exists()

@@ -23,6 +23,8 @@ from kuzet.recognize import FaceEmbedder
 from kuzet.web.app import create_app
 from tests.conftest import PASSWORD, share_models
 
+pytestmark = pytest.mark.store
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 EXAMPLES = "face_recognition_examples"
 

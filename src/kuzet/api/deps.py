@@ -77,10 +77,6 @@ async def enrol_with_uploads(
     """Request an enrolment whose photos arrived as uploads (API and dashboard): (person id, name, photos added)."""
     from kuzet.governance.watchlists import parse_expiry
 
-    if not photos or len(photos) > 20:
-        raise InputError("send between 1 and 20 photos", hint="one face per photo")
-    if scope is not None and len(scope) > 50:
-        raise InputError("at most 50 scope entries", hint="name the cameras or purposes the person is seen on")
     until = parse_expiry(expires, option="expires") if expires else None
     with tempfile.TemporaryDirectory() as tmp:
         paths = [await save_upload(p, Path(tmp)) for p in photos]

@@ -49,6 +49,18 @@ class AuditEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class NewEntry:
+    """An entry to append: what it records (the ledger adds sequence number, time and hashes)."""
+
+    actor: str
+    action: str
+    object: str = ""
+    justification: str = ""
+    details: Details | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Checkpoint:
     """A signed (size, root) statement about the ledger.
 
@@ -166,27 +178,36 @@ class AuditLedger:
         source: str = "",
     ) -> AuditEntry:
         """Add an entry after the current last one."""
+        new = NewEntry(actor, action, object, justification, details, source)
+        return self.append_many([new])[0]
+
+    def append_many(self, new: list[NewEntry]) -> list[AuditEntry]:
+        """Add entries after the current last one, in order, with one read of the chain's head and one flush."""
         last = self.session.execute(
             select(AuditEntryRow.seq, AuditEntryRow.entry_hash).order_by(AuditEntryRow.seq.desc()).limit(1)
         ).first()
-        seq = 1 if last is None else last[0] + 1
+        seq = 0 if last is None else last[0]
         prev = GENESIS if last is None else last[1]
-        row = AuditEntryRow(
-            seq=seq,
-            ts=self.now().isoformat(timespec="microseconds"),
-            actor=actor,
-            action=action,
-            object=object,
-            justification=justification,
-            details=json.dumps(details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
-            source=source,
-            prev_hash=prev,
-            entry_hash="",
-        )
-        row.entry_hash = _row_hash(row)
-        self.session.add(row)
+        rows: list[AuditEntryRow] = []
+        for e in new:
+            seq += 1
+            row = AuditEntryRow(
+                seq=seq,
+                ts=self.now().isoformat(timespec="microseconds"),
+                actor=e.actor,
+                action=e.action,
+                object=e.object,
+                justification=e.justification,
+                details=json.dumps(e.details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+                source=e.source,
+                prev_hash=prev,
+                entry_hash="",
+            )
+            row.entry_hash = prev = _row_hash(row)
+            rows.append(row)
+        self.session.add_all(rows)
         self.session.flush()
-        return _to_entry(row)
+        return [_to_entry(r) for r in rows]
 
     def size(self) -> int:
         """Number of entries (the last sequence number: numbering has no gaps in an intact ledger)."""

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -194,35 +195,37 @@ def _check_entries(session: Session, done: _Checked) -> tuple[list[bytes], list[
     leaves: list[bytes] = []
     rotations: list[KeyRotation] = []
     prev = GENESIS
-    rows = session.scalars(select(AuditEntryRow).order_by(AuditEntryRow.seq).execution_options(yield_per=BATCH))
-    for row in rows:
-        expected = len(leaves) + 1
-        if row.seq != expected:
-            what = "missing" if row.seq > expected else "duplicated"
-            raise _Fail(expected, f"entry {expected} is {what} (found {row.seq} next)")
-        if row.prev_hash != prev:
-            raise _Fail(row.seq, f"entry {row.seq} does not follow entry {row.seq - 1}: the chain is broken")
-        if _row_hash(row) != row.entry_hash:
-            raise _Fail(row.seq, f"entry {row.seq} was altered: its hash does not match")
-        if row.action == KEY_ROTATED:
-            rotation = KeyRotation.from_entry(row.seq, row.details)
-            if rotation is None or not rotation.valid():
-                raise _Fail(row.seq, f"entry {row.seq} records a key hand-over that the old key did not sign")
-            rotations.append(rotation)
-        prev = row.entry_hash
-        leaves.append(bytes.fromhex(row.entry_hash))
-        done.entries = len(leaves)
+    query = select(AuditEntryRow).order_by(AuditEntryRow.seq).execution_options(yield_per=BATCH)
+    # closing: a check that stops early must release the server-side cursor the rows stream from (PostgreSQL)
+    with closing(session.scalars(query)) as rows:
+        for row in rows:
+            _check_entry(row, len(leaves) + 1, prev, rotations)
+            prev = row.entry_hash
+            leaves.append(bytes.fromhex(row.entry_hash))
+            done.entries = len(leaves)
     return leaves, rotations
+
+
+def _check_entry(row: AuditEntryRow, expected: int, prev: str, rotations: list[KeyRotation]) -> None:
+    """One entry in its place in the chain; a valid key hand-over is added to `rotations`."""
+    if row.seq != expected:
+        what = "missing" if row.seq > expected else "duplicated"
+        raise _Fail(expected, f"entry {expected} is {what} (found {row.seq} next)")
+    if row.prev_hash != prev:
+        raise _Fail(row.seq, f"entry {row.seq} does not follow entry {row.seq - 1}: the chain is broken")
+    if _row_hash(row) != row.entry_hash:
+        raise _Fail(row.seq, f"entry {row.seq} was altered: its hash does not match")
+    if row.action == KEY_ROTATED:
+        rotation = KeyRotation.from_entry(row.seq, row.details)
+        if rotation is None or not rotation.valid():
+            raise _Fail(row.seq, f"entry {row.seq} records a key hand-over that the old key did not sign")
+        rotations.append(rotation)
 
 
 def _check_checkpoints(
     session: Session, signer: LedgerSigner, leaves: list[bytes], rotations: list[KeyRotation], done: _Checked
 ) -> tuple[dict[tuple[int, str], int], str]:
     """Every checkpoint against the entries; returns {(id, root): size} and the newest checkpoint's key."""
-    frontier = merkle.Frontier()
-    seen: dict[tuple[int, str], int] = {}
-    prev_id, prev_size, prev_key = 0, 0, ""
-    newest_id, newest_key, newest_size = 0, "", 0
     rows = session.execute(
         select(
             CheckpointRow.id,
@@ -236,6 +239,17 @@ def _check_checkpoints(
         .order_by(CheckpointRow.tree_size, CheckpointRow.id)
         .execution_options(yield_per=BATCH)
     )
+    with closing(rows):
+        return _walk_checkpoints(rows, signer, leaves, rotations, done)
+
+
+def _walk_checkpoints(
+    rows: Iterable[Any], signer: LedgerSigner, leaves: list[bytes], rotations: list[KeyRotation], done: _Checked
+) -> tuple[dict[tuple[int, str], int], str]:
+    frontier = merkle.Frontier()
+    seen: dict[tuple[int, str], int] = {}
+    prev_id, prev_size, prev_key = 0, 0, ""
+    newest_id, newest_key, newest_size = 0, "", 0
     for cp_id, size, root_hex, ts, key_id, signature, public_key in rows:
         key = public_key or signer.public_hex  # checkpoints from before keys were named: the data directory's key
         message = checkpoint_message(size, root_hex, ts, public_key)

@@ -20,6 +20,8 @@ import logging
 import queue
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -291,37 +293,49 @@ class HttpLedgerSource:
 
 
 class LocalLedgerSource:
-    """A data directory this machine can read (opened read-only; nothing is written to it)."""
+    """A data directory this machine can read, or the PostgreSQL store of KUZET_DATABASE_URL (read-only)."""
 
     def __init__(self, data_dir: Path) -> None:
+        from kuzet.config.models import DatabaseConfig
+        from kuzet.config.secrets import Secrets, database_url
+
+        self.url = database_url(DatabaseConfig(), Secrets(), data_dir)  # KUZET_DATABASE_URL: a PostgreSQL store
+        if self.url.startswith("sqlite") and not (data_dir / "kuzet.db").is_file():
+            raise InputError(f"{data_dir} holds no kuzet database", hint="give a kuzet data directory or an API URL")
+        self.label = str(data_dir)
+
+    @contextmanager
+    def _read(self) -> Iterator[AuditLedger]:
+        """The ledger in a read transaction of a connection opened for it (the monitor runs briefly)."""
         from kuzet.store.db import Database
 
-        db_file = data_dir / "kuzet.db"
-        if not db_file.is_file():
-            raise InputError(f"{data_dir} holds no kuzet database", hint="give a kuzet data directory or an API URL")
-        self.db = Database(f"sqlite:///{db_file}")
-        self.label = str(data_dir)
+        db = Database(self.url)
+        try:
+            with db.read() as s:
+                yield AuditLedger(s)
+        finally:
+            db.dispose()
 
     def latest(self) -> TrustedCheckpoint:
         """The newest checkpoint in the database."""
-        with self.db.read() as s:
-            cp = AuditLedger(s).latest_checkpoint()
+        with self._read() as ledger:
+            cp = ledger.latest_checkpoint()
         if cp is None or not cp.public_key:
             raise NotFoundError(f"{self.label} has no checkpoint signed with a named key", hint="run kuzet once")
         return TrustedCheckpoint.from_json(cp.signed_json(), label=self.label)
 
     def consistency(self, first: int, second: int) -> list[bytes]:
         """Computed from the entries."""
-        with self.db.read() as s:
-            leaves = AuditLedger(s).leaves(second)
+        with self._read() as ledger:
+            leaves = ledger.leaves(second)
         if len(leaves) < second:
             raise StoreError(f"{self.label} holds fewer than {second} entries", hint="the ledger was cut back")
         return merkle.consistency_proof(first, leaves)
 
     def rotations(self) -> list[KeyRotation]:
         """From the ledger."""
-        with self.db.read() as s:
-            return AuditLedger(s).key_rotations()
+        with self._read() as ledger:
+            return ledger.key_rotations()
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,14 +65,16 @@ def audit_witness(
     from kuzet.audit.witness import HttpLedgerSource, LedgerSource, LocalLedgerSource, watch
 
     source: LedgerSource
-    if url.startswith(("http://", "https://")):
-        token = token_file.read_text(encoding="utf-8").strip() if token_file else os.environ.get(TOKEN_ENV, "").strip()
-        if not token:
-            raise AuthError("no API token", hint="give --token-file or set KUZET_TOKEN to an auditor's token")
-        source = HttpLedgerSource(url, token)
-    else:
-        source = LocalLedgerSource(Path(url.removeprefix("file://")))
     try:
+        if url.startswith(("http://", "https://")):
+            token = (
+                token_file.read_text(encoding="utf-8").strip() if token_file else os.environ.get(TOKEN_ENV, "").strip()
+            )
+            if not token:
+                raise AuthError("no API token", hint="give --token-file or set KUZET_TOKEN to an auditor's token")
+            source = HttpLedgerSource(url, token)
+        else:
+            source = LocalLedgerSource(Path(url.removeprefix("file://")))
         result = watch(source, state)
     except OSError as exc:
         raise InputError(f"cannot use {state}: {exc.strerror}", hint="give a writable folder") from None

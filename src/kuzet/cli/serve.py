@@ -6,15 +6,19 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from kuzet.cli import common
 from kuzet.cli.common import console, err_console, given_config, json_out, open_services, session
+from kuzet.core.errors import InputError
 from kuzet.services.container import Services, build_services
 from kuzet.store.status import ServiceStatus
+
+if TYPE_CHECKING:
+    from kuzet.runtime.engines import Engine
 
 LOCAL = ("127.0.0.1", "localhost", "::1")
 Port = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")]
@@ -72,6 +76,16 @@ def run_live(
     ] = False,
     host: Annotated[str, typer.Option("--host", help="Address to serve on (with --serve).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port (with --serve).")] = 8080,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine", help="Where camera workers run: local (a process each, on this machine) or ray (a cluster)."
+        ),
+    ] = "local",
+    address: Annotated[
+        str,
+        typer.Option("--address", help="The Ray cluster to join (with --engine ray; default: RAY_ADDRESS, or local)."),
+    ] = "",
 ) -> None:
     """Run every live camera in the config until stopped (SIGTERM or Ctrl-C), one worker process per camera."""
     import logging
@@ -86,7 +100,13 @@ def run_live(
         common.state.config = config
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     services, actor = session()
-    supervisor = Supervisor(services, actor, secrets=services.ctx.secrets(), cameras=camera or None)
+    workers = _engine(services, engine, address)
+    try:
+        supervisor = Supervisor(services, actor, secrets=services.ctx.secrets(), cameras=camera or None, engine=workers)
+    except BaseException:
+        if workers is not None:
+            workers.close()
+        raise
     server = thread = None
     if serve_too:
         server = uvicorn.Server(uvicorn.Config(create_app(services), **uvicorn_options(host, port)))
@@ -104,15 +124,41 @@ def run_live(
     console.print("stopped: every camera committed what it had decided")
 
 
+def _engine(services: Services, engine: str, address: str) -> Engine | None:
+    """None (local worker processes, the supervisor's default) or a Ray cluster to place them on."""
+    if engine not in ("local", "ray"):
+        raise InputError(f"unknown engine {engine!r}", hint="--engine local (default) or --engine ray")
+    if address and engine != "ray":
+        raise InputError("--address names a Ray cluster", hint="add --engine ray")
+    if engine == "local":
+        return None
+    from kuzet.runtime.engines import RayEngine
+
+    cams = services.ctx.config.cameras
+    return RayEngine(address, {c.name: c.resources for c in cams if c.resources})
+
+
 def _status_table(status: ServiceStatus) -> Table:
     now = time.time()
     table = Table(title=f"kuzet run ({status.state}, updated {now - status.updated:.0f} s ago)")
-    for col in ("camera", "state", "since", "analysed", "dropped", "reconnects", "restarts", "events", "reason"):
+    for col in (
+        "camera",
+        "state",
+        "node",
+        "since",
+        "analysed",
+        "dropped",
+        "reconnects",
+        "restarts",
+        "events",
+        "reason",
+    ):
         table.add_column(col)
     for c in status.cameras:
         table.add_row(
             c.camera,
             c.state,
+            c.node,
             f"{now - c.since:.0f} s",
             str(c.frames_analysed),
             str(c.frames_dropped),

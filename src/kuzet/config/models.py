@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 
 def _default_type(default: str) -> BeforeValidator:
@@ -348,6 +348,19 @@ class CameraConfig(_Strict):
         None, pattern=SECRET_REF, description="Stream password: `env:NAME` or `secret:NAME`, added to the URL."
     )
     record: RecordConfig = Field(default_factory=RecordConfig, description="Recording (live cameras only).")
+    resources: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_:.\-]{0,63}$")], float] = Field(
+        default_factory=dict,
+        description="What the camera's worker needs on a Ray cluster (`kuzet run --engine ray`): `CPU` (default 1), "
+        "`GPU`, or a custom resource a node was started with, e.g. `{GPU: 1}` or `{site_north: 1}`.",
+    )
+
+    @field_validator("resources")
+    @classmethod
+    def _resources_positive(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, v in value.items() if not 0 <= v <= 1024]
+        if bad:
+            raise ValueError(f"resources {', '.join(bad)} must be between 0 and 1024")
+        return value
 
     @field_validator("source")
     @classmethod
@@ -457,8 +470,15 @@ class RunConfig(_Strict):
         60.0, gt=0, le=3600, description="A worker silent for this long is killed and restarted."
     )
     stats_interval_s: float = Field(10.0, gt=0, le=3600, description="How often run counters are stored.")
+    gallery_poll_s: float = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        description="How often a running camera applies the gallery's changes (approvals, expiries, erasures): "
+        "only the changed enrolments and watchlist entries are read.",
+    )
     gallery_refresh_s: float = Field(
-        60.0, gt=0, le=3600, description="How often a running camera reloads the gallery (enrolments, approvals)."
+        3600.0, gt=0, le=86400, description="How often a running camera reloads its whole gallery (a safety net)."
     )
     retention_interval_s: float = Field(3600.0, gt=0, description="How often retention runs while kuzet runs.")
     secrets_file: str | None = Field(
@@ -469,6 +489,15 @@ class RunConfig(_Strict):
     )
     mqtt: MqttConfig | None = Field(None, description="MQTT broker for events and camera status.")
     webhooks: list[WebhookConfig] = Field(default_factory=list, description="Signed HTTP POSTs of events.")
+
+    @field_validator("webhooks")
+    @classmethod
+    def _one_entry_per_endpoint(cls, value: list[WebhookConfig]) -> list[WebhookConfig]:
+        urls = [w.url for w in value]
+        if len(set(urls)) != len(urls):
+            # each endpoint keeps its own place in the outbox: two entries would share it
+            raise ValueError("a webhook URL is listed twice: give it one entry with every kind it wants")
+        return value
 
 
 def _https_off_loopback(url: str, *, allow_insecure: bool) -> None:
@@ -590,6 +619,37 @@ class ApiConfig(_Strict):
         return values
 
 
+class DatabaseConfig(_Strict):
+    """The store: SQLite in the data directory (the default, nothing to install) or a shared PostgreSQL."""
+
+    url: str | None = Field(
+        None,
+        description="postgresql://USER@HOST:PORT/DATABASE (the password goes in `password`); default: SQLite in "
+        "DATA_DIR/kuzet.db. The environment variable KUZET_DATABASE_URL, when set, is used instead (password and all).",
+    )
+    password: str | None = Field(None, pattern=SECRET_REF, description="`env:NAME` or `secret:NAME`.")
+    pool_size: int = Field(10, ge=1, le=500, description="Connections each kuzet process keeps open (PostgreSQL).")
+    max_overflow: int = Field(20, ge=0, le=1000, description="Extra connections allowed at peaks (PostgreSQL).")
+    statement_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="A statement running longer is cancelled (PostgreSQL)."
+    )
+    lock_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="Longest wait for the ledger's write lock before giving up (PostgreSQL)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("sqlite", "postgresql", "postgresql+psycopg", "postgres"):
+            raise ValueError("the database URL must start with postgresql:// (or sqlite:///PATH)")
+        if parts.password is not None:
+            raise ValueError("the URL holds a password: remove it and set `password` to env:NAME or secret:NAME")
+        return value
+
+
 class KuzetConfig(_Strict):
     """Everything kuzet can be configured with; every field has a safe default."""
 
@@ -611,6 +671,13 @@ class KuzetConfig(_Strict):
     audit: AuditConfig = Field(default_factory=AuditConfig, description="Witnesses of the audit ledger.")
     api: ApiConfig = Field(default_factory=ApiConfig, description="The REST API and dashboard.")
     sign_in: SignInConfig = Field(default_factory=SignInConfig, description="Throttling of failed sign-ins.")
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="The store (SQLite or PostgreSQL).")
+    media_dir: str | None = Field(
+        None,
+        min_length=1,
+        description="Where snapshots, evidence and recordings go (default DATA_DIR/media); on a cluster, a folder "
+        "every node mounts at this same path.",
+    )
 
     @field_validator("cameras")
     @classmethod

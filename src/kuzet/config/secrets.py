@@ -13,7 +13,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import yaml
 
-from kuzet.config.models import CameraConfig
+from kuzet.config.models import CameraConfig, DatabaseConfig
 from kuzet.core.errors import ConfigError
 
 
@@ -92,7 +92,12 @@ def camera_url(camera: CameraConfig, secrets: Secrets) -> str:
     password = secrets.optional(camera.password, what=f"camera {camera.name} password")
     if user is None and password is None:
         return camera.source
-    parts = urlsplit(camera.source)
+    return with_credentials(camera.source, user, password)
+
+
+def with_credentials(url: str, user: str | None, password: str | None) -> str:
+    """`url` with a user name (else the one it names) and password in it."""
+    parts = urlsplit(url)
     if user is None:
         user = parts.username  # a user name may stay in the URL; the password never does
     auth = quote(user or "", safe="")
@@ -104,3 +109,21 @@ def camera_url(camera: CameraConfig, secrets: Secrets) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, f"{auth}@{host}", parts.path, parts.query, parts.fragment))
+
+
+DATABASE_ENV = "KUZET_DATABASE_URL"
+
+
+def database_url(config: DatabaseConfig, secrets: Secrets, data_dir: Path) -> str:
+    """The store's URL with its password filled in (never log the result; log `redact_url` of it).
+
+    KUZET_DATABASE_URL wins (it may carry its password); then `database.url` with `database.password`; else SQLite
+    in the data directory.
+    """
+    env = os.environ.get(DATABASE_ENV, "").strip()
+    if env:
+        return env
+    if config.url is None:
+        return f"sqlite:///{data_dir / 'kuzet.db'}"
+    password = secrets.optional(config.password, what="database password")
+    return config.url if password is None else with_credentials(config.url, None, password)

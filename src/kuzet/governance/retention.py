@@ -20,6 +20,8 @@ class PurgeReport:
     recordings: int = 0
     passages: int = 0
     violations: int = 0
+    notices: int = 0
+    """Integration notices never delivered and as old as the events they announced."""
     over_cap: int = 0
     files: int = 0
     bytes_freed: int = 0
@@ -36,6 +38,7 @@ class PurgeReport:
             "recordings": self.recordings,
             "passages": self.passages,
             "violations": self.violations,
+            "notices": self.notices,
             "over_cap": self.over_cap,
             "files": self.files,
             "bytes_freed": self.bytes_freed,

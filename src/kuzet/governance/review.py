@@ -61,13 +61,17 @@ class Alert:
     created_at: str
 
 
+NO_REASON = ("a review needs a reason", "say what you compared, e.g. --reason 'same scar, same ears'")
+"""The refusal of a decision given without a reason (and what to do)."""
+
+
 def review_refusal(alert_id: int, status: str, *, earlier: str | None, reason: str) -> tuple[str, str] | None:
     """Why a reviewer may not decide an alert now, with what to do (None when they may).
 
     `earlier` is this reviewer's own earlier decision on the alert, if any: one reviewer, one decision.
     """
     if not reason.strip():
-        return "a review needs a reason", "say what you compared, e.g. --reason 'same scar, same ears'"
+        return NO_REASON
     if status != PENDING:
         return f"alert {alert_id} is already {status}", "only pending alerts are reviewed"
     if earlier is not None:

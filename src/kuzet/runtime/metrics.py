@@ -41,6 +41,9 @@ class _StatusCollector(Collector):
         depth = GaugeMetricFamily("kuzet_queue_depth", "Decoded frames waiting for analysis", labels=["camera"])
         up = GaugeMetricFamily("kuzet_camera_up", "1 when frames arrive from the camera", labels=["camera"])
         state = GaugeMetricFamily("kuzet_camera_state", "1 for the camera's current state", labels=["camera", "state"])
+        node = GaugeMetricFamily(
+            "kuzet_camera_node", "1 for the node the camera's worker runs on", labels=["camera", "node"]
+        )
         latency = HistogramMetricFamily(
             "kuzet_inference_seconds", "Analysis time per analysed frame (detection to decision)", labels=["camera"]
         )
@@ -49,12 +52,14 @@ class _StatusCollector(Collector):
             up.add_metric([c.camera], 1.0 if c.state == "up" else 0.0)
             for s in STATES:
                 state.add_metric([c.camera, s], 1.0 if c.state == s else 0.0)
+            if c.node:
+                node.add_metric([c.camera, c.node], 1.0)
             cumulative, buckets = 0, []
             for bound, count in zip([*map(str, LATENCY_BUCKETS), "+Inf"], c.latency_buckets, strict=True):
                 cumulative += count
                 buckets.append((bound, float(cumulative)))
             latency.add_metric([c.camera], buckets, c.latency_sum)
-        yield from (depth, up, state, latency)
+        yield from (depth, up, state, node, latency)
         yield CounterMetricFamily(
             "kuzet_mqtt_published", "Messages the MQTT broker acknowledged", value=float(self.status.mqtt_published)
         )

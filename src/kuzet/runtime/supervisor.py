@@ -1,29 +1,29 @@
 """`kuzet run`: one worker process per live camera, restarted when it dies or hangs, with status and integrations.
 
-The supervisor does no analysis itself. It starts the workers, reads their status and notices from one queue,
-publishes them (MQTT, webhooks), writes `DATA_DIR/run/status.json` every second (the API's `/metrics` and
+The supervisor does no analysis itself. It starts the workers (local processes, or actors on a Ray cluster: see
+`runtime.engines`), reads their status, publishes camera states and relays what the workers stored to MQTT and
+webhooks from the outbox (`runtime.outbox`), writes `DATA_DIR/run/status.json` every second (the API's `/metrics` and
 `/api/cameras/status` read it), runs retention on schedule, and stops everything cleanly on SIGTERM or Ctrl-C.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
-import queue
 import signal
 import socket
 import time
 from dataclasses import dataclass, field
-from multiprocessing.process import BaseProcess
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kuzet.config.models import CameraConfig
 from kuzet.config.secrets import Secrets, camera_url
 from kuzet.core.errors import ConfigError, KuzetError
 from kuzet.ingest.sources import NETWORK_SCHEMES, endpoint, redact_url
+from kuzet.runtime.engines import Engine, ProcessEngine, WorkerHandle
 from kuzet.runtime.integrations import Integrations, Notice
-from kuzet.runtime.worker import StatusUpdate, WorkerSpec, worker_main
+from kuzet.runtime.outbox import OutboxRelay
+from kuzet.runtime.worker import StatusUpdate, WorkerSpec
 from kuzet.store.status import CameraStatus, ServiceStatus, write_status
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class _Slot:
     """One camera's worker and what the supervisor knows about it."""
 
     spec: WorkerSpec
-    process: BaseProcess | None = None
+    worker: WorkerHandle | None = None
     current: CameraStatus | None = None
     carried: CameraStatus | None = None
     """Counters of earlier workers of this camera (so totals never go down)."""
@@ -48,9 +48,9 @@ class _Slot:
     crashes: int = 0
     """Deaths in a row (reset once a worker has run for a minute): what backoff and `failed` go by."""
     restart_at: float = 0.0
-    queue: Any = None
-    """This worker's own message queue (a killed worker can break a queue it was writing to: it is not shared)."""
     started_at: float = field(default_factory=time.monotonic)
+    heard_at: float = field(default_factory=time.monotonic)
+    """When the supervisor last heard from the worker (its own clock: a worker's node may keep another time)."""
     last_published: tuple[str, str] = ("", "")
 
     def status(self) -> CameraStatus:
@@ -100,6 +100,7 @@ class Supervisor:
         secrets: Secrets,
         cameras: list[str] | None = None,
         integrations: Integrations | None = None,
+        engine: Engine | None = None,
     ) -> None:
         services.uow.require(actor, "live.run")
         self.services = services
@@ -124,8 +125,8 @@ class Supervisor:
             for c in chosen
         ]
         self.integrations = integrations or Integrations.from_config(run.mqtt, run.webhooks, secrets)
-        self._ctx = mp.get_context("spawn")  # a fresh interpreter per camera: no inherited threads or locks
-        self._stop = self._ctx.Event()
+        self.relay = OutboxRelay(services, list(self.integrations.destinations()))
+        self.engine = engine or ProcessEngine()
         self.slots = {s.camera: _Slot(s) for s in specs}
         self.started = time.time()
         self.stopping = False
@@ -151,20 +152,17 @@ class Supervisor:
                 "pid": os.getpid(),
             },
         )
+        self.relay.start()  # each destination's cursor, before any worker can commit a notice
         for slot in self.slots.values():
             self._spawn(slot)
         self._write(force=True)
 
     def _spawn(self, slot: _Slot) -> None:
-        slot.queue = self._ctx.Queue()
-        p = self._ctx.Process(
-            target=worker_main, args=(slot.spec, slot.queue, self._stop), name=f"kuzet-camera-{slot.spec.camera}"
-        )
-        p.start()
-        slot.process = p
-        slot.started_at = time.monotonic()
+        w = self.engine.start(slot.spec)
+        slot.worker = w
+        slot.started_at = slot.heard_at = time.monotonic()
         slot.current = CameraStatus(camera=slot.spec.camera, source=self._source(slot))
-        slot.current.pid = p.pid or 0
+        slot.current.pid, slot.current.node = w.pid, w.node
 
     def _source(self, slot: _Slot) -> str:
         return redact_url(self.ctx.camera_config(slot.spec.camera).source)
@@ -185,6 +183,7 @@ class Supervisor:
                 time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         if not self.stopping:
             self._watch()
+        self.relay.pump()
         try:
             self._write()
             if time.monotonic() - self._last_purge >= min(60.0, self.config.run.retention_interval_s):
@@ -195,30 +194,21 @@ class Supervisor:
 
     def _read(self, slot: _Slot, limit: int = 100) -> int:
         """Handle up to `limit` waiting messages from one worker."""
-        n = 0
-        while slot.queue is not None and n < limit:
+        if slot.worker is None:
+            return 0
+        messages = slot.worker.messages(limit)
+        for msg in messages:
             try:
-                msg = slot.queue.get_nowait()
-            except queue.Empty:
-                break
-            except (EOFError, OSError, ValueError):
-                break  # a worker killed mid-message; its queue is replaced with the worker
-            n += 1
-            try:
-                self._handle(msg)
+                self._handle(slot, msg)
             except Exception:
                 log.exception("kuzet run: a message from camera %s could not be handled", slot.spec.camera)
-        return n
+        return len(messages)
 
-    def _handle(self, msg: object) -> None:
-        if isinstance(msg, StatusUpdate):
-            slot = self.slots.get(msg.status.camera)
-            if slot is None or slot.process is None or msg.status.pid != slot.process.pid:
-                return  # a late message from a worker that was already replaced
+    def _handle(self, slot: _Slot, msg: object) -> None:
+        if isinstance(msg, StatusUpdate) and slot.worker is not None:
             slot.current = msg.status
+            slot.heard_at = time.monotonic()
             self._publish_state(slot)
-        elif isinstance(msg, Notice):
-            self.integrations.send(msg)
 
     def _publish_state(self, slot: _Slot) -> None:
         st = slot.status()
@@ -232,25 +222,20 @@ class Supervisor:
         now = time.monotonic()
         hang = self.config.run.hang_timeout_s
         for slot in self.slots.values():
-            p = slot.process
-            if p is None:
+            w = slot.worker
+            if w is None:
                 if now >= slot.restart_at:
                     self._spawn(slot)
                 continue
-            if p.is_alive():
-                cur = slot.current
-                silent = time.time() - cur.heartbeat if cur is not None else 0.0
-                if cur is not None and silent > hang and now - slot.started_at > hang:
+            if w.alive():
+                silent = now - slot.heard_at
+                if silent > hang and now - slot.started_at > hang:
                     log.warning("camera %s: worker silent for %.0f s, killing it", slot.spec.camera, silent)
-                    p.kill()
-                    p.join(5)
+                    w.kill()
                     self._died(slot, f"worker hung (silent for {silent:.0f} s) and was killed")
                 continue
             self._read(slot)  # what it said before it died
-            code = p.exitcode
-            p.join(0)
-            how = f"killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
-            self._died(slot, f"worker {how}")
+            self._died(slot, w.ended())
 
     def _died(self, slot: _Slot, reason: str) -> None:
         if slot.current is not None:
@@ -258,8 +243,7 @@ class Supervisor:
             slot.carried = last.plus(slot.carried) if slot.carried is not None else last
         slot.restarts += 1
         slot.crashes = 1 if time.monotonic() - slot.started_at > 60.0 else slot.crashes + 1
-        slot.process = None
-        slot.queue = None
+        slot.worker = None
         delay = min(RESTART_MAX_S, 0.5 * 2 ** min(slot.crashes - 1, 10))
         slot.restart_at = time.monotonic() + delay
         state = "failed" if slot.crashes >= self.config.run.failed_after else "restarting"
@@ -296,20 +280,16 @@ class Supervisor:
     def stop(self, timeout: float = 20.0) -> None:
         """Ask every worker to finish (they commit what they decided), wait, then end those that do not."""
         self.stopping = True
-        self._stop.set()
+        self.engine.stop_all()
         deadline = time.monotonic() + timeout
-        while any(s.process is not None and s.process.is_alive() for s in self.slots.values()):
+        while any(s.worker is not None and s.worker.alive() for s in self.slots.values()):
             if time.monotonic() > deadline:
                 break
             self.step(0.2)
         for slot in self.slots.values():
-            p = slot.process
-            if p is not None and p.is_alive():
-                p.terminate()
-                p.join(3)
-                if p.is_alive():
-                    p.kill()
-                    p.join(3)
+            w = slot.worker
+            if w is not None and w.alive():
+                w.terminate()
         self.step(0.0)  # the last statuses and notices
         for slot in self.slots.values():
             if slot.current is not None:
@@ -329,13 +309,16 @@ class Supervisor:
                 + sum(w.delivered for w in self.integrations.webhooks),
             },
         )
+        self.relay.pump(force=True)  # what the workers committed last
         try:
-            self.integrations.close()
+            self.integrations.close()  # waits (a while) for what is on its way
+            self.relay.record_progress()
         except Exception:
             log.exception("kuzet run: integrations did not close cleanly")
         status = self.service_status()
         status.state = "stopped"
         write_status(self.ctx.data_dir, status)
+        self.engine.close()
 
     def run_forever(self) -> None:
         """Start, then supervise until SIGTERM or SIGINT; always stops the workers."""

@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -23,10 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 from kuzet.config.models import KuzetConfig, RunConfig
 from kuzet.core.accel import share_cores
 from kuzet.core.errors import InputError, KuzetError
-from kuzet.core.types import JsonValue
 from kuzet.ingest.sources import redact_url
-from kuzet.runtime.integrations import Notice
-from kuzet.services import views
 from kuzet.store.status import CameraStatus
 
 if TYPE_CHECKING:
@@ -41,7 +39,7 @@ HEARTBEAT_S = 1.0
 StopCheck = Callable[[], bool]
 
 
-class Outbox(Protocol):
+class MessageQueue(Protocol):
     """Where a worker sends status and notices (a multiprocessing queue)."""
 
     def put(self, obj: object, block: bool = ..., timeout: float | None = ...) -> None:
@@ -71,6 +69,8 @@ class WorkerSpec:
     origin: str
     sharing: int = 1
     """Cameras running at once on this machine: each worker's model threads default to its share of the cores."""
+    node: str = ""
+    """Where the worker runs (a Ray actor's node); empty: this machine's name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,30 +101,35 @@ class Backoff:
         self.failures = 0
 
 
-def worker_main(spec: WorkerSpec, outbox: Outbox, stop: StopFlag) -> None:
+def worker_main(spec: WorkerSpec, messages: MessageQueue, stop: StopFlag) -> None:
     """Process entry point: run one camera until `stop` is set or SIGTERM arrives."""
     quit_now = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the supervisor decides
     signal.signal(signal.SIGTERM, lambda *_: quit_now.set())
     share_cores(spec.sharing)
-    CameraWorker(spec, outbox, lambda: stop.is_set() or quit_now.is_set()).run()
+    CameraWorker(spec, messages, lambda: stop.is_set() or quit_now.is_set()).run()
 
 
 class CameraWorker:
     """The loop of one camera (runs in the worker process; `run` returns when asked to stop)."""
 
-    def __init__(self, spec: WorkerSpec, outbox: Outbox, stopping: StopCheck) -> None:
+    def __init__(self, spec: WorkerSpec, messages: MessageQueue, stopping: StopCheck) -> None:
         from kuzet.services.container import build_analysis
 
         self.spec = spec
-        self.outbox = outbox
+        self.messages = messages
         self._stopping = stopping
         self.config = KuzetConfig.model_validate_json(spec.config_json)
         self.run_config = self.config.run
         self.analysis = build_analysis(Path(spec.data_dir), self.config, origin=spec.origin)
         self.ctx = self.analysis.ctx
         self.camera = self.ctx.camera_config(spec.camera)
-        self.status = CameraStatus(camera=spec.camera, source=redact_url(self.camera.source), pid=os.getpid())
+        self.status = CameraStatus(
+            camera=spec.camera,
+            source=redact_url(self.camera.source),
+            pid=os.getpid(),
+            node=spec.node or socket.gethostname(),
+        )
         self.backoff = Backoff(self.run_config)
         self._last_sent = 0.0
         self._ended = ""
@@ -145,17 +150,13 @@ class CameraWorker:
         now = time.time()
         if force or now - self._last_sent >= HEARTBEAT_S:
             self.status.heartbeat = now
-            self.outbox.put(StatusUpdate(self.status))
+            self.messages.put(StatusUpdate(self.status))
             self._last_sent = now
 
     def state(self, state: str, reason: str = "") -> None:
         """Change state and tell the supervisor (which tells MQTT)."""
         if self.status.set_state(state, reason):
             self.send(force=True)
-
-    def notify(self, kind: str, data: dict[str, JsonValue]) -> None:
-        """Announce something stored."""
-        self.outbox.put(Notice(kind=kind, camera=self.spec.camera, data=data))
 
     def wait(self, seconds: float) -> None:
         """Sleep, still reporting and still stoppable."""
@@ -227,12 +228,13 @@ class CameraWorker:
         )
         try:
             session = AnalysisSession(self.analysis, actor, camera=self.spec.camera, source=stream.name, live=True)
+            session.announce = bool(self.run_config.mqtt or self.run_config.webhooks)  # kuzet run delivers them
         except BaseException:
             stream.close()
             self._drain_later(stream, keeper)
             raise
         got_frames = False
-        last_commit = last_reload = time.monotonic()
+        last_commit = last_reload = last_poll = time.monotonic()
         decoded0 = dropped0 = 0
         error: InputError | None = None
         try:
@@ -266,12 +268,17 @@ class CameraWorker:
                 st.frames_gated += session.stats.gated_frames - gated
                 st.last_frame_at = time.time()
                 now = time.monotonic()
-                if now - last_reload >= cfg.gallery_refresh_s:
-                    last_reload = now
-                    try:
-                        session.reload_gallery()  # approvals, expiries and enrolments reach a camera that never stops
+                if now - last_poll >= cfg.gallery_poll_s:
+                    last_poll = now
+                    full = now - last_reload >= cfg.gallery_refresh_s
+                    try:  # approvals, expiries and erasures reach a camera that never stops
+                        if full:
+                            session.reload_gallery()
+                            last_reload = now
+                        else:
+                            session.refresh_gallery()  # only what changed
                     except KuzetError as exc:
-                        log.warning("camera %s: gallery not reloaded (%s); next try later", self.spec.camera, exc)
+                        log.warning("camera %s: gallery not updated (%s); next try later", self.spec.camera, exc)
                 if session.pending or now - last_commit >= cfg.stats_interval_s:
                     self._commit(session, keeper)
                     last_commit = now
@@ -328,8 +335,6 @@ class CameraWorker:
         st.alerts += len(stored.alerts)
         st.passages += len(stored.passages)
         st.violations += len(stored.violations)
-        for kind, payload in views.notices(stored):
-            self.notify(kind, payload)
         if keeper is not None:
             keeper.keep(stored.spans)
             st.segments_kept += len(keeper.poll())

@@ -61,9 +61,9 @@ class AuditService:
     def log(self, actor: User, *, start: int = 1, limit: int = 1000, action: str | None = None) -> list[AuditEntry]:
         """Ledger entries, oldest first (reading them is itself an entry)."""
         self.uow.require(actor, "audit.read")
-        with self.uow.tx() as w:
-            rows = w.ledger.entries(start=start, limit=limit, action=action)
-            w.audit(actor, "audit.view", details={"start": start, "count": len(rows)})
+        with self.uow.read() as r:
+            rows = r.ledger.entries(start=start, limit=limit, action=action)
+        self.uow.record(actor, "audit.view", details={"start": start, "count": len(rows)})
         return rows
 
     def checkpoint(self, actor: User) -> Checkpoint:

@@ -21,7 +21,7 @@ from kuzet.services.retention import RetentionService
 from kuzet.services.review import ReviewService
 from kuzet.services.subjects import SubjectService
 from kuzet.services.uow import AuditedUnitOfWork
-from kuzet.services.users import UserService
+from kuzet.services.users import UserService, record_policy
 from kuzet.services.watchlists import WatchlistService
 
 
@@ -94,11 +94,13 @@ def build_services(
 
 
 def build_analysis(data_dir: Path, config: KuzetConfig, *, origin: str) -> AnalysisService:
-    """What a live camera worker writes through, and nothing more: no migration, no policy entry, no other service.
+    """What a live camera worker writes through, and nothing more: no migration, no other service.
 
-    The supervisor opened (and migrated) the data directory before it started the worker.
+    The supervisor opened (and migrated) the data directory before it started the worker. The policy is ledgered
+    only if it changed since (a worker restarted after an edit of policy.yaml).
     """
     ctx = ServiceContext(data_dir, config, origin=origin, prepare=False)
     uow = AuditedUnitOfWork(ctx)
+    record_policy(ctx, uow)  # a worker restarted after policy.yaml changed matches under a recorded policy
     gallery = GalleryService(ctx, uow)
     return AnalysisService(ctx, uow, gallery, WatchlistService(ctx, uow, gallery))

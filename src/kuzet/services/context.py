@@ -13,7 +13,7 @@ from kuzet.audit.ledger import AuditLedger
 from kuzet.audit.signing import LedgerSigner
 from kuzet.audit.witness import WitnessPublisher, build_witness, check_outside
 from kuzet.config.models import CameraConfig, KuzetConfig
-from kuzet.config.secrets import Secrets
+from kuzet.config.secrets import Secrets, database_url
 from kuzet.core.errors import StoreError
 from kuzet.detect.face import FaceDetector, build_face_detector
 from kuzet.detect.plate.ppocr import PpOcrPlateDetector
@@ -110,9 +110,10 @@ class ServiceContext:
         self.origin = origin or f"cli@{socket.gethostname()}"
         self.clock = Clock(clock)
         check_outside(self.config.audit.witnesses, data_dir)
+        media_dir = Path(self.config.media_dir).expanduser() if self.config.media_dir else data_dir / "media"
         try:
             # Owner-only whatever the umask, and tightened if an older kuzet left it readable by others.
-            for folder in (data_dir, data_dir / "media", data_dir / "audit"):
+            for folder in (data_dir, data_dir / "audit"):
                 private_dir(folder)
             for name in ("session.token", "secrets.yaml", "config.yaml", "policy.yaml"):
                 tighten(data_dir / name)
@@ -121,10 +122,19 @@ class ServiceContext:
                 f"cannot create the data directory {data_dir}: {exc.strerror}",
                 hint="choose a writable folder with --data-dir or KUZET_HOME",
             ) from None
-        self.db = Database(f"sqlite:///{data_dir / 'kuzet.db'}")
+        try:
+            private_dir(media_dir)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the media folder {media_dir}: {exc.strerror}",
+                hint="set media_dir in the config to a writable folder (on a cluster, a mount every node shares)",
+            ) from None
+        store = self.config.database
+        secrets = self.secrets() if store.password else Secrets()  # the secrets file is read only when needed
+        self.db = Database(database_url(store, secrets, data_dir), store)
         if prepare:
             self.db.migrate()
-        self.media = MediaStore(data_dir / "media")
+        self.media = MediaStore(media_dir)
         policy_file = data_dir / "policy.yaml"
         self.policy = policy or load_policy(policy_file if policy_file.is_file() else None)
         self.checkpoint_log = CheckpointLog(data_dir / "audit" / "checkpoints.jsonl")

@@ -95,7 +95,8 @@ class GalleryService:
                 beyond the policy's maximum (audited).
         """
         self.uow.require(actor, "people.enrol")
-        req = self._checked_request(actor, name, photos, consent=consent, scope=scope, expires=expires)
+        today = self.ctx.now().date()  # the day the request is checked and its expiry resolved against
+        req = self._checked_request(actor, name, photos, consent=consent, scope=scope, expires=expires, today=today)
         templates, crops = [], []
         for photo in photos:
             vector, crop, sha = self.face_template(photo)
@@ -106,7 +107,7 @@ class GalleryService:
         written = [media.save_encrypted(encode_jpeg(c), cipher=cipher, kind="enrolment") for c in crops]
         try:
             with self.uow.tx() as w:
-                identity, added = self._store(w, actor, req, templates, written)
+                identity, added = self._store(w, actor, req, templates, written, today=today)
         except BaseException:
             for rel in written:
                 media.delete(rel)
@@ -114,7 +115,15 @@ class GalleryService:
         return EnrolResult(identity=identity, added=added, skipped_duplicates=len(templates) - added)
 
     def _checked_request(
-        self, actor: User, name: str, photos: list[Path], *, consent: str, scope: list[str] | None, expires: date | None
+        self,
+        actor: User,
+        name: str,
+        photos: list[Path],
+        *,
+        consent: str,
+        scope: list[str] | None,
+        expires: date | None,
+        today: date,
     ) -> EnrolmentRequest:
         name = name.strip()
         if not name or len(name) > 200 or any(ord(c) < 32 for c in name):
@@ -122,15 +131,22 @@ class GalleryService:
         if not photos:
             raise EnrolmentError("no photos given", hint="give one or more photos of the person")
         req = EnrolmentRequest(name=name, consent=consent.strip(), scope=tuple(scope or [ALL_CAMERAS]), expires=expires)
-        refusal = check_enrolment(req, self.ctx.policy, today=self.ctx.now().date())
+        refusal = check_enrolment(req, self.ctx.policy, today=today)
         if refusal is not None:
             raise self.uow.refuse(actor, "enrol.refused", object=f"person:{name}", reason=refusal.reason)
         return req
 
     def _store(
-        self, w: Work, actor: User, req: EnrolmentRequest, templates: list[NewTemplate], photos: list[str]
+        self,
+        w: Work,
+        actor: User,
+        req: EnrolmentRequest,
+        templates: list[NewTemplate],
+        photos: list[str],
+        *,
+        today: date,
     ) -> tuple[Identity, int]:
-        expiry = resolved_expiry(req, self.ctx.policy, today=self.ctx.now().date())
+        expiry = resolved_expiry(req, self.ctx.policy, today=today)
         enrolment = Enrolment(
             consent=req.consent,
             scope=req.scope,
@@ -210,9 +226,9 @@ class GalleryService:
         """Every enrolment (pending, approved, rejected, expired), with consent, scope and expiry (audited)."""
         self.uow.require(actor, "people.view")
         self.expire()
-        with self.uow.tx() as w:
-            rows = w.gallery.people(status=status)
-            w.audit(actor, "people.view", details={"count": len(rows), "status": status or "all"})
+        with self.uow.read() as r:
+            rows = r.gallery.people(status=status)
+        self.uow.record(actor, "people.view", details={"count": len(rows), "status": status or "all"})
         return rows
 
     def photos(self, actor: User, person_id: int) -> list[bytes]:
@@ -226,22 +242,69 @@ class GalleryService:
 
     def load(self, camera: str | None = None) -> NumpyGallery:
         """Approved, unexpired enrolments and watchlist entries in one index (enrolments only within their scope)."""
+        with self.uow.read() as r:
+            templates, owners, people = self._parts(r, camera)
+        return build_gallery(templates, owners, people)
+
+    def change_head(self) -> int:
+        """The gallery change feed's newest id: a camera loading its gallery now has seen every change up to it."""
+        with self.uow.read() as r:
+            return r.changes.head()
+
+    def updated(self, camera: str, gallery: NumpyGallery, seen: int) -> tuple[NumpyGallery, int] | None:
+        """`gallery` with what changed after change `seen` applied, and the last change applied; None: nothing new.
+
+        Only the changed enrolments and watchlist entries are read and decrypted; everyone else's templates are
+        carried over from `gallery`. A camera more than the feed's length behind loads the whole gallery again.
+        Applying a change twice is harmless (each changed subject is read as it is now).
+        """
+        with self.uow.read() as r:
+            changes = r.changes.after(seen)
+            if not changes:
+                return None
+            last = changes[-1][0]
+            if r.changes.oldest() > seen + 1:  # the feed was trimmed past us (or ids skipped: reload, harmless)
+                templates, owners, people = self._parts(r, camera)
+                return build_gallery(templates, owners, people), max(last, r.changes.head())
+            persons = {int(s.split(":", 1)[1]) for _, s in changes if s.startswith("person:")}
+            entries = {int(s.split(":", 1)[1]) for _, s in changes if s.startswith("watchlist:")}
+            new_templates, new_owners, new_people = self._parts(r, camera, persons=persons, entries=entries)
+        keep = [
+            i
+            for i, p in enumerate(gallery.people)
+            if p.person_id not in (entries if p.kind == "watchlist" else persons)
+        ]
+        remap = np.full(len(gallery.people), -1, np.intp)
+        remap[keep] = np.arange(len(keep), dtype=np.intp)
+        kept = remap[gallery.owners] >= 0
+        templates = np.concatenate([gallery.templates[kept], new_templates]).astype(np.float32)
+        owners = np.concatenate([remap[gallery.owners[kept]], new_owners + len(keep)]).astype(np.intp)
+        people = [gallery.people[i] for i in keep] + new_people
+        return build_gallery(templates, owners, people), last
+
+    def _parts(
+        self, r: Work, camera: str | None, *, persons: set[int] | None = None, entries: set[int] | None = None
+    ) -> tuple[NDArray[np.float32], NDArray[np.intp], list[Identity]]:
+        """Decrypted templates, their owners and the people: everyone in force, or just `persons` and `entries`."""
         ctx = self.ctx
         model = ctx.models.face_embedder.name
         purpose = ctx.camera_config(camera).purpose if camera is not None else ""
-        with self.uow.read() as r:
-            people_gallery = r.gallery.load(
-                model=model, cipher=ctx.cipher, active_at=ctx.now(), camera=camera, purpose=purpose
-            )
+        now = ctx.now()
+        people_gallery = r.gallery.load(
+            model=model, cipher=ctx.cipher, active_at=now, camera=camera, purpose=purpose, only=persons
+        )
+        if entries is None or entries:
             wl_people, blobs, owners = r.watchlists.active_identities(
-                model=model, now=ctx.now(), policy=ctx.policy, cipher=ctx.cipher
+                model=model, now=now, policy=ctx.policy, cipher=ctx.cipher, only=entries
             )
+        else:
+            wl_people, blobs, owners = [], [], []
         people = list(people_gallery.people) + wl_people
         offset = len(people_gallery.people)
         vectors = [people_gallery.templates] + [np.frombuffer(b, dtype="<f4")[None, :] for b in blobs]
         templates = np.concatenate(vectors).astype(np.float32) if blobs else people_gallery.templates
         all_owners = np.concatenate([people_gallery.owners, np.asarray(owners, np.intp) + offset]).astype(np.intp)
-        return build_gallery(templates, all_owners, people)
+        return templates, all_owners, people
 
     def person_active(self, person_id: int, camera: str) -> bool:
         """Whether an enrolment is approved, unexpired and covers `camera` now (checked at each decision)."""

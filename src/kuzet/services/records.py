@@ -33,10 +33,10 @@ class RecordService:
     ) -> list[Event]:
         """Stored events, newest first; viewing them is audited."""
         self.uow.require(actor, "events.view")
-        with self.uow.tx() as w:
-            rows = w.events.list(camera=camera, identity=identity, limit=limit, offset=offset, since=since, until=until)
-            details = {"camera": camera, "identity": identity, "count": len(rows)}
-            w.audit(actor, "events.view", justification=justification, details=details)
+        with self.uow.read() as r:
+            rows = r.events.list(camera=camera, identity=identity, limit=limit, offset=offset, since=since, until=until)
+        details = {"camera": camera, "identity": identity, "count": len(rows)}
+        self.uow.record(actor, "events.view", justification=justification, details=details)
         return rows
 
     def traffic(
@@ -50,16 +50,19 @@ class RecordService:
         offset: int = 0,
     ) -> list[dict[str, object]]:
         """Stored passages or violations (`kind`), newest first; viewing them is audited (plates are personal)."""
-        if kind not in ("passages", "violations"):
+        known = kind in ("passages", "violations")
+        self.uow.require(actor, f"traffic.{kind}" if known else "traffic.passages")  # who asks first, then what
+        if not known:
             raise InputError(f"no traffic records of kind {kind!r}", hint="passages or violations")
-        self.uow.require(actor, f"traffic.{kind}")
-        with self.uow.tx() as w:
-            rows = w.traffic.list(
-                kind, camera=camera, plate=clean_plate(plate) if plate else None, limit=limit, offset=offset
-            )
-            out = [views.traffic_record(r) for r in rows]
-            details = {"camera": camera, "plate_searched": bool(plate), "count": len(out)}
-            w.audit(actor, f"traffic.{kind}.view", details=details)
+        # A plate that cleans to nothing ("---") matches nothing; no plate given means every plate.
+        wanted = clean_plate(plate) if plate else None
+        with self.uow.read() as r:
+            out = [
+                views.traffic_record(row)
+                for row in r.traffic.list(kind, camera=camera, plate=wanted, limit=limit, offset=offset)
+            ]
+        details = {"camera": camera, "plate_searched": bool(plate), "count": len(out)}
+        self.uow.record(actor, f"traffic.{kind}.view", details=details)
         return out
 
     def event_json(self, event: Event) -> dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kuzet.core.errors import KuzetError
 from kuzet.core.types import User
-from kuzet.governance.review import DECISIONS, PENDING, Alert, review_refusal
+from kuzet.governance.review import DECISIONS, NO_REASON, PENDING, Alert, review_refusal
 from kuzet.services.context import ServiceContext
 from kuzet.services.uow import AuditedUnitOfWork, Refused
 
@@ -19,9 +19,9 @@ class ReviewService:
     def list(self, actor: User, *, status: str | None = PENDING) -> list[Alert]:
         """Alerts waiting for review (or with another status), with everything a reviewer needs."""
         self.uow.require(actor, "alerts.view")
-        with self.uow.tx() as w:
-            alerts = w.alerts.list(status=status)
-            w.audit(actor, "review.view", details={"count": len(alerts), "status": status or "all"})
+        with self.uow.read() as r:
+            alerts = r.alerts.list(status=status)
+        self.uow.record(actor, "review.view", details={"count": len(alerts), "status": status or "all"})
         return alerts
 
     def decide(self, actor: User, alert_id: int, decision: str, *, reason: str) -> str:
@@ -31,12 +31,14 @@ class ReviewService:
             The alert's status after the decision.
         """
         self.uow.require(actor, "alerts.review")
-        if decision not in DECISIONS:
-            raise KuzetError(f"decision must be confirm or reject, not {decision!r}", hint="confirm or reject")
         obj = f"alert:{alert_id}"
         self.uow.screen(actor, "review.refused", obj, {"reason": reason})
         try:
             with self.uow.tx() as w:
+                if decision not in DECISIONS:
+                    raise KuzetError(f"decision must be confirm or reject, not {decision!r}")
+                if not reason.strip():
+                    raise Refused(*NO_REASON)
                 current, earlier = w.alerts.decision_facts(alert_id, actor.user_id)
                 refusal = review_refusal(alert_id, current, earlier=earlier, reason=reason)
                 if refusal is not None:

@@ -6,6 +6,7 @@ was decided, so a crash loses at most the decisions of the moment. Every commit 
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,8 @@ from kuzet.core.types import Event, Frame, TrackDecision, User
 from kuzet.governance.review import NewAlert
 from kuzet.pipeline.faces import FaceStats
 from kuzet.pipeline.traffic import TrafficAnalyzer
+from kuzet.recognize.gallery import NumpyGallery
+from kuzet.services import views
 from kuzet.services.uow import Work
 from kuzet.store.evidence import write_evidence
 from kuzet.store.repositories.events import NewEvent, RunRecord
@@ -48,6 +51,19 @@ class Committed:
     """Stream-time spans (seconds) of everything stored: what event-triggered recording keeps."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """A commit attempt: its key, and how many of each pending list it tried to store."""
+
+    key: str
+    events: int
+    alerts: int
+    passages: int
+    evidence: int
+    files: int
+    """Media files written for those decisions (the first of `_written`)."""
+
+
 class AnalysisSession:
     """One camera's analytics over one source: frames in, decisions collected, stored by `commit`."""
 
@@ -59,10 +75,17 @@ class AnalysisSession:
         self.live = live
         self.started = svc.ctx.now()
         self.camera_config = svc.ctx.camera_config(camera)
+        # read before the gallery is loaded: a change made in between is applied again later (harmlessly)
+        self._gallery_seen = svc.gallery.change_head() if live and "faces" in self.camera_config.analytics else 0
         self.pipeline = svc.pipeline(self.camera_config)
         self.expired_hits = 0
         self.withdrawn_hits = 0
         self.run_id: int | None = None
+        self._attempt: _Attempt | None = None
+        """The last commit attempt, while its outcome is unknown."""
+        self._settled_spans: list[tuple[float, float]] = []
+        self.announce = False
+        """Whether commits write their notices to the outbox (a live camera with MQTT or webhooks configured)."""
         self._written: list[str] = []  # files of decisions not yet committed
         self._events: list[NewEvent] = []
         self._alerts: list[NewAlert] = []
@@ -85,9 +108,26 @@ class AnalysisSession:
         return self.pipeline.frames
 
     def reload_gallery(self) -> None:
-        """Load the gallery again (a live camera picks up enrolments, approvals and expiries while it runs)."""
+        """Load the whole gallery again (the safety net behind `refresh_gallery`)."""
         if self.pipeline.faces is not None:
+            seen = self.svc.gallery.change_head()
             self.pipeline.set_gallery(self.svc.gallery.load(self.camera))
+            self._gallery_seen = seen
+
+    def refresh_gallery(self) -> bool:
+        """Apply what changed since the last look to the gallery, reading only that; whether anything changed.
+
+        Approvals, rejections, expiries, erasures of enrolments and watchlist entries come from the change feed.
+        """
+        faces = self.pipeline.faces
+        if faces is None or not isinstance(faces.gallery, NumpyGallery):
+            return False
+        got = self.svc.gallery.updated(self.camera, faces.gallery, self._gallery_seen)
+        if got is None:
+            return False
+        gallery, self._gallery_seen = got
+        self.pipeline.set_gallery(gallery)
+        return True
 
     @property
     def stats(self) -> FaceStats:
@@ -160,35 +200,73 @@ class AnalysisSession:
             self._evidence.append((v, rel_dir, digest))
 
     def discard(self) -> None:
-        """Remove the files of uncommitted decisions (the analysis failed)."""
-        for rel in self._written:
+        """Remove the files of uncommitted decisions (the analysis failed).
+
+        The files of an attempt whose outcome is unknown stay: its decisions may be stored and point at them.
+        """
+        keep = self._attempt.files if self._attempt is not None else 0
+        for rel in self._written[keep:]:
             self.svc.ctx.media.delete(rel)
         self._written.clear()
 
     def commit(self) -> Committed:
-        """Store every pending decision and the run's counters in one audited transaction."""
-        new_events, new_alerts, passages, evidence = self._events, self._alerts, self._passages, self._evidence
-        first = self.run_id is None
+        """Store every pending decision and the run's counters in one audited transaction.
+
+        Each attempt carries a key stored on the run. When an attempt fails in a way that leaves its outcome unknown
+        (the connection lost during the commit), the next attempt looks for that key first: if the earlier attempt
+        did commit, what it stored is not stored again; only decisions made since are.
+        """
         with self.svc.uow.tx() as w:
-            run_id, events, alert_ids = self._store_decisions(w, new_events, new_alerts, first=first)
+            if self._attempt is not None:
+                self._settle(w, self._attempt)
+            new_events, new_alerts, passages, evidence = self._events, self._alerts, self._passages, self._evidence
+            first = self.run_id is None
+            key = uuid.uuid4().hex
+            self._attempt = _Attempt(
+                key, len(new_events), len(new_alerts), len(passages), len(evidence), len(self._written)
+            )
+            run_id, events, alert_ids = self._store_decisions(w, new_events, new_alerts, first=first, key=key)
             violations: list[StoredViolation] = []
             if self.traffic is not None and (first or passages or evidence):
                 violations = self.svc.store_traffic(
                     w, self.actor, run_id, self.camera, passages, evidence, self.traffic.stats.plates_read
                 )
+            spans = [(e.start, e.end) for e in events] + [(a.start, a.end) for a in new_alerts]
+            spans += [(p.pts, p.pts) for p in passages] + [(v.at, v.at) for v in violations]
+            spans += self._settled_spans  # stored by an attempt whose answer was lost: their recordings are kept too
+            stored_alerts = [
+                StoredAlert(i, a.score, a.start, a.end, a.required_reviews)
+                for i, a in zip(alert_ids, new_alerts, strict=True)
+            ]
+            stored = Committed(run_id, events, stored_alerts, passages, violations, spans)
+            if self.announce:  # in the same transaction: a crash after the commit delivers later, never not at all
+                now = self.svc.ctx.now()
+                for kind, payload in views.notices(stored):
+                    w.outbox.add(kind, self.camera, payload, now=now)
         self.run_id = run_id
+        self._attempt = None
+        self._settled_spans = []
         self._events, self._alerts, self._passages, self._evidence = [], [], [], []
         self._written.clear()
-        spans = [(e.start, e.end) for e in events] + [(a.start, a.end) for a in new_alerts]
-        spans += [(p.pts, p.pts) for p in passages] + [(v.at, v.at) for v in violations]
-        stored_alerts = [
-            StoredAlert(i, a.score, a.start, a.end, a.required_reviews)
-            for i, a in zip(alert_ids, new_alerts, strict=True)
-        ]
-        return Committed(run_id, events, stored_alerts, passages, violations, spans)
+        return stored
+
+    def _settle(self, w: Work, attempt: _Attempt) -> None:
+        """If the last failed attempt did commit, take what it stored off the pending decisions."""
+        run_id = w.events.run_of_commit(attempt.key)
+        if run_id is None:
+            return  # it rolled back: everything is still to be stored
+        self.run_id = run_id
+        stored_events, self._events = self._events[: attempt.events], self._events[attempt.events :]
+        stored_alerts, self._alerts = self._alerts[: attempt.alerts], self._alerts[attempt.alerts :]
+        stored_passages, self._passages = self._passages[: attempt.passages], self._passages[attempt.passages :]
+        stored_evidence, self._evidence = self._evidence[: attempt.evidence], self._evidence[attempt.evidence :]
+        self._written = self._written[attempt.files :]  # the stored decisions' files are theirs now
+        spans = [(e.start, e.end) for e in stored_events] + [(a.start, a.end) for a in stored_alerts]
+        spans += [(p.pts, p.pts) for p in stored_passages] + [(v.pts, v.pts) for v, _, _ in stored_evidence]
+        self._settled_spans = spans
 
     def _store_decisions(
-        self, w: Work, new_events: list[NewEvent], new_alerts: list[NewAlert], *, first: bool
+        self, w: Work, new_events: list[NewEvent], new_alerts: list[NewAlert], *, first: bool, key: str
     ) -> tuple[int, list[Event], list[int]]:
         stats, now, camera = self.stats, self.svc.ctx.now(), self.camera
         run = RunRecord(
@@ -201,7 +279,7 @@ class AnalysisSession:
             matched_tracks=stats.matched_tracks,
             unknown_tracks=stats.unknown_tracks,
         )
-        run_id, events = w.events.save_run(run, new_events, now=now, run_id=self.run_id)
+        run_id, events = w.events.save_run(run, new_events, now=now, run_id=self.run_id, commit_key=key)
         alert_ids = [w.alerts.add(a, run_id=run_id, camera=camera, source=self.source, now=now) for a in new_alerts]
         if first or self.pending:
             # A live run's later commits that only refresh its counters are not actions on anyone's data.

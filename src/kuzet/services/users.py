@@ -93,9 +93,16 @@ class UserService:
 
     def record_policy(self) -> None:
         """Ledger the policy in force whenever it differs from the last one recorded."""
-        policy = self.ctx.policy
-        with self.uow.read() as r:
-            last = r.ledger.last("policy.loaded")
-        if last is not None and last.details.get("digest") == policy.digest:
-            return
-        self.uow.record(None, "policy.loaded", object=policy.source, details=policy.summary())
+        record_policy(self.ctx, self.uow)
+
+
+def record_policy(ctx: ServiceContext, uow: AuditedUnitOfWork) -> None:
+    """Ledger the policy in force whenever it differs from the last one recorded.
+
+    Every process that matches or decides does this at start: nothing runs under a policy the ledger does not hold.
+    """
+    with uow.read() as r:
+        last = r.ledger.last("policy.loaded")
+    if last is not None and last.details.get("digest") == ctx.policy.digest:
+        return
+    uow.record(None, "policy.loaded", object=ctx.policy.source, details=ctx.policy.summary())

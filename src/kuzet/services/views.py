@@ -34,7 +34,16 @@ def user(u: User) -> Json:
 
 def event(e: Event, media: MediaStore) -> Json:
     """A match event as `kuzet analyze --json` and `kuzet events --json` write it (the snapshot as a file path)."""
-    return {
+    return _event(e, "snapshot", str(media.path(e.snapshot)) if e.snapshot else "")
+
+
+def event_for_api(e: Event, media: MediaStore) -> Json:
+    """A match event as the API returns it: the snapshot as a URL of the (audited) media route."""
+    return _event(e, "snapshot_url", f"/api/media/event/{e.event_id}")
+
+
+def _event(e: Event, snapshot_key: str, snapshot: str) -> Json:
+    out: Json = {
         "id": e.event_id,
         "camera": e.camera,
         "identity": e.identity,
@@ -42,17 +51,13 @@ def event(e: Event, media: MediaStore) -> Json:
         "start": e.start,
         "end": e.end,
         "track_id": e.track_id,
-        "snapshot": str(media.path(e.snapshot)) if e.snapshot else "",
+        snapshot_key: snapshot,
         "run_id": e.run_id,
         "source": e.source,
         "created_at": e.created_at,
     }
-
-
-def event_for_api(e: Event, media: MediaStore) -> Json:
-    """A match event as the API returns it: the snapshot as a URL of the (audited) media route."""
-    out = {k: v for k, v in event(e, media).items() if k != "snapshot"}
-    out["snapshot_url"] = f"/api/media/event/{e.event_id}"
+    if snapshot_key != "snapshot":  # the API's key order: the URL last (as before)
+        out[snapshot_key] = out.pop(snapshot_key)
     return out
 
 

@@ -155,9 +155,9 @@ class WatchlistService:
         """Watchlist entries (never their templates); viewing them is audited."""
         self.uow.require(actor, "watchlist.view")
         self.expire()
-        with self.uow.tx() as w:
-            rows = w.watchlists.list(status=status)
-            w.audit(actor, "watchlist.view", details={"count": len(rows), "status": status or "all"})
+        with self.uow.read() as r:
+            rows = r.watchlists.list(status=status)
+        self.uow.record(actor, "watchlist.view", details={"count": len(rows), "status": status or "all"})
         return rows
 
     def photo(self, actor: User, entry_id: int) -> bytes:

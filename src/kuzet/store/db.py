@@ -1,4 +1,10 @@
-"""Database engine, migrations and sessions (SQLite in WAL mode by default; any SQLAlchemy URL works)."""
+"""Database engine, migrations and sessions: SQLite in WAL mode (the embedded default) or PostgreSQL (psycopg 3).
+
+Writes are serialised on both engines, so the audit ledger's hash chain has one order however many processes (or
+machines) write: SQLite takes its write lock at BEGIN; on PostgreSQL every write transaction first takes one
+transaction-level advisory lock, released at commit or rollback. Reads take no lock on either: a WAL snapshot on
+SQLite, a read-only REPEATABLE READ transaction on PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
+from kuzet.config.models import DatabaseConfig
 from kuzet.core.errors import StoreError
 from kuzet.store.files import FILE_MODE, tighten
 
@@ -52,30 +59,69 @@ def _private_sqlite_file(url: str) -> None:
             tighten(path.with_name(path.name + suffix))
 
 
-HEAD_REVISION = "0005"
+WRITE_LOCK = 0x6B757A6574  # "kuzet"
+"""The PostgreSQL advisory lock every write transaction holds (one writer at a time, across every machine)."""
+
+
+def normalised(url: str) -> str:
+    """The SQLAlchemy URL for `url`: postgresql:// and postgres:// mean psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def redact_db_url(url: str) -> str:
+    """`url` without its password (for messages and logs)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+HEAD_REVISION = "0006"
 """The newest migration in `store/migrations/versions` (a test checks they agree)."""
 
 
 class Database:
     """An engine plus a session factory; `migrate()` brings the schema to the newest revision."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        _private_sqlite_file(url)
-        connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
-        pool = {"pool_size": 16, "max_overflow": 48} if url.startswith("sqlite:///") else {}
-        self.engine: Engine = create_engine(url, future=True, connect_args=connect_args, **pool)
+    def __init__(self, url: str, settings: DatabaseConfig | None = None) -> None:
+        self.url = normalised(url)
+        self.postgres = self.url.startswith("postgresql")
+        cfg = settings or DatabaseConfig()
+        self.lock_timeout_ms = int(cfg.lock_timeout_s * 1000)
+        if self.postgres:
+            options = f"-c statement_timeout={int(cfg.statement_timeout_s * 1000)} -c timezone=UTC"
+            kwargs: dict[str, Any] = {
+                "connect_args": {"options": options, "application_name": "kuzet", "connect_timeout": 10},
+                "pool_size": cfg.pool_size,
+                "max_overflow": cfg.max_overflow,
+                "pool_pre_ping": True,  # a connection the server dropped (a restart) is replaced, not used
+            }
+        else:
+            _private_sqlite_file(self.url)
+            kwargs = {"connect_args": {"check_same_thread": False}}
+            if self.url.startswith("sqlite:///"):
+                # as many pooled connections as the API's worker threads (40): an overflow connection is closed at
+                # check-in, and opening one again (with its pragmas) under load costs more than keeping it
+                kwargs |= {"pool_size": 48, "max_overflow": 32}
+        self.engine: Engine = create_engine(self.url, **kwargs)
         # Reads have an engine of their own, whose transactions take no lock (see `read`).
-        self.read_engine: Engine = create_engine(url, future=True, connect_args=connect_args, **pool)
-        if url.startswith("sqlite"):
+        self.read_engine: Engine = create_engine(self.url, **kwargs)
+        if self.url.startswith("sqlite"):
             for engine, begin in ((self.engine, _begin_immediate), (self.read_engine, _begin_deferred)):
                 event.listen(engine, "connect", _sqlite_pragmas)
                 event.listen(engine, "begin", begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._reads = sessionmaker(self.read_engine, expire_on_commit=False)
-        # Every transaction takes SQLite's write lock at BEGIN; threads of this process queue here first, which is
-        # fairer and cheaper than SQLite's sleeping busy handler (other processes still meet the busy timeout).
+        # Every transaction takes the write lock at BEGIN; threads of this process queue here first, which is
+        # fairer and cheaper than the database's own waiting (other processes still meet the lock timeout).
         self._writer = threading.RLock()
+
+    def _write_lock(self, conn: Any) -> None:
+        """PostgreSQL: wait (at most `lock_timeout_s`) for the one write lock, held until the transaction ends."""
+        conn.execute(text(f"SET LOCAL lock_timeout = {self.lock_timeout_ms}"))
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
 
     def migrate(self) -> None:
         """Apply every Alembic migration not yet applied (a quick version check skips Alembic when current)."""
@@ -84,8 +130,8 @@ class Database:
                 current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
             if current == HEAD_REVISION:
                 return
-        except OperationalError:
-            pass  # a new database: no version table yet
+        except (OperationalError, ProgrammingError):
+            pass  # a new database: no version table yet (or the server is unreachable: said below)
         from alembic import command
         from alembic.config import Config
 
@@ -94,12 +140,18 @@ class Database:
         cfg.set_main_option("script_location", str(script_dir))
         try:
             with self.engine.begin() as conn:
+                if self.postgres:
+                    self._write_lock(conn)  # two processes starting at once migrate one after the other
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except OperationalError as exc:
+            hint = (
+                "check that PostgreSQL is running and the URL, user and password are right"
+                if self.postgres
+                else "check that the data directory is writable and not on a network share"
+            )
             raise StoreError(
-                f"cannot open or migrate the database at {self.url}: {exc.orig}",
-                hint="check that the data directory is writable and not on a network share",
+                f"cannot open or migrate the database at {redact_db_url(self.url)}: {exc.orig}", hint=hint
             ) from None
 
     @contextmanager
@@ -107,34 +159,46 @@ class Database:
         """A session in one transaction: committed on success, rolled back on any error."""
         try:
             with self._writer, self._sessions() as session, session.begin():
+                if self.postgres:
+                    self._write_lock(session.connection())
                 yield session
-        except OperationalError as exc:
-            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
-                raise StoreError(
-                    "the database is busy (another process holds its write lock)", hint="retry in a moment"
-                ) from None
-            raise
+        except DBAPIError as exc:
+            raise self._unavailable(exc, writing=True) from None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only session: takes no write lock, so it never blocks writers (or waits for them).
 
-        On SQLite in WAL mode the transaction sees one snapshot of the database for as long as it lasts; anything
-        written through it is refused by the database.
+        The transaction sees one snapshot of the database for as long as it lasts (SQLite in WAL mode; PostgreSQL
+        REPEATABLE READ); anything written through it is refused by the database.
         """
+        sqlite = self.url.startswith("sqlite")
         try:
             with self._reads() as session, session.begin():
-                if self.url.startswith("sqlite"):
+                if sqlite:
                     session.execute(text("PRAGMA query_only=ON"))
+                else:
+                    session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
                 try:
                     yield session
                 finally:
-                    if self.url.startswith("sqlite"):
+                    if sqlite:
                         session.execute(text("PRAGMA query_only=OFF"))
-        except OperationalError as exc:
-            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
-                raise StoreError("the database is busy", hint="retry in a moment") from None
-            raise
+        except DBAPIError as exc:
+            raise self._unavailable(exc, writing=False) from None
+
+    def _unavailable(self, exc: DBAPIError, *, writing: bool) -> Exception:
+        """The StoreError for a busy or unreachable database; any other database error unchanged."""
+        text_ = str(exc.orig)
+        if "locked" in text_ or "busy" in text_ or "lock timeout" in text_:
+            what = "the database is busy (another process holds its write lock)" if writing else "the database is busy"
+            return StoreError(what, hint="retry in a moment")
+        if self.postgres and isinstance(exc, OperationalError):
+            return StoreError(
+                f"the database at {redact_db_url(self.url)} cannot be reached: {text_.strip().splitlines()[0]}",
+                hint="check that PostgreSQL is running; kuzet retries on the next action",
+            )
+        return exc
 
     def dispose(self) -> None:
         """Close every pooled connection."""

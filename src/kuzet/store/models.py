@@ -64,6 +64,8 @@ class AnalysisRunRow(Base):
     tracks: Mapped[int] = mapped_column(Integer)
     matched_tracks: Mapped[int] = mapped_column(Integer)
     unknown_tracks: Mapped[int] = mapped_column(Integer)
+    last_commit: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    """The key of the run's last commit: a retry whose first attempt did commit finds it (and stores nothing twice)."""
 
 
 class EventRow(Base):
@@ -293,3 +295,37 @@ class ThrottleRow(Base):
     failures: Mapped[int] = mapped_column(Integer)
     window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class OutboxRow(Base):
+    """A notice for the integrations, written in the transaction that stored what it announces."""
+
+    __tablename__ = "outbox"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused once trimmed: cursors compare them
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    camera: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxCursorRow(Base):
+    """How far one destination (`mqtt`, `webhook:HASH`) has received the outbox."""
+
+    __tablename__ = "outbox_cursors"
+
+    destination: Mapped[str] = mapped_column(String(80), primary_key=True)
+    last_id: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class GalleryChangeRow(Base):
+    """An enrolment (`person:ID`) or watchlist entry (`watchlist:ID`) whose templates or standing changed."""
+
+    __tablename__ = "gallery_changes"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused: cameras remember the last one they saw
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(40))

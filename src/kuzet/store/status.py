@@ -48,6 +48,8 @@ class CameraStatus:
     source: str = ""
     """The stream URL without credentials."""
     pid: int = 0
+    node: str = ""
+    """The machine (and Ray node) the camera's worker runs on."""
     heartbeat: float = field(default_factory=time.time)
     """Unix time the worker last said it was alive."""
     last_frame_at: float = 0.0
@@ -100,6 +102,7 @@ class CameraStatus:
         return {
             "camera": self.camera,
             "state": self.state,
+            "node": self.node,
             "reason": self.reason,
             "since": round(self.since, 3),
             "frames_analysed": self.frames_analysed,

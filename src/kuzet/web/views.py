@@ -29,12 +29,14 @@ def _page(request: Request, name: str, user: User | None, **context: Any) -> HTM
             "user": user,
             "roles": sorted(user.roles) if user else [],
             "csrf": request.cookies.get(CSRF_COOKIE, ""),
-            # What the last form did (`_back`): shown once at the top of the page.
-            "msg": request.query_params.get("msg", ""),
-            "err": request.query_params.get("err", ""),
             **context,
         },
     )
+
+
+def _flash(request: Request) -> dict[str, str]:
+    """What the last form did (`_back`), for the pages forms come back to."""
+    return {"msg": request.query_params.get("msg", ""), "err": request.query_params.get("err", "")}
 
 
 def _user(request: Request, csrf: str | None = None) -> User:
@@ -68,7 +70,7 @@ def _decide(
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request) -> HTMLResponse:
     """The sign-in form."""
-    return _page(request, "login.html", None, error=request.query_params.get("err", ""), err="")
+    return _page(request, "login.html", None, error=request.query_params.get("err", ""))
 
 
 @router.post("/login")
@@ -121,6 +123,7 @@ def review_page(request: Request) -> HTMLResponse:
         "review.html",
         user,
         alerts=alerts,
+        **_flash(request),
     )
 
 
@@ -155,6 +158,7 @@ def watchlists_page(request: Request) -> HTMLResponse:
         entries=rows,
         categories=categories,
         bases=svc.ctx.policy.model.legal_basis_types,
+        **_flash(request),
     )
 
 
@@ -181,6 +185,7 @@ def people_page(request: Request) -> HTMLResponse:
         "people.html",
         user,
         people=services(request).gallery.people(user),
+        **_flash(request),
     )
 
 
@@ -272,7 +277,7 @@ def audit_page(request: Request) -> HTMLResponse:
         start=start,
         checkpoints=svc.audit.checkpoints(user)[-5:],
         verdict=request.query_params.get("msg", ""),
-        msg="",  # shown as the verdict instead
+        err=request.query_params.get("err", ""),
     )
 
 

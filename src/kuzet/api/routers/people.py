@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 
 from kuzet.api.deps import Actor, Id, Svc, enrol_with_uploads
 from kuzet.api.schemas import ReasonBody
+from kuzet.core.errors import InputError
 from kuzet.services import views
 
 router = APIRouter(prefix="/api/people", tags=["people"])
@@ -34,6 +35,10 @@ async def enrol_person(
     expires: Annotated[str | None, Form(max_length=10, description="YYYY-MM-DD (default from the policy)")] = None,
 ) -> dict[str, Any]:
     """Request the enrolment of a consenting person (operators, admins); it matches nobody until approved."""
+    if not photos or len(photos) > 20:
+        raise InputError("send between 1 and 20 photos", hint="one face per photo")
+    if scope is not None and len(scope) > 50:
+        raise InputError("at most 50 scope entries", hint="name the cameras or purposes the person is seen on")
     person_id, enrolled, added = await enrol_with_uploads(
         svc, actor, name, photos, consent=consent, scope=scope, expires=expires
     )

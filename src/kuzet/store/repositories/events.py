@@ -49,13 +49,23 @@ class EventRepository:
         self.session = session
 
     def save_run(
-        self, run: RunRecord, events: list[NewEvent], *, now: datetime, run_id: int | None = None
+        self,
+        run: RunRecord,
+        events: list[NewEvent],
+        *,
+        now: datetime,
+        run_id: int | None = None,
+        commit_key: str | None = None,
     ) -> tuple[int, list[Event]]:
-        """Store a run (or bring the stored run `run_id` up to date) and its new events; returns the run id and them."""
+        """Store a run (or bring the stored run `run_id` up to date) and its new events; returns the run id and them.
+
+        `commit_key` marks this commit on the run (see `run_of_commit`).
+        """
         row = self.session.get(AnalysisRunRow, run_id) if run_id is not None else None
         if row is None:
             row = AnalysisRunRow(camera=run.camera, source=run.source, started_at=run.started_at)
             self.session.add(row)
+        row.last_commit = commit_key
         row.finished_at = now
         row.frames = run.frames
         row.faces = run.faces
@@ -105,6 +115,11 @@ class EventRepository:
         if identity:
             query = query.where(EventRow.identity == identity)
         return [_event(r) for r in self.session.scalars(query)]
+
+    def run_of_commit(self, commit_key: str) -> int | None:
+        """The run whose last commit had `commit_key` (a commit whose answer was lost did happen), else None."""
+        found = self.session.scalar(select(AnalysisRunRow.id).where(AnalysisRunRow.last_commit == commit_key))
+        return None if found is None else int(found)
 
     def count(self) -> int:
         """How many events are stored."""

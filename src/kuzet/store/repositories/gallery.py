@@ -18,6 +18,7 @@ from kuzet.governance.enrolment import in_scope
 from kuzet.recognize.gallery import NumpyGallery
 from kuzet.store.crypto import DataCipher, blob_key_id
 from kuzet.store.models import PersonRow, TemplateRow
+from kuzet.store.repositories.changes import ChangeFeed
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,7 @@ class GalleryRepository:
         rows = list(self.session.scalars(select(TemplateRow).where(TemplateRow.person_id == person_id)))
         for r in rows:
             self.session.delete(r)
+        ChangeFeed(self.session).note(f"person:{person_id}")
         self.session.flush()
         return len(rows)
 
@@ -177,6 +179,7 @@ class GalleryRepository:
             destroyed = self.destroy_templates(person_id)
             photos, row.photos = json.loads(row.photos), "[]"
         row.status = "approved" if approve else "rejected"
+        ChangeFeed(self.session).note(f"person:{person_id}")
         row.approver_id = approver_id
         row.decision_reason = reason
         row.decided_at = now
@@ -231,11 +234,13 @@ class GalleryRepository:
         active_at: datetime | None = None,
         camera: str | None = None,
         purpose: str = "",
+        only: set[int] | None = None,
     ) -> NumpyGallery:
         """Templates made by `model`, decrypted into an in-memory index.
 
         With `active_at`, only approved enrolments unexpired at that moment, and (with `camera`) only those whose
-        scope covers the camera; without, everyone with templates (subject access needs them all).
+        scope covers the camera; without, everyone with templates (subject access needs them all). With `only`,
+        just those people (a camera updating its gallery with what changed).
         """
         query = (
             select(TemplateRow.person_id, TemplateRow.vector, PersonRow.name, PersonRow.scope)
@@ -243,6 +248,8 @@ class GalleryRepository:
             .where(TemplateRow.model == model)
             .order_by(TemplateRow.person_id, TemplateRow.id)
         )
+        if only is not None:
+            query = query.where(TemplateRow.person_id.in_(sorted(only)))
         if active_at is not None:
             query = query.where(
                 PersonRow.status == "approved",

@@ -13,6 +13,8 @@ from kuzet.governance.policy import RetentionPolicy
 from kuzet.governance.retention import HOLD_TYPES, PurgeReport, cutoffs
 from kuzet.store.media import MediaStore
 from kuzet.store.models import AlertRow, EventRow, HoldRow, PassageRow, PersonRow, ReviewRow, ViolationRow
+from kuzet.store.repositories.changes import ChangeFeed
+from kuzet.store.repositories.outbox import OutboxRepository
 
 
 class HeldSet:
@@ -100,6 +102,9 @@ def purge(session: Session, media: MediaStore, policy: RetentionPolicy, now: dat
             folder.rmdir()
         session.delete(vi)
         report.violations += 1
+    # notices carry identities and plates too: undelivered ones go with the events they announced
+    report.notices = OutboxRepository(session).older_than(event_cutoff)
+    ChangeFeed(session).trim()
     recordings = media.root / "recordings"
     if recordings.is_dir():
         cutoff_ts = due.recordings.timestamp()
@@ -158,4 +163,5 @@ def erase_person(
     if person is None:
         return erased, False, kept
     session.delete(person)
+    ChangeFeed(session).note(f"person:{person_id}")
     return erased, True, kept

@@ -82,7 +82,7 @@ class TrafficRepository:
         query = select(row_type).order_by(row_type.id.desc()).limit(limit).offset(offset)
         if camera:
             query = query.where(row_type.camera == camera)
-        if plate:
+        if plate is not None:
             query = query.where(row_type.plate == plate)
         return [_record(r) for r in cast("list[PassageRow | ViolationRow]", list(self.session.scalars(query)))]
 

@@ -22,6 +22,7 @@ from kuzet.governance.watchlists import (
 )
 from kuzet.store.crypto import DataCipher, blob_key_id
 from kuzet.store.models import UserRow, WatchlistEntryRow, WatchlistTemplateRow
+from kuzet.store.repositories.changes import ChangeFeed
 
 
 class WatchlistRepository:
@@ -87,6 +88,7 @@ class WatchlistRepository:
         rows = list(self.session.scalars(select(WatchlistTemplateRow).where(WatchlistTemplateRow.entry_id == entry_id)))
         for r in rows:
             self.session.delete(r)
+        ChangeFeed(self.session).note(f"watchlist:{entry_id}")
         self.session.flush()
         return len(rows)
 
@@ -125,6 +127,7 @@ class WatchlistRepository:
             destroyed = self.destroy_templates(entry_id)
             photo, row.photo = row.photo, ""
         row.status = status
+        ChangeFeed(self.session).note(f"watchlist:{entry_id}")
         row.approver_id = approver_id
         row.decision_reason = reason
         row.decided_at = now
@@ -195,9 +198,11 @@ class WatchlistRepository:
             )
         )
 
-    def _active(self, *, kind: str, model: str, now: datetime) -> list[tuple[WatchlistEntryRow, bytes]]:
-        """Approved, unexpired entries of a kind with their (encrypted) template, oldest first."""
-        rows = self.session.execute(
+    def _active(
+        self, *, kind: str, model: str, now: datetime, only: set[int] | None = None
+    ) -> list[tuple[WatchlistEntryRow, bytes]]:
+        """Approved, unexpired entries of a kind with their (encrypted) template, oldest first (just `only`)."""
+        query = (
             select(WatchlistEntryRow, WatchlistTemplateRow.vector)
             .join(WatchlistTemplateRow, WatchlistTemplateRow.entry_id == WatchlistEntryRow.id)
             .where(
@@ -207,8 +212,10 @@ class WatchlistRepository:
                 WatchlistTemplateRow.model == model,
             )
             .order_by(WatchlistEntryRow.id)
-        ).all()
-        return [(entry, blob) for entry, blob in rows]
+        )
+        if only is not None:
+            query = query.where(WatchlistEntryRow.id.in_(sorted(only)))
+        return [(entry, blob) for entry, blob in self.session.execute(query).all()]
 
     def active_plates(self, *, now: datetime, policy: Policy, cipher: DataCipher) -> dict[str, Identity]:
         """Approved, unexpired plate entries: normalised plate text -> the entry, as a watchlist identity."""
@@ -222,10 +229,10 @@ class WatchlistRepository:
         return out
 
     def active_identities(
-        self, *, model: str, now: datetime, policy: Policy, cipher: DataCipher
+        self, *, model: str, now: datetime, policy: Policy, cipher: DataCipher, only: set[int] | None = None
     ) -> tuple[list[Identity], list[bytes], list[int]]:
-        """Approved, unexpired face entries: identities, decrypted template bytes and the owner index of each."""
-        rows = self._active(kind="face", model=model, now=now)
+        """Approved, unexpired face entries (just `only`): identities, decrypted templates and each one's owner."""
+        rows = self._active(kind="face", model=model, now=now, only=only)
         people: list[Identity] = []
         index: dict[int, int] = {}
         blobs: list[bytes] = []

@@ -1,0 +1,189 @@
+"""Group commit of ledger entries: many requests, one transaction and one checkpoint, nobody answered early.
+
+The unit tests drive `GroupCommit` with a commit function of their own (to see the batches and to make a commit
+fail); the others use the real store on both engines, in threads and through a real `kuzet serve` killed mid-load.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kuzet.audit.ledger import NewEntry
+from kuzet.core.errors import StoreError
+from kuzet.services.container import build_services
+from kuzet.services.uow import GroupCommit
+from tests.conftest import PASSWORD
+from tests.support.rawdb import raw_db
+from tests.support.serve import KuzetServe
+
+
+def _entry(i: int) -> NewEntry:
+    return NewEntry("someone", "test.entry", object=f"item:{i}")
+
+
+@pytest.mark.parametrize("max_batch", [2000, 3])  # 3: a leader's own entry may lie beyond the batch it takes
+def test_concurrent_entries_share_commits_and_each_returns_after_its_own(max_batch: int) -> None:
+    committed: set[str] = set()
+    batches: list[int] = []
+    lock = threading.Lock()
+
+    def commit(entries: list[NewEntry]) -> None:
+        time.sleep(0.05)  # a commit that takes a while: the others queue meanwhile
+        with lock:
+            batches.append(len(entries))
+            committed.update(e.object for e in entries)
+
+    group = GroupCommit(commit, max_batch=max_batch)
+    early: list[str] = []
+
+    def submit(i: int) -> None:
+        group.submit(_entry(i))
+        with lock:
+            if f"item:{i}" not in committed:
+                early.append(f"item:{i}")
+
+    with ThreadPoolExecutor(24) as pool:
+        list(pool.map(submit, range(48)))
+    assert early == []  # nobody returned before the commit that holds their entry
+    assert sum(batches) == 48 and len(committed) == 48  # every entry once
+    assert max(batches) <= max_batch
+    assert len(batches) < 48 // 2 or max_batch < 24  # and they shared transactions
+
+
+def test_a_failed_commit_fails_every_caller_of_its_batch_and_the_next_batch_goes_on() -> None:
+    fail = threading.Event()
+    fail.set()
+    started = threading.Event()
+
+    def commit(entries: list[NewEntry]) -> None:
+        started.set()
+        time.sleep(0.1)
+        if fail.is_set():
+            raise StoreError("the database is busy", hint="retry in a moment")
+
+    group = GroupCommit(commit)
+    outcomes: dict[int, str] = {}
+
+    def submit(i: int) -> None:
+        try:
+            group.submit(_entry(i))
+            outcomes[i] = "ok"
+        except StoreError as exc:
+            outcomes[i] = exc.message
+
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(submit, 0)
+        started.wait(5)
+        rest = [pool.submit(submit, i) for i in range(1, 8)]  # queued behind the failing commit
+        first.result()
+        fail.clear()
+        for f in rest:
+            f.result()
+    assert outcomes[0] == "the database is busy"
+    assert all(outcomes[i] == "ok" for i in range(1, 8))
+
+
+def test_a_single_caller_commits_at_once() -> None:
+    batches: list[int] = []
+    group = GroupCommit(lambda entries: batches.append(len(entries)))
+    for i in range(3):
+        group.submit(_entry(i))
+    assert batches == [1, 1, 1]
+
+
+@pytest.mark.store
+def test_threads_reading_events_leave_one_verified_chain_with_fewer_checkpoints(tmp_path: Path) -> None:
+    svc = build_services(tmp_path / "data")
+    try:
+        admin = svc.users.init_admin("admin", PASSWORD)
+        operator = svc.users.add(admin, "operator", PASSWORD, ["operator"])
+        with svc.uow.read() as r:
+            before_entries, before_cps = r.ledger.size(), len(r.ledger.checkpoints())
+
+        def view(i: int) -> None:
+            svc.records.events(operator, camera=f"probe-{i}", limit=5)
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(view, range(160)))
+        with svc.uow.read() as r:
+            entries = r.ledger.entries(start=before_entries + 1, limit=1000)
+            cps = len(r.ledger.checkpoints()) - before_cps
+        cameras = sorted(e.details["camera"] for e in entries if e.action == "events.view")  # type: ignore[type-var]
+        assert cameras == sorted(f"probe-{i}" for i in range(160))
+        assert 0 < cps < 160  # grouped: fewer checkpoints than entries
+        assert svc.audit.verify(admin).ok
+    finally:
+        svc.close()
+
+
+@pytest.mark.store
+def test_no_request_is_answered_before_its_audit_entry_is_committed(tmp_path: Path) -> None:
+    """Load on a real `kuzet serve`, killed (SIGKILL) mid-load: every answered request has its entry."""
+    data = tmp_path / "data"
+    svc = build_services(data)
+    admin = svc.users.init_admin("admin", PASSWORD)
+    svc.users.add(admin, "operator", PASSWORD, ["operator"])
+    token = svc.users.login("operator", PASSWORD)[1]
+    svc.close()
+    answered: list[str] = []
+    lock = threading.Lock()
+    with KuzetServe(data, tmp_path / "serve.log") as server:
+        stop = time.monotonic() + 60
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def client(n: int) -> None:
+            with httpx.Client(base_url=server.url, headers=headers, timeout=10) as http:
+                for i in range(10_000):
+                    if time.monotonic() > stop:
+                        return
+                    name = f"probe-{n}-{i}"
+                    try:
+                        r = http.get("/api/events", params={"camera": name, "limit": 5})
+                    except httpx.HTTPError:
+                        return  # the server is gone
+                    if r.status_code == 200:
+                        with lock:
+                            answered.append(name)
+
+        with ThreadPoolExecutor(16) as pool:
+            clients = [pool.submit(client, n) for n in range(16)]
+            while len(answered) < 150 and time.monotonic() < stop:
+                time.sleep(0.01)
+            assert server.proc is not None
+            server.proc.kill()  # mid-load: requests are in flight
+            server.proc.wait(10)
+            for c in clients:
+                c.result()
+    assert len(answered) >= 150
+    con = raw_db(data, read_only=True)
+    rows = con.execute("SELECT details FROM audit_entries WHERE action = 'events.view'").fetchall()
+    con.close()
+    recorded = {json.loads(d)["camera"] for (d,) in rows}
+    missing = [name for name in answered if name not in recorded]
+    assert missing == []
+    svc = build_services(data)
+    try:
+        report = svc.audit.verify(None)
+        assert report.ok, report.problem
+    finally:
+        svc.close()
+
+
+@pytest.mark.store
+def test_recording_inside_an_open_transaction_fails_at_once_instead_of_waiting_for_itself(tmp_path: Path) -> None:
+    svc = build_services(tmp_path / "data")
+    try:
+        with pytest.raises(RuntimeError, match="inside an open transaction"), svc.uow.tx():
+            svc.uow.record(None, "test.entry")
+        svc.uow.record(None, "test.entry")  # and the unit of work is usable afterwards
+        with svc.uow.read() as r:
+            assert r.ledger.last("test.entry") is not None
+    finally:
+        svc.close()

@@ -1,0 +1,85 @@
+"""A real PostgreSQL server for the tests: a private cluster on a loopback port, started and stopped by the tests.
+
+It uses the PostgreSQL binaries the system has (Debian's `postgresql` package, installed by `make test`). PostgreSQL
+refuses to run as root, so under root the cluster belongs to the `postgres` user the package creates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tests.support.servers import free_port
+
+USER = "kuzet"
+
+
+def bin_dir() -> Path:
+    """Where initdb and pg_ctl are (the newest installed major version)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        raise RuntimeError("PostgreSQL is not installed: run `make test-system-deps` (Debian package postgresql)")
+    return Path(initdb).parent
+
+
+class PostgresServer:
+    """One PostgreSQL cluster in a folder of its own, reachable at 127.0.0.1:`port` as user `kuzet` (trust auth)."""
+
+    def __init__(self) -> None:
+        self.bin = bin_dir()
+        self.root = Path(tempfile.mkdtemp(prefix="kuzet-pg-"))
+        self.data = self.root / "data"
+        self.log = self.root / "server.log"
+        self.port = free_port()
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as:
+            shutil.chown(self.root, "postgres")
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self._as, *args], check=True, capture_output=True, cwd=self.root)
+
+    def start(self) -> PostgresServer:
+        """Create the cluster (first time) and start it; returns when it accepts connections."""
+        if not self.data.exists():
+            self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", USER, "--auth=trust", "-E", "UTF8",
+                      "--no-locale")  # fmt: skip
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=300 -c timezone=UTC"
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (`immediate` is a crash: no checkpoint, recovery at the next start)."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster (its backends exit with it): a crash, as a power cut would leave it."""
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        # Backends notice the postmaster is gone and exit; the shared memory goes with the last one.
+        time.sleep(1.0)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
+
+    def close(self) -> None:
+        """Stop the server and remove its files."""
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
