@@ -90,8 +90,10 @@ def run_wrk(base: str, token: str, clients: int, seconds: float) -> dict[str, fl
         text=True,
         check=True,
     ).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rate_m, total_m = re.search(r"Requests/sec:\s+([\d.]+)", out), re.search(r"(\d+) requests in", out)
+    if rate_m is None or total_m is None:
+        raise SystemExit(f"could not read wrk's report:\n{out}")
+    rate, total = float(rate_m.group(1)), int(total_m.group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     pct = {p: _ms(v) for p, v in re.findall(r"^\s+(50|99)%\s+(\S+)$", out, flags=re.M)}
     return {"requests": total, "errors": int(bad.group(1)) if bad else 0, "seconds": seconds,

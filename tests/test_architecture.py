@@ -10,10 +10,12 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from tests.support.rawdb import raw_db
 
@@ -232,7 +234,7 @@ def test_the_rule_checks_catch_what_they_are_for() -> None:
 # -- at run time ------------------------------------------------------------------------------------------------
 
 
-def test_plain_reads_open_no_write_transaction(tmp_path: Path) -> None:
+def test_plain_reads_open_no_write_transaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reads that are nobody's data (sign-in checks, the gallery, checkpoints, holds, status) never take the lock."""
     from kuzet.services.container import build_services
     from kuzet.store.db import Database
@@ -245,11 +247,11 @@ def test_plain_reads_open_no_write_transaction(tmp_path: Path) -> None:
     writes = []
     real = Database.session
 
-    def counting(self: Database):  # type: ignore[no-untyped-def]
+    def counting(self: Database) -> AbstractContextManager[Session]:
         writes.append(1)
         return real(self)
 
-    Database.session = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(Database, "session", counting)
     try:
         assert services.users.authenticate(token).name == "audrey"
         services.users.list(auditor)
@@ -264,7 +266,7 @@ def test_plain_reads_open_no_write_transaction(tmp_path: Path) -> None:
         services.dashboard.alert_feed(auditor, 0)
         services.cameras.overview(auditor)
     finally:
-        Database.session = real  # type: ignore[method-assign]
+        monkeypatch.undo()
     services.close()
     assert writes == []
 

@@ -63,11 +63,10 @@ def test_a_retried_commit_that_had_committed_stores_nothing_twice(
         first_batch = len(session._events)
         assert first_batch >= 1
 
-        real_tx = svc.uow.tx
-        svc.uow.tx = _answer_lost(real_tx)  # type: ignore[method-assign]
-        with pytest.raises(StoreError, match="cannot be reached"):
-            session.commit()  # committed, but the worker only saw the error
-        svc.uow.tx = real_tx  # type: ignore[method-assign]
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(svc.uow, "tx", _answer_lost(svc.uow.tx))
+            with pytest.raises(StoreError, match="cannot be reached"):
+                session.commit()  # committed, but the worker only saw the error
 
         for frame in frames_list[half:]:  # the camera goes on deciding meanwhile
             session.process(frame)
@@ -100,11 +99,10 @@ def test_discarding_after_an_unknown_outcome_keeps_the_files_stored_decisions_ma
             for frame in frames:
                 session.process(frame)
         session.finish()
-        real_tx = svc.uow.tx
-        svc.uow.tx = _answer_lost(real_tx)  # type: ignore[method-assign]
-        with pytest.raises(StoreError):
-            session.commit()
-        svc.uow.tx = real_tx  # type: ignore[method-assign]
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(svc.uow, "tx", _answer_lost(svc.uow.tx))
+            with pytest.raises(StoreError):
+                session.commit()
         session.discard()  # the worker gives up (the database seemed gone)
         with raw_db(tmp_path / "data", read_only=True) as db:
             snapshots = [r[0] for r in db.execute("SELECT snapshot FROM events")]

@@ -47,6 +47,14 @@ def _same(a: NumpyGallery, b: NumpyGallery) -> None:
     assert {(p.kind, p.person_id, p.name) for p in a.people} == {(p.kind, p.person_id, p.name) for p in b.people}
 
 
+def _gallery(session: AnalysisSession) -> NumpyGallery:
+    """The gallery a live face camera matches against."""
+    faces = session.pipeline.faces
+    assert faces is not None, "the camera runs no face pipeline"
+    assert isinstance(faces.gallery, NumpyGallery), "the camera's gallery is not the in-memory exact search"
+    return faces.gallery
+
+
 def _users(svc: Services) -> dict[str, User]:
     admin = svc.users.init_admin("admin", PASSWORD)
     roles = {"op": "operator", "ap": "approver", "req": "requester"}
@@ -64,7 +72,7 @@ def test_a_running_camera_applies_only_what_changed(tmp_path: Path, faces_dir: P
         svc.gallery.approve(u["ap"], obama.identity.person_id, reason="consent form checked")
         session = AnalysisSession(svc.analysis, u["admin"], camera="gate", source="rtsp://gate", live=True)
         assert session.refresh_gallery() is False  # nothing changed since it loaded
-        assert [p.name for p in session.pipeline.faces.gallery.people] == ["Barack Obama"]  # type: ignore[union-attr]
+        assert [p.name for p in _gallery(session).people] == ["Barack Obama"]
 
         # an approval reaches the camera, and only the new person's template is decrypted
         biden = svc.gallery.enroll(
@@ -83,11 +91,11 @@ def test_a_running_camera_applies_only_what_changed(tmp_path: Path, faces_dir: P
             decrypted.append(context)
             return real(blob, context=context)
 
-        svc.ctx.cipher.decrypt = counting  # type: ignore[method-assign]
-        assert session.refresh_gallery() is True
-        svc.ctx.cipher.decrypt = real  # type: ignore[method-assign]
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(svc.ctx.cipher, "decrypt", counting)
+            assert session.refresh_gallery() is True
         assert decrypted == [f"person:{biden.identity.person_id}"]
-        gallery = session.pipeline.faces.gallery  # type: ignore[union-attr]
+        gallery = _gallery(session)
         _same(gallery, svc.gallery.load("gate"))
         assert {p.name for p in gallery.people} == {"Barack Obama", "Joe Biden"}
 
@@ -97,15 +105,15 @@ def test_a_running_camera_applies_only_what_changed(tmp_path: Path, faces_dir: P
         entry = svc.watchlists.request(u["req"], req, faces_dir / EX / "lin-manuel-miranda.png")
         svc.watchlists.approve(u["ap"], entry, reason="court order checked")
         assert session.refresh_gallery() is True
-        _same(session.pipeline.faces.gallery, svc.gallery.load("gate"))  # type: ignore[union-attr]
-        kinds = {p.kind for p in session.pipeline.faces.gallery.people}  # type: ignore[union-attr]
+        _same(_gallery(session), svc.gallery.load("gate"))
+        kinds = {p.kind for p in _gallery(session).people}
         assert kinds == {"person", "watchlist"}
 
         # an expiry leaves the camera's gallery at the next look
         clock.at += timedelta(days=10)
         assert svc.gallery.expire() == [biden.identity.person_id]
         assert session.refresh_gallery() is True
-        gallery = session.pipeline.faces.gallery  # type: ignore[union-attr]
+        gallery = _gallery(session)
         _same(gallery, svc.gallery.load("gate"))
         assert "Joe Biden" not in {p.name for p in gallery.people}
         assert session.refresh_gallery() is False
@@ -125,7 +133,7 @@ def test_a_camera_behind_a_trimmed_feed_reloads_everything(tmp_path: Path, faces
             w.changes.trim(keep=1)  # the camera last saw change 0: the first change is gone
             assert w.changes.oldest() > 1
         assert session.refresh_gallery() is True
-        _same(session.pipeline.faces.gallery, svc.gallery.load("gate"))  # type: ignore[union-attr]
-        assert len(session.pipeline.faces.gallery.people) == 2  # type: ignore[union-attr]
+        _same(_gallery(session), svc.gallery.load("gate"))
+        assert len(_gallery(session).people) == 2
     finally:
         svc.close()
