@@ -235,3 +235,41 @@ def test_forms_and_camera_replay(
     )
     assert operator.evaluate("document.getElementById('replay').naturalWidth") == 640
     _shot(operator, "camera")
+
+
+def test_api_documentation_is_served_by_kuzet_under_its_own_policy(
+    site: tuple[str, Kuzet, dict[str, User]], browser: Browser
+) -> None:
+    base, _, _ = site
+    page = browser.new_context().new_page()
+    outside: list[str] = []
+    blocked: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(base) else outside.append(r.url))
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto(f"{base}/docs")
+    expect(page.locator(".opblock").first).to_be_visible(timeout=15_000)
+    assert page.locator(".opblock").count() > 30  # every operation of the API is listed
+    expect(page.locator("#swagger-ui")).to_contain_text("/api/events")
+    assert outside == [] and blocked == []  # no CDN, nothing the content security policy had to block
+    _shot(page, "api-docs")
+
+
+def test_keyboard_and_phone_width(site: tuple[str, Kuzet, dict[str, User]], browser: Browser) -> None:
+    base, _, _ = site
+    page = _login(browser, base, "timur")
+    page.goto(f"{base}/audit")
+    page.keyboard.press("Tab")  # the first stop is the skip link, which jumps past the menu
+    assert page.evaluate("document.activeElement.className") == "skip"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    assert page.get_attribute("header a[aria-current=page]", "href") == "/audit"
+    phone = browser.new_context(viewport={"width": 375, "height": 740}).new_page()
+    phone.goto(f"{base}/login")
+    phone.fill("input[name=name]", "timur")
+    phone.fill("input[name=password]", PASSWORD)
+    phone.click("button[type=submit]")
+    for path in ("/", "/audit", "/events", "/cameras", "/watchlists", "/users"):
+        phone.goto(f"{base}{path}")
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, f"{path} is {width} px wide on a 375 px phone: it scrolls sideways"
+    _shot(phone, "audit-phone")

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from kuzet.api import errors
+from kuzet.api import docs, errors
 from kuzet.api.routers import ROUTERS
 from kuzet.api.security import BodyGuard
 from kuzet.services.container import Services
@@ -30,12 +30,13 @@ def create_app(services: Services, *, secure_cookies: bool | None = None) -> Fas
     `secure_cookies` overrides the config's `api.secure_cookies` (set it when kuzet is reached over HTTPS).
     """
     config = services.ctx.config
-    app = FastAPI(title="kuzet", version="0.1.0", description=DESCRIPTION)
+    app = FastAPI(title="kuzet", version="0.1.0", description=DESCRIPTION, docs_url=None, redoc_url=None)
     app.state.services = services
     app.state.secure_cookies = config.api.secure_cookies if secure_cookies is None else secure_cookies
     for router in ROUTERS:
         app.include_router(router)
     errors.install(app)
+    docs.install(app)
     app.add_middleware(BodyGuard, authenticate=services.users.authenticate, max_bytes=config.api.max_body_mb * 2**20)
 
     @app.middleware("http")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +13,7 @@ from fastapi import Depends, Request, Response, UploadFile
 from fastapi import Path as PathParam
 
 from kuzet.api.security import CSRF_COOKIE, SESSION_COOKIE, authenticate, client_address, new_csrf
-from kuzet.core.errors import InputError
+from kuzet.core.errors import InputError, KuzetError
 from kuzet.core.types import User
 from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.services.container import Services
@@ -57,11 +59,24 @@ async def save_upload(upload: UploadFile, folder: Path) -> Path:
     return path
 
 
+@contextmanager
+def _uploads_named(names: dict[Path, str]) -> Iterator[None]:
+    """Errors about uploaded files name them as the user did, never by the server's temporary path."""
+    try:
+        yield
+    except KuzetError as exc:
+        for path, name in names.items():
+            exc.message = exc.message.replace(str(path), repr(name))
+        exc.args = (exc.message,)
+        raise
+
+
 async def request_with_upload(svc: Services, actor: User, req: WatchlistRequest, photo: UploadFile) -> int:
     """File a watchlist request whose photo arrived as an upload (API and dashboard)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = await save_upload(photo, Path(tmp))
-        return await asyncio.to_thread(svc.watchlists.request, actor, req, path)
+        with _uploads_named({path: photo.filename or "the photo"}):
+            return await asyncio.to_thread(svc.watchlists.request, actor, req, path)
 
 
 async def enrol_with_uploads(
@@ -80,7 +95,9 @@ async def enrol_with_uploads(
     until = parse_expiry(expires, option="expires") if expires else None
     with tempfile.TemporaryDirectory() as tmp:
         paths = [await save_upload(p, Path(tmp)) for p in photos]
-        result = await asyncio.to_thread(
-            svc.gallery.enroll, actor, name, paths, consent=consent, scope=scope or None, expires=until
-        )
+        names = {path: p.filename or f"photo {i + 1}" for i, (path, p) in enumerate(zip(paths, photos, strict=True))}
+        with _uploads_named(names):
+            result = await asyncio.to_thread(
+                svc.gallery.enroll, actor, name, paths, consent=consent, scope=scope or None, expires=until
+            )
     return result.identity.person_id, result.identity.name, result.added

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -29,6 +31,24 @@ STATUS: list[tuple[type[KuzetError], int]] = [
 ]
 """Kuzet error -> HTTP status, most specific first; any other kuzet error is a 400."""
 HINT = "see /docs for the request format"
+ErrorPage = Callable[[Request, int, str, str], Awaitable[Response]]
+"""(request, status, message, hint) -> a page for a person: what `kuzet.web` installs as `app.state.error_page`."""
+
+
+def for_machine(request: Request) -> bool:
+    """Whether a request is a program's (the API, metrics, the OpenAPI document), not a person's in a browser."""
+    path = request.url.path
+    return path.startswith("/api/") or path in ("/metrics", "/openapi.json")
+
+
+async def _answer(
+    request: Request, status: int, body: dict[str, dict[str, str]], headers: Mapping[str, str] | None
+) -> Response:
+    """The error body for programs; the application's error page (when it has one) for a person in a browser."""
+    page: ErrorPage | None = getattr(request.app.state, "error_page", None)
+    if page is not None and not for_machine(request):
+        return await page(request, status, body["error"]["message"], body["error"]["hint"])
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def error_status(exc: KuzetError) -> int:
@@ -46,18 +66,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(KuzetError)
     async def kuzet_error(request: Request, exc: KuzetError) -> Response:
         status = error_status(exc)
-        machine = request.url.path.startswith("/api/") or request.url.path == "/metrics"
-        if not machine and isinstance(exc, AuthError):  # a person in a browser (the dashboard): to sign-in
+        if not for_machine(request) and isinstance(exc, AuthError):  # a person in a browser (the dashboard): to sign-in
             return RedirectResponse("/login", status_code=303)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(_body(type(exc).__name__, exc.message, exc.hint), status_code=status, headers=headers)
+        return await _answer(request, status, _body(type(exc).__name__, exc.message, exc.hint), headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         kind = "PayloadTooLarge" if exc.status_code == 413 else "HTTPError"
-        return JSONResponse(_body(kind, str(exc.detail), HINT), status_code=exc.status_code, headers=exc.headers)
+        return await _answer(request, exc.status_code, _body(kind, str(exc.detail), HINT), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        return JSONResponse(_body("ValidationError", problems, HINT), status_code=422)
+        return await _answer(request, 422, _body("ValidationError", problems, HINT), None)

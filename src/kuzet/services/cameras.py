@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from functools import cached_property
 
 import cv2
@@ -19,7 +20,7 @@ from kuzet.ingest.sources import FrameSource, open_source, redact_url
 from kuzet.services.context import ServiceContext
 from kuzet.services.uow import AuditedUnitOfWork
 from kuzet.store.media import encode_jpeg
-from kuzet.store.status import ServiceStatus, read_status
+from kuzet.store.status import CameraStatus, ServiceStatus, read_status
 
 log = logging.getLogger("kuzet")
 FACE_COLOUR = (46, 204, 113)
@@ -34,37 +35,57 @@ class CameraService:
         self.uow = uow
 
     def overview(self, actor: User) -> list[dict[str, object]]:
-        """Configured cameras and every camera seen in an analysis, with run counts and live state."""
+        """Every camera: configured, running live (working or not) or seen in an analysis; run counts and live state.
+
+        A camera `kuzet run` reports is listed even when it is down, with its state and why; `state` is
+        "not running" for a camera no live service runs, and "unknown" when the service stopped reporting.
+        """
         self.uow.require(actor, "cameras.view")
-        out: dict[str, dict[str, object]] = {
-            c.name: {
-                "name": c.name,
-                "source": redact_url(c.source),
-                "fps": c.fps,
-                "runs": 0,
-                "frames": 0,
-                "last_run": "",
-            }
-            for c in self.ctx.config.cameras
-        }
+        out: dict[str, dict[str, object]] = {}
+
+        def row(name: str, source: str, fps: float | None) -> dict[str, object]:
+            return out.setdefault(
+                name, {"name": name, "source": source, "fps": fps, "runs": 0, "frames": 0, "last_run": ""}
+            )
+
+        for c in self.ctx.config.cameras:
+            row(c.name, redact_url(c.source), c.fps)
+        live, stale = self._live_cameras()
+        for st in live.values():
+            row(st.camera, st.source, None)
         with self.uow.read() as r:
             runs = r.events.camera_runs()
         for camera, source, frames, finished in runs:
-            cam = out.setdefault(
-                camera, {"name": camera, "source": source, "fps": None, "runs": 0, "frames": 0, "last_run": ""}
-            )
+            cam = row(camera, source, None)
             cam["runs"] = int(str(cam["runs"])) + 1
             cam["frames"] = int(str(cam["frames"])) + frames
             cam["last_run"] = finished.isoformat(timespec="seconds")
-        try:
-            live = {c.camera: c for c in read_status(self.ctx.data_dir).cameras}
-        except NotFoundError:
-            live = {}
         for cam in out.values():
-            st = live.get(str(cam["name"]))
-            cam["state"] = st.state if st is not None else "-"
-            cam["reason"] = st.reason if st is not None else ""
-        return list(out.values())
+            cam.update(_live_fields(live.get(str(cam["name"])), stale=stale))
+        return sorted(out.values(), key=lambda c: str(c["name"]))
+
+    def camera(self, actor: User, name: str) -> dict[str, object]:
+        """One camera's row of `overview`.
+
+        Raises:
+            NotFoundError: No camera of that name is configured, live or analysed.
+        """
+        for cam in self.overview(actor):
+            if cam["name"] == name:
+                return cam
+        raise NotFoundError(f"no camera named {name!r}", hint="see the camera list for the names")
+
+    STALE_S = 60.0
+    """A live status older than this means the service stopped reporting (it crashed or its machine is gone)."""
+
+    def _live_cameras(self) -> tuple[dict[str, CameraStatus], bool]:
+        """The cameras `kuzet run` last reported, and whether that report is stale."""
+        try:
+            status = read_status(self.ctx.data_dir)
+        except NotFoundError:
+            return {}, False
+        stale = status.state != "stopped" and self.ctx.now().timestamp() - status.updated > self.STALE_S
+        return {c.camera: c for c in status.cameras}, stale
 
     def check_purposes(self, actor: User, cameras: list[CameraConfig]) -> None:
         """Every live camera states a purpose, and none names a prohibited target (refusals are audited).
@@ -124,6 +145,9 @@ class CameraService:
         for cam in self.ctx.config.cameras:
             if cam.name == name and cam.source:
                 return cam.source
+        live = self._live_cameras()[0].get(name)
+        if live is not None and live.source:
+            return live.source
         with self.uow.read() as r:
             source = r.events.last_source(name)
         if not source:
@@ -162,3 +186,15 @@ class CameraService:
                 label = f"{name}  t={frame.pts:.1f}s  faces {len(faces)}"
                 cv2.putText(image, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
                 yield encode_jpeg(image, quality=80)
+
+
+def _live_fields(st: CameraStatus | None, *, stale: bool) -> dict[str, object]:
+    """A camera's live state for the camera list: state, why, since when, where, and its counters."""
+    if st is None:
+        return {"state": "not running", "reason": "", "since": "", "node": "", "live": {}}
+    state, reason = st.state, st.reason
+    if stale and state != "stopped":
+        state, reason = "unknown", f"kuzet run stopped reporting; last state {st.state}"
+    since = datetime.fromtimestamp(st.since, UTC).isoformat(timespec="seconds")
+    counts = {k: getattr(st, k) for k in ("frames_analysed", "frames_dropped", "events", "alerts", "passages")}
+    return {"state": state, "reason": reason, "since": since, "node": st.node, "live": counts}

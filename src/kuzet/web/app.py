@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from kuzet.api.app import create_app as create_api
 from kuzet.services.container import Services
+from kuzet.web.chrome import error_page
 from kuzet.web.views import router
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -17,6 +18,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 def create_app(services: Services, *, secure_cookies: bool | None = None) -> FastAPI:
     """The API (`kuzet.api.app.create_app`) and the dashboard over one `Services`."""
     app = create_api(services, secure_cookies=secure_cookies)
+    app.state.error_page = error_page  # errors on the dashboard's pages are pages, with the menu
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

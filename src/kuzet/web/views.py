@@ -4,34 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from kuzet.api.deps import enrol_with_uploads, request_with_upload, services, start_session
 from kuzet.api.security import CSRF_COOKIE, SESSION_COOKIE, authenticate
 from kuzet.core.errors import KuzetError
 from kuzet.core.types import User
 from kuzet.services import permissions
+from kuzet.web.chrome import page
 
-templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 router = APIRouter(include_in_schema=False)
 
 
-def _page(request: Request, name: str, user: User | None, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(
-        request,
-        name,
-        {
-            "user": user,
-            "roles": sorted(user.roles) if user else [],
-            "csrf": request.cookies.get(CSRF_COOKIE, ""),
-            **context,
-        },
-    )
+_page = page
 
 
 def _flash(request: Request) -> dict[str, str]:
@@ -316,8 +304,7 @@ def users_page(request: Request) -> HTMLResponse:
 def camera_page(request: Request, name: str) -> HTMLResponse:
     """One camera: its live or replayed picture with detections (faces and plates pixelated)."""
     user = _user(request)
-    source = services(request).cameras.source(user, name)
-    return _page(request, "camera.html", user, camera=name, source=source)
+    return _page(request, "camera.html", user, cam=services(request).cameras.camera(user, name))
 
 
 @router.get("/cameras", response_class=HTMLResponse)

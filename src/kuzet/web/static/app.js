@@ -12,10 +12,12 @@
       const li = document.createElement("li");
       li.className = "live-alert";
       li.textContent = "Alert " + a.id + " on " + a.camera + " (score " + Number(a.score).toFixed(3) + ", " + a.status + ")";
-      const link = document.createElement("a");
-      link.href = "/review#alert-" + a.id;
-      link.textContent = " review";
-      li.appendChild(link);
+      if (document.body.dataset.canReview) { // only reviewers may open the review queue
+        const link = document.createElement("a");
+        link.href = "/review#alert-" + a.id;
+        link.textContent = " review";
+        li.appendChild(link);
+      }
       list.prepend(li);
     }
   });
