@@ -258,7 +258,7 @@ class Kuzet:
         """`watchlists.request`."""
         return self.services.watchlists.request(actor, req, photo, plate=plate)
 
-    def watchlist_approve(self, actor: User, entry_id: int, *, reason: str = "") -> None:
+    def watchlist_approve(self, actor: User, entry_id: int, *, reason: str) -> None:
         """`watchlists.approve`."""
         self.services.watchlists.approve(actor, entry_id, reason=reason)
 

@@ -37,6 +37,7 @@ EXPECTED: dict[tuple[str, str], set[str] | None] = {
     ("POST", "/api/watchlists"): {"requester"},
     ("POST", "/api/watchlists/{entry_id}/approve"): {"approver"},
     ("POST", "/api/watchlists/{entry_id}/reject"): {"approver"},
+    ("POST", "/api/watchlists/{entry_id}/withdraw"): {"requester", "approver"},
     ("GET", "/api/people"): {"admin", "operator", "approver", "auditor"},
     ("POST", "/api/people"): {"admin", "operator"},
     ("POST", "/api/people/{person_id}/approve"): {"approver"},
@@ -86,8 +87,8 @@ def _call(client: TestClient, method: str, path: str, token: str | None, photo: 
         params.update({"first": "1", "second": "1"})
     if path == "/api/alerts/{alert_id}/review":
         kwargs["json"] = {"decision": "confirm", "reason": "walk"}
-    elif path.endswith(("/approve", "/reject")):
-        kwargs["json"] = {"reason": "walk"}
+    elif path.endswith(("/approve", "/reject", "/withdraw")):
+        kwargs["json"] = {"reason": "route table walk"}
     elif path == "/api/users":
         kwargs["json"] = {"name": f"u{abs(hash(token)) % 10**6}", "password": "long enough pw", "roles": ["operator"]}
     elif path == "/api/auth/login":

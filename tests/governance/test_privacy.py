@@ -297,7 +297,7 @@ def test_transparency_report_counts_a_scripted_scenario(
         expires=date.today() + timedelta(days=30),
     )
     entry = service.watchlist_request(team["req"], req, photo)
-    service.watchlist_approve(team["appr"], entry)
+    service.watchlist_approve(team["appr"], entry, reason="court order checked")
     for bad in [{"note": "opposition blogger"}, {"category": "religion-or-belief"}, {"reference": ""}]:
         with pytest.raises(PolicyRefusal):
             service.watchlist_request(team["req"], _replace(req, **bad), photo)

@@ -84,7 +84,7 @@ def test_requests_breaking_policy_are_refused_and_audited(
 def test_approver_must_differ_from_requester(service: Kuzet, people: dict[str, User], faces_dir: Path) -> None:
     entry = service.watchlist_request(people["appr_req"], _request(), faces_dir / EXAMPLES / "lin-manuel-miranda.png")
     with pytest.raises(PolicyRefusal, match="cannot also approve"):
-        service.watchlist_approve(people["appr_req"], entry)
+        service.watchlist_approve(people["appr_req"], entry, reason="court order checked")
     assert [e.action for e in service.audit_log(people["aud"], action="watchlist.approve_refused")]
     service.watchlist_approve(people["appr"], entry, reason="checked the court order")
     (shown,) = service.watchlist_show(people["aud"])
@@ -97,7 +97,7 @@ def test_roles_gate_each_step(service: Kuzet, people: dict[str, User], faces_dir
         service.watchlist_request(people["op"], _request(), photo)
     entry = service.watchlist_request(people["req"], _request(), photo)
     with pytest.raises(PermissionDenied):
-        service.watchlist_approve(people["req"], entry)
+        service.watchlist_approve(people["req"], entry, reason="court order checked")
     with pytest.raises(PermissionDenied):
         service.review(people["op"], 1, "confirm", reason="x")
 
@@ -113,7 +113,7 @@ def test_rejection_destroys_template_and_photo(service: Kuzet, people: dict[str,
     assert not photo.exists()
     assert len(service._load_gallery()) == 0
     with pytest.raises(PolicyRefusal, match="not pending"):
-        service.watchlist_approve(people["appr"], entry)
+        service.watchlist_approve(people["appr"], entry, reason="court order checked")
 
 
 @pytest.mark.slow
@@ -125,7 +125,7 @@ def test_hit_waits_for_two_reviewers_and_expired_entries_stop_matching(
     )
     result = service.analyze(people["op"], str(video_dir / "short_hamilton_clip.mp4"), camera="stage", fps=10)
     assert result.alert_ids == []  # a request matches nothing until approved
-    service.watchlist_approve(people["appr"], entry)
+    service.watchlist_approve(people["appr"], entry, reason="court order checked")
     result = service.analyze(people["op"], str(video_dir / "short_hamilton_clip.mp4"), camera="stage", fps=10)
     assert result.alert_ids and result.events == []  # a watchlist hit is an alert, not an event
     alert_id = result.alert_ids[0]
@@ -161,7 +161,7 @@ def test_expired_entry_never_matches_even_before_the_purge(
     entry = service.watchlist_request(
         people["req"], _request(expires=TODAY + timedelta(days=1)), faces_dir / EXAMPLES / "lin-manuel-miranda.png"
     )
-    service.watchlist_approve(people["appr"], entry)
+    service.watchlist_approve(people["appr"], entry, reason="court order checked")
     assert len(service._load_gallery().people) == 1
     later = datetime.now(UTC) + timedelta(days=2)
     service.now = lambda: later
@@ -186,7 +186,7 @@ def test_entry_expiring_while_a_camera_runs_gives_no_alert(
     entry = service.watchlist_request(
         people["req"], _request(expires=TODAY + timedelta(days=1)), faces_dir / EXAMPLES / "lin-manuel-miranda.png"
     )
-    service.watchlist_approve(people["appr"], entry)
+    service.watchlist_approve(people["appr"], entry, reason="court order checked")
     session = AnalysisSession(service.services.analysis, people["op"], camera="stage", source="clip", live=True)
     assert session.gallery_people == 1
     later = datetime.now(UTC) + timedelta(days=2)

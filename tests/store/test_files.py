@@ -53,7 +53,7 @@ def test_every_file_is_owner_only_whatever_the_umask(
         ),
         photo,
     )
-    svc.watchlist_approve(approver, entry, reason="checked")
+    svc.watchlist_approve(approver, entry, reason="court order checked")
     svc.analyze(admin, str(photo))  # an alert: snapshots and encrypted originals
     svc.close()
     login = CliRunner().invoke(

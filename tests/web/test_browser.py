@@ -119,12 +119,16 @@ def test_roles_walk_their_flows_in_the_browser(
         reference="2-77/2026",
         authority="Astana city court",
         expires=date.today() + timedelta(days=30),
+        note="seen near the station on 27 November",
     )
     entry = svc.watchlist_request(users["rustam"], req, faces_dir / EXAMPLES / "knn_train_obama_obama.jpg")
     approver = _login(browser, base, "aigul")
     approver.goto(f"{base}/watchlists")
     row = approver.locator(f"#entry-{entry}")
     expect(row.locator(".status")).to_have_text("pending")
+    expect(row.locator("img.thumb")).to_be_visible()  # the approver sees the photo, the note and the requester
+    expect(row.locator(".note")).to_have_text(req.note)
+    expect(row).to_contain_text("rustam")
     _shot(approver, "watchlists")
     row.locator("form[action$='/approve'] input[name=reason]").fill("court order checked")
     row.locator("form[action$='/approve'] button").click()

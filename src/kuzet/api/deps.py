@@ -71,12 +71,16 @@ def _uploads_named(names: dict[Path, str]) -> Iterator[None]:
         raise
 
 
-async def request_with_upload(svc: Services, actor: User, req: WatchlistRequest, photo: UploadFile) -> int:
-    """File a watchlist request whose photo arrived as an upload (API and dashboard)."""
+async def request_with_upload(
+    svc: Services, actor: User, req: WatchlistRequest, photo: UploadFile | None, *, plate: str | None = None
+) -> int:
+    """File a watchlist request whose photo arrived as an upload, or a plate request (API and dashboard)."""
+    if photo is None or not photo.filename:  # a browser sends an empty file field when no photo was chosen
+        return await asyncio.to_thread(svc.watchlists.request, actor, req, None, plate=plate or None)
     with tempfile.TemporaryDirectory() as tmp:
         path = await save_upload(photo, Path(tmp))
         with _uploads_named({path: photo.filename or "the photo"}):
-            return await asyncio.to_thread(svc.watchlists.request, actor, req, path)
+            return await asyncio.to_thread(svc.watchlists.request, actor, req, path, plate=plate or None)
 
 
 async def enrol_with_uploads(

@@ -53,7 +53,7 @@ def watchlist_request(
 @watchlist_app.command("approve")
 def watchlist_approve(
     entry_id: Annotated[int, typer.Argument(help="Entry id.")],
-    reason: Annotated[str, typer.Option("--reason", help="Why it is approved (audited).")] = "",
+    reason: Annotated[str, typer.Option("--reason", help="Why it is approved (required, audited).")],
 ) -> None:
     """Approve a requested entry (approver role; not its requester)."""
     services, actor = session()
@@ -72,10 +72,23 @@ def watchlist_reject(
     console.print(f"rejected watchlist entry {entry_id}")
 
 
+@watchlist_app.command("withdraw")
+def watchlist_withdraw(
+    entry_id: Annotated[int, typer.Argument(help="Entry id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is withdrawn early (required, audited).")],
+) -> None:
+    """Withdraw a pending or approved entry early (its requester or an approver); its template is destroyed."""
+    services, actor = session()
+    destroyed = services.watchlists.withdraw(actor, entry_id, reason=reason)
+    console.print(f"withdrew watchlist entry {entry_id} ({destroyed} template(s) destroyed)")
+
+
 @watchlist_app.command("show")
 def watchlist_show(
     json_flag: JsonFlag = False,
-    status: Annotated[str | None, typer.Option("--status", help="pending, approved, rejected or expired.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="pending, approved, rejected, expired or withdrawn.")
+    ] = None,
 ) -> None:
     """Show watchlist entries (audited)."""
     services, actor = session()

@@ -9,7 +9,8 @@ from kuzet.core.errors import KuzetError
 from kuzet.governance.policy import Policy
 from kuzet.governance.screening import Refusal
 
-PENDING, APPROVED, REJECTED, EXPIRED = "pending", "approved", "rejected", "expired"
+PENDING, APPROVED, REJECTED, EXPIRED, WITHDRAWN = "pending", "approved", "rejected", "expired", "withdrawn"
+STATUSES = (PENDING, APPROVED, REJECTED, EXPIRED, WITHDRAWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,8 @@ class WatchlistEntry:
     decision_reason: str
     photo: str
     created_at: str
+    withdrawn_by: str = ""
+    withdraw_reason: str = ""
 
 
 def expiry_instant(day: date) -> datetime:

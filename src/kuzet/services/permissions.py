@@ -31,6 +31,7 @@ PERMISSIONS: dict[str, Permission] = {
     "watchlist.request": Permission(("requester",), "request watchlist entries"),
     "watchlist.approve": Permission(("approver",), "approve watchlist entries"),
     "watchlist.reject": Permission(("approver",), "reject watchlist entries"),
+    "watchlist.withdraw": Permission(("requester", "approver"), "withdraw watchlist entries"),
     "watchlist.view": Permission(("requester", "approver", "reviewer", "auditor", "admin"), "view watchlists"),
     "watchlist.photo": Permission(("reviewer", "approver", "auditor"), "see watchlist photos"),
     "analysis.run": Permission(("admin", "operator"), "run analyses"),

@@ -106,13 +106,16 @@ class WatchlistService:
                 raise InputError(f"plate {plate!r} is not 2-10 letters and digits", hint="e.g. --plate 123ABC02")
             return text.encode(), wl.PLATE_MODEL, "", hashlib.sha256(text.encode()).hexdigest()
         if photo is None:
-            raise InputError(f"category {req.category} watches faces", hint="give --photo")
+            raise InputError(
+                f"category {req.category} watches faces: a request needs a photo of the person (one face)",
+                hint="give --photo FILE (command line) or the photo field (API and web form)",
+            )
         vector, crop, sha = self.gallery.face_template(photo)
         rel = self.ctx.media.save_encrypted(encode_jpeg(crop), cipher=self.ctx.cipher, kind="watchlist")
         return np.ascontiguousarray(vector, "<f4").tobytes(), self.ctx.models.face_embedder.name, rel, sha
 
-    def approve(self, actor: User, entry_id: int, *, reason: str = "") -> None:
-        """Approve a pending entry; the approver must not be its requester (checked inside the transaction)."""
+    def approve(self, actor: User, entry_id: int, *, reason: str) -> None:
+        """Approve a pending entry with a written reason; the approver must not be its requester (checked inside)."""
         self._decide(actor, entry_id, approve=True, reason=reason)
 
     def reject(self, actor: User, entry_id: int, *, reason: str) -> None:
@@ -123,10 +126,10 @@ class WatchlistService:
         decision = "approve" if approve else "reject"
         self.uow.require(actor, f"watchlist.{decision}")
         obj, refused = f"watchlist:{entry_id}", f"watchlist.{decision}_refused"
-        if not approve and not reason.strip():
-            raise self.uow.refuse(
-                actor, refused, object=obj, reason="a rejection needs a reason", hint="add --reason TEXT"
-            )
+        reason = self.uow.justified(
+            actor, refused, reason, object=obj, reason=f"{'an approval' if approve else 'a rejection'} needs a reason",
+            hint="write why, e.g. --reason 'court order 2-77/2026 checked with the court'",
+        )  # fmt: skip
         self.uow.screen(actor, refused, obj, {"reason": reason})
         if approve:
             self.expire()
@@ -136,7 +139,7 @@ class WatchlistService:
                 four_eyes(f"entry {entry_id}", status, requester, actor)
                 if approve and self.ctx.policy.category(category) is None:
                     raise Refused(f"category {category!r} is no longer allowed")
-                why = reason if approve else reason.strip()
+                why = reason
                 destroyed, photo = w.watchlists.decide(
                     entry_id,
                     status=wl.APPROVED if approve else wl.REJECTED,
@@ -150,6 +153,51 @@ class WatchlistService:
                 w.audit(actor, f"watchlist.{decision}", object=obj, justification=why, details=details)
         except Refused as r:
             raise self.uow.refuse(actor, refused, object=obj, reason=r.reason, hint=r.hint) from None
+
+    def withdraw(self, actor: User, entry_id: int, *, reason: str) -> int:
+        """Withdraw a pending or approved entry before it expires (the person was found, the court order lifted).
+
+        It stops matching at once (running cameras drop it at their next look at the change feed); its templates and
+        photo are destroyed as on expiry. Its requester or an approver may withdraw it, with a written reason.
+
+        Returns:
+            How many templates were destroyed.
+        """
+        self.uow.require(actor, "watchlist.withdraw")
+        obj, refused = f"watchlist:{entry_id}", "watchlist.withdraw_refused"
+        reason = self.uow.justified(
+            actor, refused, reason, object=obj, reason="a withdrawal needs a reason",
+            hint="write why, e.g. --reason 'person found; order 2-77/2026 lifted'",
+        )  # fmt: skip
+        self.uow.screen(actor, refused, obj, {"reason": reason})
+        try:
+            with self.uow.tx() as w:
+                status, requester, _ = w.watchlists.decision_facts(entry_id)
+                if status not in (wl.PENDING, wl.APPROVED):
+                    raise Refused(f"entry {entry_id} is {status}; only a pending or approved entry can be withdrawn")
+                if "approver" not in actor.roles and requester != actor.user_id:
+                    raise Refused(
+                        f"entry {entry_id} was requested by someone else",
+                        hint="its requester or an approver may withdraw it",
+                    )
+                destroyed, photo = w.watchlists.withdraw(entry_id, by=actor.user_id, reason=reason, now=self.ctx.now())
+                details: Details = {"templates_destroyed": destroyed, "was": status}
+                w.audit(actor, "watchlist.withdraw", object=obj, justification=reason, details=details)
+        except Refused as r:
+            raise self.uow.refuse(actor, refused, object=obj, reason=r.reason, hint=r.hint) from None
+        if photo:
+            self.ctx.media.delete(photo)
+        return destroyed
+
+    def plates(self, actor: User, entry_ids: list[int]) -> dict[int, str]:
+        """The plate text of plate entries, for the people who decide on them (audited, like their photos)."""
+        self.uow.require(actor, "watchlist.photo")
+        with self.uow.read() as r:
+            blobs = r.watchlists.plate_blobs(entry_ids)
+        out = {i: self.ctx.cipher.decrypt(b, context=f"watchlist:{i}").decode() for i, b in blobs.items()}
+        if out:
+            self.uow.record(actor, "watchlist.plates_view", details={"entries": ",".join(map(str, sorted(out)))})
+        return out
 
     def show(self, actor: User, *, status: str | None = None) -> list[wl.WatchlistEntry]:
         """Watchlist entries (never their templates); viewing them is audited."""

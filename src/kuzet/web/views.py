@@ -134,17 +134,22 @@ def review_form(
 
 @router.get("/watchlists", response_class=HTMLResponse)
 def watchlists_page(request: Request) -> HTMLResponse:
-    """Watchlist entries, requests to decide, and the request form."""
+    """Watchlist entries with what approvers decide on (photo or plate, note, basis, requester), and the forms."""
     user = _user(request)
     svc = services(request)
     rows = svc.watchlists.show(user)
-    categories = sorted(svc.ctx.policy.model.categories)
+    plates: dict[int, str] = {}
+    if permissions.holds(user, "watchlist.photo"):
+        plates = svc.watchlists.plates(user, [e.entry_id for e in rows if e.kind == "plate" and e.status == "pending"])
     return _page(
         request,
         "watchlists.html",
         user,
         entries=rows,
-        categories=categories,
+        plates=plates,
+        see_photos=permissions.holds(user, "watchlist.photo"),
+        may_withdraw=permissions.holds(user, "watchlist.withdraw"),
+        categories=sorted(svc.ctx.policy.model.categories),
         bases=svc.ctx.policy.model.legal_basis_types,
         **_flash(request),
     )
@@ -158,9 +163,15 @@ def watchlist_decide(
     reason: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    """Approve or reject a request."""
+    """Approve, reject or withdraw an entry."""
     user = _user(request, csrf_token)
     lists = services(request).watchlists
+    if decision == "withdraw":
+        try:
+            destroyed = lists.withdraw(user, entry_id, reason=reason)
+        except KuzetError as exc:
+            return _back("/watchlists", error=exc.message)
+        return _back("/watchlists", message=f"entry {entry_id} withdrawn ({destroyed} template(s) destroyed)")
     return _decide("/watchlists", decision, lists.approve, lists.reject, user, entry_id, reason, f"entry {entry_id}")
 
 
@@ -224,11 +235,12 @@ async def watchlist_request_form(
     reference: Annotated[str, Form()],
     authority: Annotated[str, Form()],
     expires: Annotated[str, Form()],
-    photo: Annotated[UploadFile, File()],
+    photo: Annotated[UploadFile | None, File()] = None,
+    plate: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    """File a watchlist request from the form; refusals are shown with their reason (and audited)."""
+    """File a watchlist request (a face photo, or a plate) from the form; refusals show their reason (audited)."""
     from kuzet.governance.watchlists import WatchlistRequest
 
     user = _user(request, csrf_token)
@@ -243,7 +255,7 @@ async def watchlist_request_form(
             expires=expires,
             note=note,
         )
-        entry_id = await request_with_upload(services(request), user, req, photo)
+        entry_id = await request_with_upload(services(request), user, req, photo, plate=plate.strip() or None)
     except KuzetError as exc:
         return _back("/watchlists", error=exc.message)
     return _back("/watchlists", message=f"requested entry {entry_id}; it needs another user's approval")

@@ -16,7 +16,9 @@ router = APIRouter(prefix="/api/watchlists", tags=["watchlists"])
 
 @router.get("")
 def list_watchlists(
-    svc: Svc, actor: Actor, status: Annotated[str | None, Query(pattern="^(pending|approved|rejected|expired)$")] = None
+    svc: Svc,
+    actor: Actor,
+    status: Annotated[str | None, Query(pattern="^(pending|approved|rejected|expired|withdrawn)$")] = None,
 ) -> list[dict[str, Any]]:
     """Watchlist entries (never templates)."""
     return [asdict(e) for e in svc.watchlists.show(actor, status=status)]
@@ -33,10 +35,15 @@ async def request_entry(
     reference: Annotated[str, Form(max_length=200)],
     authority: Annotated[str, Form(max_length=200)],
     expires: Annotated[str, Form(max_length=10)],
-    photo: Annotated[UploadFile, File()],
+    photo: Annotated[UploadFile | None, File()] = None,
+    plate: Annotated[str | None, Form(max_length=20)] = None,
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> dict[str, int]:
-    """Request a watchlist entry (requesters); it matches nothing until another user approves it."""
+    """Request a watchlist entry (requesters); it matches nothing until another user approves it.
+
+    A face category (e.g. wanted-person) takes `photo` (one face); a plate category (e.g. stolen-vehicle) takes
+    `plate` (its letters and digits) instead.
+    """
     req = WatchlistRequest.from_text(
         list_name=list_name,
         name=name,
@@ -47,7 +54,7 @@ async def request_entry(
         expires=expires,
         note=note,
     )
-    return {"id": await request_with_upload(svc, actor, req, photo)}
+    return {"id": await request_with_upload(svc, actor, req, photo, plate=plate)}
 
 
 @router.post("/{entry_id}/approve")
@@ -55,6 +62,16 @@ def approve_entry(entry_id: Id, body: ReasonBody, svc: Svc, actor: Actor) -> dic
     """Approve a request (approvers; never the requester)."""
     svc.watchlists.approve(actor, entry_id, reason=body.reason)
     return {"id": entry_id, "status": "approved"}
+
+
+@router.post("/{entry_id}/withdraw")
+def withdraw_entry(entry_id: Id, body: ReasonBody, svc: Svc, actor: Actor) -> dict[str, Any]:
+    """Withdraw a pending or approved entry before it expires (its requester or an approver; a reason is required).
+
+    It stops matching at once; its template and photo are destroyed.
+    """
+    destroyed = svc.watchlists.withdraw(actor, entry_id, reason=body.reason)
+    return {"id": entry_id, "status": "withdrawn", "templates_destroyed": destroyed}
 
 
 @router.post("/{entry_id}/reject")

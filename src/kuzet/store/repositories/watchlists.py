@@ -16,6 +16,7 @@ from kuzet.governance.watchlists import (
     EXPIRED,
     PENDING,
     PLATE_MODEL,
+    WITHDRAWN,
     WatchlistEntry,
     WatchlistRequest,
     expiry_instant,
@@ -131,6 +132,30 @@ class WatchlistRepository:
         row.approver_id = approver_id
         row.decision_reason = reason
         row.decided_at = now
+        return destroyed, photo
+
+    def plate_blobs(self, entry_ids: list[int]) -> dict[int, bytes]:
+        """The encrypted plate text of those of `entry_ids` that are plate entries with a template left."""
+        if not entry_ids:
+            return {}
+        query = select(WatchlistTemplateRow.entry_id, WatchlistTemplateRow.vector).where(
+            WatchlistTemplateRow.entry_id.in_(entry_ids), WatchlistTemplateRow.model == PLATE_MODEL
+        )
+        return {entry_id: blob for entry_id, blob in self.session.execute(query)}
+
+    def withdraw(self, entry_id: int, *, by: int, reason: str, now: datetime) -> tuple[int, str]:
+        """Withdraw an entry before it expires: it stops matching, its templates are destroyed.
+
+        Returns:
+            Templates destroyed, and the photo (media path) to delete ("" when none).
+        """
+        row = self.get_row(entry_id)
+        destroyed = self.destroy_templates(entry_id)
+        photo, row.photo = row.photo, ""
+        row.status = WITHDRAWN
+        row.withdrawn_by_id = by
+        row.withdrawn_at = now
+        row.withdraw_reason = reason
         return destroyed, photo
 
     def expire_due(self, now: datetime) -> list[tuple[int, int, str, datetime]]:
@@ -276,6 +301,8 @@ class WatchlistRepository:
                 decision_reason=r.decision_reason,
                 photo=r.photo,
                 created_at=iso_utc(r.created_at),
+                withdrawn_by=names.get(r.withdrawn_by_id, "") if r.withdrawn_by_id else "",
+                withdraw_reason=r.withdraw_reason,
             )
             for r in self.session.scalars(query)
         ]
