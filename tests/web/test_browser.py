@@ -163,6 +163,8 @@ def test_roles_walk_their_flows_in_the_browser(
         card.locator("input[name=reason]").fill(f"{name}: same face as the enrolled photo")
         card.locator("button[value=confirm]").click()
         expect(reviewer.locator(".msg")).to_contain_text(expected)
+    expect(reviewer.locator(f"#alert-{alert_id}")).to_have_count(0)  # the queue holds only what waits for review
+    reviewer.click("nav.tabs >> text=decided")
     expect(reviewer.locator(f"#alert-{alert_id} .status")).to_have_text("confirmed")
     assert [a.status for a in svc.review_list(users["timur"], status=None)] == ["confirmed"]
 
@@ -176,6 +178,14 @@ def test_roles_walk_their_flows_in_the_browser(
     _shot(auditor, "events")
     auditor.goto(f"{base}/report")
     expect(auditor.locator("h1")).to_contain_text("Transparency report")
+    auditor.fill("#report-period input[name=from]", (date.today() - timedelta(days=7)).isoformat())
+    auditor.click("#report-period button")
+    expect(auditor.locator(".report")).to_contain_text(f"{date.today() - timedelta(days=7)}")
+    with auditor.expect_download() as download:
+        auditor.click("#report-pdf")
+    pdf = download.value
+    assert pdf.suggested_filename.endswith(".pdf")
+    assert Path(pdf.path()).read_bytes().startswith(b"%PDF")
     _shot(auditor, "transparency-report")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,84 @@ def test_an_upload_error_names_the_file_not_the_servers_temporary_path(site: tup
     shown = client.get(answer.headers["location"]).text
     assert "holiday.jpg" in shown
     assert "/tmp" not in shown and "upload-0" not in shown
+
+
+def _store_events(svc: Services, n: int) -> None:
+    """`n` match events on two cameras (stored through the repositories, as an analysis would)."""
+    import numpy as np
+
+    from kuzet.store.repositories.events import NewEvent, RunRecord
+    from kuzet.store.repositories.gallery import NewTemplate
+
+    now = svc.ctx.now()
+    with svc.uow.tx() as w:
+        ann, _ = w.gallery.add_templates(
+            "Ann", [NewTemplate(np.ones(128, np.float32), "a")], model="m", cipher=svc.ctx.cipher, now=now
+        )
+        for cam in ("gate", "hall"):
+            events = [NewEvent(ann.person_id, "Ann", 0.9, float(i), i + 1.0, i, "") for i in range(n // 2)]
+            w.events.save_run(RunRecord(cam, "src", now, 10, 2, 2, 1, 1), events, now=now)
+
+
+def _rows(html: str) -> int:
+    return len(re.findall(r'<tr id="event-\d+">', html))
+
+
+def test_events_page_filters_pages_and_exports_with_a_justification(site: tuple[Services, TestClient]) -> None:
+    svc, client = site
+    _store_events(svc, 120)
+    _sign_in(client, "auditor")
+    first = client.get("/events").text
+    assert _rows(first) == 50 and 'id="older-events"' in first
+    ids = re.findall(r'id="event-(\d+)"', first)
+    assert ids == sorted(ids, key=int, reverse=True)  # newest first
+    last = client.get("/events?offset=100").text
+    assert _rows(last) == 20 and 'id="older-events"' not in last and "newer" in last
+    gate = client.get("/events?camera=gate").text
+    assert _rows(gate) == 50 and ">hall<" not in gate
+    future = client.get(f"/events?from={(date.today() + timedelta(days=2)).isoformat()}").text
+    assert "No events." in future
+    bad = client.get("/events?from=yesterday")
+    assert bad.status_code == 422 and "is not a date" in bad.text
+
+    csrf = client.cookies["kuzet_csrf"]
+    refused = client.post("/events/export?camera=hall", data={"justification": "", "csrf_token": csrf})
+    assert (
+        refused.status_code == 303 and "needs a written justification" in client.get(refused.headers["location"]).text
+    )
+    why = "request 17/2026 from the city prosecutor"
+    csv_answer = client.post("/events/export?camera=hall", data={"justification": why, "csrf_token": csrf})
+    assert csv_answer.headers["content-type"].startswith("text/csv")
+    lines = csv_answer.text.strip().splitlines()
+    assert lines[0].startswith("event_id,camera") and len(lines) == 61 and all(",hall," in x for x in lines[1:])
+    with raw_db(svc.ctx.data_dir, read_only=True) as db:
+        exports = db.execute("SELECT justification FROM audit_entries WHERE action = 'events.export'").fetchall()
+    assert [tuple(r) for r in exports] == [(why,)]
+
+
+def test_audit_log_newest_first_with_older_pages(site: tuple[Services, TestClient]) -> None:
+    svc, client = site
+    auditor, _ = svc.users.login("auditor", PASSWORD)
+    for _ in range(120):
+        svc.records.events(auditor, limit=1)  # each look is a ledger entry
+    _sign_in(client, "auditor")
+    with svc.uow.read() as r:
+        size = r.ledger.size()
+    page = client.get("/audit").text
+    seqs = [int(s) for s in re.findall(r"<tr><td>(\d+)</td><td>\d{4}-", page.split('id="ledger"', 1)[1])]
+    assert seqs[0] == size and seqs == sorted(seqs, reverse=True) and len(seqs) == 100
+    older = client.get(f"/audit?before={seqs[-1]}").text
+    rest = [int(s) for s in re.findall(r"<tr><td>(\d+)</td><td>\d{4}-", older.split('id="ledger"', 1)[1])]
+    assert rest[0] == seqs[-1] - 1 and rest[-1] == 1
+
+
+def test_transparency_page_takes_a_period_and_downloads_a_pdf(site: tuple[Services, TestClient]) -> None:
+    _, client = site
+    _sign_in(client, "auditor")
+    page = client.get("/report?from=2026-01-01&to=2026-01-31").text
+    assert "<b>2026-01-01</b> to <b>2026-01-31</b>" in page and _menu(page)
+    pdf = client.get("/api/reports/transparency?from=2026-01-01&to=2026-01-31&format=pdf&download=true")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert 'filename="kuzet-transparency-2026-01-01-2026-01-31.pdf"' in pdf.headers["content-disposition"]
+    backwards = client.get("/report?from=2026-02-01&to=2026-01-01")
+    assert backwards.status_code == 400 and "before" in backwards.text

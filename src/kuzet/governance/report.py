@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from kuzet.governance.policy import Policy
 
@@ -194,6 +195,21 @@ def _table(rows: Mapping[str, int] | Sequence[Mapping[str, object]], headers: tu
 
 def render_html(rep: TransparencyReport) -> str:
     """A self-contained HTML page (inline CSS and SVG charts)."""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>kuzet transparency report {rep.period_from} to {rep.period_to}</title>
+<style>
+body{{font-family:system-ui,sans-serif;max-width:960px;margin:2rem auto;padding:0 1rem;color:#1a202c}}
+table{{border-collapse:collapse;margin:.5rem 0 1rem}}
+td,th{{border:1px solid #cbd5e0;padding:.25rem .6rem;text-align:left}}
+th{{background:#edf2f7}}code{{word-break:break-all;font-size:.85em}}.grid{{display:flex;flex-wrap:wrap;gap:1rem}}
+</style></head><body>
+{render_body(rep)}</body></html>
+"""
+
+
+def render_body(rep: TransparencyReport) -> str:
+    """The report's content as HTML (every value escaped), for a page of its own or inside the dashboard."""
     fmr = "n/a (no decided alerts)" if rep.false_match_rate is None else f"{rep.false_match_rate:.1%}"
     cp = rep.checkpoint
     held = {k: cp[k] for k in ("tree_size", "root_hash", "timestamp", "key_id", "public_key", "signature") if k in cp}
@@ -211,16 +227,7 @@ def render_html(rep: TransparencyReport) -> str:
         if rep.key_fingerprint
         else ""
     )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>kuzet transparency report {rep.period_from} to {rep.period_to}</title>
-<style>
-body{{font-family:system-ui,sans-serif;max-width:960px;margin:2rem auto;padding:0 1rem;color:#1a202c}}
-table{{border-collapse:collapse;margin:.5rem 0 1rem}}
-td,th{{border:1px solid #cbd5e0;padding:.25rem .6rem;text-align:left}}
-th{{background:#edf2f7}}code{{word-break:break-all;font-size:.85em}}.grid{{display:flex;flex-wrap:wrap;gap:1rem}}
-</style></head><body>
-<h1>Transparency report</h1>
+    return f"""<h1>Transparency report</h1>
 <p>Period: <b>{rep.period_from}</b> to <b>{rep.period_to}</b> (UTC). Generated {rep.generated_at}.
 Aggregates only: this report contains no names and no faces.</p>
 <h2>Cameras and analysis</h2>
@@ -248,20 +255,19 @@ matched nobody and were counted, not stored.</p>
 {fingerprint}
 <p>Anyone can check a ledger against this root with the public key below and <code>kuzet audit prove</code>.</p>
 <pre>{html.escape(rep.public_key_pem)}</pre>
-</body></html>
 """
 
 
-def render_pdf(rep: TransparencyReport, path: Path) -> None:
-    """The report as a PDF (matplotlib): a summary page and a page of charts."""
-    import matplotlib
+def render_pdf(rep: TransparencyReport, path: Path | BinaryIO) -> None:
+    """The report as a PDF (matplotlib): a summary page and a page of charts, to a file or a binary stream.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Figures are made without pyplot, so a server may render reports in several threads at once.
+    """
     from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.figure import Figure
 
     with PdfPages(path) as pdf:
-        fig = plt.figure(figsize=(8.27, 11.69))
+        fig = Figure(figsize=(8.27, 11.69))
         fig.text(0.08, 0.95, "kuzet transparency report", fontsize=18, weight="bold")
         lines = [
             f"Period {rep.period_from} to {rep.period_to} (UTC); generated {rep.generated_at}",
@@ -288,8 +294,8 @@ def render_pdf(rep: TransparencyReport, path: Path) -> None:
         for i, line in enumerate(lines):
             fig.text(0.08, 0.9 - i * 0.03, line, fontsize=9, family="monospace", wrap=True)
         pdf.savefig(fig)
-        plt.close(fig)
-        fig, axes = plt.subplots(3, 1, figsize=(8.27, 11.69))
+        fig = Figure(figsize=(8.27, 11.69))
+        axes = fig.subplots(3, 1)
         for ax, (title, counts) in zip(
             axes,
             [
@@ -305,7 +311,6 @@ def render_pdf(rep: TransparencyReport, path: Path) -> None:
             ax.invert_yaxis()
         fig.tight_layout()
         pdf.savefig(fig)
-        plt.close(fig)
 
 
 def write_report(rep: TransparencyReport, out: Path) -> None:
@@ -321,3 +326,14 @@ def write_report(rep: TransparencyReport, out: Path) -> None:
         from kuzet.core.errors import InputError
 
         raise InputError(f"cannot write a report as {out.name}", hint="use a .html, .json or .pdf file name")
+
+
+def report_bytes(rep: TransparencyReport, fmt: str) -> tuple[bytes, str]:
+    """The report as a download: (content, media type) for `fmt` html, json or pdf."""
+    if fmt == "pdf":
+        buffer = io.BytesIO()
+        render_pdf(rep, buffer)
+        return buffer.getvalue(), "application/pdf"
+    if fmt == "json":
+        return (json.dumps(rep.to_json(), indent=2) + "\n").encode(), "application/json"
+    return render_html(rep).encode(), "text/html; charset=utf-8"

@@ -66,6 +66,20 @@ class AuditService:
         self.uow.record(actor, "audit.view", details={"start": start, "count": len(rows)})
         return rows
 
+    def recent(self, actor: User, *, before: int | None = None, limit: int = 100) -> tuple[list[AuditEntry], int]:
+        """The ledger newest first: `limit` entries before entry `before` (None: the newest), and the ledger's size.
+
+        Reading them is itself an entry.
+        """
+        self.uow.require(actor, "audit.read")
+        with self.uow.read() as r:
+            size = r.ledger.size()
+            end = size + 1 if before is None else max(1, min(before, size + 1))
+            start = max(1, end - limit)
+            rows = r.ledger.entries(start=start, limit=end - start)
+        self.uow.record(actor, "audit.view", details={"start": start, "count": len(rows)})
+        return rows[::-1], size
+
     def checkpoint(self, actor: User) -> Checkpoint:
         """Sign a checkpoint of the ledger as it is now (it covers this request's own entry)."""
         self.uow.require(actor, "audit.sign")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime
 
 from kuzet.core.errors import InputError
@@ -39,6 +41,35 @@ class RecordService:
         self.uow.record(actor, "events.view", justification=justification, details=details)
         return rows
 
+    def export_events(
+        self,
+        actor: User,
+        *,
+        justification: str,
+        camera: str | None = None,
+        identity: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 10_000,
+    ) -> str:
+        """Events as CSV (no pictures), for a written reason; the export and its filters are audited."""
+        self.uow.require(actor, "events.view")
+        why = self.uow.justified(
+            actor, "events.export_refused", justification, object="events",
+            reason="an export needs a written justification", hint="say why, e.g. the case or request number",
+        )  # fmt: skip
+        self.uow.screen(actor, "events.export_refused", "events", {"justification": why})
+        with self.uow.read() as r:
+            rows = r.events.list(camera=camera, identity=identity, limit=limit, offset=0, since=since, until=until)
+        details = {"camera": camera, "identity": identity, "count": len(rows), "format": "csv"}
+        self.uow.record(actor, "events.export", justification=why, details=details)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["event_id", "camera", "identity", "score", "start_s", "end_s", "stored_at"])
+        for e in rows:
+            writer.writerow([e.event_id, e.camera, _cell(e.identity), f"{e.score:.4f}", e.start, e.end, e.created_at])
+        return out.getvalue()
+
     def traffic(
         self,
         actor: User,
@@ -68,3 +99,8 @@ class RecordService:
     def event_json(self, event: Event) -> dict[str, object]:
         """An event as the JSON object the CLI and API return."""
         return views.event(event, self.ctx.media)
+
+
+def _cell(text: str) -> str:
+    """A CSV cell a spreadsheet will not run as a formula (a name may start with = + - @)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
-from typing import Annotated
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 
 from kuzet.api.deps import enrol_with_uploads, request_with_upload, services, start_session
 from kuzet.api.security import CSRF_COOKIE, SESSION_COOKIE, authenticate
-from kuzet.core.errors import KuzetError
+from kuzet.core.errors import InputError, KuzetError
 from kuzet.core.types import User
 from kuzet.services import permissions
 from kuzet.web.chrome import page
@@ -92,27 +93,77 @@ def overview(request: Request) -> HTMLResponse:
     return _page(request, "overview.html", user, overview=svc.dashboard.overview(user), cameras=cams)
 
 
+PAGE = 50
+"""Rows per page of the dashboard's lists."""
+
+
+def _day(request: Request, name: str, *, end: bool = False) -> datetime | None:
+    """A YYYY-MM-DD query parameter as the start (or the end) of that UTC day; None when absent."""
+    text = request.query_params.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{name} {text[:20]!r} is not a date", hint="use YYYY-MM-DD") from None
+    return datetime.combine(day + timedelta(days=1) if end else day, time(0), tzinfo=UTC)
+
+
+def _offset(request: Request) -> int:
+    given = request.query_params.get("offset", "0")
+    return min(int(given), 10**9) if given.isdigit() and len(given) < 12 else 0
+
+
+def _event_filters(request: Request) -> dict[str, Any]:
+    q = request.query_params
+    return {
+        "camera": q.get("camera", "").strip() or None,
+        "identity": q.get("identity", "").strip() or None,
+        "since": _day(request, "from"),
+        "until": _day(request, "to", end=True),
+    }
+
+
 @router.get("/events", response_class=HTMLResponse)
 def events_page(request: Request) -> HTMLResponse:
-    """Timeline of match events with redacted thumbnails."""
+    """Match events with redacted thumbnails: filters (camera, person, days), pages, and a justified CSV export."""
     user = _user(request)
-    camera = request.query_params.get("camera") or None
-    rows = services(request).records.events(user, camera=camera, limit=100)
-    return _page(request, "events.html", user, events=rows, camera=camera or "")
+    filters, offset = _event_filters(request), _offset(request)
+    rows = services(request).records.events(user, limit=PAGE + 1, offset=offset, **filters)
+    query = {k: request.query_params.get(k, "") for k in ("camera", "identity", "from", "to")}
+    return _page(
+        request, "events.html", user, events=rows[:PAGE], query=query, offset=offset, page=PAGE,
+        more=len(rows) > PAGE, camera=query["camera"], **_flash(request),
+    )  # fmt: skip
+
+
+@router.post("/events/export")
+def events_export(
+    request: Request, justification: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    """The filtered events as CSV, for a written justification (audited)."""
+    user = _user(request, csrf_token)
+    try:
+        text = services(request).records.export_events(user, justification=justification, **_event_filters(request))
+    except KuzetError as exc:
+        return _back("/events", error=exc.message)
+    headers = {"Content-Disposition": 'attachment; filename="kuzet-events.csv"'}
+    return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+REVIEW_TABS = {"pending": "waiting for review", "decided": "decided", "all": "all"}
 
 
 @router.get("/review", response_class=HTMLResponse)
 def review_page(request: Request) -> HTMLResponse:
-    """The review queue."""
+    """The review queue: alerts waiting for review first; decided ones on their own tab."""
     user = _user(request)
-    alerts = services(request).review.list(user, status=None)
-    return _page(
-        request,
-        "review.html",
-        user,
-        alerts=alerts,
-        **_flash(request),
-    )
+    tab = request.query_params.get("status", "pending")
+    tab = tab if tab in REVIEW_TABS else "pending"
+    alerts = services(request).review.list(user, status="pending" if tab == "pending" else None)
+    if tab == "decided":
+        alerts = [a for a in alerts if a.status != "pending"]
+    return _page(request, "review.html", user, alerts=alerts, tab=tab, tabs=REVIEW_TABS, **_flash(request))
 
 
 @router.post("/review/{alert_id}")
@@ -263,18 +314,19 @@ async def watchlist_request_form(
 
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(request: Request) -> HTMLResponse:
-    """The audit log browser."""
+    """The audit log browser, newest entries first, with older pages."""
     user = _user(request)
     svc = services(request)
-    given = request.query_params.get("from", "1") or "1"
-    start = max(1, int(given)) if given.isdigit() and len(given) < 16 else 1
-    rows = svc.audit.log(user, start=start, limit=100)
+    given = request.query_params.get("before", "")
+    before = int(given) if given.isdigit() and len(given) < 16 else None
+    rows, size = svc.audit.recent(user, before=before, limit=100)
     return _page(
         request,
         "audit.html",
         user,
         entries=rows,
-        start=start,
+        size=size,
+        older=rows[-1].seq if rows and rows[-1].seq > 1 else None,
         checkpoints=svc.audit.checkpoints(user)[-5:],
         verdict=request.query_params.get("msg", ""),
         err=request.query_params.get("err", ""),
@@ -295,14 +347,17 @@ def audit_verify_form(request: Request, csrf_token: Annotated[str, Form()] = "")
 
 @router.get("/report", response_class=HTMLResponse)
 def report_page(request: Request) -> HTMLResponse:
-    """The transparency report for the last 30 days."""
-    from kuzet.governance.report import render_html
+    """The transparency report for a chosen period (the last 30 days unless `from`/`to` say), with downloads."""
+    from kuzet.governance.report import render_body
 
     user = _user(request)
     svc = services(request)
     today = svc.ctx.now().date()
-    rep = svc.reports.transparency(user, today - timedelta(days=30), today)
-    return HTMLResponse(render_html(rep))
+    first, last = _day(request, "from"), _day(request, "to")
+    end = last.date() if last else today
+    start = first.date() if first else end - timedelta(days=30)
+    rep = svc.reports.transparency(user, start, end)
+    return _page(request, "report.html", user, report=Markup(render_body(rep)), start=start, end=end)
 
 
 @router.get("/users", response_class=HTMLResponse)
