@@ -27,8 +27,9 @@ def _kuzet(data: Path, *args: str, stdin: str | None = None) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def _signed_in_operator(data: Path) -> None:
-    assert _kuzet(data, "init", "--admin", "root", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
+def _signed_in_operator(data: Path, *, initialised: bool = False) -> None:
+    if not initialised:
+        assert _kuzet(data, "init", "--admin", "root", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
     assert _kuzet(data, "login", "root", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
     code, out = _kuzet(data, "users", "add", "olga", "--role", "operator", "--password-stdin", stdin=PASSWORD + "\n")
     assert code == 0, out
@@ -127,9 +128,13 @@ def test_config_file_in_data_dir_is_used(tmp_path: Path, faces_dir: Path) -> Non
 
 def test_commands_need_a_signed_in_user(tmp_path: Path, faces_dir: Path) -> None:
     data = tmp_path / "d"
-    code, out = _kuzet(data, "enroll", "A", str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"), "--consent", "f1")
-    assert code == 2 and "not signed in" in out and "kuzet init" in out
-    _signed_in_operator(data)
+    photo = str(faces_dir / EXAMPLES / "lin-manuel-miranda.png")
+    code, out = _kuzet(data, "enroll", "A", photo, "--consent", "f1")
+    assert code == 2 and "there is no kuzet data" in out and "kuzet init" in out
+    assert _kuzet(data, "init", "--admin", "root", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
+    code, out = _kuzet(data, "enroll", "A", photo, "--consent", "f1")
+    assert code == 2 and "not signed in" in out and "kuzet login" in out
+    _signed_in_operator(data, initialised=True)
     code, out = _kuzet(data, "whoami")
     assert code == 0 and "olga (operator)" in out
     token_file = data / "session.token"
@@ -162,6 +167,22 @@ def test_console_script_demo_runs_from_installed_packages(tmp_path: Path) -> Non
     assert "reviewer2 confirms -> confirmed" in out  # Grace Hopper's alert, after two reviewers
     assert "1 face track(s) matched nobody" in out  # the cameraman: counted, not stored
     assert "verifies the ledger: OK" in out
+    home = tmp_path / "home"
+    assert (home / "kuzet.db").is_file() and f"kuzet --data-dir {home} login" in out  # the data dir itself
+    again = subprocess.run(
+        [exe, "--data-dir", str(home), "demo", "--no-serve"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert again.returncode == 0, again.stderr  # an earlier demo is replaced
+
+
+def test_the_demo_never_touches_a_folder_with_other_data(tmp_path: Path) -> None:
+    data = tmp_path / "real"
+    _signed_in_operator(data)
+    before = sorted(p.name for p in data.iterdir())
+    code, out = _kuzet(data, "demo", "--no-serve")
+    assert code == 2 and "not kuzet's demo" in out and "--data-dir" in out
+    assert sorted(p.name for p in data.iterdir()) == before
+    assert _kuzet(data, "whoami")[1].startswith("olga")
 
 
 def test_markup_in_user_input_is_printed_not_interpreted(tmp_path: Path) -> None:
@@ -173,3 +194,29 @@ def test_markup_in_user_input_is_printed_not_interpreted(tmp_path: Path) -> None
     assert code == 2 and "invalid user name '[/x]'" in out
     code, out = _kuzet(data, "analyze", str(tmp_path / "[bold]missing[/].mp4"))
     assert code == 2 and "[bold]missing[/].mp4" in out
+
+
+def test_config_check_refuses_what_kuzet_run_would(tmp_path: Path) -> None:
+    """Item 9 of the operations-room issue: `config check` passed a live config that `kuzet run` then refused."""
+    cams = tmp_path / "cams.yaml"
+    cams.write_text("cameras:\n  - name: gate\n    source: rtsp://10.0.0.5/gate\n")
+    code, out = _kuzet(tmp_path / "d", "config", "check", str(cams))
+    assert code == 2 and "gate state no purpose" in out
+    cams.write_text("cameras:\n  - name: gate\n    source: rtsp://10.0.0.5/gate\n    purpose: watch the activists\n")
+    code, out = _kuzet(tmp_path / "d", "config", "check", str(cams))
+    assert code == 2 and "camera gate" in out and "prohibited" in out
+    cams.write_text("cameras:\n  - name: gate\n    source: rtsp://10.0.0.5/gate\n    purpose: staff access control\n")
+    code, out = _kuzet(tmp_path / "d", "config", "check", str(cams))
+    assert code == 0 and "OK" in out
+    code, out = _kuzet(tmp_path / "d", "config", "check", str(Path(__file__).parents[2] / "examples" / "car-park.yaml"))
+    assert code == 0, out
+
+
+def test_signing_in_where_there_is_no_data_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    empty = tmp_path / "nothing-here"
+    code, out = _kuzet(empty, "login", "olga", "--password-stdin", stdin=PASSWORD + "\n")
+    assert code == 2 and "there is no kuzet data in" in out and "kuzet init" in out
+    assert "wrong user name or password" not in out
+    assert not empty.exists()  # no empty database was made on the way
+    code, out = _kuzet(empty, "events")
+    assert code == 2 and "there is no kuzet data" in out and not empty.exists()

@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from kuzet.cli.common import TOKEN_FILE, console, open_services, read_password, roles, save_token, session, signed_in
+from kuzet.cli.common import (
+    TOKEN_FILE,
+    console,
+    open_initialised,
+    open_services,
+    read_password,
+    roles,
+    save_token,
+    session,
+    signed_in,
+)
 from kuzet.core.errors import AuthError
 from kuzet.core.types import ROLES
 
@@ -29,8 +39,8 @@ def init(
 
 def login(name: Annotated[str, typer.Argument(help="User name.")], password_stdin: PasswordStdin = False) -> None:
     """Sign in; the session token is kept in the data directory (owner-only file)."""
+    services = open_initialised()
     password = read_password(password_stdin)
-    services = open_services()
     user, token = services.users.login(name, password)
     save_token(services.ctx.data_dir, token)
     console.print(f"signed in as {user.name} ({roles(user)})", highlight=False)
@@ -51,7 +61,7 @@ def logout() -> None:
 
 def whoami() -> None:
     """Show the signed-in user and their roles."""
-    user = signed_in(open_services())
+    user = signed_in(open_initialised())
     console.print(f"{user.name} ({roles(user)})", highlight=False)
 
 

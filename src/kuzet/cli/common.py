@@ -20,7 +20,8 @@ from typer.core import TyperGroup
 from kuzet.config.loading import load_config
 from kuzet.config.models import KuzetConfig
 from kuzet.config.paths import resolve_data_dir
-from kuzet.core.errors import AuthError, InputError, KuzetError
+from kuzet.config.secrets import DATABASE_ENV
+from kuzet.core.errors import AuthError, ConfigError, InputError, KuzetError
 from kuzet.core.types import User
 from kuzet.services.container import Services, build_services
 
@@ -88,6 +89,29 @@ def open_services() -> Services:
     return services
 
 
+def open_initialised() -> Services:
+    """The services over a data directory `kuzet init` has set up; refuses, creating nothing, when there is none.
+
+    Raises:
+        ConfigError: The data directory holds no kuzet store (an SQLite store is looked for before anything is
+            opened), or a shared store has no users yet.
+    """
+    folder = data_dir()
+    own_sqlite = not os.environ.get(DATABASE_ENV, "").strip() and config().database.url is None
+    if own_sqlite and not (folder / "kuzet.db").is_file():
+        raise ConfigError(f"there is no kuzet data in {folder}", hint=NOT_INITIALISED)
+    services = open_services()
+    if not services.users.any_user():
+        raise ConfigError(f"the store of {folder} has no users yet", hint=NOT_INITIALISED)
+    return services
+
+
+NOT_INITIALISED = (
+    "point --data-dir (or KUZET_HOME) at the folder that holds your data, or set it up with "
+    "`kuzet init --admin NAME --password-stdin`"
+)
+
+
 def signed_in(services: Services) -> User:
     """The user of KUZET_TOKEN, else of the session token `kuzet login` kept in the data directory."""
     token = os.environ.get(TOKEN_ENV, "").strip()
@@ -105,7 +129,7 @@ def signed_in(services: Services) -> User:
 
 def session() -> tuple[Services, User]:
     """The services and the signed-in user (what most commands start with)."""
-    services = open_services()
+    services = open_initialised()
     return services, signed_in(services)
 
 

@@ -182,6 +182,10 @@ def live_status(
         console.print(_status_table(status))
 
 
+DEMO_MARK = ".kuzet-demo"
+"""The file that marks a data directory as the demo's (the demo may wipe it and start again)."""
+
+
 def demo(
     keep: Annotated[bool, typer.Option("--keep", help="Keep earlier demo data instead of starting afresh.")] = False,
     serve_after: Annotated[
@@ -189,13 +193,30 @@ def demo(
     ] = True,
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Dashboard port.")] = 8080,
 ) -> None:
-    """A whole lawful-watchlist scenario on images shipped with installed packages, then the dashboard."""
+    """A whole lawful-watchlist scenario on images shipped with installed packages, then the dashboard.
+
+    It runs in the data directory itself (so `kuzet login` and every other command find its users afterwards),
+    which must be new or hold an earlier demo: a folder with other data is never touched.
+    """
     from kuzet.demo import run_demo
 
-    root = common.data_dir() / "demo"
-    if root.exists() and not keep:
-        shutil.rmtree(root)
+    root = common.data_dir()
+    if root.exists() and any(root.iterdir()):
+        legacy = {p.name for p in root.iterdir()} == {"demo"}  # an older kuzet kept its demo in DATA_DIR/demo
+        if not (root / DEMO_MARK).is_file() and not legacy:
+            raise InputError(
+                f"{root} holds data that is not kuzet's demo; the demo does not touch it",
+                hint="run the demo in a folder of its own: kuzet --data-dir ~/kuzet-demo demo",
+            )
+        if not keep:
+            shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (root / DEMO_MARK).write_text("made by `kuzet demo`; the demo starts afresh here each time\n", encoding="utf-8")
     run_demo(root, config=given_config(), console=console, progress_console=err_console)
+    console.print(
+        f"   the demo's data is in {root}: e.g. `kuzet --data-dir {root} login auditor --password-stdin`",
+        highlight=False,
+    )
     if serve_after:
         console.print(
             f"7. the dashboard is at http://127.0.0.1:{port}/ : sign in with a demo user above; Ctrl-C stops it",

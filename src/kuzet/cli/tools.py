@@ -11,9 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from kuzet.cli import common
 from kuzet.cli.common import console, err_console, given_config, write_json
 from kuzet.config.loading import load_config
-from kuzet.core.errors import InputError
+from kuzet.core.errors import InputError, PolicyRefusal
 
 eval_app = typer.Typer(help="Measure accuracy on labelled data.", no_args_is_help=True)
 config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
@@ -21,8 +22,18 @@ config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True
 
 @config_app.command("check")
 def config_check(file: Annotated[Path, typer.Argument(help="YAML config file to validate.")]) -> None:
-    """Validate a config file and explain every problem."""
+    """Validate a config file and explain every problem, as `kuzet run` would (cameras need a lawful purpose)."""
+    from kuzet.governance.policy import load_policy
+    from kuzet.ingest.sources import NETWORK_SCHEMES
+    from kuzet.services.cameras import purpose_problems
+
     cfg = load_config(file)
+    live = [c for c in cfg.cameras if c.enabled and c.source.startswith(NETWORK_SCHEMES)]  # what `kuzet run` starts
+    policy_file = common.data_dir() / "policy.yaml"
+    refused = purpose_problems(live, load_policy(policy_file if policy_file.is_file() else None))
+    if refused is not None:
+        name, reason = refused
+        raise PolicyRefusal(f"camera {name}: {reason}", hint="state a lawful purpose; see docs/governance.md")
     console.print(
         f"{file}: OK (face detector {cfg.face_detector.type}, embedder {cfg.face_embedder.type}, "
         f"threshold {cfg.recognition.threshold}, {len(cfg.cameras)} camera(s))",

@@ -15,6 +15,7 @@ from kuzet.audit.ledger import Details
 from kuzet.config.models import CameraConfig
 from kuzet.core.errors import ConfigError, NotFoundError
 from kuzet.core.types import User
+from kuzet.governance.policy import Policy
 from kuzet.governance.redaction import expand, obscure
 from kuzet.ingest.sources import FrameSource, open_source, redact_url
 from kuzet.services.context import ServiceContext
@@ -94,16 +95,10 @@ class CameraService:
             ConfigError: A camera has no purpose.
             PolicyRefusal: A purpose carries a prohibited label (e.g. "watch activists").
         """
-        missing = [c.name for c in cameras if not c.purpose.strip()]
-        if missing:
-            raise ConfigError(
-                f"camera(s) {', '.join(missing)} state no purpose",
-                hint="add `purpose: ...` to each camera: why it is analysed (e.g. traffic safety at junction 4)",
-            )
-        for cam in cameras:
-            refusal = self.ctx.policy.screener.screen("camera purpose", cam.purpose)
-            if refusal is not None:
-                raise self.uow.refuse(actor, "service.refused", object=f"camera:{cam.name}", reason=refusal.reason)
+        refused = purpose_problems(cameras, self.ctx.policy)
+        if refused is not None:
+            name, reason = refused
+            raise self.uow.refuse(actor, "service.refused", object=f"camera:{name}", reason=reason)
 
     def record_service_event(self, actor: User, action: str, *, details: Details) -> None:
         """Ledger a service-level action (`kuzet run` starting or stopping, with what it runs and sends where)."""
@@ -198,3 +193,24 @@ def _live_fields(st: CameraStatus | None, *, stale: bool) -> dict[str, object]:
     since = datetime.fromtimestamp(st.since, UTC).isoformat(timespec="seconds")
     counts = {k: getattr(st, k) for k in ("frames_analysed", "frames_dropped", "events", "alerts", "passages")}
     return {"state": state, "reason": reason, "since": since, "node": st.node, "live": counts}
+
+
+def purpose_problems(cameras: list[CameraConfig], policy: Policy) -> tuple[str, str] | None:
+    """What `kuzet run` refuses in the cameras' purposes: (camera, reason) of a prohibited purpose, or None.
+
+    `kuzet config check` asks the same, so a config it passes is one `kuzet run` accepts.
+
+    Raises:
+        ConfigError: A camera states no purpose.
+    """
+    missing = [c.name for c in cameras if not c.purpose.strip()]
+    if missing:
+        raise ConfigError(
+            f"camera(s) {', '.join(missing)} state no purpose",
+            hint="add `purpose: ...` to each camera: why it is analysed (e.g. traffic safety at junction 4)",
+        )
+    for cam in cameras:
+        refusal = policy.screener.screen("camera purpose", cam.purpose)
+        if refusal is not None:
+            return cam.name, refusal.reason
+    return None

@@ -28,6 +28,11 @@ class UserService:
             w.audit(admin, "user.init", object=f"user:{admin.name}", details={"roles": "admin"})
         return admin
 
+    def any_user(self) -> bool:
+        """Whether `init_admin` has run on this store (nobody's data: no audit entry)."""
+        with self.uow.read() as r:
+            return r.users.count() > 0
+
     def add(self, actor: User, name: str, password: str, roles: list[str]) -> User:
         """Create a user (admins only)."""
         self.uow.require(actor, "users.add")
