@@ -31,6 +31,8 @@ EXPECTED: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/api/cameras/{name}/replay"): EVENT_VIEWERS,  # walked with a camera that has nothing to show: 404
     ("GET", "/api/events"): EVENT_VIEWERS,
     ("GET", "/api/traffic/{kind}"): EVENT_VIEWERS,  # walked with kind=violations
+    ("GET", "/api/traffic/counts"): EVENT_VIEWERS,
+    ("POST", "/api/traffic/violations/{violation_id}/evidence"): EVENT_VIEWERS,  # 404: there is no violation 1
     ("GET", "/api/alerts"): {"reviewer", "auditor"},
     ("POST", "/api/alerts/{alert_id}/review"): {"reviewer"},
     ("GET", "/api/watchlists"): {"requester", "approver", "reviewer", "auditor", "admin"},
@@ -67,6 +69,7 @@ def _call(client: TestClient, method: str, path: str, token: str | None, photo: 
     url = (
         path.replace("/api/traffic/{kind}", "/api/traffic/violations")
         .replace("{alert_id}", "1")
+        .replace("{violation_id}", "1")
         .replace("{entry_id}", "1")
         .replace("{person_id}", "1")
         .replace("{kind}", "event")
@@ -87,6 +90,8 @@ def _call(client: TestClient, method: str, path: str, token: str | None, photo: 
         params.update({"first": "1", "second": "1"})
     if path == "/api/alerts/{alert_id}/review":
         kwargs["json"] = {"decision": "confirm", "reason": "walk"}
+    elif path.endswith("/evidence"):
+        kwargs["json"] = {"justification": "route table walk"}
     elif path.endswith(("/approve", "/reject", "/withdraw")):
         kwargs["json"] = {"reason": "route table walk"}
     elif path == "/api/users":

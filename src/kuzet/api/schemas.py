@@ -18,6 +18,12 @@ class LoginBody(BaseModel):
     password: str = Field(..., min_length=1, max_length=1024)
 
 
+class JustificationBody(BaseModel):
+    """Why an export is needed (at least 10 characters; recorded in the audit ledger)."""
+
+    justification: str = Field("", max_length=2000)
+
+
 class ReasonBody(BaseModel):
     """A decision's reason."""
 

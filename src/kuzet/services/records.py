@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from datetime import datetime
 
-from kuzet.core.errors import InputError
+from kuzet.audit.ledger import Details
+from kuzet.core.errors import InputError, StoreError
 from kuzet.core.types import Event, User
 from kuzet.detect.plate.formats import clean as clean_plate
+from kuzet.detect.plate.formats import near
 from kuzet.services import views
 from kuzet.services.context import ServiceContext
 from kuzet.services.uow import AuditedUnitOfWork
+from kuzet.store.evidence import verify_evidence
 
 
 class RecordService:
@@ -79,22 +83,69 @@ class RecordService:
         plate: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        fuzzy: bool = False,
     ) -> list[dict[str, object]]:
-        """Stored passages or violations (`kind`), newest first; viewing them is audited (plates are personal)."""
+        """Stored passages or violations (`kind`), newest first; viewing them is audited (plates are personal).
+
+        `fuzzy` finds plates read with O/0, I/1 and similar mixed up, or one character off (`formats.near`).
+        """
         known = kind in ("passages", "violations")
         self.uow.require(actor, f"traffic.{kind}" if known else "traffic.passages")  # who asks first, then what
         if not known:
             raise InputError(f"no traffic records of kind {kind!r}", hint="passages or violations")
         # A plate that cleans to nothing ("---") matches nothing; no plate given means every plate.
-        wanted = clean_plate(plate) if plate else None
+        wanted: str | list[str] | None = clean_plate(plate) if plate else None
         with self.uow.read() as r:
-            out = [
-                views.traffic_record(row)
-                for row in r.traffic.list(kind, camera=camera, plate=wanted, limit=limit, offset=offset)
-            ]
-        details = {"camera": camera, "plate_searched": bool(plate), "count": len(out)}
+            if fuzzy and isinstance(wanted, str):
+                wanted = [p for p in r.traffic.plates(kind) if near(wanted, p)]
+            rows = r.traffic.list(kind, camera=camera, plate=wanted, limit=limit, offset=offset)
+        out = [views.traffic_record(row) for row in rows]
+        details = {"camera": camera, "plate_searched": bool(plate), "fuzzy": fuzzy, "count": len(out)}
         self.uow.record(actor, f"traffic.{kind}.view", details=details)
         return out
+
+    def traffic_counts(self, actor: User, *, camera: str | None = None) -> list[dict[str, object]]:
+        """Passages per camera, line, direction and kind of object, with the mean speed (no plates; audited)."""
+        self.uow.require(actor, "traffic.passages")
+        with self.uow.read() as r:
+            rows = r.traffic.counts(camera=camera)
+        self.uow.record(actor, "traffic.counts.view", details={"camera": camera, "rows": len(rows)})
+        keys = ("camera", "line", "direction", "object", "passages", "mean_speed_kmh")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def evidence_package(self, actor: User, violation_id: int, *, justification: str) -> tuple[str, bytes]:
+        """A violation's evidence package as a ZIP, for a written justification (the export is audited).
+
+        The package holds the frames, the plate crop and the manifest (measurements with their uncertainty, the
+        calibration, each file's sha256); the manifest's own sha256 is the one stored with the violation.
+
+        Raises:
+            StoreError: A file of the package is missing or no longer matches its recorded hash.
+        """
+        self.uow.require(actor, "media.export")
+        obj = f"violation:{violation_id}"
+        why = self.uow.justified(
+            actor, "evidence.export_refused", justification, object=obj,
+            reason="an evidence export needs a written justification", hint="say why, e.g. the case number",
+        )  # fmt: skip
+        self.uow.screen(actor, "evidence.export_refused", obj, {"justification": why})
+        with self.uow.read() as r:
+            v = r.traffic.violation(violation_id)
+        folder = self.ctx.media.path(v.evidence)
+        problems = verify_evidence(self.ctx.media.root, v.evidence, v.evidence_sha256)
+        if problems:
+            raise StoreError(
+                f"the evidence package of violation {violation_id} fails its check: {'; '.join(problems)}",
+                hint="it was changed or removed outside kuzet; an auditor should look at the ledger and the files",
+            )
+        files = sorted(p for p in folder.iterdir() if p.is_file())
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in files:
+                z.writestr(f.name, f.read_bytes())
+        details: Details = {"package_sha256": v.evidence_sha256, "files": len(files)}
+        self.uow.record(actor, "evidence.export", object=obj, justification=why, details=details)
+        return f"kuzet-violation-{violation_id}.zip", buffer.getvalue()
 
     def event_json(self, event: Event) -> dict[str, object]:
         """An event as the JSON object the CLI and API return."""

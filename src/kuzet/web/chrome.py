@@ -33,6 +33,7 @@ MENU = (
     Link("/", "Overview", "overview.view"),
     Link("/cameras", "Cameras", "cameras.view"),
     Link("/events", "Events", "events.view"),
+    Link("/traffic", "Traffic", "traffic.passages"),
     Link("/review", "Review", "alerts.view"),
     Link("/watchlists", "Watchlists", "watchlist.view"),
     Link("/people", "People", "people.view"),

@@ -151,6 +151,44 @@ def events_export(
     return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
 
 
+@router.get("/traffic", response_class=HTMLResponse)
+def traffic_page(request: Request) -> HTMLResponse:
+    """Traffic: passages per line and direction, passages and violations with their plates, and evidence.
+
+    Plates are searchable (with near matches); a violation's evidence package downloads for a written justification.
+    """
+    user = _user(request)
+    records = services(request).records
+    q = request.query_params
+    camera, plate = q.get("camera", "").strip() or None, q.get("plate", "").strip() or None
+    fuzzy, offset = q.get("fuzzy", "") == "1", _offset(request)
+    passages = records.traffic(user, "passages", camera=camera, plate=plate, fuzzy=fuzzy, limit=PAGE + 1, offset=offset)
+    return _page(
+        request, "traffic.html", user, counts=records.traffic_counts(user, camera=camera),
+        passages=passages[:PAGE], more=len(passages) > PAGE, offset=offset, page=PAGE,
+        violations=records.traffic(user, "violations", camera=camera, plate=plate, fuzzy=fuzzy, limit=PAGE),
+        query={"camera": camera or "", "plate": plate or "", "fuzzy": "1" if fuzzy else ""}, **_flash(request),
+    )  # fmt: skip
+
+
+@router.post("/traffic/violations/{violation_id}/evidence")
+def violation_evidence_form(
+    request: Request,
+    violation_id: int,
+    justification: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Download a violation's evidence package (ZIP) for a written justification (audited)."""
+    user = _user(request, csrf_token)
+    try:
+        name, data = services(request).records.evidence_package(user, violation_id, justification=justification)
+    except KuzetError as exc:
+        return _back("/traffic", error=exc.message)
+    return Response(
+        data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
 REVIEW_TABS = {"pending": "waiting for review", "decided": "decided", "all": "all"}
 
 

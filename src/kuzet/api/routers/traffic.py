@@ -4,13 +4,38 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi import Path as PathParam
 
-from kuzet.api.deps import Actor, Svc
+from kuzet.api.deps import Actor, Id, Svc
 from kuzet.api.routers.pages import page
+from kuzet.api.schemas import JustificationBody
 
 router = APIRouter(prefix="/api/traffic", tags=["traffic"])
+
+
+@router.get("/counts")
+def traffic_counts(
+    svc: Svc, actor: Actor, camera: Annotated[str | None, Query(max_length=64)] = None
+) -> list[dict[str, object]]:
+    """Passages per camera, counting line, direction and kind of object, with the mean speed (no plates)."""
+    return svc.records.traffic_counts(actor, camera=camera)
+
+
+@router.post(
+    "/violations/{violation_id}/evidence",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}}},
+)
+def violation_evidence(violation_id: Id, body: JustificationBody, svc: Svc, actor: Actor) -> Response:
+    """A violation's evidence package as a ZIP, for a written justification (checked against its hashes; audited).
+
+    The ZIP holds the frames, the plate crop and the manifest: measurements with uncertainty, calibration, hashes.
+    """
+    name, data = svc.records.evidence_package(actor, violation_id, justification=body.justification)
+    return Response(
+        data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 @router.get("/{kind}")
@@ -20,9 +45,13 @@ def list_traffic(
     actor: Actor,
     camera: Annotated[str | None, Query(max_length=64)] = None,
     plate: Annotated[str | None, Query(max_length=16)] = None,
+    fuzzy: Annotated[bool, Query()] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
-    """Traffic passages or violations (with evidence hashes), newest first (viewing is audited)."""
-    items = svc.records.traffic(actor, kind, camera=camera, plate=plate, limit=limit, offset=offset)
+    """Traffic passages or violations (with evidence hashes), newest first (viewing is audited).
+
+    `fuzzy=true` also finds plates read with O/0, I/1, S/5, B/8 or Z/2 mixed up, or one character off.
+    """
+    items = svc.records.traffic(actor, kind, camera=camera, plate=plate, fuzzy=fuzzy, limit=limit, offset=offset)
     return page(items, limit, offset)

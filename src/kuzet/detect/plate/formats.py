@@ -89,6 +89,29 @@ def clean(text: str) -> str:
     return re.sub(r"[^A-Z0-9]", "", text.upper())
 
 
+CONFUSABLE = str.maketrans({"O": "0", "Q": "0", "D": "0", "I": "1", "L": "1", "Z": "2", "S": "5", "B": "8"})
+"""Characters a plate reader (or a witness) confuses, mapped to one of each pair, for searching."""
+
+
+def near(query: str, plate: str, *, edits: int = 1) -> bool:
+    """Whether a stored plate may be the one searched for.
+
+    The same once confusable characters (O/0, I/1, S/5, B/8, Z/2) count as one, or at most `edits` characters off
+    (one wrong, missing or extra); a query shorter than 4 characters must match exactly.
+    """
+    a, b = clean(query).translate(CONFUSABLE), clean(plate).translate(CONFUSABLE)
+    if len(a) < 4:
+        return bool(a) and a == b
+    if abs(len(a) - len(b)) > edits:
+        return False
+    row = list(range(len(b) + 1))  # Levenshtein distance, one row at a time
+    for i, ca in enumerate(a, start=1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, start=1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1] <= edits
+
+
 @dataclass(frozen=True)
 class PlateText:
     """A normalised plate and how much to trust it."""

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kuzet.analytics.traffic import Passage, Violation
+from kuzet.core.errors import NotFoundError
 from kuzet.store.models import PassageRow, ViolationRow
 
 
@@ -75,16 +77,48 @@ class TrafficRepository:
         return StoredViolation(row.id, v.kind, v.where, row.at, v.plate, dict(v.measurements), evidence, digest)
 
     def list(
-        self, kind: str, *, camera: str | None, plate: str | None, limit: int, offset: int
+        self, kind: str, *, camera: str | None, plate: str | Sequence[str] | None, limit: int, offset: int
     ) -> list[PassageRecord | ViolationRecord]:
-        """Stored passages or violations (`kind`), newest first, by camera and plate."""
+        """Stored passages or violations (`kind`), newest first, by camera and plate (one, or any of a list)."""
         row_type: type[PassageRow] | type[ViolationRow] = PassageRow if kind == "passages" else ViolationRow
         query = select(row_type).order_by(row_type.id.desc()).limit(limit).offset(offset)
         if camera:
             query = query.where(row_type.camera == camera)
-        if plate is not None:
+        if isinstance(plate, str):
             query = query.where(row_type.plate == plate)
+        elif plate is not None:
+            query = query.where(row_type.plate.in_(plate))
         return [_record(r) for r in cast("list[PassageRow | ViolationRow]", list(self.session.scalars(query)))]
+
+    def plates(self, kind: str) -> Sequence[str]:
+        """Every distinct plate read on stored passages or violations (`kind`)."""
+        row_type: type[PassageRow] | type[ViolationRow] = PassageRow if kind == "passages" else ViolationRow
+        query = select(row_type.plate).where(row_type.plate.is_not(None)).distinct()
+        return [p for p in self.session.scalars(query) if p]
+
+    def counts(self, *, camera: str | None) -> Sequence[tuple[str, str, str, str, int, float | None]]:
+        """Passages per camera, line, direction and object: (camera, line, direction, object, count, mean km/h)."""
+        query = select(
+            PassageRow.camera, PassageRow.line, PassageRow.direction, PassageRow.label,
+            func.count(), func.avg(PassageRow.speed_kmh),
+        ).group_by(PassageRow.camera, PassageRow.line, PassageRow.direction, PassageRow.label)  # fmt: skip
+        if camera:
+            query = query.where(PassageRow.camera == camera)
+        return [
+            (c, line, d, label, int(n), None if v is None else float(v))
+            for c, line, d, label, n, v in self.session.execute(query.order_by(PassageRow.camera, PassageRow.line))
+        ]
+
+    def violation(self, violation_id: int) -> ViolationRecord:
+        """One stored violation.
+
+        Raises:
+            NotFoundError: There is no violation `violation_id`.
+        """
+        row = self.session.get(ViolationRow, violation_id)
+        if row is None:
+            raise NotFoundError(f"there is no traffic violation {violation_id}", hint="see the traffic page")
+        return cast("ViolationRecord", _record(row))
 
 
 @dataclass(frozen=True, slots=True)

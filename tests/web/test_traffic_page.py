@@ -1,0 +1,118 @@
+"""The traffic page over a real analysis: counts per line and direction, violations with their evidence packages
+(downloaded for a written justification, refused once tampered with), and plate search with near matches."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from kuzet.config.models import KuzetConfig
+from kuzet.detect.plate.formats import near
+from kuzet.services.container import Services, build_services
+from kuzet.web.app import create_app
+from tests.conftest import PASSWORD
+from tests.support.rawdb import raw_db
+
+pytestmark = pytest.mark.store
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "car-park.yaml"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[tuple[Services, TestClient]]:
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    raw["cameras"][0]["traffic"]["speed_limit_kmh"] = 5  # every car in the car park is "speeding": evidence to look at
+    svc = build_services(tmp_path_factory.mktemp("traffic") / "data", KuzetConfig.model_validate(raw))
+    admin = svc.users.init_admin("admin", PASSWORD)
+    for name, role in (("olga", "operator"), ("timur", "auditor"), ("rustam", "requester")):
+        svc.users.add(admin, name, PASSWORD, [role])
+    svc.analysis.analyze(admin, str(data_root / "video" / "car-detection.mp4"), camera="car-park")
+    with TestClient(create_app(svc), follow_redirects=False) as client:
+        yield svc, client
+    svc.close()
+
+
+def _sign_in(client: TestClient, name: str) -> None:
+    client.cookies.clear()
+    assert client.post("/login", data={"name": name, "password": PASSWORD}).status_code == 303
+
+
+def test_counts_violations_and_the_evidence_package(site: tuple[Services, TestClient]) -> None:
+    svc, client = site
+    _sign_in(client, "olga")
+    page = client.get("/traffic").text
+    counts = page.split('id="traffic-counts"', 1)[1].split("</table>", 1)[0]
+    assert "<td>middle</td><td>in</td>" in counts and "<td>middle</td><td>out</td>" in counts
+    assert page.count('<tr id="passage-') == 4  # the four cars counted by eye (tests/analytics/test_traffic.py)
+    violations = page.split('id="violations"', 1)[1].split("</table>", 1)[0]
+    assert "speeding" in violations
+    with svc.uow.read() as r:
+        (first, *_) = r.traffic.list("violations", camera=None, plate=None, limit=10, offset=0)
+    csrf = client.cookies["kuzet_csrf"]
+    url = f"/traffic/violations/{first.id}/evidence"
+    refused = client.post(url, data={"justification": "", "csrf_token": csrf})
+    assert (
+        refused.status_code == 303 and "needs a written justification" in client.get(refused.headers["location"]).text
+    )
+    why = "fine appeal 44/2026 by the vehicle's keeper"
+    answer = client.post(url, data={"justification": why, "csrf_token": csrf})
+    assert answer.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(answer.content)) as z:
+        names = set(z.namelist())
+        manifest = json.loads(z.read("manifest.json"))
+    assert {"manifest.json", "frame_1.jpg"} <= names
+    assert manifest["kind"] == "speeding" and "speed_kmh" in manifest["measurements"]
+    assert manifest["calibration"] is not None  # the calibration the speed rests on travels with it
+    with raw_db(svc.ctx.data_dir, read_only=True) as db:
+        exported = db.execute("SELECT object, justification FROM audit_entries WHERE action = 'evidence.export'")
+        assert [tuple(r) for r in exported.fetchall()] == [(f"violation:{first.id}", why)]
+
+    frame = svc.ctx.media.path(first.evidence) / "frame_1.jpg"  # an insider swaps a frame on disk
+    frame.write_bytes(frame.read_bytes()[:-100] + b"\0" * 100)
+    tampered = client.post(url, data={"justification": why, "csrf_token": csrf})
+    assert tampered.status_code == 303
+    assert "frame_1.jpg was changed" in client.get(tampered.headers["location"]).text
+
+
+def test_plates_are_found_with_near_matches_and_every_search_is_audited(site: tuple[Services, TestClient]) -> None:
+    svc, client = site
+    with raw_db(svc.ctx.data_dir) as db:  # as if the reader had read this plate on the first passage
+        first = db.execute("SELECT MIN(id) FROM traffic_passages").fetchone()[0]
+        db.execute("UPDATE traffic_passages SET plate = '123ABC02' WHERE id = ?", (first,))
+        db.commit()
+    _sign_in(client, "timur")
+    exact = client.get("/traffic?plate=I23A8C02").text
+    assert '<tr id="passage-' not in exact
+    fuzzy = client.get("/traffic?plate=I23A8C02&fuzzy=1").text
+    assert fuzzy.count('<tr id="passage-') == 1 and "123ABC02" in fuzzy
+    one_off = client.get("/api/traffic/passages?plate=123ABD02&fuzzy=true").json()
+    assert [p["plate"] for p in one_off["items"]] == ["123ABC02"]
+    with raw_db(svc.ctx.data_dir, read_only=True) as db:
+        searches = db.execute(
+            "SELECT COUNT(*) FROM audit_entries WHERE action = 'traffic.passages.view' AND actor = 'timur'"
+        ).fetchone()[0]
+    assert searches >= 3
+    _sign_in(client, "rustam")
+    assert client.get("/traffic").status_code == 403  # a requester sees no plates
+
+
+@pytest.mark.parametrize(
+    ("query", "plate", "found"),
+    [
+        ("123ABC02", "123ABC02", True),
+        ("I23A8C02", "123ABC02", True),  # I/1 and B/8 mixed up
+        ("123ABC0", "123ABC02", True),  # one character missing
+        ("123XBC02", "123ABC02", True),  # one character wrong
+        ("12XXBC02", "123ABC02", False),  # two wrong
+        ("123", "1234", False),  # too short to guess at
+        ("", "123ABC02", False),
+    ],
+)
+def test_near_plates(query: str, plate: str, found: bool) -> None:
+    assert near(query, plate) is found
