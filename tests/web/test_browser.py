@@ -287,3 +287,36 @@ def test_keyboard_and_phone_width(site: tuple[str, Kuzet, dict[str, User]], brow
         width = phone.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, f"{path} is {width} px wide on a 375 px phone: it scrolls sideways"
     _shot(phone, "audit-phone")
+
+
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+ROLE_USERS = {"admin": "admin", "operator": "olga", "requester": "rustam", "approver": "aigul", "reviewer": "marat",
+              "auditor": "timur"}  # fmt: skip
+
+
+def _axe_problems(page: Page, where: str) -> list[str]:
+    """Serious and critical WCAG 2.2 AA violations axe-core finds on the page as it is now."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG}, "resultTypes": ["violations"]})
+    return [
+        f"{where}: {v['id']} ({v['impact']}) {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_every_page_for_every_role_passes_axe(site: tuple[str, Kuzet, dict[str, User]], browser: Browser) -> None:
+    base, _, _ = site
+    problems: list[str] = []
+    anonymous = browser.new_context().new_page()
+    anonymous.goto(f"{base}/login")
+    problems += _axe_problems(anonymous, "/login")
+    for role, name in ROLE_USERS.items():
+        page = _login(browser, base, name)
+        links = page.eval_on_selector_all("header nav a", "els => els.map(e => e.getAttribute('href'))")
+        hidden = [h for h in ("/audit", "/users", "/review") if h not in links]
+        for href in [h for h in links if h != "/docs"] + hidden[:1] + ["/no-such-page"]:
+            page.goto(f"{base}{href}")
+            problems += _axe_problems(page, f"{role} {href}")
+    assert problems == [], "\n".join(problems)
