@@ -228,3 +228,26 @@ def test_transparency_page_takes_a_period_and_downloads_a_pdf(site: tuple[Servic
     assert 'filename="kuzet-transparency-2026-01-01-2026-01-31.pdf"' in pdf.headers["content-disposition"]
     backwards = client.get("/report?from=2026-02-01&to=2026-01-01")
     assert backwards.status_code == 400 and "before" in backwards.text
+
+
+def test_system_page_shows_store_ledger_and_each_cameras_rates(site: tuple[Services, TestClient]) -> None:
+    svc, client = site
+    _sign_in(client, "operator")
+    idle = client.get("/system").text
+    assert "SQLite" in idle or "PostgreSQL" in idle
+    assert "not running" in idle and "never verified" in idle
+    now = time.time()
+    gate = CameraStatus("gate-1", state="up", node="node-a", frames_decoded=1000, frames_analysed=400,
+                        frames_dropped=50, queue_depth=2)  # fmt: skip
+    for _ in range(19):
+        gate.observe_latency(0.04)
+    gate.observe_latency(3.0)
+    write_status(
+        svc.ctx.data_dir, ServiceStatus(pid=7, started=now - 100, updated=now, state="running", cameras=[gate])
+    )
+    row = client.get("/system").text.split('id="health-gate-1"', 1)[1].split("</tr>", 1)[0]
+    cells = re.findall(r"<td>(.*?)</td>", row)
+    assert cells[1:5] == ["node-a", "10.0", "4.0", "50 (5.0%)"]  # decoded/s, analysed/s over 100 s; drops
+    assert "ms" in row and "/ 50 ms" in row  # 19 of 20 frames under 50 ms: p95 is 50 ms
+    _sign_in(client, "requester")
+    assert client.get("/system").status_code == 403

@@ -40,6 +40,7 @@ MENU = (
     Link("/audit", "Audit", "audit.read"),
     Link("/report", "Transparency", "report.transparency"),
     Link("/users", "Users", "users.list"),
+    Link("/system", "System", "cameras.status"),
 )
 """The dashboard's pages; a user sees only those their roles may open."""
 

@@ -412,6 +412,13 @@ def camera_page(request: Request, name: str) -> HTMLResponse:
     return _page(request, "camera.html", user, cam=services(request).cameras.camera(user, name))
 
 
+@router.get("/system", response_class=HTMLResponse)
+def system_page(request: Request) -> HTMLResponse:
+    """Health: the store and the ledger, the machine's load, the live service and each camera's rates and drops."""
+    user = _user(request)
+    return _page(request, "system.html", user, system=services(request).dashboard.system(user))
+
+
 @router.get("/cameras", response_class=HTMLResponse)
 def cameras_page(request: Request) -> HTMLResponse:
     """Cameras and what they analysed."""
