@@ -14,7 +14,7 @@ from rich.text import Text
 from kuzet.cli import common
 from kuzet.cli.common import console, err_console, given_config, write_json
 from kuzet.config.loading import load_config
-from kuzet.core.errors import InputError, PolicyRefusal
+from kuzet.core.errors import ConfigError, InputError
 
 eval_app = typer.Typer(help="Measure accuracy on labelled data.", no_args_is_help=True)
 config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
@@ -33,7 +33,7 @@ def config_check(file: Annotated[Path, typer.Argument(help="YAML config file to 
     refused = purpose_problems(live, load_policy(policy_file if policy_file.is_file() else None))
     if refused is not None:
         name, reason = refused
-        raise PolicyRefusal(f"camera {name}: {reason}", hint="state a lawful purpose; see docs/governance.md")
+        raise ConfigError(f"camera {name}: {reason}", hint="state a lawful purpose; see docs/governance.md")
     console.print(
         f"{file}: OK (face detector {cfg.face_detector.type}, embedder {cfg.face_embedder.type}, "
         f"threshold {cfg.recognition.threshold}, {len(cfg.cameras)} camera(s))",

@@ -6,7 +6,7 @@ import html
 import io
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -158,15 +158,13 @@ def _ledger_figures(rep: TransparencyReport, ledger: list[tuple[str, str, str]])
     rep.purged = dict(purged)
 
 
-def _bar_svg(title: str, counts: dict[str, int]) -> str:
-    """A small bar chart as inline SVG (matplotlib, no external assets)."""
-    import matplotlib
+def _bar_svg(title: str, counts: dict[str, int], none: str = "none") -> str:
+    """A small bar chart as inline SVG (matplotlib without pyplot: safe in a server's threads; no external assets)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 0.45 * max(2, len(counts)) + 0.8), dpi=100)
-    labels = list(counts) or ["(none)"]
+    fig = Figure(figsize=(6, 0.45 * max(2, len(counts)) + 0.8), dpi=100)
+    ax = fig.subplots()
+    labels = list(counts) or [f"({none})"]
     values = [counts[k] for k in counts] or [0]
     ax.barh(labels, values, color="#2b6cb0")
     ax.set_title(title, fontsize=11)
@@ -177,12 +175,16 @@ def _bar_svg(title: str, counts: dict[str, int]) -> str:
     fig.tight_layout()
     buf = io.StringIO()
     fig.savefig(buf, format="svg")
-    plt.close(fig)
     svg = buf.getvalue()
     return svg[svg.index("<svg") :]
 
 
-def _table(rows: Mapping[str, int] | Sequence[Mapping[str, object]], headers: tuple[str, ...] = ("", "count")) -> str:
+def _table(
+    rows: Mapping[str, int] | Sequence[Mapping[str, object]],
+    headers: tuple[str, ...] = ("", "count"),
+    *,
+    none: str = "none",
+) -> str:
     if isinstance(rows, Mapping):
         body = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{v}</td></tr>" for k, v in rows.items())
         head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
@@ -190,7 +192,8 @@ def _table(rows: Mapping[str, int] | Sequence[Mapping[str, object]], headers: tu
         keys = list(rows[0]) if rows else []
         head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r[k]))}</td>" for k in keys) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body or '<tr><td>none</td></tr>'}</tbody></table>"
+    empty = f"<tr><td>{html.escape(none)}</td></tr>"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body or empty}</tbody></table>"
 
 
 def render_html(rep: TransparencyReport) -> str:
@@ -208,52 +211,83 @@ th{{background:#edf2f7}}code{{word-break:break-all;font-size:.85em}}.grid{{displ
 """
 
 
-def render_body(rep: TransparencyReport) -> str:
-    """The report's content as HTML (every value escaped), for a page of its own or inside the dashboard."""
-    fmr = "n/a (no decided alerts)" if rep.false_match_rate is None else f"{rep.false_match_rate:.1%}"
+def render_body(rep: TransparencyReport, _: Callable[[str], str] = str) -> str:
+    """The report's content as HTML (every value escaped), for a page of its own or inside the dashboard.
+
+    `_` translates its text (the web app's catalogues: `kuzet.web.i18n.gettext(lang)`); English without it.
+    """
+    none = _("none")
+    fmr = _("n/a (no decided alerts)") if rep.false_match_rate is None else f"{rep.false_match_rate:.1%}"
     cp = rep.checkpoint
     held = {k: cp[k] for k in ("tree_size", "root_hash", "timestamp", "key_id", "public_key", "signature") if k in cp}
     checkpoint = (
-        f"<p>Ledger size {cp['tree_size']}, Merkle root <code>{cp['root_hash']}</code>, signed {cp['signed_at']} "
-        f"by key <code>{cp['key_id']}</code>; signature <code>{cp['signature']}</code>.</p>"
-        f"<p>Keep a copy of this signed checkpoint: whoever runs kuzet cannot later rewrite or cut back the ledger "
-        f"before it without <code>kuzet audit verify --trusted checkpoint.json</code> saying so.</p>"
-        f"<pre>{html.escape(json.dumps(held, sort_keys=True))}</pre>"
+        "<p>"
+        + html.escape(
+            _("Ledger size %(size)s, Merkle root %(root)s, signed %(when)s by key %(key)s; signature %(signature)s.")
+            % {"size": cp["tree_size"], "root": cp["root_hash"], "when": cp["signed_at"], "key": cp["key_id"],
+               "signature": cp["signature"]}
+        )
+        + "</p><p>"
+        + html.escape(
+            _("Keep a copy of this signed checkpoint: whoever runs kuzet cannot later rewrite or cut back the ledger "
+              "before it without `kuzet audit verify --trusted checkpoint.json` saying so.")
+        )
+        + f"</p><pre>{html.escape(json.dumps(held, sort_keys=True))}</pre>"
         if cp
-        else "<p>No checkpoint yet.</p>"
-    )
+        else f"<p>{html.escape(_('No checkpoint yet.'))}</p>"
+    )  # fmt: skip
     fingerprint = (
-        f"<p>Signing key fingerprint: <code>{html.escape(rep.key_fingerprint)}</code></p>"
+        f"<p>{html.escape(_('Signing key fingerprint:'))} <code>{html.escape(rep.key_fingerprint)}</code></p>"
         if rep.key_fingerprint
         else ""
     )
-    return f"""<h1>Transparency report</h1>
-<p>Period: <b>{rep.period_from}</b> to <b>{rep.period_to}</b> (UTC). Generated {rep.generated_at}.
-Aggregates only: this report contains no names and no faces.</p>
-<h2>Cameras and analysis</h2>
-{_table(rep.cameras)}
-<p>{rep.analysis.get("face_tracks", 0)} face tracks analysed; {rep.analysis.get("unknown_tracks_not_stored", 0)}
-matched nobody and were counted, not stored.</p>
-<h2>Purposes (watchlist categories allowed by the policy)</h2>
-{_table(rep.purposes)}
-<h2>Watchlist entries requested in the period</h2>
-<div class="grid">{_bar_svg("by category", rep.entries_by_category)}
-{_bar_svg("by legal basis", rep.entries_by_legal_basis)}</div>
-{_table(rep.entries_by_status, ("status", "entries"))}
-<h2>Requests and actions refused</h2>
-{_bar_svg("refusals by reason", rep.refusals_by_reason)}
-<h2>Alerts and human review</h2>
-{_table(rep.alerts, ("alerts", "count"))}
-<p>Estimated false-match rate in the field (rejected / decided alerts): <b>{fmr}</b>.</p>
-<h2>Searches, views and exports</h2>
-{_table({**rep.searches, **rep.exports}, ("action", "count"))}
-<h2>Deletions and purges</h2>
-{_table(rep.deletions, ("action", "count"))}
-{_table(rep.purged, ("purged", "count"))}
-<h2>Audit ledger</h2>
+    t = {k: html.escape(v) for k, v in {
+        "title": _("Transparency report"),
+        "period": _("Period: %(from)s to %(to)s (UTC). Generated %(when)s.")
+        % {"from": rep.period_from, "to": rep.period_to, "when": rep.generated_at},
+        "aggregates": _("Aggregates only: this report contains no names and no faces."),
+        "cameras": _("Cameras and analysis"),
+        "tracks": _("%(tracks)s face tracks analysed; %(unknown)s matched nobody and were counted, not stored.")
+        % {"tracks": rep.analysis.get("face_tracks", 0), "unknown": rep.analysis.get("unknown_tracks_not_stored", 0)},
+        "purposes": _("Purposes (watchlist categories allowed by the policy)"),
+        "entries": _("Watchlist entries requested in the period"),
+        "refusals": _("Requests and actions refused"),
+        "alerts": _("Alerts and human review"),
+        "fmr": _("Estimated false-match rate in the field (rejected / decided alerts):"),
+        "searches": _("Searches, views and exports"),
+        "deletions": _("Deletions and purges"),
+        "ledger": _("Audit ledger"),
+        "prove": _("Anyone can check a ledger against this root with the public key below and kuzet audit prove."),
+    }.items()}  # fmt: skip
+    count, action, by_category, by_basis, by_reason = (
+        _("count"), _("action"), _("by category"), _("by legal basis"), _("refusals by reason")
+    )  # fmt: skip
+    status, entries, alerts, purged = _("status"), _("entries"), _("alerts"), _("purged")
+    return f"""<h1>{t["title"]}</h1>
+<p>{t["period"]} {t["aggregates"]}</p>
+<h2>{t["cameras"]}</h2>
+{_table(rep.cameras, none=none)}
+<p>{t["tracks"]}</p>
+<h2>{t["purposes"]}</h2>
+{_table(rep.purposes, none=none)}
+<h2>{t["entries"]}</h2>
+<div class="grid">{_bar_svg(by_category, rep.entries_by_category, none)}
+{_bar_svg(by_basis, rep.entries_by_legal_basis, none)}</div>
+{_table(rep.entries_by_status, (status, entries), none=none)}
+<h2>{t["refusals"]}</h2>
+{_bar_svg(by_reason, rep.refusals_by_reason, none)}
+<h2>{t["alerts"]}</h2>
+{_table(rep.alerts, (alerts, count), none=none)}
+<p>{t["fmr"]} <b>{fmr}</b>.</p>
+<h2>{t["searches"]}</h2>
+{_table({**rep.searches, **rep.exports}, (action, count), none=none)}
+<h2>{t["deletions"]}</h2>
+{_table(rep.deletions, (action, count), none=none)}
+{_table(rep.purged, (purged, count), none=none)}
+<h2>{t["ledger"]}</h2>
 {checkpoint}
 {fingerprint}
-<p>Anyone can check a ledger against this root with the public key below and <code>kuzet audit prove</code>.</p>
+<p>{t["prove"]}</p>
 <pre>{html.escape(rep.public_key_pem)}</pre>
 """
 

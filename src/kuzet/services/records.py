@@ -100,7 +100,11 @@ class RecordService:
                 wanted = [p for p in r.traffic.plates(kind) if near(wanted, p)]
             rows = r.traffic.list(kind, camera=camera, plate=wanted, limit=limit, offset=offset)
         out = [views.traffic_record(row) for row in rows]
-        details = {"camera": camera, "plate_searched": bool(plate), "fuzzy": fuzzy, "count": len(out)}
+        details: dict[str, str | int | float | bool | None] = {
+            "camera": camera, "plate_searched": bool(plate), "count": len(out)
+        }  # fmt: skip
+        if fuzzy:
+            details["fuzzy"] = True
         self.uow.record(actor, f"traffic.{kind}.view", details=details)
         return out
 

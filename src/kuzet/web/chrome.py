@@ -16,6 +16,7 @@ from kuzet.api.security import CSRF_COOKIE, token_from
 from kuzet.core.errors import KuzetError
 from kuzet.core.types import User
 from kuzet.services import permissions
+from kuzet.web.i18n import LANGUAGES, N_, gettext, language, local_time
 
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 
@@ -30,17 +31,17 @@ class Link:
 
 
 MENU = (
-    Link("/", "Overview", "overview.view"),
-    Link("/cameras", "Cameras", "cameras.view"),
-    Link("/events", "Events", "events.view"),
-    Link("/traffic", "Traffic", "traffic.passages"),
-    Link("/review", "Review", "alerts.view"),
-    Link("/watchlists", "Watchlists", "watchlist.view"),
-    Link("/people", "People", "people.view"),
-    Link("/audit", "Audit", "audit.read"),
-    Link("/report", "Transparency", "report.transparency"),
-    Link("/users", "Users", "users.list"),
-    Link("/system", "System", "cameras.status"),
+    Link("/", N_("Overview"), "overview.view"),
+    Link("/cameras", N_("Cameras"), "cameras.view"),
+    Link("/events", N_("Events"), "events.view"),
+    Link("/traffic", N_("Traffic"), "traffic.passages"),
+    Link("/review", N_("Review"), "alerts.view"),
+    Link("/watchlists", N_("Watchlists"), "watchlist.view"),
+    Link("/people", N_("People"), "people.view"),
+    Link("/audit", N_("Audit"), "audit.read"),
+    Link("/report", N_("Transparency"), "report.transparency"),
+    Link("/users", N_("Users"), "users.list"),
+    Link("/system", N_("System"), "cameras.status"),
 )
 """The dashboard's pages; a user sees only those their roles may open."""
 
@@ -64,10 +65,15 @@ def page(request: Request, name: str, user: User | None, **context: Any) -> HTML
     `status_code` in `context` sets the HTTP status (200 otherwise).
     """
     status = int(context.pop("status_code", 200))
+    lang = language(request)
     return templates.TemplateResponse(
         request,
         name,
         {
+            "_": gettext(lang),
+            "lang": lang,
+            "languages": LANGUAGES,
+            "when": lambda value: local_time(value, lang),
             "user": user,
             "roles": sorted(user.roles) if user else [],
             "menu": menu(user, request.url.path) if user else [],
@@ -80,16 +86,23 @@ def page(request: Request, name: str, user: User | None, **context: Any) -> HTML
 
 
 TITLES = {
-    400: "That did not work",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Not found",
-    409: "Refused",
-    413: "Too large",
-    422: "Check what you entered",
-    429: "Too many attempts",
-    503: "Service unavailable",
+    400: N_("That did not work"),
+    403: N_("Not allowed"),
+    404: N_("Not found"),
+    405: N_("Not found"),
+    409: N_("Refused"),
+    413: N_("Too large"),
+    422: N_("Check what you entered"),
+    429: N_("Too many attempts"),
+    503: N_("Service unavailable"),
 }
+STATES = (
+    N_("starting"), N_("up"), N_("reconnecting"), N_("stalled"), N_("failed"), N_("restarting"), N_("stopped"),
+    N_("not running"), N_("unknown"), N_("pending"), N_("approved"), N_("rejected"), N_("expired"),
+    N_("withdrawn"), N_("confirmed"), N_("running"), N_("waiting for review"), N_("decided"), N_("all"),
+    N_("frames analysed"), N_("frames dropped"), N_("events"), N_("alerts"), N_("passages"),
+)  # fmt: skip
+"""States (cameras, entries, alerts, the service), review tabs and camera counters: shown translated."""
 
 
 async def error_page(request: Request, status: int, message: str, hint: str) -> Response:
@@ -98,12 +111,14 @@ async def error_page(request: Request, status: int, message: str, hint: str) -> 
     Refusals were already written to the audit ledger by the service that refused.
     """
     user = await asyncio.to_thread(_signed_in, request)
+    _ = gettext(language(request))
     if status in (404, 405) and message in ("Not Found", "Method Not Allowed"):
-        message, hint = f"There is no page at {request.url.path}.", "use the menu, or go back to the overview"
+        message = _("There is no page at %(path)s.") % {"path": request.url.path}
+        hint = _("use the menu, or go back to the overview")
     elif status == 403:
-        hint = hint or "ask an administrator if your work needs this role"
+        hint = hint or _("ask an administrator if your work needs this role")
     return page(
-        request, "error.html", user, status_code=status, title=TITLES.get(status, "Something went wrong"),
+        request, "error.html", user, status_code=status, title=_(TITLES.get(status, N_("Something went wrong"))),
         message=message, hint=hint, code=status,
     )  # fmt: skip
 

@@ -16,6 +16,7 @@ from kuzet.core.errors import InputError, KuzetError
 from kuzet.core.types import User
 from kuzet.services import permissions
 from kuzet.web.chrome import page
+from kuzet.web.i18n import COOKIE, LANGUAGES, N_, Gettext, gettext, language
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,18 +43,38 @@ def _back(path: str, message: str = "", error: str = "") -> RedirectResponse:
 Decide = Callable[..., None]
 
 
+def _t(request: Request) -> Gettext:
+    """The translate function of the reader's language (for messages the views write)."""
+    return gettext(language(request))
+
+
 def _decide(
-    path: str, decision: str, approve: Decide, reject: Decide, user: User, object_id: int, reason: str, what: str
-) -> RedirectResponse:
+    request: Request, path: str, decision: str, approve: Decide, reject: Decide, user: User, object_id: int,
+    reason: str, what: str,
+) -> RedirectResponse:  # fmt: skip
     """Approve or reject a request from a form; back to `path` with the outcome or the refusal's reason."""
+    _ = _t(request)
     act = {"approve": approve, "reject": reject}.get(decision)
     if act is None:
-        return _back(path, error="unknown decision")
+        return _back(path, error=_("unknown decision"))
     try:
         act(user, object_id, reason=reason)
     except KuzetError as exc:
         return _back(path, error=exc.message)
-    return _back(path, message=f"{what} {decision}d")
+    outcome = _("approved") if decision == "approve" else _("rejected")
+    return _back(path, message=_("%(what)s %(outcome)s") % {"what": what, "outcome": outcome})
+
+
+@router.get("/language/{code}")
+def choose_language(request: Request, code: str) -> Response:
+    """Switch the web app's language (a cookie), back to the page the switcher was on."""
+    target = request.query_params.get("next", "/")
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        target = "/"  # only a path of this site: the switcher is no open redirect
+    response = RedirectResponse(target, status_code=303)
+    if code in LANGUAGES:
+        response.set_cookie(COOKIE, code, max_age=365 * 86400, samesite="strict", httponly=True)
+    return response
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -189,7 +210,7 @@ def violation_evidence_form(
     )
 
 
-REVIEW_TABS = {"pending": "waiting for review", "decided": "decided", "all": "all"}
+REVIEW_TABS = {"pending": N_("waiting for review"), "decided": N_("decided"), "all": N_("all")}
 
 
 @router.get("/review", response_class=HTMLResponse)
@@ -218,7 +239,9 @@ def review_form(
         status = services(request).review.decide(user, alert_id, decision, reason=reason)
     except KuzetError as exc:
         return _back("/review", error=exc.message)
-    return _back("/review", message=f"alert {alert_id}: {decision} recorded, now {status}")
+    _ = _t(request)
+    message = _("alert %(id)s: %(decision)s recorded, now %(status)s")
+    return _back("/review", message=message % {"id": alert_id, "decision": decision, "status": _(status)})
 
 
 @router.get("/watchlists", response_class=HTMLResponse)
@@ -260,8 +283,12 @@ def watchlist_decide(
             destroyed = lists.withdraw(user, entry_id, reason=reason)
         except KuzetError as exc:
             return _back("/watchlists", error=exc.message)
-        return _back("/watchlists", message=f"entry {entry_id} withdrawn ({destroyed} template(s) destroyed)")
-    return _decide("/watchlists", decision, lists.approve, lists.reject, user, entry_id, reason, f"entry {entry_id}")
+        _ = _t(request)
+        message = _("entry %(id)s withdrawn (%(n)s template(s) destroyed)")
+        return _back("/watchlists", message=message % {"id": entry_id, "n": destroyed})
+    _ = _t(request)
+    what = _("entry %(id)s") % {"id": entry_id}
+    return _decide(request, "/watchlists", decision, lists.approve, lists.reject, user, entry_id, reason, what)
 
 
 @router.get("/people", response_class=HTMLResponse)
@@ -296,7 +323,9 @@ async def people_form(
         )
     except KuzetError as exc:
         return _back("/people", error=exc.message)
-    return _back("/people", message=f"enrolment of {enrolled} requested ({added} photo(s)); it needs an approver")
+    _ = _t(request)
+    message = _("enrolment of %(name)s requested (%(n)s photo(s)); it needs an approver")
+    return _back("/people", message=message % {"name": enrolled, "n": added})
 
 
 @router.post("/people/{person_id}/{decision}")
@@ -310,8 +339,9 @@ def people_decide(
     """Approve or reject an enrolment."""
     user = _user(request, csrf_token)
     gallery = services(request).gallery
-    what = f"enrolment of person {person_id}"
-    return _decide("/people", decision, gallery.approve, gallery.reject, user, person_id, reason, what)
+    _ = _t(request)
+    what = _("enrolment of person %(id)s") % {"id": person_id}
+    return _decide(request, "/people", decision, gallery.approve, gallery.reject, user, person_id, reason, what)
 
 
 @router.post("/watchlists")
@@ -347,7 +377,9 @@ async def watchlist_request_form(
         entry_id = await request_with_upload(services(request), user, req, photo, plate=plate.strip() or None)
     except KuzetError as exc:
         return _back("/watchlists", error=exc.message)
-    return _back("/watchlists", message=f"requested entry {entry_id}; it needs another user's approval")
+    _ = _t(request)
+    message = _("requested entry %(id)s; it needs another user's approval")
+    return _back("/watchlists", message=message % {"id": entry_id})
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -376,11 +408,14 @@ def audit_verify_form(request: Request, csrf_token: Annotated[str, Form()] = "")
     """Verify the ledger from the browser."""
     user = _user(request, csrf_token)
     report = services(request).audit.verify(user)
+    _ = _t(request)
     if report.ok:
         return _back(
-            "/audit", message=f"ledger OK: {report.entries} entries, {report.checkpoints} checkpoints verified"
+            "/audit",
+            message=_("ledger OK: %(entries)s entries, %(checkpoints)s checkpoints verified")
+            % {"entries": report.entries, "checkpoints": report.checkpoints},
         )
-    return _back("/audit", error=f"LEDGER TAMPERED: {report.problem}")
+    return _back("/audit", error=_("LEDGER TAMPERED: %(problem)s") % {"problem": report.problem})
 
 
 @router.get("/report", response_class=HTMLResponse)
@@ -395,7 +430,8 @@ def report_page(request: Request) -> HTMLResponse:
     end = last.date() if last else today
     start = first.date() if first else end - timedelta(days=30)
     rep = svc.reports.transparency(user, start, end)
-    return _page(request, "report.html", user, report=Markup(render_body(rep)), start=start, end=end)
+    body = Markup(render_body(rep, _t(request)))
+    return _page(request, "report.html", user, report=body, start=start, end=end)
 
 
 @router.get("/users", response_class=HTMLResponse)

@@ -11,11 +11,13 @@
       if (placeholder) placeholder.remove();
       const li = document.createElement("li");
       li.className = "live-alert";
-      li.textContent = "Alert " + a.id + " on " + a.camera + " (score " + Number(a.score).toFixed(3) + ", " + a.status + ")";
+      const text = document.body.dataset.alertText || "Alert %(id)s on %(camera)s (score %(score)s, %(status)s)";
+      li.textContent = text.replace("%(id)s", a.id).replace("%(camera)s", a.camera)
+        .replace("%(score)s", Number(a.score).toFixed(3)).replace("%(status)s", a.status);
       if (document.body.dataset.canReview) { // only reviewers may open the review queue
         const link = document.createElement("a");
         link.href = "/review#alert-" + a.id;
-        link.textContent = " review";
+        link.textContent = " " + (document.body.dataset.reviewLabel || "review");
         li.appendChild(link);
       }
       list.prepend(li);

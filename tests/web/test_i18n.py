@@ -1,0 +1,96 @@
+"""The web app in Kazakh, Russian and English: complete catalogues, the browser's language, the switcher."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+from fastapi.testclient import TestClient
+
+from kuzet.config.models import KuzetConfig
+from kuzet.core.types import ROLES
+from kuzet.services.container import Services, build_services
+from kuzet.web.app import create_app
+from kuzet.web.i18n import LANGUAGES, LOCALES, negotiate
+from kuzet.web.messages import extract_messages
+from tests.conftest import PASSWORD
+
+PLACEHOLDER = re.compile(r"%\(\w+\)s")
+
+
+@pytest.mark.parametrize("lang", [code for code in LANGUAGES if code != "en"])
+def test_every_string_is_translated(lang: str) -> None:
+    wanted = {message for message, _ in extract_messages()}
+    assert len(wanted) > 200  # the templates, the menu, the states, the views' messages and the report
+    with (LOCALES / lang / "LC_MESSAGES" / "messages.po").open("rb") as f:
+        po = read_po(f, locale=lang)
+    have = {str(m.id): m for m in po if m.id}
+    missing = sorted(wanted - set(have))
+    assert not missing, f"{lang}: not in the catalogue (run `make messages`, then translate): {missing[:10]}"
+    untranslated = sorted(m for m in wanted if not have[m].string or have[m].fuzzy)
+    assert not untranslated, f"{lang}: untranslated or fuzzy: {untranslated[:10]}"
+    for m in wanted:
+        assert sorted(PLACEHOLDER.findall(str(have[m].string))) == sorted(PLACEHOLDER.findall(m)), (lang, m)
+    assert not sorted(set(have) - wanted), f"{lang}: messages no longer used (run `make messages`)"
+
+
+def test_the_browsers_language_is_negotiated() -> None:
+    assert negotiate("kk-KZ,ru;q=0.8,en;q=0.5") == "kk"
+    assert negotiate("de-DE,ru;q=0.9,kk;q=0.4") == "ru"
+    assert negotiate("en-US,en;q=0.9") == "en"
+    assert negotiate("fr, de;q=0.5") == "en"
+    assert negotiate("ru;q=0, kk;q=0.1") == "kk"
+    assert negotiate("") == "en"
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[Services, TestClient]]:
+    svc = build_services(tmp_path / "data", KuzetConfig())
+    admin = svc.users.init_admin("admin", PASSWORD)
+    for role in ROLES:
+        if role != "admin":
+            svc.users.add(admin, role, PASSWORD, [role])
+    with TestClient(create_app(svc), follow_redirects=False) as client:
+        yield svc, client
+    svc.close()
+
+
+@pytest.mark.store
+def test_pages_follow_the_browser_and_the_switcher(site: tuple[Services, TestClient]) -> None:
+    _, client = site
+    kazakh = {"Accept-Language": "kk-KZ,kk;q=0.9,ru;q=0.8"}
+    login = client.get("/login", headers=kazakh).text
+    assert '<html lang="kk">' in login and "Кіру" in login and "Sign in" not in login
+    client.post("/login", data={"name": "auditor", "password": PASSWORD})
+    overview = client.get("/", headers=kazakh).text
+    assert "Шолу" in overview and "Аудит журналы" in overview and ">Overview<" not in overview
+    report = client.get("/report?from=2026-01-01&to=2026-01-31", headers=kazakh).text
+    assert "Ашықтық есебі" in report and "Тек жиынтық деректер" in report  # the transparency report in Kazakh
+
+    switched = client.get("/language/ru?next=/events", headers=kazakh)  # the switcher wins over the browser
+    assert switched.status_code == 303 and switched.headers["location"] == "/events"
+    events = client.get("/events", headers=kazakh).text
+    assert '<html lang="ru">' in events and "События" in events and "Событий нет." in events
+    for target in ("//evil.example/x", "https://evil.example/", "/\\\\evil.example"):
+        away = client.get(f"/language/kk?next={target}")
+        assert away.headers["location"] == "/", target  # never an open redirect
+    assert client.get("/language/xx?next=/").status_code == 303
+    assert '<html lang="kk">' in client.get("/").text  # an unknown code changed nothing
+
+
+@pytest.mark.store
+def test_flash_messages_and_error_pages_are_translated(site: tuple[Services, TestClient]) -> None:
+    _, client = site
+    client.cookies.set("kuzet_lang", "ru")
+    client.post("/login", data={"name": "operator", "password": PASSWORD})
+    missing = client.get("/no-such-page")
+    assert missing.status_code == 404 and "Страницы /no-such-page нет." in missing.text and "Не найдено" in missing.text
+    refused = client.get("/audit")
+    assert (
+        refused.status_code == 403
+        and "Нет доступа" in refused.text
+        and "Отказ записан в журнал аудита." in refused.text
+    )
