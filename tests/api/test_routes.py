@@ -29,6 +29,7 @@ EXPECTED: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/api/cameras"): EVENT_VIEWERS,
     ("GET", "/api/cameras/status"): EVENT_VIEWERS,  # 404 until `kuzet run` has run
     ("GET", "/api/cameras/{name}/replay"): EVENT_VIEWERS,  # walked with a camera that has nothing to show: 404
+    ("GET", "/api/cameras/{name}/snapshot"): EVENT_VIEWERS,  # 404: the camera has no live picture
     ("GET", "/api/events"): EVENT_VIEWERS,
     ("GET", "/api/traffic/{kind}"): EVENT_VIEWERS,  # walked with kind=violations
     ("GET", "/api/traffic/counts"): EVENT_VIEWERS,

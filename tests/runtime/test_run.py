@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import av
+import cv2
 import httpx
+import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
@@ -29,10 +31,11 @@ from kuzet.app import Kuzet
 from kuzet.config.models import KuzetConfig
 from kuzet.core.errors import ConfigError, PermissionDenied, PolicyRefusal
 from kuzet.core.types import User
+from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.runtime.integrations import verify_signature
 from kuzet.runtime.metrics import render
 from kuzet.runtime.supervisor import Supervisor
-from kuzet.store.status import CameraStatus, read_status
+from kuzet.store.status import CameraStatus, read_status, wall_path
 from tests.conftest import PASSWORD, enrol
 from tests.runtime.conftest import OPEN_SERVICES, Broker, wait_until
 from tests.support.rawdb import raw_db
@@ -190,6 +193,15 @@ def test_live_cameras_commit_as_they_go_and_publish_everywhere(
         assert f'kuzet_frames_analysed_total{{camera="stage"}} {float(stage.frames_analysed)}' in text
         assert 'kuzet_camera_state{camera="dead",state="failed"} 1.0' in text
         assert svc.metrics_token_ok("metrics-token-1") and not svc.metrics_token_ok("guess")
+
+        # the camera wall: the live camera leaves a redacted picture; the dead one none
+        run.until(lambda: wall_path(root, "stage").is_file(), 20, "the stage camera's wall picture")
+        picture = cv2.imdecode(np.frombuffer(wall_path(root, "stage").read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+        assert picture is not None and picture.shape[1] <= 640
+        assert wall_path(root, "stage").stat().st_mode & 0o077 == 0
+        assert not wall_path(root, "dead").exists()
+        seen = CenterFaceDetector().detect(picture).boxes
+        assert len(seen) == 0, f"a face is recognisable on the wall picture: {seen}"
     finally:
         run.sup.stop()
         time.sleep(0.5)

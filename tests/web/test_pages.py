@@ -252,3 +252,37 @@ def test_system_page_shows_store_ledger_and_each_cameras_rates(site: tuple[Servi
     assert "ms" in row and "/ 50 ms" in row  # 19 of 20 frames under 50 ms: p95 is 50 ms
     _sign_in(client, "requester")
     assert client.get("/system").status_code == 403
+
+
+def test_camera_wall_shows_pictures_of_cameras_that_are_up_and_why_others_are_not(
+    site: tuple[Services, TestClient],
+) -> None:
+    import cv2
+    import numpy as np
+
+    from kuzet.store.status import write_wall_frame
+
+    svc, client = site
+    now = time.time()
+    cams = [CameraStatus("gate-1", state="up", frames_analysed=5),
+            CameraStatus("gate-2", state="failed", reason="wrong credentials")]  # fmt: skip
+    write_status(svc.ctx.data_dir, ServiceStatus(pid=1, started=now - 5, updated=now, state="running", cameras=cams))
+    encoded, jpeg = cv2.imencode(".jpg", np.full((90, 160, 3), 128, np.uint8))
+    assert encoded
+    write_wall_frame(svc.ctx.data_dir, "gate-1", jpeg.tobytes())
+    _sign_in(client, "operator")
+    wall = client.get("/wall").text
+    tile1 = wall.split('id="tile-gate-1"', 1)[1].split("</section>", 1)[0]
+    tile2 = wall.split('id="tile-gate-2"', 1)[1].split("</section>", 1)[0]
+    assert 'src="/api/cameras/gate-1/snapshot"' in tile1 and "<img" not in tile2 and "wrong credentials" in tile2
+    for _ in range(3):  # the wall refreshes every few seconds: one ledger entry, not one per picture
+        picture = client.get("/api/cameras/gate-1/snapshot")
+        assert picture.status_code == 200 and picture.headers["content-type"] == "image/jpeg"
+        assert picture.headers["cache-control"] == "no-store" and picture.content == jpeg.tobytes()
+    with raw_db(svc.ctx.data_dir, read_only=True) as db:
+        views = db.execute("SELECT actor FROM audit_entries WHERE action = 'camera.view'").fetchall()
+    assert [tuple(v) for v in views] == [("operator",)]
+    assert client.get("/api/cameras/gate-2/snapshot").status_code == 404  # down: no picture
+    assert client.get("/api/cameras/..%2Fstatus/snapshot").status_code in (404, 422)
+    _sign_in(client, "requester")
+    assert client.get("/api/cameras/gate-1/snapshot").status_code == 403

@@ -109,6 +109,13 @@ class RunConfig(Strict):
         60.0, gt=0, le=3600, description="A worker silent for this long is killed and restarted."
     )
     stats_interval_s: float = Field(10.0, gt=0, le=3600, description="How often run counters are stored.")
+    wall_snapshot_s: float = Field(
+        2.0,
+        ge=0,
+        le=600,
+        description="How often each live camera leaves a redacted picture (faces and plates pixelated) for the "
+        "camera wall; 0: never.",
+    )
     gallery_poll_s: float = Field(
         2.0,
         gt=0,

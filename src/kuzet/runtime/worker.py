@@ -28,7 +28,7 @@ from kuzet.ingest.sources import redact_url
 from kuzet.store.status import CameraStatus
 
 if TYPE_CHECKING:
-    from kuzet.core.types import User
+    from kuzet.core.types import Image, User
     from kuzet.ingest.live import LiveStream
     from kuzet.runtime.recording import RecordingKeeper
     from kuzet.services.session import AnalysisSession
@@ -235,6 +235,7 @@ class CameraWorker:
             raise
         got_frames = False
         last_commit = last_reload = last_poll = time.monotonic()
+        last_wall = 0.0
         decoded0 = dropped0 = 0
         error: InputError | None = None
         try:
@@ -268,6 +269,9 @@ class CameraWorker:
                 st.frames_gated += session.stats.gated_frames - gated
                 st.last_frame_at = time.time()
                 now = time.monotonic()
+                if cfg.wall_snapshot_s and now - last_wall >= cfg.wall_snapshot_s:
+                    last_wall = now
+                    self._wall_picture(frame.image)
                 if now - last_poll >= cfg.gallery_poll_s:
                     last_poll = now
                     full = now - last_reload >= cfg.gallery_refresh_s
@@ -297,6 +301,26 @@ class CameraWorker:
         if error is not None:
             self._ended = error.message
         return got_frames
+
+    def _wall_picture(self, image: Image) -> None:
+        """Leave the camera's latest picture for the wall, redacted like every picture shown, at most 640 px wide.
+
+        A failure is logged; it never stops the camera.
+        """
+        import cv2
+        import numpy as np
+
+        from kuzet.store.media import encode_jpeg
+        from kuzet.store.status import write_wall_frame
+
+        try:
+            shown = self.ctx.models.video_redactor.redact_image(image).image
+            h, w = shown.shape[:2]
+            if w > 640:
+                shown = np.asarray(cv2.resize(shown, (640, round(h * 640 / w)), interpolation=cv2.INTER_AREA), np.uint8)
+            write_wall_frame(self.ctx.data_dir, self.spec.camera, encode_jpeg(shown, quality=75))
+        except (OSError, KuzetError) as exc:
+            log.warning("camera %s: wall picture not written (%s)", self.spec.camera, exc)
 
     def _drain_later(self, stream: LiveStream, keeper: RecordingKeeper | None) -> None:
         """Decide a closed connection's last segments once its decoding thread has let go of them."""

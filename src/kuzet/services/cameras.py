@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cached_property
@@ -21,7 +23,7 @@ from kuzet.ingest.sources import FrameSource, open_source, redact_url
 from kuzet.services.context import ServiceContext
 from kuzet.services.uow import AuditedUnitOfWork
 from kuzet.store.media import encode_jpeg
-from kuzet.store.status import CameraStatus, ServiceStatus, read_status
+from kuzet.store.status import CameraStatus, ServiceStatus, read_status, read_wall_frame
 
 log = logging.getLogger("kuzet")
 FACE_COLOUR = (46, 204, 113)
@@ -34,6 +36,8 @@ class CameraService:
     def __init__(self, ctx: ServiceContext, uow: AuditedUnitOfWork) -> None:
         self.ctx = ctx
         self.uow = uow
+        self._snapshot_seen: dict[tuple[int, str], float] = {}
+        self._snapshot_lock = threading.Lock()
 
     def overview(self, actor: User) -> list[dict[str, object]]:
         """Every camera: configured, running live (working or not) or seen in an analysis; run counts and live state.
@@ -75,6 +79,27 @@ class CameraService:
             if cam["name"] == name:
                 return cam
         raise NotFoundError(f"no camera named {name!r}", hint="see the camera list for the names")
+
+    SNAPSHOT_AUDIT_S = 300.0
+    """Watching a camera's wall picture is ledgered once per user and camera in this many seconds (the wall
+    refreshes every picture every few seconds; one entry per refresh would drown the ledger)."""
+
+    def snapshot(self, actor: User, name: str) -> tuple[bytes, float]:
+        """A live camera's latest redacted picture for the camera wall, and when it was taken; watching is audited.
+
+        Raises:
+            NotFoundError: The camera has no picture (not live, not up, or `run.wall_snapshot_s` is 0).
+        """
+        self.uow.require(actor, "cameras.view")
+        jpeg, taken = read_wall_frame(self.ctx.data_dir, name)
+        key, now = (actor.user_id, name), time.monotonic()
+        with self._snapshot_lock:
+            due = now - self._snapshot_seen.get(key, -self.SNAPSHOT_AUDIT_S) >= self.SNAPSHOT_AUDIT_S
+            if due:
+                self._snapshot_seen[key] = now
+        if due:
+            self.uow.record(actor, "camera.view", object=f"camera:{name}", details={"wall": True})
+        return jpeg, taken
 
     STALE_S = 60.0
     """A live status older than this means the service stopped reporting (it crashed or its machine is gone)."""

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from kuzet.core.errors import NotFoundError
-from kuzet.store.files import FILE_MODE, private_dir
+from kuzet.store.files import FILE_MODE, private_dir, write_private
 
 STATES = ("starting", "up", "reconnecting", "stalled", "failed", "restarting", "stopped")
 """starting: connecting for the first time; up: frames arrive; reconnecting: waiting to try again (reason says why);
@@ -123,6 +123,33 @@ class ServiceStatus:
     mqtt_connected: bool = False
     webhooks_delivered: int = 0
     webhooks_failed: int = 0
+
+
+def wall_path(data_dir: Path, camera: str) -> Path:
+    """Where `kuzet run` keeps a camera's latest redacted picture for the camera wall."""
+    if not camera or "/" in camera or "\\" in camera or camera.startswith("."):
+        raise NotFoundError(f"no camera named {camera!r}", hint="see the camera list for the names")
+    return data_dir / "run" / "wall" / f"{camera}.jpg"
+
+
+def write_wall_frame(data_dir: Path, camera: str, jpeg: bytes) -> None:
+    """Replace a camera's wall picture (owner-only, atomically: a reader never sees half a picture)."""
+    path = wall_path(data_dir, camera)
+    private_dir(path.parent)
+    write_private(path, jpeg)
+
+
+def read_wall_frame(data_dir: Path, camera: str) -> tuple[bytes, float]:
+    """A camera's latest wall picture and when it was taken (Unix time).
+
+    Raises:
+        NotFoundError: The camera has no picture yet (it is not live, or not up).
+    """
+    path = wall_path(data_dir, camera)
+    try:
+        return path.read_bytes(), path.stat().st_mtime
+    except FileNotFoundError:
+        raise NotFoundError(f"camera {camera!r} has no live picture", hint="it is not running, or not up") from None
 
 
 def status_path(data_dir: Path) -> Path:

@@ -448,6 +448,14 @@ def camera_page(request: Request, name: str) -> HTMLResponse:
     return _page(request, "camera.html", user, cam=services(request).cameras.camera(user, name))
 
 
+@router.get("/wall", response_class=HTMLResponse)
+def wall_page(request: Request) -> HTMLResponse:
+    """The camera wall: every camera with its state, its latest redacted picture when up, and its counts."""
+    user = _user(request)
+    cams = services(request).cameras.overview(user)
+    return _page(request, "wall.html", user, cameras=cams)
+
+
 @router.get("/system", response_class=HTMLResponse)
 def system_page(request: Request) -> HTMLResponse:
     """Health: the store and the ledger, the machine's load, the live service and each camera's rates and drops."""

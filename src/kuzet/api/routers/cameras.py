@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from kuzet.api.deps import Actor, Name, Svc
 
@@ -24,6 +24,14 @@ def list_cameras(svc: Svc, actor: Actor) -> list[dict[str, object]]:
 def camera_status(svc: Svc, actor: Actor) -> dict[str, Any]:
     """What `kuzet run` last reported: each live camera's state (up, reconnecting, stalled, failed...) and counters."""
     return asdict(svc.cameras.live_status(actor))
+
+
+@router.get("/{name}/snapshot", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+def camera_snapshot(name: Name, svc: Svc, actor: Actor) -> Response:
+    """The live camera's latest picture for the camera wall: every face and plate pixelated (watching is audited)."""
+    jpeg, taken = svc.cameras.snapshot(actor, name)
+    headers = {"Cache-Control": "no-store", "X-Taken-At": f"{taken:.3f}"}
+    return Response(jpeg, media_type="image/jpeg", headers=headers)
 
 
 @router.get(

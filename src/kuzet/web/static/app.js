@@ -33,3 +33,18 @@
     }
   });
 })();
+// The camera wall: each live picture is fetched again every few seconds (no-store), one at a time per tile.
+(function () {
+  const pictures = document.querySelectorAll("img[data-refresh]");
+  if (!pictures.length) return;
+  setInterval(function () {
+    pictures.forEach(function (img) {
+      if (img.dataset.loading) return;
+      img.dataset.loading = "1";
+      const next = new Image();
+      next.onload = function () { img.src = next.src; delete img.dataset.loading; };
+      next.onerror = function () { delete img.dataset.loading; };
+      next.src = img.dataset.refresh + "?t=" + Date.now();
+    });
+  }, 3000);
+})();
