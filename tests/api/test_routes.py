@@ -31,6 +31,8 @@ EXPECTED: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/api/cameras/{name}/replay"): EVENT_VIEWERS,  # walked with a camera that has nothing to show: 404
     ("GET", "/api/cameras/{name}/snapshot"): EVENT_VIEWERS,  # 404: the camera has no live picture
     ("GET", "/api/events"): EVENT_VIEWERS,
+    ("GET", "/api/map"): EVENT_VIEWERS,
+    ("GET", "/api/map/{kind}"): EVENT_VIEWERS,  # 404: the config names no map
     ("GET", "/api/traffic/{kind}"): EVENT_VIEWERS,  # walked with kind=violations
     ("GET", "/api/traffic/counts"): EVENT_VIEWERS,
     ("POST", "/api/traffic/violations/{violation_id}/evidence"): EVENT_VIEWERS,  # 404: there is no violation 1
@@ -69,6 +71,7 @@ def _routes(client: TestClient) -> list[tuple[str, str]]:
 def _call(client: TestClient, method: str, path: str, token: str | None, photo: bytes) -> int:
     url = (
         path.replace("/api/traffic/{kind}", "/api/traffic/violations")
+        .replace("/api/map/{kind}", "/api/map/geojson")
         .replace("{alert_id}", "1")
         .replace("{violation_id}", "1")
         .replace("{entry_id}", "1")

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from kuzet.app import Kuzet
 from kuzet.core.types import User
@@ -22,17 +18,11 @@ from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.recognize import FaceEmbedder
 from kuzet.web.app import create_app
 from tests.conftest import PASSWORD, share_models
+from tests.web.conftest import serve
 
 pytestmark = pytest.mark.store
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 EXAMPLES = "face_recognition_examples"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -51,39 +41,9 @@ def site(
         ("timur", "auditor"),
     ]:
         users[name] = svc.add_user(admin, name, PASSWORD, [role])
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(svc.services), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the web server did not start"
-    yield f"http://127.0.0.1:{port}", svc, users
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(svc.services)) as base:
+        yield base, svc, users
     svc.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it"
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
-        yield b
-        b.close()
 
 
 SHOTS = Path(os.environ.get("KUZET_SCREENSHOTS", "")) if os.environ.get("KUZET_SCREENSHOTS") else None

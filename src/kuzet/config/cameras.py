@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from kuzet.config.base import Strict
 from kuzet.config.vision import (
@@ -99,6 +99,27 @@ class RecordConfig(Strict):
     )
 
 
+class MapPosition(Strict):
+    """Where a camera stands: latitude and longitude on the city map, or x and y in pixels on the site plan."""
+
+    lat: float | None = Field(None, ge=-90, le=90, description="Latitude, degrees (WGS 84).")
+    lon: float | None = Field(None, ge=-180, le=180, description="Longitude, degrees (WGS 84).")
+    x: float | None = Field(None, ge=0, description="Pixels from the site plan's left edge.")
+    y: float | None = Field(None, ge=0, description="Pixels from the site plan's top edge.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MapPosition:
+        geo = self.lat is not None or self.lon is not None
+        plan = self.x is not None or self.y is not None
+        if geo == plan:
+            raise ValueError("give either lat and lon (the city map) or x and y (the site plan), not both or neither")
+        if geo and (self.lat is None or self.lon is None):
+            raise ValueError("give both lat and lon")
+        if plan and (self.x is None or self.y is None):
+            raise ValueError("give both x and y")
+        return self
+
+
 class CameraConfig(Strict):
     """A named camera and what feeds it."""
 
@@ -110,6 +131,7 @@ class CameraConfig(Strict):
         description="Camera name: letters, digits, `_`, `-` and `.`, not starting with `.` (it names folders).",
     )
     source: str = Field("", description="File, folder or rtsp:// / http:// URL; may be given on the command line.")
+    position: MapPosition | None = Field(None, description="Where the camera stands, for the map.")
     fps: float | None = Field(None, gt=0, description="Frames analysed per second; None analyses every frame.")
     analytics: list[Literal["faces", "traffic"]] = Field(
         default_factory=lambda: list[Literal["faces", "traffic"]](["faces"]),

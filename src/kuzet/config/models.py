@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from kuzet.config.base import Strict
 from kuzet.config.cameras import (
@@ -159,6 +159,23 @@ class DatabaseConfig(Strict):
         return value
 
 
+class MapConfig(Strict):
+    """What the map draws under the cameras; kuzet never fetches map tiles from outside."""
+
+    geojson: str | None = Field(
+        None, min_length=1, description="A GeoJSON file of the city (districts, streets) to draw; positions in lat/lon."
+    )
+    plan: str | None = Field(
+        None, min_length=1, description="A site plan image (PNG or JPEG); camera positions are x/y pixels on it."
+    )
+
+    @model_validator(mode="after")
+    def _one_base(self) -> MapConfig:
+        if self.geojson is not None and self.plan is not None:
+            raise ValueError("give a GeoJSON city map or a site plan image, not both")
+        return self
+
+
 class KuzetConfig(Strict):
     """Everything kuzet can be configured with; every field has a safe default."""
 
@@ -181,6 +198,7 @@ class KuzetConfig(Strict):
     api: ApiConfig = Field(default_factory=ApiConfig, description="The REST API and dashboard.")
     sign_in: SignInConfig = Field(default_factory=SignInConfig, description="Throttling of failed sign-ins.")
     database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="The store (SQLite or PostgreSQL).")
+    map: MapConfig = Field(default_factory=MapConfig, description="The dashboard's map of cameras.")
     media_dir: str | None = Field(
         None,
         min_length=1,

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cached_property
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from kuzet.audit.ledger import Details
 from kuzet.config.models import CameraConfig
-from kuzet.core.errors import ConfigError, NotFoundError
+from kuzet.core.errors import ConfigError, InputError, NotFoundError
 from kuzet.core.types import User
 from kuzet.governance.policy import Policy
 from kuzet.governance.redaction import expand, obscure
@@ -26,6 +28,8 @@ from kuzet.store.media import encode_jpeg
 from kuzet.store.status import CameraStatus, ServiceStatus, read_status, read_wall_frame
 
 log = logging.getLogger("kuzet")
+GEOJSON_TYPES = ("FeatureCollection", "Feature", "Polygon", "MultiPolygon", "LineString", "MultiLineString", "Point",
+                 "MultiPoint", "GeometryCollection")  # fmt: skip
 FACE_COLOUR = (46, 204, 113)
 PLATE_COLOUR = (52, 152, 219)
 
@@ -112,6 +116,71 @@ class CameraService:
             return {}, False
         stale = status.state != "stopped" and self.ctx.now().timestamp() - status.updated > self.STALE_S
         return {c.camera: c for c in status.cameras}, stale
+
+    MAP_FILE_MAX = 20 * 2**20
+    """The largest GeoJSON or site plan the map serves."""
+
+    def map(self, actor: User) -> dict[str, object]:
+        """The map: what it is drawn on (a GeoJSON city map, a site plan, or nothing) and the cameras on it.
+
+        Each camera with a position of the map's kind comes with its state, counts and alerts waiting for review.
+        """
+        cams = self.overview(actor)
+        with self.uow.read() as r:
+            pending = r.alerts.pending_by_camera()
+        where = {c.name: c.position for c in self.ctx.config.cameras if c.position is not None}
+        m = self.ctx.config.map
+        base = "geojson" if m.geojson else "plan" if m.plan else "none"
+        placed = []
+        for cam in cams:
+            pos = where.get(str(cam["name"]))
+            if pos is None:
+                continue
+            on_plan = pos.x is not None
+            if (base == "plan") != on_plan:
+                continue  # a lat/lon camera on a site plan (or the reverse) cannot be placed
+            placed.append(
+                cam | {"position": pos.model_dump(exclude_none=True), "open_alerts": pending.get(str(cam["name"]), 0)}
+            )
+        unplaced = sorted(str(c["name"]) for c in cams if all(p["name"] != c["name"] for p in placed))
+        return {"base": base, "cameras": placed, "unplaced": unplaced}
+
+    def map_file(self, actor: User, kind: str) -> tuple[bytes, str]:
+        """The GeoJSON or the site plan the config names (read here, never from outside), and its media type.
+
+        Raises:
+            NotFoundError: The config names no such file, or it cannot be read.
+            InputError: The file is too large, or not the kind it should be.
+        """
+        self.uow.require(actor, "cameras.view")
+        m = self.ctx.config.map
+        name = m.geojson if kind == "geojson" else m.plan if kind == "plan" else None
+        if not name:
+            raise NotFoundError(f"the config names no map {kind}", hint="set map.geojson or map.plan (docs/web.md)")
+        path = Path(name).expanduser()
+        path = path if path.is_absolute() else self.ctx.data_dir / path
+        try:
+            size = path.stat().st_size
+            if size > self.MAP_FILE_MAX:
+                raise InputError(f"the map {kind} {path.name} is larger than 20 MiB", hint="simplify it")
+            data = path.read_bytes()
+        except OSError as exc:
+            raise NotFoundError(
+                f"cannot read the map {kind} {path.name}: {exc.strerror}", hint="check map in the config"
+            ) from None
+        if kind == "geojson":
+            try:
+                doc = json.loads(data)
+            except ValueError:
+                raise InputError(f"{path.name} is not JSON", hint="give a GeoJSON file") from None
+            if not isinstance(doc, dict) or doc.get("type") not in GEOJSON_TYPES:
+                raise InputError(f"{path.name} is not GeoJSON", hint="a FeatureCollection, Feature or geometry")
+            return data, "application/geo+json"
+        kinds = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg"}
+        media = next((t for magic, t in kinds.items() if data.startswith(magic)), None)
+        if media is None:
+            raise InputError(f"the site plan {path.name} is not a PNG or JPEG image", hint="export it as PNG")
+        return data, media
 
     def check_purposes(self, actor: User, cameras: list[CameraConfig]) -> None:
         """Every live camera states a purpose, and none names a prohibited target (refusals are audited).

@@ -33,6 +33,7 @@ class Link:
 MENU = (
     Link("/", N_("Overview"), "overview.view"),
     Link("/wall", N_("Camera wall"), "cameras.view"),
+    Link("/map", N_("Map"), "cameras.view"),
     Link("/cameras", N_("Cameras"), "cameras.view"),
     Link("/events", N_("Events"), "events.view"),
     Link("/traffic", N_("Traffic"), "traffic.passages"),

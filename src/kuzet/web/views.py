@@ -456,6 +456,13 @@ def wall_page(request: Request) -> HTMLResponse:
     return _page(request, "wall.html", user, cameras=cams)
 
 
+@router.get("/map", response_class=HTMLResponse)
+def map_page(request: Request) -> HTMLResponse:
+    """The map: cameras where they stand, coloured by state, with counts and open alerts (no tiles from outside)."""
+    user = _user(request)
+    return _page(request, "map.html", user, camera_map=services(request).cameras.map(user))
+
+
 @router.get("/system", response_class=HTMLResponse)
 def system_page(request: Request) -> HTMLResponse:
     """Health: the store and the ledger, the machine's load, the live service and each camera's rates and drops."""

@@ -144,6 +144,11 @@ class AlertRepository:
         rows = self.session.execute(select(AlertRow.status, func.count()).group_by(AlertRow.status)).all()
         return {str(k): int(v) for k, v in rows}
 
+    def pending_by_camera(self) -> dict[str, int]:
+        """Alerts waiting for review, per camera."""
+        query = select(AlertRow.camera, func.count()).where(AlertRow.status == "pending").group_by(AlertRow.camera)
+        return {str(c): int(n) for c, n in self.session.execute(query).all()}
+
     def feed(self, after: int, *, limit: int = 100) -> builtins.list[dict[str, object]]:
         """Alerts newer than id `after`, for live updates (no names: the review page shows those)."""
         rows = self.session.scalars(select(AlertRow).where(AlertRow.id > after).order_by(AlertRow.id).limit(limit))
