@@ -35,6 +35,7 @@ EXPECTED: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/api/map/{kind}"): EVENT_VIEWERS,  # 404: the config names no map
     ("GET", "/api/traffic/{kind}"): EVENT_VIEWERS,  # walked with kind=violations
     ("GET", "/api/traffic/counts"): EVENT_VIEWERS,
+    ("GET", "/api/traffic/series"): EVENT_VIEWERS,
     ("POST", "/api/traffic/violations/{violation_id}/evidence"): EVENT_VIEWERS,  # 404: there is no violation 1
     ("GET", "/api/alerts"): {"reviewer", "auditor"},
     ("POST", "/api/alerts/{alert_id}/review"): {"reviewer"},

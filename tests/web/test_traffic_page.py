@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, expect
+from sqlalchemy import text
 
 from kuzet.config.models import KuzetConfig
 from kuzet.detect.plate.formats import near
@@ -19,6 +21,7 @@ from kuzet.services.container import Services, build_services
 from kuzet.web.app import create_app
 from tests.conftest import PASSWORD
 from tests.support.rawdb import raw_db
+from tests.web.conftest import serve
 
 pytestmark = pytest.mark.store
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "car-park.yaml"
@@ -116,3 +119,28 @@ def test_plates_are_found_with_near_matches_and_every_search_is_audited(site: tu
 )
 def test_near_plates(query: str, plate: str, found: bool) -> None:
     assert near(query, plate) is found
+
+
+def test_the_chart_follows_new_passages_within_seconds(site: tuple[Services, TestClient], browser: Browser) -> None:
+    from kuzet.analytics.traffic import Passage
+
+    svc, client = site
+    _sign_in(client, "olga")
+    series = client.get("/api/traffic/series?hours=24&bucket_s=600").json()
+    labels = {s["label"] for s in series["series"]}
+    assert labels == {"middle · in", "middle · out"}
+    assert sum(sum(s["values"]) for s in series["series"]) >= 4
+    before = sum(sum(s["values"]) for s in series["series"])
+    with serve(create_app(svc)) as base:
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page.goto(f"{base}/login")
+        page.fill("input[name=name]", "olga")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.goto(f"{base}/traffic")
+        expect(page.locator("#traffic-chart canvas")).to_have_count(1, timeout=15_000)
+        expect(page.locator("#traffic-chart")).to_have_attribute("data-total", str(before))
+        with svc.uow.tx() as w:  # a live camera commits one more car
+            run = w.session.execute(text("SELECT MAX(id) FROM analysis_runs")).scalar_one()
+            w.traffic.add_passages(run, "car-park", [Passage(99, "middle", "in", 40.0, "car")], now=svc.ctx.now())
+        expect(page.locator("#traffic-chart")).to_have_attribute("data-total", str(before + 1), timeout=12_000)

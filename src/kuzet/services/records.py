@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from kuzet.audit.ledger import Details
 from kuzet.core.errors import InputError, StoreError
@@ -116,6 +116,38 @@ class RecordService:
         self.uow.record(actor, "traffic.counts.view", details={"camera": camera, "rows": len(rows)})
         keys = ("camera", "line", "direction", "object", "passages", "mean_speed_kmh")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    SERIES_MAX = 500_000
+    """Passages a chart reads at most (a window that holds more is cut at its start and says so)."""
+
+    def traffic_series(
+        self, actor: User, *, camera: str | None = None, hours: int = 24, bucket_s: int = 3600
+    ) -> dict[str, object]:
+        """Passages per line and direction in time buckets over the last `hours`, for the traffic chart.
+
+        Counts only (no plates, nobody's data), so reading them is not ledgered: the chart refreshes every few
+        seconds.
+        """
+        self.uow.require(actor, "traffic.passages")
+        if not 1 <= hours <= 24 * 31 or not 60 <= bucket_s <= 86_400:
+            raise InputError("hours must be 1-744 and bucket_s 60-86400", hint="e.g. hours=24&bucket_s=3600")
+        end = self.ctx.now()
+        start = end - timedelta(hours=hours)
+        with self.uow.read() as r:
+            rows = r.traffic.passage_times(camera=camera, since=start, limit=self.SERIES_MAX)
+        t0 = int(start.timestamp()) // bucket_s * bucket_s
+        n = (int(end.timestamp()) - t0) // bucket_s + 1
+        series: dict[str, list[int]] = {}
+        for at, line, direction in rows:
+            stamp = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+            i = (int(stamp.timestamp()) - t0) // bucket_s
+            if 0 <= i < n:
+                series.setdefault(f"{line} · {direction}", [0] * n)[i] += 1
+        return {
+            "t": [t0 + k * bucket_s for k in range(n)],
+            "series": [{"label": k, "values": v} for k, v in sorted(series.items())],
+            "truncated": len(rows) >= self.SERIES_MAX,
+        }
 
     def evidence_package(self, actor: User, violation_id: int, *, justification: str) -> tuple[str, bytes]:
         """A violation's evidence package as a ZIP, for a written justification (the export is audited).

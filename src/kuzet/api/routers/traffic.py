@@ -22,6 +22,18 @@ def traffic_counts(
     return svc.records.traffic_counts(actor, camera=camera)
 
 
+@router.get("/series")
+def traffic_series(
+    svc: Svc,
+    actor: Actor,
+    camera: Annotated[str | None, Query(max_length=64)] = None,
+    hours: Annotated[int, Query(ge=1, le=744)] = 24,
+    bucket_s: Annotated[int, Query(ge=60, le=86_400)] = 3600,
+) -> dict[str, object]:
+    """Passages per line and direction in time buckets (`t`: bucket starts, Unix seconds), for charts."""
+    return svc.records.traffic_series(actor, camera=camera, hours=hours, bucket_s=bucket_s)
+
+
 @router.post(
     "/violations/{violation_id}/evidence",
     response_class=Response,

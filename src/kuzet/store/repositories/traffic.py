@@ -109,6 +109,18 @@ class TrafficRepository:
             for c, line, d, label, n, v in self.session.execute(query.order_by(PassageRow.camera, PassageRow.line))
         ]
 
+    def passage_times(self, *, camera: str | None, since: datetime, limit: int) -> Sequence[tuple[datetime, str, str]]:
+        """(stored at, line, direction) of passages since `since`, oldest first, at most `limit`."""
+        query = (
+            select(PassageRow.created_at, PassageRow.line, PassageRow.direction)
+            .where(PassageRow.created_at >= since)
+            .order_by(PassageRow.created_at)
+            .limit(limit)
+        )
+        if camera:
+            query = query.where(PassageRow.camera == camera)
+        return [(t, line, d) for t, line, d in self.session.execute(query)]
+
     def violation(self, violation_id: int) -> ViolationRecord:
         """One stored violation.
 
