@@ -280,3 +280,38 @@ def test_every_page_for_every_role_passes_axe(site: tuple[str, Kuzet, dict[str, 
             page.goto(f"{base}{href}")
             problems += _axe_problems(page, f"{role} {href}")
     assert problems == [], "\n".join(problems)
+
+
+PAGES = {  # page -> who shows it best
+    "/": "marat", "/wall": "olga", "/map": "olga", "/cameras": "olga", "/events": "timur", "/traffic": "timur",
+    "/review": "marat", "/watchlists": "aigul", "/people": "aigul", "/audit": "timur", "/report": "timur",
+    "/users": "admin", "/system": "timur",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("lang", ["kk", "en"])
+def test_every_page_in_kazakh_and_english(
+    site: tuple[str, Kuzet, dict[str, User]], browser: Browser, lang: str
+) -> None:
+    """Each page in the reader's language (from the browser's Accept-Language); screenshots for docs/screenshots."""
+    base, _, _ = site
+    signed_in: dict[str, Page] = {}
+    for path, name in PAGES.items():
+        if name not in signed_in:
+            context = browser.new_context(viewport={"width": 1366, "height": 860}, locale=lang)
+            page = context.new_page()
+            page.goto(f"{base}/login")
+            page.fill("input[name=name]", name)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            expect(page.locator("header")).to_contain_text(name)
+            signed_in[name] = page
+        page = signed_in[name]
+        answer = page.goto(f"{base}{path}")
+        assert answer is not None and answer.status == 200, path
+        assert page.get_attribute("html", "lang") == lang
+        if lang == "kk":
+            menu = page.inner_text("header nav")
+            assert "Overview" not in menu and "Шолу" in menu, f"{path}: the menu is not in Kazakh"
+        if SHOTS is not None:
+            page.screenshot(path=str(SHOTS / f"{lang}-{path.strip('/') or 'overview'}.png"))
