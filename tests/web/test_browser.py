@@ -211,6 +211,51 @@ def test_forms_and_camera_replay(
     _shot(operator, "camera")
 
 
+def test_plate_request_and_the_camera_wall(site: tuple[str, Kuzet, dict[str, User]], browser: Browser) -> None:
+    """A requester files a stolen-car entry by plate through the form; an approver sees the plate and approves it;
+    an operator watches the camera wall, where an up camera shows its picture and a failed one why."""
+    import cv2
+    import numpy as np
+
+    from kuzet.store.status import CameraStatus, ServiceStatus, write_status, write_wall_frame
+
+    base, svc, _ = site
+    requester = _login(browser, base, "rustam")
+    requester.goto(f"{base}/watchlists")
+    form = requester.locator("#request-form")
+    fields = {"list_name": "stolen", "name": "white Lada Vesta", "reference": "KUSP-1234",
+              "authority": "Almaty police", "plate": "123 ABC 02", "note": "stolen 28 Nov"}  # fmt: skip
+    for field, value in fields.items():
+        form.locator(f"input[name={field}]").fill(value)
+    form.locator("select[name=category]").select_option("stolen-vehicle")
+    form.locator("select[name=legal_basis]").select_option("stolen-vehicle-report")
+    form.locator("input[name=expires]").fill((date.today() + timedelta(days=20)).isoformat())
+    form.locator("button").click()
+    expect(requester.locator(".msg")).to_contain_text("requested entry")
+    approver = _login(browser, base, "aigul")
+    approver.goto(f"{base}/watchlists")
+    row = approver.locator("tr", has_text="white Lada Vesta")
+    expect(row.locator(".plate")).to_have_text("123ABC02")  # the approver sees what cameras will look for
+    row.locator("form[action$='/approve'] input[name=reason]").fill("report KUSP-1234 checked")
+    row.locator("form[action$='/approve'] button").click()
+    expect(approver.locator("tr", has_text="white Lada Vesta").locator(".status")).to_have_text("approved")
+
+    data_dir = svc.services.ctx.data_dir
+    now = time.time()
+    cams = [CameraStatus("gate-3", state="up", frames_analysed=12),
+            CameraStatus("gate-4", state="failed", reason="wrong credentials")]  # fmt: skip
+    write_status(data_dir, ServiceStatus(pid=1, started=now - 10, updated=now, state="running", cameras=cams))
+    picture = np.full((360, 640, 3), 90, np.uint8)
+    cv2.putText(picture, "gate-3", (200, 180), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 255), 3)
+    write_wall_frame(data_dir, "gate-3", cv2.imencode(".jpg", picture)[1].tobytes())
+    operator = _login(browser, base, "olga")
+    operator.goto(f"{base}/wall")
+    operator.wait_for_function("document.querySelector('#tile-gate-3 img.live').naturalWidth > 0")
+    assert operator.evaluate("document.querySelector('#tile-gate-3 img.live').naturalWidth") == 640
+    expect(operator.locator("#tile-gate-4 .down")).to_contain_text("wrong credentials")
+    _shot(operator, "wall")
+
+
 def test_api_documentation_is_served_by_kuzet_under_its_own_policy(
     site: tuple[str, Kuzet, dict[str, User]], browser: Browser
 ) -> None:
