@@ -286,3 +286,13 @@ def test_camera_wall_shows_pictures_of_cameras_that_are_up_and_why_others_are_no
     assert client.get("/api/cameras/..%2Fstatus/snapshot").status_code in (404, 422)
     _sign_in(client, "requester")
     assert client.get("/api/cameras/gate-1/snapshot").status_code == 403
+
+
+def test_people_page_shows_each_persons_recognitions(site: tuple[Services, TestClient]) -> None:
+    svc, client = site
+    _store_events(svc, 6)  # three events on each of two cameras, all of Ann
+    _sign_in(client, "operator")
+    page = client.get("/people").text
+    assert 'href="/events?identity=Ann">6, latest' in page
+    _sign_in(client, "approver")  # approvers see enrolments, not where people were seen
+    assert "recognitions" not in client.get("/people").text

@@ -74,6 +74,14 @@ class RecordService:
             writer.writerow([e.event_id, e.camera, _cell(e.identity), f"{e.score:.4f}", e.start, e.end, e.created_at])
         return out.getvalue()
 
+    def recognitions(self, actor: User) -> dict[int, dict[str, object]]:
+        """Per enrolled person: stored match events and the latest one (counts and a time; audited)."""
+        self.uow.require(actor, "events.view")
+        with self.uow.read() as r:
+            found = r.events.recognitions()
+        self.uow.record(actor, "events.view", details={"recognitions_of": len(found)})
+        return {p: {"count": n, "last": last.isoformat()} for p, (n, last) in found.items()}
+
     def traffic(
         self,
         actor: User,

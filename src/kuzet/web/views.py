@@ -295,13 +295,9 @@ def watchlist_decide(
 def people_page(request: Request) -> HTMLResponse:
     """The consented gallery, and the enrolment form."""
     user = _user(request)
-    return _page(
-        request,
-        "people.html",
-        user,
-        people=services(request).gallery.people(user),
-        **_flash(request),
-    )
+    svc = services(request)
+    seen = svc.records.recognitions(user) if permissions.holds(user, "events.view") else None
+    return _page(request, "people.html", user, people=svc.gallery.people(user), seen=seen, **_flash(request))
 
 
 @router.post("/people")

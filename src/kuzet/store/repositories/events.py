@@ -121,6 +121,11 @@ class EventRepository:
         found = self.session.scalar(select(AnalysisRunRow.id).where(AnalysisRunRow.last_commit == commit_key))
         return None if found is None else int(found)
 
+    def recognitions(self) -> dict[int, tuple[int, datetime]]:
+        """Per enrolled person: how many match events are stored, and the newest one's time."""
+        query = select(EventRow.person_id, func.count(), func.max(EventRow.created_at)).group_by(EventRow.person_id)
+        return {int(p): (int(n), last) for p, n, last in self.session.execute(query).all() if p is not None}
+
     def count(self) -> int:
         """How many events are stored."""
         return int(self.session.scalar(select(func.count()).select_from(EventRow)) or 0)
