@@ -211,9 +211,12 @@ def test_forms_and_camera_replay(
     _shot(operator, "camera")
 
 
-def test_plate_request_and_the_camera_wall(site: tuple[str, Kuzet, dict[str, User]], browser: Browser) -> None:
-    """A requester files a stolen-car entry by plate through the form; an approver sees the plate and approves it;
-    an operator watches the camera wall, where an up camera shows its picture and a failed one why."""
+def test_face_and_plate_requests_and_the_camera_wall(
+    site: tuple[str, Kuzet, dict[str, User]], browser: Browser, faces_dir: Path
+) -> None:
+    """A requester files a missing person's entry with a photo and a stolen car's by plate through the form; an
+    approver sees the plate and approves it; an operator watches the camera wall (an up camera's picture, a failed
+    camera's reason)."""
     import cv2
     import numpy as np
 
@@ -222,6 +225,18 @@ def test_plate_request_and_the_camera_wall(site: tuple[str, Kuzet, dict[str, Use
     base, svc, _ = site
     requester = _login(browser, base, "rustam")
     requester.goto(f"{base}/watchlists")
+    form = requester.locator("#request-form")
+    person = {"list_name": "missing", "name": "Lin-Manuel Miranda", "reference": "MP-77/2026",
+              "authority": "Almaty police", "note": "last seen at the station"}  # fmt: skip
+    for field, value in person.items():
+        form.locator(f"input[name={field}]").fill(value)
+    form.locator("input[name=photo]").set_input_files(str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"))
+    form.locator("select[name=category]").select_option("missing-person")
+    form.locator("select[name=legal_basis]").select_option("missing-person-report")
+    form.locator("input[name=expires]").fill((date.today() + timedelta(days=20)).isoformat())
+    form.locator("button").click()
+    expect(requester.locator(".msg")).to_contain_text("requested entry")
+    expect(requester.locator("tr", has_text="Lin-Manuel Miranda").locator(".status")).to_have_text("pending")
     form = requester.locator("#request-form")
     fields = {"list_name": "stolen", "name": "white Lada Vesta", "reference": "KUSP-1234",
               "authority": "Almaty police", "plate": "123 ABC 02", "note": "stolen 28 Nov"}  # fmt: skip

@@ -296,3 +296,30 @@ def test_people_page_shows_each_persons_recognitions(site: tuple[Services, TestC
     assert 'href="/events?identity=Ann">6, latest' in page
     _sign_in(client, "approver")  # approvers see enrolments, not where people were seen
     assert "recognitions" not in client.get("/people").text
+
+
+def test_an_administrator_adds_users_from_the_page_and_nobody_else_can(site: tuple[Services, TestClient]) -> None:
+    svc, client = site
+    _sign_in(client, "admin")
+    csrf = client.cookies["kuzet_csrf"]
+    added = client.post(
+        "/users", data={"name": "dana", "password": "a long enough password", "roles": ["reviewer", "auditor"],
+                        "csrf_token": csrf},
+    )  # fmt: skip
+    assert "added dana (auditor, reviewer)" in client.get(added.headers["location"]).text
+    for bad, fragment in (
+        ({"name": "eve", "password": "short", "roles": ["operator"]}, "password"),
+        ({"name": "eve", "password": "a long enough password", "roles": ["root"]}, "unknown role"),
+        ({"name": "eve", "password": "a long enough password"}, "(none given)"),
+        ({"name": "dana", "password": "a long enough password", "roles": ["operator"]}, "already exists"),
+    ):
+        refused = client.post("/users", data={**bad, "csrf_token": csrf})
+        assert fragment in client.get(refused.headers["location"]).text
+    no_csrf = {"name": "x1", "password": "a long enough password", "roles": ["admin"]}
+    assert client.post("/users", data=no_csrf).status_code == 303  # to the sign-in page, nothing done
+    assert "x1" not in {u.name for u in svc.users.list(svc.users.login("admin", PASSWORD)[0])}  # no CSRF: nothing
+    _sign_in(client, "auditor")
+    forged = client.post("/users", data={"name": "mallory", "password": "a long enough password", "roles": ["admin"],
+                                         "csrf_token": client.cookies["kuzet_csrf"]})  # fmt: skip
+    assert forged.status_code == 303 and "may not add users" in client.get(forged.headers["location"]).text
+    assert "mallory" not in {u.name for u in svc.users.list(svc.users.login("admin", PASSWORD)[0])}

@@ -13,7 +13,7 @@ from markupsafe import Markup
 from kuzet.api.deps import enrol_with_uploads, request_with_upload, services, start_session
 from kuzet.api.security import CSRF_COOKIE, SESSION_COOKIE, authenticate
 from kuzet.core.errors import InputError, KuzetError
-from kuzet.core.types import User
+from kuzet.core.types import ROLES, User
 from kuzet.services import permissions
 from kuzet.web.chrome import page
 from kuzet.web.i18n import COOKIE, LANGUAGES, N_, Gettext, gettext, language
@@ -434,7 +434,24 @@ def report_page(request: Request) -> HTMLResponse:
 def users_page(request: Request) -> HTMLResponse:
     """Users and roles."""
     user = _user(request)
-    return _page(request, "users.html", user, users=services(request).users.list(user))
+    users = services(request).users.list(user)
+    return _page(request, "users.html", user, users=users, all_roles=ROLES, **_flash(request))
+
+
+@router.post("/users")
+async def users_form(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+    """Add a user from the form (administrators): a name, a password of at least 12 characters, one or more roles."""
+    form = await request.form()
+    user = _user(request, csrf_token)
+    roles = [str(r) for r in form.getlist("roles")]
+    name, password = str(form.get("name", "")), str(form.get("password", ""))
+    try:
+        added = services(request).users.add(user, name, password, roles)
+    except KuzetError as exc:
+        return _back("/users", error=exc.message)
+    _ = _t(request)
+    message = _("added %(name)s (%(roles)s)") % {"name": added.name, "roles": ", ".join(sorted(added.roles))}
+    return _back("/users", message=message)
 
 
 @router.get("/cameras/{name}", response_class=HTMLResponse)
