@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from kuzet.config.models import KuzetConfig
 from kuzet.core.types import ROLES
@@ -323,3 +324,51 @@ def test_an_administrator_adds_users_from_the_page_and_nobody_else_can(site: tup
                                          "csrf_token": client.cookies["kuzet_csrf"]})  # fmt: skip
     assert forged.status_code == 303 and "may not add users" in client.get(forged.headers["location"]).text
     assert "mallory" not in {u.name for u in svc.users.list(svc.users.login("admin", PASSWORD)[0])}
+
+
+def test_event_detail_page(site: tuple[Services, TestClient]) -> None:
+    svc, client = site
+    _store_events(svc, 2)
+    _sign_in(client, "reviewer")
+    listing = client.get("/events").text
+    first = re.findall(r'<a href="/events/(\d+)">', listing)[0]
+    page = client.get(f"/events/{first}")
+    assert page.status_code == 200 and f"/api/media/event/{first}" in page.text and "Ann" in page.text
+    assert f'action="/api/media/event/{first}/unredacted"' in page.text  # reviewers may, with a justification
+    with raw_db(svc.ctx.data_dir, read_only=True) as db:
+        seen = db.execute("SELECT COUNT(*) FROM audit_entries WHERE object = ?", (f"event:{first}",)).fetchone()[0]
+    assert seen == 1
+    assert client.get("/events/999999").status_code == 404
+    _sign_in(client, "operator")
+    assert "unredacted" not in client.get(f"/events/{first}").text
+
+
+def test_review_filters_by_camera_person_and_time_and_pages(site: tuple[Services, TestClient]) -> None:
+    from kuzet.governance.watchlists import WatchlistRequest
+    from kuzet.store.models import AlertRow
+
+    svc, client = site
+    _store_events(svc, 2)
+    requester, approver = svc.users.login("requester", PASSWORD)[0], svc.users.login("approver", PASSWORD)[0]
+    req = WatchlistRequest("stolen", "blue Nexia", "stolen-vehicle", "stolen-vehicle-report", "KUSP-9", "police",
+                           date.today() + timedelta(days=9))  # fmt: skip
+    entry = svc.watchlists.request(requester, req, plate="555XYZ02")
+    svc.watchlists.approve(approver, entry, reason="report KUSP-9 checked")
+    with svc.uow.tx() as w:  # alerts as cameras raise them
+        run = w.session.execute(text("SELECT MIN(id) FROM analysis_runs")).scalar_one()
+        for i in range(55):
+            w.session.add(AlertRow(
+                run_id=run, entry_id=entry, camera="gate" if i % 5 else "hall", score=1.0, threshold=1.0, start=0.0,
+                end=1.0, track_id=i, snapshots="[]", source="src", status="pending", required_reviews=1,
+                created_at=svc.ctx.now(),
+            ))  # fmt: skip
+    _sign_in(client, "reviewer")
+    first = client.get("/review").text
+    assert first.count('<article class="alert') == 50 and 'rel="next"' in first
+    hall = client.get("/review?camera=hall").text
+    assert hall.count('<article class="alert') == 11 and "gate," not in hall
+    nexia = client.get("/review?subject=nexia").text  # part of the name, any case
+    assert nexia.count('<article class="alert') == 50
+    assert "No alerts." in client.get("/review?subject=nobody").text
+    assert "No alerts." in client.get(f"/review?from={(date.today() + timedelta(days=2)).isoformat()}").text
+    assert "No alerts." in client.get("/review?status=decided").text

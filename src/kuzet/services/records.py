@@ -74,6 +74,14 @@ class RecordService:
             writer.writerow([e.event_id, e.camera, _cell(e.identity), f"{e.score:.4f}", e.start, e.end, e.created_at])
         return out.getvalue()
 
+    def event(self, actor: User, event_id: int) -> Event:
+        """One stored event, for its detail page (audited)."""
+        self.uow.require(actor, "events.view")
+        with self.uow.read() as r:
+            found = r.events.get(event_id)
+        self.uow.record(actor, "events.view", object=f"event:{event_id}", details={"count": 1})
+        return found
+
     def recognitions(self, actor: User) -> dict[int, dict[str, object]]:
         """Per enrolled person: stored match events and the latest one (counts and a time; audited)."""
         self.uow.require(actor, "events.view")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from kuzet.core.errors import KuzetError
 from kuzet.core.types import User
 from kuzet.governance.review import DECISIONS, NO_REASON, PENDING, Alert, review_refusal
@@ -16,12 +18,35 @@ class ReviewService:
         self.ctx = ctx
         self.uow = uow
 
-    def list(self, actor: User, *, status: str | None = PENDING) -> list[Alert]:
-        """Alerts waiting for review (or with another status), with everything a reviewer needs."""
+    def list(
+        self,
+        actor: User,
+        *,
+        status: str | None = PENDING,
+        decided: bool = False,
+        camera: str | None = None,
+        subject: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 200,
+        offset: int = 0,
+    ) -> list[Alert]:
+        """Alerts waiting for review (or with another status, or every decided one), with what a reviewer needs.
+
+        Filtered by camera, watched person (part of the name) and time; viewing them is audited.
+        """
         self.uow.require(actor, "alerts.view")
         with self.uow.read() as r:
-            alerts = r.alerts.list(status=status)
-        self.uow.record(actor, "review.view", details={"count": len(alerts), "status": status or "all"})
+            alerts = r.alerts.list(
+                status=status, decided=decided, camera=camera, subject=subject, since=since, until=until,
+                limit=limit, offset=offset,
+            )  # fmt: skip
+        details: dict[str, str | int | float | bool | None] = {
+            "count": len(alerts), "status": "decided" if decided else status or "all"
+        }  # fmt: skip
+        if camera or subject or since or until:
+            details |= {"camera": camera, "subject_searched": bool(subject), "filtered": True}
+        self.uow.record(actor, "review.view", details=details)
         return alerts
 
     def decide(self, actor: User, alert_id: int, decision: str, *, reason: str) -> str:

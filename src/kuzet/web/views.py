@@ -158,6 +158,18 @@ def events_page(request: Request) -> HTMLResponse:
     )  # fmt: skip
 
 
+@router.get("/events/{event_id}", response_class=HTMLResponse)
+def event_page(request: Request, event_id: int) -> HTMLResponse:
+    """One event: its redacted snapshot, camera, person, score and times (audited).
+
+    Reviewers and auditors may open the unredacted picture from here, with a justification (audited too).
+    """
+    user = _user(request)
+    event = services(request).records.event(user, event_id)
+    may_unredact = permissions.holds(user, "media.unredacted")
+    return _page(request, "event.html", user, event=event, may_unredact=may_unredact)
+
+
 @router.post("/events/export")
 def events_export(
     request: Request, justification: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = ""
@@ -215,14 +227,22 @@ REVIEW_TABS = {"pending": N_("waiting for review"), "decided": N_("decided"), "a
 
 @router.get("/review", response_class=HTMLResponse)
 def review_page(request: Request) -> HTMLResponse:
-    """The review queue: alerts waiting for review first; decided ones on their own tab."""
+    """The review queue: alerts waiting for review first, decided ones on their own tab; filters and pages."""
     user = _user(request)
-    tab = request.query_params.get("status", "pending")
+    q = request.query_params
+    tab = q.get("status", "pending")
     tab = tab if tab in REVIEW_TABS else "pending"
-    alerts = services(request).review.list(user, status="pending" if tab == "pending" else None)
-    if tab == "decided":
-        alerts = [a for a in alerts if a.status != "pending"]
-    return _page(request, "review.html", user, alerts=alerts, tab=tab, tabs=REVIEW_TABS, **_flash(request))
+    offset = _offset(request)
+    query = {k: q.get(k, "").strip() for k in ("camera", "subject", "from", "to")}
+    alerts = services(request).review.list(
+        user, status="pending" if tab == "pending" else None, decided=tab == "decided",
+        camera=query["camera"] or None, subject=query["subject"] or None,
+        since=_day(request, "from"), until=_day(request, "to", end=True), limit=PAGE + 1, offset=offset,
+    )  # fmt: skip
+    return _page(
+        request, "review.html", user, alerts=alerts[:PAGE], more=len(alerts) > PAGE, offset=offset, page=PAGE,
+        tab=tab, tabs=REVIEW_TABS, query=query, **_flash(request),
+    )  # fmt: skip
 
 
 @router.post("/review/{alert_id}")

@@ -50,16 +50,41 @@ class AlertRepository:
         self.session.flush()
         return row.id
 
-    def list(self, *, status: str | None = PENDING, limit: int = 200) -> list[Alert]:
-        """Alerts (newest first) with their entry's legal basis and the decisions so far."""
+    def list(
+        self,
+        *,
+        status: str | None = PENDING,
+        limit: int = 200,
+        offset: int = 0,
+        decided: bool = False,
+        camera: str | None = None,
+        subject: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Alert]:
+        """Alerts (newest first) with their entry's legal basis and the decisions so far.
+
+        `decided` keeps those no longer pending; `subject` matches the entry's name in part, in any case.
+        """
         query = (
             select(AlertRow, WatchlistEntryRow)
             .join(WatchlistEntryRow, WatchlistEntryRow.id == AlertRow.entry_id)
             .order_by(AlertRow.id.desc())
             .limit(limit)
+            .offset(offset)
         )
         if status:
             query = query.where(AlertRow.status == status)
+        if decided:
+            query = query.where(AlertRow.status != PENDING)
+        if camera:
+            query = query.where(AlertRow.camera == camera)
+        if subject:
+            query = query.where(func.lower(WatchlistEntryRow.subject_name).contains(subject.lower(), autoescape=True))
+        if since is not None:
+            query = query.where(AlertRow.created_at >= since)
+        if until is not None:
+            query = query.where(AlertRow.created_at < until)
         names = {uid: uname for uid, uname in self.session.execute(select(UserRow.id, UserRow.name))}
         out = []
         for alert, entry in self.session.execute(query):

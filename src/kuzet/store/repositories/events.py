@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from kuzet.core.errors import NotFoundError
 from kuzet.core.timeutil import iso_utc
 from kuzet.core.types import Event
 from kuzet.store.models import AnalysisRunRow, EventRow
@@ -120,6 +121,17 @@ class EventRepository:
         """The run whose last commit had `commit_key` (a commit whose answer was lost did happen), else None."""
         found = self.session.scalar(select(AnalysisRunRow.id).where(AnalysisRunRow.last_commit == commit_key))
         return None if found is None else int(found)
+
+    def get(self, event_id: int) -> Event:
+        """One stored event.
+
+        Raises:
+            NotFoundError: There is no event `event_id`.
+        """
+        row = self.session.get(EventRow, event_id)
+        if row is None:
+            raise NotFoundError(f"there is no event {event_id}", hint="see the events page")
+        return _event(row)
 
     def recognitions(self) -> dict[int, tuple[int, datetime]]:
         """Per enrolled person: how many match events are stored, and the newest one's time."""
