@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from playwright.sync_api import Browser, sync_playwright
+from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from kuzet.config.models import KuzetConfig
+from kuzet.core.types import ROLES
+from kuzet.services.container import Services, build_services
+from kuzet.web.app import create_app
+from tests.conftest import PASSWORD
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -57,3 +64,29 @@ def browser() -> Iterator[Browser]:
         )
         yield b
         b.close()
+
+
+def sign_in(browser: Browser, base: str, name: str) -> Page:
+    """A new browser context signed in as `name` (every test user has the password PASSWORD)."""
+    page = browser.new_context(viewport={"width": 1366, "height": 800}).new_page()
+    page.goto(f"{base}/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("header")).to_contain_text(name)
+    return page
+
+
+@contextmanager
+def role_site(root: Path, config: KuzetConfig) -> Iterator[tuple[Services, TestClient]]:
+    """Services over `root` with the administrator `admin` and one user per role named after it, and a test client."""
+    svc = build_services(root, config)
+    admin = svc.users.init_admin("admin", PASSWORD)
+    for role in ROLES:
+        if role != "admin":
+            svc.users.add(admin, role, PASSWORD, [role])
+    try:
+        with TestClient(create_app(svc), follow_redirects=False) as client:
+            yield svc, client
+    finally:
+        svc.close()

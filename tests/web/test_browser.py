@@ -18,7 +18,7 @@ from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.recognize import FaceEmbedder
 from kuzet.web.app import create_app
 from tests.conftest import PASSWORD, share_models
-from tests.web.conftest import serve
+from tests.web.conftest import serve, sign_in
 
 pytestmark = pytest.mark.store
 
@@ -55,14 +55,7 @@ def _shot(page: Page, name: str) -> None:
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-def _login(browser: Browser, base: str, name: str) -> Page:
-    page = browser.new_context(viewport={"width": 1366, "height": 800}).new_page()
-    page.goto(f"{base}/login")
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("header")).to_contain_text(name)
-    return page
+_login = sign_in
 
 
 @pytest.mark.slow

@@ -11,12 +11,11 @@ from babel.messages.pofile import read_po
 from fastapi.testclient import TestClient
 
 from kuzet.config.models import KuzetConfig
-from kuzet.core.types import ROLES
-from kuzet.services.container import Services, build_services
-from kuzet.web.app import create_app
+from kuzet.services.container import Services
 from kuzet.web.i18n import LANGUAGES, LOCALES, negotiate
 from kuzet.web.messages import extract_messages
 from tests.conftest import PASSWORD
+from tests.web.conftest import role_site
 
 PLACEHOLDER = re.compile(r"%\(\w+\)s")
 
@@ -48,14 +47,8 @@ def test_the_browsers_language_is_negotiated() -> None:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[Services, TestClient]]:
-    svc = build_services(tmp_path / "data", KuzetConfig())
-    admin = svc.users.init_admin("admin", PASSWORD)
-    for role in ROLES:
-        if role != "admin":
-            svc.users.add(admin, role, PASSWORD, [role])
-    with TestClient(create_app(svc), follow_redirects=False) as client:
-        yield svc, client
-    svc.close()
+    with role_site(tmp_path / "data", KuzetConfig()) as made:
+        yield made
 
 
 @pytest.mark.store

@@ -19,7 +19,7 @@ from kuzet.services.container import Services, build_services
 from kuzet.store.status import CameraStatus, ServiceStatus, write_status
 from kuzet.web.app import create_app
 from tests.conftest import PASSWORD
-from tests.web.conftest import serve
+from tests.web.conftest import serve, sign_in
 
 pytestmark = pytest.mark.store
 ALMATY = {  # a square around the centre of Almaty, drawn instead of map tiles
@@ -103,13 +103,9 @@ def test_the_map_in_the_browser(tmp_path: Path, browser: Browser, geo: bool) -> 
     svc = _services(tmp_path / "data", geo=geo)
     try:
         with serve(create_app(svc)) as base:
-            page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+            page = sign_in(browser, base, "olga")
             outside: list[str] = []
             page.on("request", lambda r: None if r.url.startswith(base) else outside.append(r.url))
-            page.goto(f"{base}/login")
-            page.fill("input[name=name]", "olga")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
             page.goto(f"{base}/map")
             expect(page.locator("#map[data-ready='1']")).to_have_count(1, timeout=15_000)
             expect(page.locator("path[data-camera]")).to_have_count(2)  # lobby has no position

@@ -18,12 +18,12 @@ from sqlalchemy import text
 
 from kuzet.config.models import KuzetConfig
 from kuzet.core.types import ROLES
-from kuzet.services.container import Services, build_services
+from kuzet.services.container import Services
 from kuzet.store.status import CameraStatus, ServiceStatus, write_status
-from kuzet.web.app import create_app
 from kuzet.web.chrome import MENU
 from tests.conftest import PASSWORD
 from tests.support.rawdb import raw_db
+from tests.web.conftest import role_site
 
 pytestmark = pytest.mark.store
 CONFIG = {"cameras": [{"name": "gate-1", "source": "rtsp://10.0.0.5/gate", "purpose": "staff access"}]}
@@ -31,14 +31,8 @@ CONFIG = {"cameras": [{"name": "gate-1", "source": "rtsp://10.0.0.5/gate", "purp
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[Services, TestClient]]:
-    svc = build_services(tmp_path / "data", KuzetConfig.model_validate(CONFIG))
-    admin = svc.users.init_admin("admin", PASSWORD)
-    for role in ROLES:
-        if role != "admin":
-            svc.users.add(admin, role, PASSWORD, [role])
-    with TestClient(create_app(svc), follow_redirects=False) as client:
-        yield svc, client
-    svc.close()
+    with role_site(tmp_path / "data", KuzetConfig.model_validate(CONFIG)) as made:
+        yield made
 
 
 def _sign_in(client: TestClient, name: str) -> None:

@@ -18,10 +18,11 @@ from sqlalchemy import text
 from kuzet.config.models import KuzetConfig
 from kuzet.detect.plate.formats import near
 from kuzet.services.container import Services, build_services
+from kuzet.store.repositories.traffic import ViolationRecord
 from kuzet.web.app import create_app
 from tests.conftest import PASSWORD
 from tests.support.rawdb import raw_db
-from tests.web.conftest import serve
+from tests.web.conftest import serve, sign_in
 
 pytestmark = pytest.mark.store
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "car-park.yaml"
@@ -57,6 +58,7 @@ def test_counts_violations_and_the_evidence_package(site: tuple[Services, TestCl
     assert "speeding" in violations
     with svc.uow.read() as r:
         (first, *_) = r.traffic.list("violations", camera=None, plate=None, limit=10, offset=0)
+    assert isinstance(first, ViolationRecord)
     csrf = client.cookies["kuzet_csrf"]
     url = f"/traffic/violations/{first.id}/evidence"
     refused = client.post(url, data={"justification": "", "csrf_token": csrf})
@@ -132,11 +134,7 @@ def test_the_chart_follows_new_passages_within_seconds(site: tuple[Services, Tes
     assert sum(sum(s["values"]) for s in series["series"]) >= 4
     before = sum(sum(s["values"]) for s in series["series"])
     with serve(create_app(svc)) as base:
-        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        page.goto(f"{base}/login")
-        page.fill("input[name=name]", "olga")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
+        page = sign_in(browser, base, "olga")
         page.goto(f"{base}/traffic")
         expect(page.locator("#traffic-chart canvas")).to_have_count(1, timeout=15_000)
         expect(page.locator("#traffic-chart")).to_have_attribute("data-total", str(before))
