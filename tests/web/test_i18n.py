@@ -67,7 +67,7 @@ def test_pages_follow_the_browser_and_the_switcher(site: tuple[Services, TestCli
     assert switched.status_code == 303 and switched.headers["location"] == "/events"
     events = client.get("/events", headers=kazakh).text
     assert '<html lang="ru">' in events and "События" in events and "Событий нет." in events
-    for target in ("//evil.example/x", "https://evil.example/", "/\\\\evil.example"):
+    for target in ("//evil.example/x", "https://evil.example/", "/\\\\evil.example", "/%09/evil.example"):
         away = client.get(f"/language/kk?next={target}")
         assert away.headers["location"] == "/", target  # never an open redirect
     assert client.get("/language/xx?next=/").status_code == 303

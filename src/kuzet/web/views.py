@@ -69,7 +69,8 @@ def _decide(
 def choose_language(request: Request, code: str) -> Response:
     """Switch the web app's language (a cookie), back to the page the switcher was on."""
     target = request.query_params.get("next", "/")
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+    local = target.startswith("/") and not target.startswith("//") and "\\" not in target
+    if not local or any(ord(c) < 32 or ord(c) == 127 for c in target):  # a tab or newline makes "/\t/x" mean "//x"
         target = "/"  # only a path of this site: the switcher is no open redirect
     response = RedirectResponse(target, status_code=303)
     if code in LANGUAGES:
