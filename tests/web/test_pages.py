@@ -180,8 +180,9 @@ def test_events_page_filters_pages_and_exports_with_a_justification(site: tuple[
     assert _rows(gate) == 50 and ">hall<" not in gate
     future = client.get(f"/events?from={(date.today() + timedelta(days=2)).isoformat()}").text
     assert "No events." in future
-    bad = client.get("/events?from=yesterday")
-    assert bad.status_code == 422 and "is not a date" in bad.text
+    for bad_day in ("from=yesterday", "to=9999-12-31", "from=2026-02-30"):
+        bad = client.get(f"/events?{bad_day}")
+        assert bad.status_code == 422 and "is not a date" in bad.text, bad_day
 
     csrf = client.cookies["kuzet_csrf"]
     refused = client.post("/events/export?camera=hall", data={"justification": "", "csrf_token": csrf})
@@ -222,6 +223,8 @@ def test_transparency_page_takes_a_period_and_downloads_a_pdf(site: tuple[Servic
     pdf = client.get("/api/reports/transparency?from=2026-01-01&to=2026-01-31&format=pdf&download=true")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert 'filename="kuzet-transparency-2026-01-01-2026-01-31.pdf"' in pdf.headers["content-disposition"]
+    assert client.get("/report?from=2026-02-01&to=9999-12-31").status_code == 422
+    assert client.get("/api/reports/transparency?from=2026-02-01&to=9999-12-31").status_code == 422
     backwards = client.get("/report?from=2026-02-01&to=2026-01-01")
     assert backwards.status_code == 400 and "before" in backwards.text
 

@@ -126,9 +126,9 @@ def _day(request: Request, name: str, *, end: bool = False) -> datetime | None:
         return None
     try:
         day = date.fromisoformat(text)
-    except ValueError:
+        return datetime.combine(day + timedelta(days=1) if end else day, time(0), tzinfo=UTC)
+    except (ValueError, OverflowError):
         raise InputError(f"{name} {text[:20]!r} is not a date", hint="use YYYY-MM-DD") from None
-    return datetime.combine(day + timedelta(days=1) if end else day, time(0), tzinfo=UTC)
 
 
 def _offset(request: Request) -> int:
