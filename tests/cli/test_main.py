@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -151,6 +152,12 @@ def test_commands_need_a_signed_in_user(tmp_path: Path, faces_dir: Path) -> None
 
 def test_console_script_demo_runs_from_installed_packages(tmp_path: Path) -> None:
     exe = shutil.which("kuzet") or str(Path(sys.executable).parent / "kuzet")
+    shared = os.environ | {"KUZET_DATABASE_URL": "postgresql://kuzet@127.0.0.1:1/kuzet"}
+    refused = subprocess.run([exe, "--data-dir", str(tmp_path / "x"), "demo", "--no-serve"], env=shared,
+                             capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert refused.returncode == 2 and "never on a shared database" in refused.stderr
+    assert not (tmp_path / "x").exists()
+    own = {k: v for k, v in os.environ.items() if k != "KUZET_DATABASE_URL"}  # the demo is SQLite, on any suite
     proc = subprocess.run(
         [exe, "--data-dir", str(tmp_path / "home"), "demo", "--no-serve"],
         capture_output=True,
@@ -158,6 +165,7 @@ def test_console_script_demo_runs_from_installed_packages(tmp_path: Path) -> Non
         timeout=300,
         check=False,
         cwd=tmp_path,
+        env=own,
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -170,8 +178,9 @@ def test_console_script_demo_runs_from_installed_packages(tmp_path: Path) -> Non
     home = tmp_path / "home"
     assert (home / "kuzet.db").is_file() and f"kuzet --data-dir {home} login" in out  # the data dir itself
     again = subprocess.run(
-        [exe, "--data-dir", str(home), "demo", "--no-serve"], capture_output=True, text=True, timeout=300, check=False
-    )
+        [exe, "--data-dir", str(home), "demo", "--no-serve"], capture_output=True, text=True, timeout=300,
+        check=False, env=own,
+    )  # fmt: skip
     assert again.returncode == 0, again.stderr  # an earlier demo is replaced
 
 
@@ -179,7 +188,9 @@ def test_the_demo_never_touches_a_folder_with_other_data(tmp_path: Path) -> None
     data = tmp_path / "real"
     _signed_in_operator(data)
     before = sorted(p.name for p in data.iterdir())
-    code, out = _kuzet(data, "demo", "--no-serve")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("KUZET_DATABASE_URL", raising=False)  # the demo would refuse a shared database before the folder
+        code, out = _kuzet(data, "demo", "--no-serve")
     assert code == 2 and "not kuzet's demo" in out and "--data-dir" in out
     assert sorted(p.name for p in data.iterdir()) == before
     assert _kuzet(data, "whoami")[1].startswith("olga")

@@ -93,12 +93,12 @@ def open_initialised() -> Services:
     """The services over a data directory `kuzet init` has set up; refuses, creating nothing, when there is none.
 
     Raises:
-        ConfigError: The data directory holds no kuzet store (an SQLite store is looked for before anything is
-            opened), or a shared store has no users yet.
+        ConfigError: The data directory does not exist or holds no kuzet store (looked for before anything is
+            opened or created), or a shared store has no users yet.
     """
     folder = data_dir()
     own_sqlite = not os.environ.get(DATABASE_ENV, "").strip() and config().database.url is None
-    if own_sqlite and not (folder / "kuzet.db").is_file():
+    if not folder.is_dir() or (own_sqlite and not (folder / "kuzet.db").is_file()):  # keys live here on any store
         raise ConfigError(f"there is no kuzet data in {folder}", hint=NOT_INITIALISED)
     services = open_services()
     if not services.users.any_user():

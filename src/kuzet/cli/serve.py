@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import asdict
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from kuzet.cli import common
 from kuzet.cli.common import console, err_console, given_config, json_out, open_services, session
+from kuzet.config.secrets import DATABASE_ENV
 from kuzet.core.errors import InputError
 from kuzet.services.container import Services, build_services
 from kuzet.store.status import ServiceStatus
@@ -201,6 +203,11 @@ def demo(
     from kuzet.demo import run_demo
 
     root = common.data_dir()
+    if os.environ.get(DATABASE_ENV, "").strip() or given_config().database.url is not None:
+        raise InputError(
+            "the demo runs on its own SQLite store, never on a shared database",
+            hint=f"unset {DATABASE_ENV} (and database.url in the --config file) for the demo",
+        )
     if root.exists() and any(root.iterdir()):
         legacy = {p.name for p in root.iterdir()} == {"demo"}  # an older kuzet kept its demo in DATA_DIR/demo
         if not (root / DEMO_MARK).is_file() and not legacy:
