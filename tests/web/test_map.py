@@ -123,5 +123,6 @@ def test_the_map_in_the_browser(tmp_path: Path, browser: Browser, geo: bool) -> 
             found = Axe().run(page, options={"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21aa"]}})
             serious = [v["id"] for v in found.response["violations"] if v["impact"] in ("serious", "critical")]
             assert serious == []
+            page.context.close()  # its polling ends before the server and the store close
     finally:
         svc.close()

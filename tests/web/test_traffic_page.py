@@ -21,7 +21,6 @@ from kuzet.services.container import Services, build_services
 from kuzet.store.repositories.traffic import ViolationRecord
 from kuzet.web.app import create_app
 from tests.conftest import PASSWORD
-from tests.support.rawdb import raw_db
 from tests.web.conftest import serve, sign_in
 
 pytestmark = pytest.mark.store
@@ -40,6 +39,12 @@ def site(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[
     with TestClient(create_app(svc), follow_redirects=False) as client:
         yield svc, client
     svc.close()
+
+
+def _rows(svc: Services, sql: str) -> list[tuple[object, ...]]:
+    """Rows of a query on the services' own store (the module's database on either engine)."""
+    with svc.uow.read() as r:
+        return [tuple(row) for row in r.session.execute(text(sql))]
 
 
 def _sign_in(client: TestClient, name: str) -> None:
@@ -74,9 +79,8 @@ def test_counts_violations_and_the_evidence_package(site: tuple[Services, TestCl
     assert {"manifest.json", "frame_1.jpg"} <= names
     assert manifest["kind"] == "speeding" and "speed_kmh" in manifest["measurements"]
     assert manifest["calibration"] is not None  # the calibration the speed rests on travels with it
-    with raw_db(svc.ctx.data_dir, read_only=True) as db:
-        exported = db.execute("SELECT object, justification FROM audit_entries WHERE action = 'evidence.export'")
-        assert [tuple(r) for r in exported.fetchall()] == [(f"violation:{first.id}", why)]
+    exported = _rows(svc, "SELECT object, justification FROM audit_entries WHERE action = 'evidence.export'")
+    assert exported == [(f"violation:{first.id}", why)]
 
     frame = svc.ctx.media.path(first.evidence) / "frame_1.jpg"  # an insider swaps a frame on disk
     frame.write_bytes(frame.read_bytes()[:-100] + b"\0" * 100)
@@ -87,10 +91,9 @@ def test_counts_violations_and_the_evidence_package(site: tuple[Services, TestCl
 
 def test_plates_are_found_with_near_matches_and_every_search_is_audited(site: tuple[Services, TestClient]) -> None:
     svc, client = site
-    with raw_db(svc.ctx.data_dir) as db:  # as if the reader had read this plate on the first passage
-        first = db.execute("SELECT MIN(id) FROM traffic_passages").fetchone()[0]
-        db.execute("UPDATE traffic_passages SET plate = '123ABC02' WHERE id = ?", (first,))
-        db.commit()
+    with svc.uow.tx() as w:  # as if the reader had read this plate on the first passage
+        first = w.session.execute(text("SELECT MIN(id) FROM traffic_passages")).scalar_one()
+        w.session.execute(text("UPDATE traffic_passages SET plate = '123ABC02' WHERE id = :id"), {"id": first})
     _sign_in(client, "timur")
     exact = client.get("/traffic?plate=I23A8C02").text
     assert '<tr id="passage-' not in exact
@@ -98,11 +101,10 @@ def test_plates_are_found_with_near_matches_and_every_search_is_audited(site: tu
     assert fuzzy.count('<tr id="passage-') == 1 and "123ABC02" in fuzzy
     one_off = client.get("/api/traffic/passages?plate=123ABD02&fuzzy=true").json()
     assert [p["plate"] for p in one_off["items"]] == ["123ABC02"]
-    with raw_db(svc.ctx.data_dir, read_only=True) as db:
-        searches = db.execute(
-            "SELECT COUNT(*) FROM audit_entries WHERE action = 'traffic.passages.view' AND actor = 'timur'"
-        ).fetchone()[0]
-    assert searches >= 3
+    searches = _rows(
+        svc, "SELECT COUNT(*) FROM audit_entries WHERE action = 'traffic.passages.view' AND actor = 'timur'"
+    )
+    assert searches[0][0] >= 3
     _sign_in(client, "rustam")
     assert client.get("/traffic").status_code == 403  # a requester sees no plates
 
@@ -142,3 +144,4 @@ def test_the_chart_follows_new_passages_within_seconds(site: tuple[Services, Tes
             run = w.session.execute(text("SELECT MAX(id) FROM analysis_runs")).scalar_one()
             w.traffic.add_passages(run, "car-park", [Passage(99, "middle", "in", 40.0, "car")], now=svc.ctx.now())
         expect(page.locator("#traffic-chart")).to_have_attribute("data-total", str(before + 1), timeout=12_000)
+        page.context.close()  # its polling ends before the server and the store close
