@@ -16,7 +16,7 @@ from kuzet.api.security import CSRF_COOKIE, token_from
 from kuzet.core.errors import KuzetError
 from kuzet.core.types import User
 from kuzet.services import permissions
-from kuzet.web.i18n import LANGUAGES, N_, gettext, language, local_time
+from kuzet.web.i18n import LANGUAGES, gettext, language, local_time, marked
 
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 
@@ -31,19 +31,19 @@ class Link:
 
 
 MENU = (
-    Link("/", N_("Overview"), "overview.view"),
-    Link("/wall", N_("Camera wall"), "cameras.view"),
-    Link("/map", N_("Map"), "cameras.view"),
-    Link("/cameras", N_("Cameras"), "cameras.view"),
-    Link("/events", N_("Events"), "events.view"),
-    Link("/traffic", N_("Traffic"), "traffic.passages"),
-    Link("/review", N_("Review"), "alerts.view"),
-    Link("/watchlists", N_("Watchlists"), "watchlist.view"),
-    Link("/people", N_("People"), "people.view"),
-    Link("/audit", N_("Audit"), "audit.read"),
-    Link("/report", N_("Transparency"), "report.transparency"),
-    Link("/users", N_("Users"), "users.list"),
-    Link("/system", N_("System"), "cameras.status"),
+    Link("/", marked("Overview"), "overview.view"),
+    Link("/wall", marked("Camera wall"), "cameras.view"),
+    Link("/map", marked("Map"), "cameras.view"),
+    Link("/cameras", marked("Cameras"), "cameras.view"),
+    Link("/events", marked("Events"), "events.view"),
+    Link("/traffic", marked("Traffic"), "traffic.passages"),
+    Link("/review", marked("Review"), "alerts.view"),
+    Link("/watchlists", marked("Watchlists"), "watchlist.view"),
+    Link("/people", marked("People"), "people.view"),
+    Link("/audit", marked("Audit"), "audit.read"),
+    Link("/report", marked("Transparency"), "report.transparency"),
+    Link("/users", marked("Users"), "users.list"),
+    Link("/system", marked("System"), "cameras.status"),
 )
 """The dashboard's pages; a user sees only those their roles may open."""
 
@@ -88,22 +88,42 @@ def page(request: Request, name: str, user: User | None, **context: Any) -> HTML
 
 
 TITLES = {
-    400: N_("That did not work"),
-    403: N_("Not allowed"),
-    404: N_("Not found"),
-    405: N_("Not found"),
-    409: N_("Refused"),
-    413: N_("Too large"),
-    422: N_("Check what you entered"),
-    429: N_("Too many attempts"),
-    503: N_("Service unavailable"),
+    400: marked("That did not work"),
+    403: marked("Not allowed"),
+    404: marked("Not found"),
+    405: marked("Not found"),
+    409: marked("Refused"),
+    413: marked("Too large"),
+    422: marked("Check what you entered"),
+    429: marked("Too many attempts"),
+    503: marked("Service unavailable"),
 }
 STATES = (
-    N_("starting"), N_("up"), N_("reconnecting"), N_("stalled"), N_("failed"), N_("restarting"), N_("stopped"),
-    N_("not running"), N_("unknown"), N_("pending"), N_("approved"), N_("rejected"), N_("expired"),
-    N_("withdrawn"), N_("confirmed"), N_("running"), N_("waiting for review"), N_("decided"), N_("all"),
-    N_("frames analysed"), N_("frames dropped"), N_("events"), N_("alerts"), N_("passages"),
-)  # fmt: skip
+    marked("starting"),
+    marked("up"),
+    marked("reconnecting"),
+    marked("stalled"),
+    marked("failed"),
+    marked("restarting"),
+    marked("stopped"),
+    marked("not running"),
+    marked("unknown"),
+    marked("pending"),
+    marked("approved"),
+    marked("rejected"),
+    marked("expired"),
+    marked("withdrawn"),
+    marked("confirmed"),
+    marked("running"),
+    marked("waiting for review"),
+    marked("decided"),
+    marked("all"),
+    marked("frames analysed"),
+    marked("frames dropped"),
+    marked("events"),
+    marked("alerts"),
+    marked("passages"),
+)
 """States (cameras, entries, alerts, the service), review tabs and camera counters: shown translated."""
 
 
@@ -120,7 +140,7 @@ async def error_page(request: Request, status: int, message: str, hint: str) -> 
     elif status == 403:
         hint = hint or _("ask an administrator if your work needs this role")
     return page(
-        request, "error.html", user, status_code=status, title=_(TITLES.get(status, N_("Something went wrong"))),
+        request, "error.html", user, status_code=status, title=_(TITLES.get(status, marked("Something went wrong"))),
         message=message, hint=hint, code=status,
     )  # fmt: skip
 

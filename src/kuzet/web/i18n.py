@@ -26,7 +26,7 @@ LOCALES = Path(__file__).resolve().parent / "locales"
 Gettext = Callable[[str], str]
 
 
-def N_(message: str) -> str:  # noqa: N802 (the gettext convention for "mark for translation, translate later")
+def marked(message: str) -> str:
     """Mark `message` for the catalogues; it is translated where it is shown."""
     return message
 

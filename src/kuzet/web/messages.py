@@ -20,12 +20,12 @@ from kuzet.web.i18n import DEFAULT, LANGUAGES, LOCALES
 
 WEB = Path(__file__).resolve().parent
 PYTHON_SOURCES = (WEB / "chrome.py", WEB / "views.py", WEB.parent / "governance" / "report.py")
-"""Python modules whose `_()` and `N_()` strings are shown in the web app or the transparency report."""
-KEYWORDS = {"_": None, "N_": None, "gettext": None}
+"""Python modules whose `_()` and `marked()` strings are shown in the web app or the transparency report."""
+KEYWORDS = {"_": None, "marked": None, "gettext": None}
 
 
 def extract_messages() -> list[tuple[str, str]]:
-    """(message, where) of every marked string: the templates' `_()` and the Python modules' `_()`/`N_()`."""
+    """(message, where) of every marked string: the templates' `_()` and the Python modules' `_()`/`marked()`."""
     found: dict[str, str] = {}
     for path in sorted((WEB / "templates").glob("*.html")):
         with path.open("rb") as f:

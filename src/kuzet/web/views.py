@@ -16,7 +16,7 @@ from kuzet.core.errors import InputError, KuzetError
 from kuzet.core.types import ROLES, User
 from kuzet.services import permissions
 from kuzet.web.chrome import page
-from kuzet.web.i18n import COOKIE, LANGUAGES, N_, Gettext, gettext, language
+from kuzet.web.i18n import COOKIE, LANGUAGES, Gettext, gettext, language, marked
 
 router = APIRouter(include_in_schema=False)
 
@@ -223,7 +223,7 @@ def violation_evidence_form(
     )
 
 
-REVIEW_TABS = {"pending": N_("waiting for review"), "decided": N_("decided"), "all": N_("all")}
+REVIEW_TABS = {"pending": marked("waiting for review"), "decided": marked("decided"), "all": marked("all")}
 
 
 @router.get("/review", response_class=HTMLResponse)
