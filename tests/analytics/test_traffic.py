@@ -200,3 +200,33 @@ def test_car_video_counting_line_matches_the_count_by_eye(tmp_path: Path, video_
         assert p.speed_err_kmh >= 0.1 * p.speed_kmh * 0.9  # the calibration's 10% scale error is in it
     assert result.traffic.calibration_note is not None
     assert "4.5 m" in result.traffic.calibration_note
+
+
+def test_the_operators_view_shows_speeds_draws_lines_and_hides_plate_areas() -> None:
+    """What the wall and the replay show of a traffic camera: current speeds, lines and arrows, plate areas hidden."""
+    from kuzet.governance.redaction import plate_zones
+    from kuzet.services.cameras import traffic_picture
+
+    cfg = {"lines": [{"name": "l", "points": [[0, 200], [800, 200]]}], "calibration": CALIBRATION}
+    detector = ScriptedDetector(lambda t: [car_at(100 + 200 * t, 300)])  # 36 km/h along the road
+    analyzer = TrafficAnalyzer(detector, TrafficConfig.model_validate({"plates": False, **cfg}))
+    for i in range(15):
+        detector.t = i / FPS
+        analyzer.process(Frame(image=BLANK, pts=i / FPS, index=i))
+    (shown,) = analyzer.shown()
+    assert shown.label == "vehicle" and shown.speed_kmh is not None
+    assert shown.speed_kmh[0] == pytest.approx(36.0, abs=1.0)
+
+    # a tall box gets bands at its top and bottom, a wide one at its left and right, over the middle of the other side
+    tall, wide = plate_zones(np.asarray([[0, 0, 40, 100]], np.float32)), plate_zones(np.asarray([[0, 0, 100, 40]]))
+    assert tall.tolist() == [[4, 0, 36, 25], [4, 75, 36, 100]]
+    assert wide.tolist() == [[0, 4, 25, 36], [75, 4, 100, 36]]
+
+    striped = np.zeros((400, 800, 3), np.uint8)
+    striped[:, ::2] = 255  # fine detail a plate's characters would have
+    picture = traffic_picture(striped.copy(), analyzer)
+    x1, y1, _, y2 = (round(v) for v in shown.box)
+    left_end = picture[y1 + 8 : y2 - 8, x1 + 1 : x1 + 8]
+    assert left_end.std() < striped.std() / 2  # pixelated: the stripes are gone there
+    assert (picture[200, 5] == (255, 200, 0)).all()  # the counting line, amber (RGB)
+    assert (picture[210:240, 400] == (255, 200, 0)).all(axis=1).any()  # its arrow points to the "in" side, down

@@ -60,6 +60,17 @@ class TrafficStats:
     per_line: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Shown:
+    """A tracked object in the latest frame, as an overlay draws it: box, kind, track and current ground speed."""
+
+    box: tuple[float, float, float, float]
+    label: str
+    track_id: int
+    speed_kmh: tuple[float, float] | None
+    """Speed over the last two seconds and its uncertainty (km/h), on a calibrated camera."""
+
+
 PlateReadFn = Callable[[Image, NDArray[np.float32]], tuple[PlateText, NDArray[np.float32], Image] | None]
 """Reads the plate on a vehicle: (frame, vehicle box) -> (plate, plate box in frame pixels, plate crop) or None."""
 
@@ -87,10 +98,12 @@ class TrafficAnalyzer:
         self.passages: list[Passage] = []
         self.violations: list[Violation] = []
         self.plates: list[PlateTrack] = []
+        self._last_pts: float | None = None
 
     def process(self, frame: Frame) -> None:
         """One frame: detect, track, and check every rule for the tracks it moved."""
         self.stats.frames += 1
+        self._last_pts = frame.pts
         dets: Detections = self.detector.detect(frame.image)
         self.stats.detections += len(dets)
         update = self.tracker.update(dets, frame.pts)
@@ -131,6 +144,22 @@ class TrafficAnalyzer:
         """End of stream: close every open track."""
         for tid in self.tracker.flush():
             self._finish(tid)
+
+    def shown(self, window_s: float = 2.0) -> list[Shown]:
+        """The objects tracked in the latest frame, with their speed over the last `window_s` (for overlays)."""
+        out = []
+        for track in self._tracks.values():
+            if not track.times or track.times[-1] != self._last_pts:
+                continue
+            t = np.asarray(track.times)
+            start = int(np.searchsorted(t, t[-1] - window_s))
+            speed = None
+            if self.ground is not None:
+                got = self.ground.speed(t[start:], np.asarray(track.points[start:], np.float64))
+                speed = (got[0] * 3.6, got[1] * 3.6) if got else None
+            x1, y1, x2, y2 = (float(v) for v in track.box)
+            out.append(Shown((x1, y1, x2, y2), track.label, track.track_id, speed))
+        return out
 
     def _red(self, frame: Frame) -> bool | None:
         rl = self.config.red_light

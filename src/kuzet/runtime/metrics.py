@@ -38,6 +38,12 @@ class _StatusCollector(Collector):
             for c in cams:
                 family.add_metric([c.camera], float(getattr(c, name)))
             yield family
+        cpu = CounterMetricFamily(
+            "kuzet_cpu_seconds", "CPU time of the camera's worker process (decoding and analysis)", labels=["camera"]
+        )
+        for c in cams:
+            cpu.add_metric([c.camera], c.cpu_s)
+        yield cpu
         depth = GaugeMetricFamily("kuzet_queue_depth", "Decoded frames waiting for analysis", labels=["camera"])
         up = GaugeMetricFamily("kuzet_camera_up", "1 when frames arrive from the camera", labels=["camera"])
         state = GaugeMetricFamily("kuzet_camera_state", "1 for the camera's current state", labels=["camera", "state"])

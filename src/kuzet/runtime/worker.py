@@ -30,6 +30,7 @@ from kuzet.store.status import CameraStatus
 if TYPE_CHECKING:
     from kuzet.core.types import Image, User
     from kuzet.ingest.live import LiveStream
+    from kuzet.pipeline.traffic import TrafficAnalyzer
     from kuzet.runtime.recording import RecordingKeeper
     from kuzet.services.session import AnalysisSession
 
@@ -132,6 +133,7 @@ class CameraWorker:
         )
         self.backoff = Backoff(self.run_config)
         self._last_sent = 0.0
+        self._cpu0 = time.process_time()
         self._ended = ""
         """Why the last connection ended (after frames had arrived)."""
         self._draining: list[tuple[LiveStream, RecordingKeeper]] = []
@@ -150,6 +152,7 @@ class CameraWorker:
         now = time.time()
         if force or now - self._last_sent >= HEARTBEAT_S:
             self.status.heartbeat = now
+            self.status.cpu_s = time.process_time() - self._cpu0  # one process (or Ray actor) per camera
             self.messages.put(StatusUpdate(self.status))
             self._last_sent = now
 
@@ -267,11 +270,11 @@ class CameraWorker:
                 st.observe_latency(time.perf_counter() - t0)
                 st.frames_analysed += 1
                 st.frames_gated += session.stats.gated_frames - gated
-                st.last_frame_at = time.time()
+                st.last_frame_at, st.stream_time = time.time(), frame.pts
                 now = time.monotonic()
                 if cfg.wall_snapshot_s and now - last_wall >= cfg.wall_snapshot_s:
                     last_wall = now
-                    self._wall_picture(frame.image)
+                    self._wall_picture(frame.image, session.traffic)
                 if now - last_poll >= cfg.gallery_poll_s:
                     last_poll = now
                     full = now - last_reload >= cfg.gallery_refresh_s
@@ -302,19 +305,23 @@ class CameraWorker:
             self._ended = error.message
         return got_frames
 
-    def _wall_picture(self, image: Image) -> None:
+    def _wall_picture(self, image: Image, traffic: TrafficAnalyzer | None) -> None:
         """Leave the camera's latest picture for the wall, redacted like every picture shown, at most 640 px wide.
 
-        A failure is logged; it never stops the camera.
+        A traffic camera's picture carries its lines, zones, tracked objects and their speeds. A failure is logged;
+        it never stops the camera.
         """
         import cv2
         import numpy as np
 
+        from kuzet.services.cameras import traffic_picture
         from kuzet.store.media import encode_jpeg
         from kuzet.store.status import write_wall_frame
 
         try:
             shown = self.ctx.models.video_redactor.redact_image(image).image
+            if traffic is not None:
+                traffic_picture(shown, traffic)
             h, w = shown.shape[:2]
             if w > 640:
                 shown = np.asarray(cv2.resize(shown, (640, round(h * 640 / w)), interpolation=cv2.INTER_AREA), np.uint8)

@@ -53,6 +53,10 @@ class CameraStatus:
     heartbeat: float = field(default_factory=time.time)
     """Unix time the worker last said it was alive."""
     last_frame_at: float = 0.0
+    stream_time: float = 0.0
+    """The latest analysed frame's time on the stream's own clock (seconds), taken at `last_frame_at`."""
+    cpu_s: float = 0.0
+    """CPU seconds the camera's worker process has used (decoding and analysis), across restarts."""
     run_id: int | None = None
     queue_depth: int = 0
     frames_decoded: int = 0
@@ -94,6 +98,7 @@ class CameraStatus:
         for name in COUNTERS:
             setattr(out, name, getattr(self, name) + getattr(earlier, name))
         out.latency_sum = self.latency_sum + earlier.latency_sum
+        out.cpu_s = self.cpu_s + earlier.cpu_s
         out.latency_buckets = [a + b for a, b in zip(self.latency_buckets, earlier.latency_buckets, strict=True)]
         return out
 

@@ -33,12 +33,34 @@
     }
   });
 })();
-// The camera wall: each live picture is fetched again every few seconds (no-store), one at a time per tile.
+// The camera wall: each live picture is fetched again every few seconds (no-store), one at a time per tile; the
+// tiles follow their cameras' states (the page is fetched again and a tile whose state or reason changed replaced).
 (function () {
-  const pictures = document.querySelectorAll("img[data-refresh]");
-  if (!pictures.length) return;
+  const wall = document.getElementById("wall");
+  if (!wall) return;
+  function said(tile) {
+    const state = tile.querySelector(".state"), down = tile.querySelector(".down");
+    return (state ? state.textContent : "") + "|" + (down ? down.textContent : "");
+  }
   setInterval(function () {
-    pictures.forEach(function (img) {
+    fetch(window.location.pathname, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("wall");
+        if (!fresh) return;
+        fresh.querySelectorAll("section.tile").forEach(function (tile) {
+          const old = document.getElementById(tile.id);
+          if (!old) { wall.appendChild(tile); return; }
+          if (said(old) !== said(tile)) { old.replaceWith(tile); return; }
+          const counts = old.querySelector(".tile-counts"), now = tile.querySelector(".tile-counts");
+          if (counts && now) counts.replaceWith(now);
+        });
+      })
+      .catch(function () {});
+  }, 5000);
+  setInterval(function () {
+    wall.querySelectorAll("img[data-refresh]").forEach(function (img) {
       if (img.dataset.loading) return;
       img.dataset.loading = "1";
       const next = new Image();
