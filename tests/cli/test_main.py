@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kuzet.cli.main import app
+from tests.support.pdftext import pdf_text
 
 pytestmark = pytest.mark.store
 
@@ -231,3 +232,18 @@ def test_signing_in_where_there_is_no_data_says_so_and_creates_nothing(tmp_path:
     assert not empty.exists()  # no empty database was made on the way
     code, out = _kuzet(empty, "events")
     assert code == 2 and "there is no kuzet data" in out and not empty.exists()
+
+
+def test_the_transparency_report_in_kazakh(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    assert _kuzet(data, "init", "--admin", "root", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
+    assert _kuzet(data, "login", "root", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
+    period = ("report", "transparency", "--from", "2026-01-01", "--to", "2026-01-31")
+    code, out = _kuzet(data, *period, "-o", str(tmp_path / "report.pdf"), "--lang", "kk")
+    assert code == 0, out
+    text = pdf_text((tmp_path / "report.pdf").read_bytes())
+    assert "Ашықтық есебі" in text and "Аудит журналы" in text and "Audit ledger" not in text
+    code, out = _kuzet(data, *period, "-o", str(tmp_path / "report.html"))  # English unless asked
+    assert code == 0 and "<h1>Transparency report</h1>" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    code, out = _kuzet(data, *period, "-o", str(tmp_path / "other.pdf"), "--lang", "de")
+    assert code == 2 and "'de' is not one of 'kk', 'ru'" in out and not (tmp_path / "other.pdf").exists()

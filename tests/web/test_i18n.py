@@ -15,6 +15,7 @@ from kuzet.services.container import Services
 from kuzet.web.i18n import LANGUAGES, LOCALES, negotiate
 from kuzet.web.messages import extract_messages
 from tests.conftest import PASSWORD
+from tests.support.pdftext import pdf_text
 from tests.web.conftest import role_site
 
 PLACEHOLDER = re.compile(r"%\(\w+\)s")
@@ -87,3 +88,32 @@ def test_flash_messages_and_error_pages_are_translated(site: tuple[Services, Tes
         and "Нет доступа" in refused.text
         and "Отказ записан в журнал аудита." in refused.text
     )
+
+
+@pytest.mark.store
+def test_the_reports_downloads_come_in_the_readers_language(site: tuple[Services, TestClient]) -> None:
+    _, client = site
+    client.post("/login", data={"name": "auditor", "password": PASSWORD})
+    client.cookies.set("kuzet_lang", "kk")
+    page = client.get("/report?from=2026-01-01&to=2026-01-31").text
+    links = {kind: href for href, kind in re.findall(r'<a href="(/api/reports/[^"]+)" id="report-(pdf|html)"', page)}
+    assert set(links) == {"pdf", "html"} and all("lang=kk" in link for link in links.values()), links
+    pdf = client.get(links["pdf"].replace("&amp;", "&"))
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert 'filename="kuzet-transparency-2026-01-01-2026-01-31-kk.pdf"' in pdf.headers["content-disposition"]
+    text = pdf_text(pdf.content)
+    assert "Ашықтық есебі" in text and "Кезең: 2026-01-01 – 2026-01-31" in text and "Transparency" not in text
+
+    client.cookies.set("kuzet_lang", "ru")
+    page = client.get("/report?from=2026-01-01&to=2026-01-31").text
+    html_link = re.search(r'<a href="([^"]+)" id="report-html"', page)
+    assert html_link is not None and "lang=ru" in html_link.group(1)
+    russian = client.get(html_link.group(1).replace("&amp;", "&"))
+    assert "<title>Отчёт о прозрачности kuzet: 2026-01-01 – 2026-01-31</title>" in russian.text
+    assert '<html lang="ru">' in russian.text
+
+    english = client.get("/api/reports/transparency?from=2026-01-01&to=2026-01-31&format=html")  # no lang: English
+    assert "<title>kuzet transparency report 2026-01-01 to 2026-01-31</title>" in english.text
+    bad = client.get("/api/reports/transparency?from=2026-01-01&to=2026-01-31&format=pdf&lang=de")
+    assert bad.status_code == 422
+    assert "lang" in bad.json()["error"]["message"] and "'kk', 'ru' or 'en'" in bad.json()["error"]["message"]

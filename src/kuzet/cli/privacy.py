@@ -14,6 +14,7 @@ from rich.table import Table
 
 from kuzet.cli.common import console, session, write_json
 from kuzet.core.errors import InputError
+from kuzet.core.i18n import DEFAULT, Language
 from kuzet.services import views
 
 hold_app = typer.Typer(help="Legal holds: keep what a case needs, whatever retention says.", no_args_is_help=True)
@@ -123,6 +124,9 @@ def report_transparency(
     start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
     end: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="OUT.html, OUT.json or OUT.pdf.")],
+    lang: Annotated[
+        Language, typer.Option("--lang", help="Language of the HTML or PDF: kk (Kazakh), ru (Russian) or en (English).")
+    ] = DEFAULT,
 ) -> None:
     """The public transparency report: aggregates only, no names, no faces."""
     from kuzet.governance.report import write_report
@@ -130,7 +134,7 @@ def report_transparency(
 
     services, actor = session()
     rep = services.reports.transparency(actor, parse_expiry(start, option="--from"), parse_expiry(end, option="--to"))
-    write_report(rep, out)
+    write_report(rep, out, lang)
     console.print(f"wrote {out}", highlight=False)
 
 
