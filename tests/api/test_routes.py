@@ -30,6 +30,8 @@ EXPECTED: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/api/cameras/status"): EVENT_VIEWERS,  # 404 until `kuzet run` has run
     ("GET", "/api/cameras/{name}/replay"): EVENT_VIEWERS,  # walked with a camera that has nothing to show: 404
     ("GET", "/api/cameras/{name}/snapshot"): EVENT_VIEWERS,  # 404: the camera has no live picture
+    ("GET", "/api/cameras/{name}/recordings"): EVENT_VIEWERS,  # an empty list
+    ("GET", "/api/cameras/{name}/recordings/{segment}"): EVENT_VIEWERS,  # 404: the camera has no such recording
     ("GET", "/api/events"): EVENT_VIEWERS,
     ("GET", "/api/map"): EVENT_VIEWERS,
     ("GET", "/api/map/{kind}"): EVENT_VIEWERS,  # 404: the config names no map
@@ -80,6 +82,7 @@ def _call(client: TestClient, method: str, path: str, token: str | None, photo: 
         .replace("{kind}", "event")
         .replace("{object_id}", "1")
         .replace("{seq}", "1")
+        .replace("{segment}", "2026/01/01/000000-0a1b.mp4")
         .replace("{name}", "no-such-camera")
     )
     headers = {"Authorization": f"Bearer {token}"} if token else {}

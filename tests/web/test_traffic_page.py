@@ -109,6 +109,18 @@ def test_plates_are_found_with_near_matches_and_every_search_is_audited(site: tu
     assert client.get("/traffic").status_code == 403  # a requester sees no plates
 
 
+def test_a_traffic_cameras_page_shows_its_recent_passages(site: tuple[Services, TestClient]) -> None:
+    svc, client = site
+    _sign_in(client, "olga")
+    before = _rows(svc, "SELECT COUNT(*) FROM audit_entries WHERE action = 'traffic.passages.view'")[0][0]
+    page = client.get("/cameras/car-park").text
+    passages = page.split('id="camera-passages"', 1)[1].split("</table>", 1)[0]
+    assert passages.count('<tr id="passage-') == 4 and " km/h" in passages  # speed ± its uncertainty
+    assert 'href="/traffic?camera=car-park"' in page and 'href="/events?camera=car-park"' in page
+    after = _rows(svc, "SELECT COUNT(*) FROM audit_entries WHERE action = 'traffic.passages.view'")[0][0]
+    assert after == before + 1  # reading the plates is ledgered like the traffic page's
+
+
 @pytest.mark.parametrize(
     ("query", "plate", "found"),
     [

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import cv2
 import numpy as np
@@ -203,7 +203,7 @@ class VideoRedactionStats:
 
 
 def redact_video(
-    source: Path,
+    source: Path | BinaryIO,
     out: Path,
     redactor: Redactor,
     *,
@@ -219,20 +219,22 @@ def redact_video(
     the cores in between. Between detections the last boxes move with their measured velocity and are grown by a
     third of their size, so moving faces and plates stay covered; a face missed by one detection stays hidden where
     it was heading for `hold_s` seconds (tracks carried across frames); detection runs on the first frame, so
-    nothing is shown before it. Audio is dropped.
+    nothing is shown before it. Audio is dropped. An MP4 is H.264 (yuv420p) with its index at the start, so that a
+    browser can play it. `source` may be a file object (a decrypted recording that never touches the disk).
     """
     import queue
     import threading
 
     import av
 
+    label = source if isinstance(source, Path) else "the video"
     try:
-        src = av.open(str(source))
+        src = av.open(str(source) if isinstance(source, Path) else source, "r")
     except (av.error.FFmpegError, OSError) as exc:
-        raise InputError(f"cannot read {source}: {exc}", hint="give a video FFmpeg can decode") from None
+        raise InputError(f"cannot read {label}: {exc}", hint="give a video FFmpeg can decode") from None
     if not src.streams.video:
         src.close()
-        raise InputError(f"{source} has no video stream", hint="give a video file")
+        raise InputError(f"{label} has no video stream", hint="give a video file")
     vin = src.streams.video[0]
     vin.thread_type = "AUTO"
     rate = vin.average_rate or 25
@@ -259,7 +261,9 @@ def redact_video(
     tracks = _BoxMotion(hold=max(0, round(hold_s * float(rate))))
     plates = np.zeros((0, 4), np.float32)
     try:
-        with av.open(str(out), "w") as dst:
+        # MP4 with its index first ("faststart"): a browser plays it while it downloads, and needs no seek to the end
+        mp4 = out.suffix.lower() in (".mp4", ".m4v", ".mov")
+        with av.open(str(out), "w", container_options={"movflags": "+faststart"} if mp4 else {}) as dst:
             vout = dst.add_stream("libx264", rate=rate)
             vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
             vout.options = {"preset": "ultrafast", "crf": "23"}
@@ -305,7 +309,7 @@ def redact_video(
     except av.error.FFmpegError as exc:
         out.unlink(missing_ok=True)
         raise InputError(
-            f"{source}: decoding failed after {frames} frames ({exc})", hint="the file is damaged"
+            f"{label}: decoding failed after {frames} frames ({exc})", hint="the file is damaged"
         ) from None
     finally:
         src.close()

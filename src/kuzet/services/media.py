@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import tempfile
+import contextlib
+import io
+import os
+import re
+import threading
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kuzet.audit.ledger import Details
-from kuzet.core.errors import InputError, KuzetError, NotFoundError
+from kuzet.config.cameras import CAMERA_NAME
+from kuzet.core.errors import InputError, KuzetError, NotFoundError, StoreError
 from kuzet.core.types import User
 from kuzet.governance.redaction import redact_video
 from kuzet.services import permissions
@@ -16,7 +23,8 @@ from kuzet.services.context import ServiceContext
 from kuzet.services.gallery import GalleryService
 from kuzet.services.uow import AuditedUnitOfWork
 from kuzet.services.watchlists import WatchlistService
-from kuzet.store.files import private_dir
+from kuzet.store.files import FILE_MODE, private_dir
+from kuzet.store.media import MediaStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +35,15 @@ class Recording:
     camera: str
     written_at: datetime
     bytes: int
+
+    @property
+    def segment(self) -> str:
+        """Its path under the camera's folder without `.enc` (`YYYY/MM/DD/NAME.mp4`), as the player's URL names it."""
+        return self.path.removeprefix(f"recordings/{self.camera}/").removesuffix(".enc")
+
+
+SEGMENT = re.compile(r"[0-9]{4}/[0-9]{2}/[0-9]{2}/[A-Za-z0-9_-]{1,80}\.mp4")
+"""A segment as `Recording.segment` names it: no other shape is looked up (no `..`, no other folder or file)."""
 
 
 class MediaService:
@@ -39,6 +56,9 @@ class MediaService:
         self.uow = uow
         self.gallery = gallery
         self.watchlists = watchlists
+        self._play_lock = threading.Lock()
+        self._redacting: dict[str, threading.Lock] = {}
+        self._played: dict[tuple[int, str], float] = {}
 
     def grant(self, actor: User, name: str, *, hours: float, justification: str) -> datetime:
         """Let user `name` see unredacted media for `hours` (admins); returns when the grant ends."""
@@ -141,9 +161,10 @@ class MediaService:
         self.uow.require(actor, "recordings.list")
         media = self.ctx.media
         root = media.root / "recordings"
+        base = root / camera if camera is not None and re.fullmatch(CAMERA_NAME, camera) else root
         found = []
-        if root.is_dir():
-            for path in root.rglob("*.mp4.enc"):
+        if base.is_dir():
+            for path in base.rglob("*.mp4.enc"):
                 rel = path.relative_to(media.root).as_posix()
                 cam = rel.split("/")[1]
                 if camera is None or cam == camera:
@@ -171,14 +192,128 @@ class MediaService:
         )
         if unredacted:
             self._require_unredacted(actor, "recording.export_refused", rel, "recordings")
-        data = self.ctx.media.read_encrypted(rel, cipher=self.ctx.cipher)
         out.parent.mkdir(parents=True, exist_ok=True)
         if unredacted:
-            out.write_bytes(data)
+            out.write_bytes(self.ctx.media.read_encrypted(rel, cipher=self.ctx.cipher))
         else:
-            with tempfile.TemporaryDirectory() as tmp:
-                plain = private_dir(Path(tmp)) / "segment.mp4"
-                plain.write_bytes(data)  # decrypted only in a private temporary folder, removed at once
-                redact_video(plain, out, self.ctx.models.video_redactor, face_every=1, plate_every=5)
+            self._redact_recording(rel, out)
         details: Details = {"unredacted": unredacted}
         self.uow.record(actor, "recording.export", object=rel, justification=justification.strip(), details=details)
+
+    def _redact_recording(self, rel: str, out: Path) -> None:
+        """Write segment `rel` to `out` (H.264 MP4, faststart) with every face and plate hidden on every frame.
+
+        The segment is decrypted into memory and decoded from there: the original never lies on disk in plain form.
+        """
+        data = self.ctx.media.read_encrypted(rel, cipher=self.ctx.cipher)
+        redact_video(io.BytesIO(data), out, self.ctx.models.video_redactor, face_every=1, plate_every=5)
+
+    PLAY_AUDIT_S = 60.0
+    """Playing a segment is ledgered once per user and segment in this many seconds: a player fetches one play in
+    several requests (byte ranges, seeks), and each would otherwise be an entry."""
+
+    def play_recording(self, actor: User, camera: str, segment: str) -> Path:
+        """A kept segment of `camera` redacted for the player: an H.264 MP4 file with every face and plate hidden.
+
+        The copy is made the way `export_recording` makes one (every frame), once, and kept owner-only in
+        `DATA_DIR/run/playback/` for the next plays; it is removed an hour after its last play, when the segment is gone
+        (retention) or when newer plays crowd it out. The play is ledgered as `recording.view` (see PLAY_AUDIT_S).
+
+        Args:
+            actor: Who plays it (needs `recordings.view`; a refusal is ledgered).
+            camera: The camera's name.
+            segment: `Recording.segment`: the path under the camera's folder, e.g. `2026/11/27/120000-0a1b.mp4`.
+
+        Raises:
+            InputError: `camera` or `segment` is not of the shape names have here (a path that tries to leave).
+            NotFoundError: The camera has no such recording.
+        """
+        self.uow.require(actor, "recordings.view")
+        if not re.fullmatch(CAMERA_NAME, camera) or len(camera) > 64 or not SEGMENT.fullmatch(segment):
+            raise InputError(
+                f"{camera[:64]!r}/{segment[:120]!r} is not a recording's name", hint="take one from the camera's page"
+            )
+        rel = f"recordings/{camera}/{segment}.enc"
+        media = self.ctx.media
+        source = media.path(rel)
+        folder = (media.root / "recordings" / camera).resolve()
+        if not source.is_relative_to(folder) or not source.is_file():
+            raise NotFoundError(
+                f"camera {camera!r} has no recording {segment!r}", hint="it may have been deleted by retention"
+            )
+        copy = self._playback_copy(rel)
+        key, now = (actor.user_id, rel), time.monotonic()
+        with self._play_lock:
+            due = now - self._played.get(key, -self.PLAY_AUDIT_S) >= self.PLAY_AUDIT_S
+            if due:
+                self._played[key] = now
+        if due:
+            self.uow.record(actor, "recording.view", object=rel, details={"camera": camera, "redacted": True})
+        return copy
+
+    def _playback_copy(self, rel: str) -> Path:
+        """The redacted copy of `rel` in `playback_dir`, made now when there is none; marked as just played."""
+        folder = private_dir(playback_dir(self.ctx.data_dir))
+        name = rel.removeprefix("recordings/").removesuffix(".enc").replace("/", "~")  # names hold no "~"
+        copy = folder / name
+        with self._play_lock:
+            lock = self._redacting.setdefault(rel, threading.Lock())
+        with lock:  # two requests for one segment (a player's first ones): one redaction
+            if not copy.is_file():
+                part = folder / f".{uuid.uuid4().hex}.part.mp4"
+                os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))  # owner-only from the start
+                try:
+                    self._redact_recording(rel, part)
+                    os.replace(part, copy)
+                finally:
+                    part.unlink(missing_ok=True)
+            played = self.ctx.now().timestamp()
+            os.utime(copy, (played, played))  # played now: kept another PLAYBACK_KEEP_S
+        sweep_playback(self.ctx.media, folder, now=played, keep=copy)
+        return copy
+
+
+PLAYBACK_KEEP_S = 3600.0
+"""A redacted copy made for playback is removed this long after it was last played."""
+
+PLAYBACK_MAX = 32
+"""Redacted copies kept for playback at most (the least recently played go first)."""
+
+
+def playback_dir(data_dir: Path) -> Path:
+    """Where redacted copies of recording segments wait to be played again (owner-only)."""
+    return data_dir / "run" / "playback"
+
+
+def sweep_playback(media: MediaStore, folder: Path, *, now: float, keep: Path | None = None) -> int:
+    """Remove stale redacted playback copies; returns how many were removed (retention sweeps after every purge).
+
+    Stale: the segment was deleted, the copy was not played for PLAYBACK_KEEP_S or is beyond PLAYBACK_MAX, or a crash
+    left it half made. `now` is Unix seconds (the services' clock); a copy's modification time is its last play.
+    """
+    if not folder.is_dir():
+        return 0
+    copies = []
+    for path in folder.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            copies.append((path.stat().st_mtime, path))
+    copies.sort(reverse=True)
+    removed, kept = 0, 0
+    for played, path in copies:
+        if path == keep:
+            continue
+        if path.name.startswith("."):  # being written, or left by a crash: a redaction takes minutes at most
+            stale = now - played > 600
+        else:
+            rel = "recordings/" + path.name.replace("~", "/") + ".enc"
+            try:
+                gone = not media.path(rel).is_file()
+            except StoreError:
+                gone = True
+            stale = gone or now - played > PLAYBACK_KEEP_S
+            kept += not stale
+            stale = stale or kept > PLAYBACK_MAX
+        if stale:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -56,6 +56,7 @@ PERMISSIONS: dict[str, Permission] = {
     "media.unredacted": Permission(("reviewer", "auditor"), "see unredacted media without a grant"),
     "recordings.list": Permission(EVENT_VIEWERS, "list recordings"),
     "recordings.export": Permission(EVENT_VIEWERS, "export recordings"),
+    "recordings.view": Permission(EVENT_VIEWERS, "play recordings"),
     "holds.add": Permission(HOLDERS, "place legal holds"),
     "holds.release": Permission(HOLDERS, "release legal holds"),
     "holds.list": Permission(HOLDERS, "list legal holds"),

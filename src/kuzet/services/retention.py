@@ -9,6 +9,7 @@ from kuzet.core.types import User
 from kuzet.governance.retention import HOLD_TYPES, PurgeReport
 from kuzet.services.context import ServiceContext
 from kuzet.services.gallery import GalleryService
+from kuzet.services.media import playback_dir, sweep_playback
 from kuzet.services.uow import AuditedUnitOfWork
 from kuzet.services.watchlists import WatchlistService
 from kuzet.store.repositories.holds import Hold
@@ -78,6 +79,8 @@ class RetentionService:
         with self.uow.tx() as w:
             report = purge(w.session, self.ctx.media, self.ctx.policy.model.retention, self.ctx.now())
             w.audit(actor, "retention.purge", details=report.details())
+        # the redacted playback copies of purged recordings go with them
+        sweep_playback(self.ctx.media, playback_dir(self.ctx.data_dir), now=self.ctx.now().timestamp())
         return report
 
     def maybe_purge(self) -> PurgeReport | None:

@@ -475,11 +475,39 @@ async def users_form(request: Request, csrf_token: Annotated[str, Form()] = "") 
     return _back("/users", message=message)
 
 
+CAMERA_RECENT = 5
+"""Events and passages the camera page shows (the full lists are a link away)."""
+
+CAMERA_RECORDINGS = 10
+"""Recording segments the camera page lists, newest first."""
+
+
 @router.get("/cameras/{name}", response_class=HTMLResponse)
 def camera_page(request: Request, name: str) -> HTMLResponse:
-    """One camera: its live or replayed picture with detections (faces and plates pixelated)."""
+    """One camera: its picture with detections, recent events and passages, and its recordings (played redacted).
+
+    The picture is live or a replay (faces and plates pixelated); every list read and every play is audited.
+    """
     user = _user(request)
-    return _page(request, "camera.html", user, cam=services(request).cameras.camera(user, name))
+    svc = services(request)
+    cam = svc.cameras.camera(user, name)
+    events = None
+    if permissions.holds(user, "events.view"):
+        events = svc.records.events(user, camera=name, limit=CAMERA_RECENT)
+    passages = None
+    configured = any(c.name == name and "traffic" in c.analytics for c in svc.ctx.config.cameras)
+    live = cam.get("live")
+    counted = isinstance(live, dict) and bool(live.get("passages"))
+    if (configured or counted) and permissions.holds(user, "traffic.passages"):
+        passages = svc.records.traffic(user, "passages", camera=name, limit=CAMERA_RECENT)
+    recordings = None
+    if permissions.holds(user, "recordings.list"):
+        found = svc.media.recordings(user, camera=name)
+        recordings = {"shown": found[:CAMERA_RECORDINGS], "total": len(found)}
+    return _page(
+        request, "camera.html", user, cam=cam, events=events, passages=passages, recordings=recordings,
+        may_play=permissions.holds(user, "recordings.view"),
+    )  # fmt: skip
 
 
 @router.get("/wall", response_class=HTMLResponse)

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from kuzet.api.deps import Actor, Name, Svc
 
@@ -48,3 +48,30 @@ def camera_replay(
             yield b"--frame\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n"
 
     return StreamingResponse(parts(), media_type="multipart/x-mixed-replace; boundary=frame")
+
+
+@router.get("/{name}/recordings")
+def camera_recordings(name: Name, svc: Svc, actor: Actor) -> list[dict[str, object]]:
+    """The camera's kept recording segments, newest first, each with the URL that plays it redacted (audited)."""
+    return [
+        {
+            "path": r.path,
+            "written_at": r.written_at.isoformat(timespec="seconds"),
+            "bytes": r.bytes,
+            "url": f"/api/cameras/{r.camera}/recordings/{r.segment}",
+        }
+        for r in svc.media.recordings(actor, camera=name)
+    ]
+
+
+@router.get(
+    "/{name}/recordings/{segment:path}", response_class=FileResponse, responses={200: {"content": {"video/mp4": {}}}}
+)
+def camera_recording(name: Name, segment: str, svc: Svc, actor: Actor) -> FileResponse:
+    """A kept segment as H.264 MP4 with every face and plate hidden (byte ranges served; each play audited).
+
+    The first play of a segment waits for its redaction (every frame, as `kuzet recordings export` does).
+    """
+    copy = svc.media.play_recording(actor, name, segment)
+    headers = {"Cache-Control": "private, no-store"}
+    return FileResponse(copy, media_type="video/mp4", headers=headers)
