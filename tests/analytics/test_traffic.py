@@ -217,10 +217,14 @@ def test_the_operators_view_shows_speeds_draws_lines_and_hides_plate_areas() -> 
     assert shown.label == "vehicle" and shown.speed_kmh is not None
     assert shown.speed_kmh[0] == pytest.approx(36.0, abs=1.0)
 
-    # a tall box gets bands at its top and bottom, a wide one at its left and right, over the middle of the other side
+    # a tall box gets bands at its top and bottom, a wide one at its left and right, over the middle of the other
+    # side; every box also its bottom middle, where a plate is seen from the front or the back
     tall, wide = plate_zones(np.asarray([[0, 0, 40, 100]], np.float32)), plate_zones(np.asarray([[0, 0, 100, 40]]))
-    assert tall.tolist() == [[4, 0, 36, 25], [4, 75, 36, 100]]
-    assert wide.tolist() == [[0, 4, 25, 36], [75, 4, 100, 36]]
+    assert tall.tolist() == [[4, 0, 36, 25], [4, 75, 36, 100], [4, 75, 36, 100]]
+    assert wide.tolist() == [[0, 4, 25, 36], [75, 4, 100, 36], [10, 30, 90, 40]]
+    rear = plate_zones(np.asarray([[100, 100, 280, 250]], np.float32))  # a car from behind, its plate low centre
+    plate = (175, 215, 205, 235)
+    assert any(z[0] <= plate[0] and z[1] <= plate[1] and z[2] >= plate[2] and z[3] >= plate[3] for z in rear)
 
     striped = np.zeros((400, 800, 3), np.uint8)
     striped[:, ::2] = 255  # fine detail a plate's characters would have

@@ -371,3 +371,47 @@ def test_refusals_of_privacy_actions_are_audited(service: Kuzet, team: dict[str,
         with pytest.raises((PolicyRefusal, PermissionDenied)):
             attempt()
         assert service.audit_log(team["aud"], action=action), action
+
+
+def test_redact_video_also_hides_what_the_camera_adds(tmp_path: Path, centerface: CenterFaceDetector) -> None:
+    """A traffic camera's plate places are hidden on every frame of a played or exported recording."""
+    import yaml
+
+    from kuzet.config.models import KuzetConfig
+    from kuzet.services.media import plate_places
+
+    striped = np.zeros((240, 320, 3), np.uint8)
+    striped[:, ::2] = 255  # the detail a plate's characters have
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.options = {"crf": "0"}
+        for _ in range(5):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(striped, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    red = tmp_path / "red.mp4"
+    place = np.asarray([[100, 100, 160, 130]], np.float32)
+    redact_video(clip, red, Redactor(centerface, NoPlates()), also_hide=lambda image: place)
+    with av.open(str(red)) as src:
+        frames = [f.to_ndarray(format="rgb24") for f in src.decode(video=0)]
+    assert len(frames) == 5
+    for f in frames:
+        assert f[105:125, 105:155].std() < 40 < f[10:40, 10:60].std()  # hidden there, stripes elsewhere
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    park = KuzetConfig.model_validate(yaml.safe_load((examples / "car-park.yaml").read_text())).cameras[0]
+    faces = KuzetConfig.model_validate({"cameras": [{"name": "door", "source": "a.mp4"}]}).cameras[0]
+    assert plate_places(faces) is None  # a faces camera hides faces and found plates only
+    places = plate_places(park)
+    assert places is not None
+    rng = np.random.default_rng(7)
+    road = rng.integers(50, 70, (432, 768, 3), dtype=np.uint8)
+    for _ in range(20):  # the background model learns the empty lane
+        assert len(places(road)) == 0
+    car = road.copy()
+    car[150:300, 290:410] = 200  # a car drives into it
+    zones = places(car)
+    assert len(zones) and all(z[0] >= 270 and z[2] <= 430 and z[1] >= 130 and z[3] <= 320 for z in zones)

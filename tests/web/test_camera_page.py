@@ -139,19 +139,21 @@ def test_a_recording_plays_redacted_and_each_play_is_ledgered(
     assert part.status_code == 206 and part.content == data[100:1100]
 
     # one play, in two requests: one ledger entry naming the segment
-    assert _ledger(svc, "recording.view") == [("operator", rel, "")]
+    assert [e for e in _ledger(svc, "recording.view") if e[1] == rel] == [("operator", rel, "")]
     # the redacted copy waits owner-only for the next play; nothing else (no plain video) is left behind
     folder = playback_dir(svc.ctx.data_dir)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    (copy,) = folder.iterdir()
+    copy = folder / rel.removeprefix("recordings/").removesuffix(".enc").replace("/", "~")
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no half-made copy
     assert stat.S_IMODE(copy.stat().st_mode) == 0o600 and copy.read_bytes() == data
+    made = copy.stat().st_ino
     assert not list((svc.ctx.data_dir / "run" / "cache" / "stage").iterdir())
     assert all(originals[rel] not in p.read_bytes() for p in svc.ctx.data_dir.rglob("*") if p.is_file())
 
     # another user's play is theirs in the ledger; the copy is not made again
     _sign_in(client, "auditor")
-    assert client.get(url).content == data
-    assert [a for a, *_ in _ledger(svc, "recording.view")] == ["operator", "auditor"]
+    assert client.get(url).content == data and copy.stat().st_ino == made  # the same file, not redacted again
+    assert [a for a, o, _ in _ledger(svc, "recording.view") if o == rel] == ["operator", "auditor"]
 
 
 def test_roles_without_the_right_are_refused_and_the_refusal_is_ledgered(site: tuple[Services, TestClient]) -> None:
@@ -178,13 +180,26 @@ def test_roles_without_the_right_are_refused_and_the_refusal_is_ledgered(site: t
         "/api/cameras/..%2Fstage/recordings/2026/01/01/000000-a.mp4",
         "/api/cameras/../recordings/stage/2026/01/01/000000-a.mp4",
         "/api/cameras/stage/recordings/2026/01/01/000000-a.mp4.enc",
+        "/api/cameras/stage/recordings/..%2F..%2Felsewhere%2F2026%2F01%2F01%2F000000-a.mp4",
+        "/api/cameras/stage/recordings/2026/01/01/..%2F..%2F..%2F..%2F..%2Felsewhere/2026/01/01/000000-a.mp4",
     ],
 )
 def test_paths_outside_the_cameras_recordings_are_refused(site: tuple[Services, TestClient], path: str) -> None:
-    _, client = site
+    svc, client = site
     _sign_in(client, "operator")
+    # a real encrypted segment outside every camera's folder: what a path that leaves would find
+    kept = next((svc.ctx.media.root / "recordings" / "stage").rglob("*.mp4.enc"))
+    decoy = svc.ctx.media.root / "elsewhere" / "2026" / "01" / "01" / "000000-a.mp4.enc"
+    decoy.parent.mkdir(parents=True, exist_ok=True)
+    decoy.write_bytes(kept.read_bytes())
+    copies = set(playback_dir(svc.ctx.data_dir).glob("*")) if playback_dir(svc.ctx.data_dir).is_dir() else set()
+    refused = len(_ledger(svc, "recording.view_refused"))
     answer = client.get(path)
     assert answer.status_code in (404, 422) and answer.headers["content-type"] == "application/json"
+    after = set(playback_dir(svc.ctx.data_dir).glob("*")) if playback_dir(svc.ctx.data_dir).is_dir() else set()
+    assert after == copies  # nothing was redacted for it
+    if answer.json()["error"]["type"] in ("InputError", "NotFoundError"):  # it reached the player: ledgered
+        assert len(_ledger(svc, "recording.view_refused")) == refused + 1
 
 
 def test_a_segment_is_played_only_as_a_recording_of_its_own_camera(site: tuple[Services, TestClient]) -> None:

@@ -369,3 +369,17 @@ def test_review_filters_by_camera_person_and_time_and_pages(site: tuple[Services
     assert "No alerts." in client.get("/review?subject=nobody").text
     assert "No alerts." in client.get(f"/review?from={(date.today() + timedelta(days=2)).isoformat()}").text
     assert "No alerts." in client.get("/review?status=decided").text
+
+    # severity comes from the entry's category in the policy: stolen vehicles are `medium`
+    medium = client.get("/review?severity=medium").text
+    assert medium.count('<article class="alert') == 50 and 'class="severity severity-medium"' in medium
+    assert "severity=medium" in medium.split('rel="next"', 1)[0].rsplit("href=", 1)[1]  # paging keeps the filter
+    assert "No alerts." in client.get("/review?severity=high").text
+    assert client.get("/review?severity=urgent").text.count('<article class="alert') == 50  # an unknown one: all
+    api = client.get("/api/alerts", params={"severity": "medium", "camera": "hall", "limit": 5})
+    assert [a["severity"] for a in api.json()] == ["medium"] * 5 and {a["camera"] for a in api.json()} == {"hall"}
+    assert client.get("/api/alerts", params={"severity": "urgent"}).status_code == 422
+    with svc.uow.tx() as w:  # a category the policy no longer lists: its hits are not played down
+        w.session.execute(text("UPDATE watchlist_entries SET category = 'retired' WHERE id = :id"), {"id": entry})
+    assert client.get("/review?severity=high").text.count('<article class="alert') == 50
+    assert "No alerts." in client.get("/review?severity=medium").text

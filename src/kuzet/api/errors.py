@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kuzet.core.errors import (
     AuthError,
+    BusyError,
     InputError,
     KuzetError,
     NotFoundError,
@@ -23,6 +24,7 @@ from kuzet.core.errors import (
 STATUS: list[tuple[type[KuzetError], int]] = [
     (TooManyAttempts, 429),
     (StoreError, 503),
+    (BusyError, 503),
     (AuthError, 401),
     (PermissionDenied, 403),
     (NotFoundError, 404),
@@ -69,6 +71,8 @@ def install(app: FastAPI) -> None:
         if not for_machine(request) and isinstance(exc, AuthError):  # a person in a browser (the dashboard): to sign-in
             return RedirectResponse("/login", status_code=303)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, BusyError):
+            headers = {"Retry-After": "30"}
         return await _answer(request, status, _body(type(exc).__name__, exc.message, exc.hint), headers)
 
     @app.exception_handler(StarletteHTTPException)

@@ -116,20 +116,33 @@ def watchlist_show(
 def review_list(
     json_flag: JsonFlag = False,
     status: Annotated[str, typer.Option("--status", help="pending, confirmed, rejected or all.")] = "pending",
+    severity: Annotated[
+        str | None, typer.Option("--severity", help="high, medium or low (from the entry's category in the policy).")
+    ] = None,
 ) -> None:
-    """Alerts waiting for review, with score, threshold, best shots, enrolled photo and legal basis."""
+    """Alerts waiting for review, with severity, score, threshold, best shots, enrolled photo and legal basis."""
     services, actor = session()
-    rows = services.review.list(actor, status=None if status == "all" else status)
+    rows = services.review.list(actor, status=None if status == "all" else status, severity=severity)
     if json_flag:
         json_out([asdict(r) for r in rows])
         return
     table = Table(
-        "alert", "status", "camera", "time s", "entry", "category / legal basis", "score", "threshold", "reviews"
+        "alert",
+        "status",
+        "severity",
+        "camera",
+        "time s",
+        "entry",
+        "category / legal basis",
+        "score",
+        "threshold",
+        "reviews",
     )
     for a in rows:
         table.add_row(
             str(a.alert_id),
             a.status,
+            a.severity,
             a.camera,
             f"{a.start:.1f}-{a.end:.1f}",
             f"{a.entry_id}: {a.subject_name}",

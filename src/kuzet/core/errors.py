@@ -57,5 +57,9 @@ class PolicyRefusal(KuzetError):
     """The action breaks the watchlist policy (prohibited category or label, missing legal basis, ...)."""
 
 
+class BusyError(KuzetError):
+    """The work asked for waits behind other work of its kind; try again shortly."""
+
+
 class TooManyAttempts(AuthError):
     """Sign-in is locked for a while after repeated failures (per account and per client address)."""

@@ -11,8 +11,23 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kuzet.config.loading import explain_validation_error
-from kuzet.core.errors import ConfigError
+from kuzet.core.errors import ConfigError, InputError
 from kuzet.governance.screening import Screener
+
+Severity = Literal["high", "medium", "low"]
+SEVERITIES: tuple[Severity, ...] = ("high", "medium", "low")
+
+
+def checked_severity(text: str) -> Severity:
+    """`text` as a severity.
+
+    Raises:
+        InputError: It is not one.
+    """
+    for s in SEVERITIES:
+        if text == s:
+            return s
+    raise InputError(f"unknown severity {text!r}", hint=f"use one of {', '.join(SEVERITIES)}")
 
 
 class CategoryPolicy(BaseModel):
@@ -27,6 +42,11 @@ class CategoryPolicy(BaseModel):
         2, ge=1, le=5, description="Different reviewers who must confirm a hit before it counts as confirmed."
     )
     threshold: float = Field(0.92, ge=-1.0, le=1.0, description="Operating threshold (cosine) for face hits.")
+    severity: Severity = Field(
+        "high",
+        description="How urgent a hit is for the review queue: high (a person at risk or sought), medium (a vehicle), "
+        "low. Reviewers filter and sort by it; it never lowers the reviews a hit needs.",
+    )
 
 
 class RetentionPolicy(BaseModel):
@@ -90,6 +110,20 @@ class Policy:
     def category(self, name: str) -> CategoryPolicy | None:
         """The allowed category of that name, if any."""
         return self.model.categories.get(name)
+
+    def severity(self, category: str) -> Severity:
+        """A category's severity; `high` for one the policy no longer lists (its hits are not played down)."""
+        cat = self.model.categories.get(category)
+        return cat.severity if cat is not None else "high"
+
+    def severity_filter(self, severity: Severity) -> tuple[list[str] | None, list[str]]:
+        """The categories whose hits have `severity`, as (only these, or None for any; never these).
+
+        `high` is every category except those listed lower, so a category the policy no longer lists stays high.
+        """
+        mine = [n for n, c in self.model.categories.items() if c.severity == severity]
+        others = [n for n in self.model.categories if n not in mine]
+        return (None, others) if severity == "high" else (mine, [])
 
     def summary(self) -> dict[str, str | int | float | bool | None]:
         """What the ledger records about this policy (its digest and each category's settings)."""

@@ -39,12 +39,13 @@ def expand(boxes: NDArray[np.float32], factor: float, width: int, height: int) -
 
 
 def plate_zones(vehicles: NDArray[np.float32], *, end: float = 0.25, middle: float = 0.8) -> NDArray[np.float32]:
-    """Where a tracked vehicle's plates can be, when a plate is too small for the plate detector to find.
+    """Where a vehicle's plates can be, when a plate is too small for the plate detector to find.
 
     Plates sit at a vehicle's two ends: the outer `end` of the box along its longer side (its direction of travel
-    in a top-down view; front and back, or bumper and roof, in a view along the road), over the `middle` of its
-    width. Hiding both ends costs some bodywork; missing a plate of 25 pixels, which PP-OCR does not find, costs
-    a stranger's number. Returns two boxes per vehicle, (2N, 4).
+    in a top-down view), over the `middle` of its width; and, seen from the front or the back (or the side, along
+    the road), low in the middle of the box: its bottom `end` over its `middle`. Hiding these costs some
+    bodywork; missing a plate of 25 pixels, which PP-OCR does not find, costs a stranger's number. Returns three
+    boxes per vehicle, (3N, 4).
     """
     if vehicles.shape[0] == 0:
         return np.zeros((0, 4), np.float32)
@@ -63,7 +64,8 @@ def plate_zones(vehicles: NDArray[np.float32], *, end: float = 0.25, middle: flo
     by2 = np.where(tall, y2, ay2)
     first = np.stack([ax1, ay1, ax2, ay2], axis=1)
     second = np.stack([bx1, by1, bx2, by2], axis=1)
-    return np.concatenate([first, second]).astype(np.float32)
+    low = np.stack([x1 + side * w, y2 - end * h, x2 - side * w, y2], axis=1)
+    return np.concatenate([first, second, low]).astype(np.float32)
 
 
 def obscure(image: Image, boxes: NDArray[np.int32], *, method: str = "pixelate") -> Image:
@@ -212,6 +214,7 @@ def redact_video(
     hold_s: float = 0.5,
     on_start: Callable[[int | None], None] | None = None,
     on_frame: Callable[[], None] | None = None,
+    also_hide: Callable[[Image], NDArray[np.float32]] | None = None,
 ) -> VideoRedactionStats:
     """Redact every frame of a video, detecting faces every `face_every` and plates every `plate_every` frames.
 
@@ -221,6 +224,7 @@ def redact_video(
     it was heading for `hold_s` seconds (tracks carried across frames); detection runs on the first frame, so
     nothing is shown before it. Audio is dropped. An MP4 is H.264 (yuv420p) with its index at the start, so that a
     browser can play it. `source` may be a file object (a decrypted recording that never touches the disk).
+    `also_hide` gives more regions to hide on every frame (a traffic camera's vehicle ends, where small plates are).
     """
     import queue
     import threading
@@ -287,12 +291,15 @@ def redact_video(
                 assert isinstance(item, tuple)
                 image, pts = item
                 h, w = image.shape[:2]
+                extra = also_hide(image) if also_hide is not None else None  # on the picture as it came
                 if frames % face_every == 0:
                     tracks.observe(redactor.faces.detect(image).boxes, frames)
                 if redactor.plates is not None and frames % plate_every == 0:
                     plates = redactor.plates.detect(image).boxes
                 obscure(image, expand(tracks.at(frames), 0.33, w, h), method=redactor.method)
                 obscure(image, expand(plates, 0.33, w, h), method=redactor.method)
+                if extra is not None:
+                    obscure(image, expand(extra, 0.1, w, h), method=redactor.method)
                 new = av.VideoFrame.from_ndarray(image, format="rgb24")
                 new.pts = frames
                 encoded.put(new)

@@ -351,7 +351,8 @@ A4 = (8.27, 11.69)
 def render_pdf(rep: TransparencyReport, path: Path | BinaryIO, lang: str = DEFAULT) -> None:
     """The report as a PDF (matplotlib) in `lang` (kk, ru or en): the text, then a page of charts.
 
-    Figures are made without pyplot, so a server may render reports in several threads at once.
+    Figures are made without pyplot; the PDF font settings are matplotlib's globals, so PDFs render one at a time
+    (`_PDF_LOCK`).
     """
     import matplotlib
     from matplotlib.backends.backend_pdf import PdfPages

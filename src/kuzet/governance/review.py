@@ -59,6 +59,8 @@ class Alert:
     confirmations: int
     decisions: list[ReviewDecision]
     created_at: str
+    severity: str = "high"
+    """From the entry's category in the policy (set by the review service)."""
 
 
 NO_REASON = ("a review needs a reason", "say what you compared, e.g. --reason 'same scar, same ears'")

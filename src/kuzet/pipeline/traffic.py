@@ -99,6 +99,7 @@ class TrafficAnalyzer:
         self.violations: list[Violation] = []
         self.plates: list[PlateTrack] = []
         self._last_pts: float | None = None
+        self._last_vehicles = np.zeros((0, 4), np.float32)
 
     def process(self, frame: Frame) -> None:
         """One frame: detect, track, and check every rule for the tracks it moved."""
@@ -106,6 +107,8 @@ class TrafficAnalyzer:
         self._last_pts = frame.pts
         dets: Detections = self.detector.detect(frame.image)
         self.stats.detections += len(dets)
+        vehicle = dets.labels == "vehicle" if dets.labels is not None else np.ones(len(dets), bool)
+        self._last_vehicles = dets.boxes[vehicle].astype(np.float32)
         update = self.tracker.update(dets, frame.pts)
         red = self._red(frame)
         for i, tid in enumerate(update.track_ids.tolist()):
@@ -160,6 +163,20 @@ class TrafficAnalyzer:
             x1, y1, x2, y2 = (float(v) for v in track.box)
             out.append(Shown((x1, y1, x2, y2), track.label, track.track_id, speed))
         return out
+
+    def vehicle_boxes(self, within_s: float = 1.0) -> NDArray[np.float32]:
+        """Where plates may be shown: every vehicle box of the latest frame, tracked or not, and more.
+
+        Also the last box of each vehicle tracked in the last `within_s` (one the detector missed on this frame is
+        still nearby).
+        """
+        boxes = [self._last_vehicles]
+        if self._last_pts is not None:
+            recent = [t.box for t in self._tracks.values() if t.label == "vehicle" and t.times
+                      and t.times[-1] >= self._last_pts - within_s]  # fmt: skip
+            if recent:
+                boxes.append(np.asarray(recent, np.float32))
+        return np.concatenate(boxes).astype(np.float32)
 
     def _red(self, frame: Frame) -> bool | None:
         rl = self.config.red_light

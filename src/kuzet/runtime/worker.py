@@ -326,8 +326,8 @@ class CameraWorker:
             if w > 640:
                 shown = np.asarray(cv2.resize(shown, (640, round(h * 640 / w)), interpolation=cv2.INTER_AREA), np.uint8)
             write_wall_frame(self.ctx.data_dir, self.spec.camera, encode_jpeg(shown, quality=75))
-        except (OSError, KuzetError) as exc:
-            log.warning("camera %s: wall picture not written (%s)", self.spec.camera, exc)
+        except Exception as exc:  # OpenCV and drawing errors too: the picture never stops the camera
+            log.warning("camera %s: wall picture not written (%s)", self.spec.camera, exc, exc_info=True)
 
     def _drain_later(self, stream: LiveStream, keeper: RecordingKeeper | None) -> None:
         """Decide a closed connection's last segments once its decoding thread has let go of them."""

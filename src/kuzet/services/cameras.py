@@ -294,11 +294,9 @@ def traffic_picture(image: Image, traffic: TrafficAnalyzer) -> Image:
     The likely plate area of every tracked vehicle is hidden too (plates too small for the plate detector), then
     lines, zones, objects and speeds are drawn.
     """
-    objects = traffic.shown()
-    vehicles = np.asarray([o.box for o in objects if o.label == "vehicle"], np.float32).reshape(-1, 4)
     h, w = image.shape[:2]
-    obscure(image, expand(plate_zones(vehicles), 0.0, w, h))
-    return draw_traffic(image, traffic.config, objects)
+    obscure(image, expand(plate_zones(traffic.vehicle_boxes()), 0.1, w, h))
+    return draw_traffic(image, traffic.config, traffic.shown())
 
 
 def _live_fields(st: CameraStatus | None, *, stale: bool) -> dict[str, object]:

@@ -9,15 +9,19 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+from numpy.typing import NDArray
+
 from kuzet.audit.ledger import Details
-from kuzet.config.cameras import CAMERA_NAME
-from kuzet.core.errors import InputError, KuzetError, NotFoundError, StoreError
-from kuzet.core.types import User
-from kuzet.governance.redaction import redact_video
+from kuzet.config.cameras import CAMERA_NAME, CameraConfig
+from kuzet.core.errors import BusyError, InputError, KuzetError, NotFoundError, StoreError
+from kuzet.core.types import Image, User
+from kuzet.governance.redaction import plate_zones, redact_video
 from kuzet.services import permissions
 from kuzet.services.context import ServiceContext
 from kuzet.services.gallery import GalleryService
@@ -58,6 +62,7 @@ class MediaService:
         self.watchlists = watchlists
         self._play_lock = threading.Lock()
         self._redacting: dict[str, threading.Lock] = {}
+        self._redaction_slots = threading.BoundedSemaphore(self.REDACTIONS_AT_ONCE)
         self._played: dict[tuple[int, str], float] = {}
 
     def grant(self, actor: User, name: str, *, hours: float, justification: str) -> datetime:
@@ -206,7 +211,12 @@ class MediaService:
         The segment is decrypted into memory and decoded from there: the original never lies on disk in plain form.
         """
         data = self.ctx.media.read_encrypted(rel, cipher=self.ctx.cipher)
-        redact_video(io.BytesIO(data), out, self.ctx.models.video_redactor, face_every=1, plate_every=5)
+        name = rel.split("/")[1]  # recordings/CAMERA/...
+        camera = next((c for c in self.ctx.config.cameras if c.name == name), None)
+        redact_video(
+            io.BytesIO(data), out, self.ctx.models.video_redactor, face_every=1, plate_every=5,
+            also_hide=plate_places(camera),
+        )  # fmt: skip
 
     PLAY_AUDIT_S = 60.0
     """Playing a segment is ledgered once per user and segment in this many seconds: a player fetches one play in
@@ -216,8 +226,10 @@ class MediaService:
         """A kept segment of `camera` redacted for the player: an H.264 MP4 file with every face and plate hidden.
 
         The copy is made the way `export_recording` makes one (every frame), once, and kept owner-only in
-        `DATA_DIR/run/playback/` for the next plays; it is removed an hour after its last play, when the segment is gone
-        (retention) or when newer plays crowd it out. The play is ledgered as `recording.view` (see PLAY_AUDIT_S).
+        `DATA_DIR/run/playback/` for the next plays; the next play or retention run removes it once it has not been
+        played for an hour, once its segment is gone, or when newer plays crowd it out. The play is ledgered as
+        `recording.view` (see PLAY_AUDIT_S); a name that is not a recording's, or one not kept, as
+        `recording.view_refused`. At most REDACTIONS_AT_ONCE segments are redacted at a time.
 
         Args:
             actor: Who plays it (needs `recordings.view`; a refusal is ledgered).
@@ -229,7 +241,9 @@ class MediaService:
             NotFoundError: The camera has no such recording.
         """
         self.uow.require(actor, "recordings.view")
+        asked = f"recording:{camera[:64]}/{segment[:120]}"
         if not re.fullmatch(CAMERA_NAME, camera) or len(camera) > 64 or not SEGMENT.fullmatch(segment):
+            self.uow.record(actor, "recording.view_refused", object=asked, justification="not a recording's name")
             raise InputError(
                 f"{camera[:64]!r}/{segment[:120]!r} is not a recording's name", hint="take one from the camera's page"
             )
@@ -238,6 +252,7 @@ class MediaService:
         source = media.path(rel)
         folder = (media.root / "recordings" / camera).resolve()
         if not source.is_relative_to(folder) or not source.is_file():
+            self.uow.record(actor, "recording.view_refused", object=asked, justification="no such recording")
             raise NotFoundError(
                 f"camera {camera!r} has no recording {segment!r}", hint="it may have been deleted by retention"
             )
@@ -246,13 +261,21 @@ class MediaService:
         with self._play_lock:
             due = now - self._played.get(key, -self.PLAY_AUDIT_S) >= self.PLAY_AUDIT_S
             if due:
+                self._played = {k: t for k, t in self._played.items() if now - t < self.PLAY_AUDIT_S}
                 self._played[key] = now
         if due:
             self.uow.record(actor, "recording.view", object=rel, details={"camera": camera, "redacted": True})
         return copy
 
+    REDACTIONS_AT_ONCE = 2
+    """Segments redacted for the player at the same time; more first plays wait their turn or are told to retry."""
+
     def _playback_copy(self, rel: str) -> Path:
-        """The redacted copy of `rel` in `playback_dir`, made now when there is none; marked as just played."""
+        """The redacted copy of `rel` in `playback_dir`, made now when there is none; marked as just played.
+
+        Raises:
+            BusyError: REDACTIONS_AT_ONCE other segments are being redacted for 30 s and more.
+        """
         folder = private_dir(playback_dir(self.ctx.data_dir))
         name = rel.removeprefix("recordings/").removesuffix(".enc").replace("/", "~")  # names hold no "~"
         copy = folder / name
@@ -260,17 +283,40 @@ class MediaService:
             lock = self._redacting.setdefault(rel, threading.Lock())
         with lock:  # two requests for one segment (a player's first ones): one redaction
             if not copy.is_file():
+                if not self._redaction_slots.acquire(timeout=30):
+                    raise BusyError("other recordings are being prepared for playing", hint="try again in a minute")
                 part = folder / f".{uuid.uuid4().hex}.part.mp4"
-                os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))  # owner-only from the start
                 try:
+                    os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))  # owner-only at once
                     self._redact_recording(rel, part)
                     os.replace(part, copy)
                 finally:
+                    self._redaction_slots.release()
                     part.unlink(missing_ok=True)
-            played = self.ctx.now().timestamp()
-            os.utime(copy, (played, played))  # played now: kept another PLAYBACK_KEEP_S
+            played = self.ctx.now().timestamp()  # the injected clock: real time outside tests
+            if played - copy.stat().st_mtime > 60:  # played now: kept another PLAYBACK_KEEP_S (a stable ETag within)
+                os.utime(copy, (played, played))
+        with self._play_lock:
+            if not lock.locked():
+                self._redacting.pop(rel, None)
         sweep_playback(self.ctx.media, folder, now=played, keep=copy)
         return copy
+
+
+def plate_places(camera: CameraConfig | None) -> Callable[[Image], NDArray[np.float32]] | None:
+    """For a traffic camera's video: where each frame's vehicles may show a plate too small to find (`plate_zones`)."""
+    if camera is None or "traffic" not in camera.analytics:
+        return None
+    from kuzet.detect.objects import build_object_detector
+
+    vehicles = build_object_detector(camera.traffic.object_detector)
+
+    def places(image: Image) -> NDArray[np.float32]:
+        found = vehicles.detect(image)
+        labels = found.labels if found.labels is not None else np.full(len(found), "vehicle")
+        return plate_zones(found.boxes[labels == "vehicle"])
+
+    return places
 
 
 PLAYBACK_KEEP_S = 3600.0
@@ -289,7 +335,7 @@ def sweep_playback(media: MediaStore, folder: Path, *, now: float, keep: Path | 
     """Remove stale redacted playback copies; returns how many were removed (retention sweeps after every purge).
 
     Stale: the segment was deleted, the copy was not played for PLAYBACK_KEEP_S or is beyond PLAYBACK_MAX, or a crash
-    left it half made. `now` is Unix seconds (the services' clock); a copy's modification time is its last play.
+    left it half made. `now` is Unix seconds; a copy's modification time is its last play.
     """
     if not folder.is_dir():
         return 0
@@ -302,8 +348,8 @@ def sweep_playback(media: MediaStore, folder: Path, *, now: float, keep: Path | 
     for played, path in copies:
         if path == keep:
             continue
-        if path.name.startswith("."):  # being written, or left by a crash: a redaction takes minutes at most
-            stale = now - played > 600
+        if path.name.startswith("."):  # being written, or left by a crash: redacting a segment takes minutes
+            stale = now - played > PLAYBACK_KEEP_S
         else:
             rel = "recordings/" + path.name.replace("~", "/") + ".enc"
             try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from kuzet.core.errors import KuzetError
 from kuzet.core.types import User
+from kuzet.governance.policy import checked_severity
 from kuzet.governance.review import DECISIONS, NO_REASON, PENDING, Alert, review_refusal
 from kuzet.services.context import ServiceContext
 from kuzet.services.uow import AuditedUnitOfWork, Refused
@@ -28,24 +30,35 @@ class ReviewService:
         subject: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        severity: str | None = None,
         limit: int = 200,
         offset: int = 0,
     ) -> list[Alert]:
         """Alerts waiting for review (or with another status, or every decided one), with what a reviewer needs.
 
-        Filtered by camera, watched person (part of the name) and time; viewing them is audited.
+        Filtered by camera, watched person (part of the name or the plate), time and severity (the entry's category
+        in the policy); viewing them is audited.
+
+        Raises:
+            InputError: An unknown severity.
         """
         self.uow.require(actor, "alerts.view")
+        policy = self.ctx.policy
+        only: list[str] | None = None
+        never: list[str] = []
+        if severity is not None:
+            only, never = policy.severity_filter(checked_severity(severity))
         with self.uow.read() as r:
             alerts = r.alerts.list(
                 status=status, decided=decided, camera=camera, subject=subject, since=since, until=until,
-                limit=limit, offset=offset,
+                categories=only, not_categories=never, limit=limit, offset=offset,
             )  # fmt: skip
+        alerts = [replace(a, severity=policy.severity(a.category)) for a in alerts]
         details: dict[str, str | int | float | bool | None] = {
             "count": len(alerts), "status": "decided" if decided else status or "all"
         }  # fmt: skip
-        if camera or subject or since or until:
-            details |= {"camera": camera, "subject_searched": bool(subject), "filtered": True}
+        if camera or subject or since or until or severity:
+            details |= {"camera": camera, "subject_searched": bool(subject), "severity": severity, "filtered": True}
         self.uow.record(actor, "review.view", details=details)
         return alerts
 

@@ -14,6 +14,7 @@ from kuzet.api.deps import enrol_with_uploads, request_with_upload, services, st
 from kuzet.api.security import CSRF_COOKIE, SESSION_COOKIE, authenticate
 from kuzet.core.errors import InputError, KuzetError
 from kuzet.core.types import ROLES, User
+from kuzet.governance.policy import SEVERITIES
 from kuzet.services import permissions
 from kuzet.web.chrome import page
 from kuzet.web.i18n import COOKIE, LANGUAGES, Gettext, gettext, language, marked
@@ -223,6 +224,7 @@ def violation_evidence_form(
     )
 
 
+SEVERITY_LABELS = {"high": marked("high"), "medium": marked("medium"), "low": marked("low")}
 REVIEW_TABS = {"pending": marked("waiting for review"), "decided": marked("decided"), "all": marked("all")}
 
 
@@ -234,15 +236,16 @@ def review_page(request: Request) -> HTMLResponse:
     tab = q.get("status", "pending")
     tab = tab if tab in REVIEW_TABS else "pending"
     offset = _offset(request)
-    query = {k: q.get(k, "").strip() for k in ("camera", "subject", "from", "to")}
+    query = {k: q.get(k, "").strip() for k in ("camera", "subject", "from", "to", "severity")}
+    query["severity"] = query["severity"] if query["severity"] in SEVERITIES else ""
     alerts = services(request).review.list(
         user, status="pending" if tab == "pending" else None, decided=tab == "decided",
-        camera=query["camera"] or None, subject=query["subject"] or None,
+        camera=query["camera"] or None, subject=query["subject"] or None, severity=query["severity"] or None,
         since=_day(request, "from"), until=_day(request, "to", end=True), limit=PAGE + 1, offset=offset,
     )  # fmt: skip
     return _page(
         request, "review.html", user, alerts=alerts[:PAGE], more=len(alerts) > PAGE, offset=offset, page=PAGE,
-        tab=tab, tabs=REVIEW_TABS, query=query, **_flash(request),
+        tab=tab, tabs=REVIEW_TABS, query=query, severities=SEVERITY_LABELS, **_flash(request),
     )  # fmt: skip
 
 

@@ -15,10 +15,24 @@ router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 @router.get("")
 def list_alerts(
-    svc: Svc, actor: Actor, status: Annotated[str, Query(pattern="^(pending|confirmed|rejected|all)$")] = "pending"
+    svc: Svc,
+    actor: Actor,
+    status: Annotated[str, Query(pattern="^(pending|confirmed|rejected|all)$")] = "pending",
+    severity: Annotated[str | None, Query(pattern="^(high|medium|low)$")] = None,
+    camera: Annotated[str | None, Query(max_length=64)] = None,
+    subject: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[dict[str, Any]]:
-    """Alerts with score, threshold, legal basis and decisions (reviewers, auditors)."""
-    return [views.alert_for_api(a) for a in svc.review.list(actor, status=None if status == "all" else status)]
+    """Alerts (newest first) with score, threshold, severity, legal basis and decisions (reviewers, auditors).
+
+    Filtered by severity (the entry's category in the policy), camera and watched person or plate (part of it).
+    """
+    alerts = svc.review.list(
+        actor, status=None if status == "all" else status, severity=severity, camera=camera, subject=subject,
+        limit=limit, offset=offset,
+    )  # fmt: skip
+    return [views.alert_for_api(a) for a in alerts]
 
 
 @router.post("/{alert_id}/review")

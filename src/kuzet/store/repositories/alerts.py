@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -61,10 +62,13 @@ class AlertRepository:
         subject: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        categories: Sequence[str] | None = None,
+        not_categories: Sequence[str] = (),
     ) -> list[Alert]:
         """Alerts (newest first) with their entry's legal basis and the decisions so far.
 
-        `decided` keeps those no longer pending; `subject` matches the entry's name in part, in any case.
+        `decided` keeps those no longer pending; `subject` matches the entry's name in part, in any case;
+        `categories` keeps entries of those categories, `not_categories` drops those.
         """
         query = (
             select(AlertRow, WatchlistEntryRow)
@@ -85,6 +89,10 @@ class AlertRepository:
             query = query.where(AlertRow.created_at >= since)
         if until is not None:
             query = query.where(AlertRow.created_at < until)
+        if categories is not None:
+            query = query.where(WatchlistEntryRow.category.in_(categories))
+        if not_categories:
+            query = query.where(WatchlistEntryRow.category.not_in(not_categories))
         names = {uid: uname for uid, uname in self.session.execute(select(UserRow.id, UserRow.name))}
         out = []
         for alert, entry in self.session.execute(query):

@@ -42,22 +42,29 @@
     const state = tile.querySelector(".state"), down = tile.querySelector(".down");
     return (state ? state.textContent : "") + "|" + (down ? down.textContent : "");
   }
+  let asking = false;
+  function ids(root) {
+    return Array.prototype.map.call(root.querySelectorAll("section.tile"), function (t) { return t.id; }).join(" ");
+  }
   setInterval(function () {
+    if (asking) return;
+    asking = true;
     fetch(window.location.pathname, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (html) {
         if (!html) return;
         const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("wall");
         if (!fresh) return;
+        if (ids(fresh) !== ids(wall)) { wall.replaceChildren.apply(wall, Array.from(fresh.childNodes)); return; }
         fresh.querySelectorAll("section.tile").forEach(function (tile) {
           const old = document.getElementById(tile.id);
-          if (!old) { wall.appendChild(tile); return; }
           if (said(old) !== said(tile)) { old.replaceWith(tile); return; }
           const counts = old.querySelector(".tile-counts"), now = tile.querySelector(".tile-counts");
           if (counts && now) counts.replaceWith(now);
         });
       })
-      .catch(function () {});
+      .catch(function () {})
+      .finally(function () { asking = false; });
   }, 5000);
   setInterval(function () {
     wall.querySelectorAll("img[data-refresh]").forEach(function (img) {
