@@ -69,6 +69,28 @@ def test_enrolment_refuses_no_face_and_many_faces(
     assert service.people(operator) == []  # a refused enrolment stores nothing, not even the good photo
 
 
+def test_enrolment_refuses_faces_too_poor_for_a_reliable_template(
+    service: Kuzet, operator: User, faces_dir: Path, tmp_path: Path
+) -> None:
+    """The measure recognition gates tracks on: a photo no camera track could be matched from makes no template."""
+    import cv2
+
+    good = faces_dir / EXAMPLES / "lin-manuel-miranda.png"
+    picture = cv2.imread(str(good))
+    blurred, dark = tmp_path / "blurred.png", tmp_path / "dark.png"
+    cv2.imwrite(str(blurred), cv2.GaussianBlur(picture, (0, 0), 6))
+    cv2.imwrite(str(dark), (picture * 0.12).astype("uint8"))
+    with pytest.raises(EnrolmentError, match=r"face in blurred.png is too poor .*: blurred \(quality 0\.0\d") as info:
+        enrol(service, operator, "Lin-Manuel Miranda", [good, blurred])
+    assert "sharp, well-lit, frontal" in info.value.hint
+    with pytest.raises(EnrolmentError, match=r"face in dark.png is too poor .*dark"):
+        enrol(service, operator, "Lin-Manuel Miranda", [dark])
+    assert service.people(operator) == []  # nothing stored, not even the good photo
+    assert enrol(service, operator, "Lin-Manuel Miranda", [good]).identity.name == "Lin-Manuel Miranda"
+    # a person asking what kuzet holds about them is never turned away for a poor photo
+    assert service.services.gallery.face_template(blurred, check_quality=False)[0].shape == (128,)
+
+
 def test_enrol_several_photos_and_duplicates(service: Kuzet, operator: User, faces_dir: Path) -> None:
     photos = [faces_dir / EXAMPLES / n for n in ("knn_train_obama_obama.jpg", "knn_train_obama_obama2.jpg")]
     first = enrol(service, operator, "Barack Obama", [*photos, photos[0]])

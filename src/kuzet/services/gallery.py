@@ -24,6 +24,7 @@ from kuzet.services.context import ServiceContext
 from kuzet.services.uow import AuditedUnitOfWork, Refused, Work
 from kuzet.store.media import encode_jpeg
 from kuzet.store.repositories.gallery import Enrolment, NewTemplate, PersonSummary
+from kuzet.track.bestshot import view_quality
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,15 @@ class GalleryService:
         self.ctx = ctx
         self.uow = uow
 
-    def face_template(self, photo: Path) -> tuple[NDArray[np.float32], NDArray[np.uint8], str]:
-        """(descriptor, face crop, photo sha256) from a photo that must show exactly one face."""
+    def face_template(
+        self, photo: Path, *, check_quality: bool = True
+    ) -> tuple[NDArray[np.float32], NDArray[np.uint8], str]:
+        """(descriptor, face crop, photo sha256) from a photo that must show exactly one face.
+
+        With `check_quality` (enrolments and watchlist photos) the face must also be good enough for a reliable
+        template by the measure recognition gates tracks on (size x frontal pose x sharpness against
+        `recognition.min_quality`); a poor one is refused, saying whether it is small, turned, dark or blurred.
+        """
         models = self.ctx.models
         try:
             image = load_image(photo, max_pixels=self.ctx.config.ingest.max_pixels)
@@ -69,7 +77,17 @@ class GalleryService:
                 hint="crop the photo to the person being enrolled",
             )
         assert dets.landmarks is not None
-        vector = models.face_embedder.embed(align_faces(image, dets.landmarks))[0]
+        chips = align_faces(image, dets.landmarks)
+        if check_quality:
+            quality = view_quality(chips[0], dets.boxes[0], dets.landmarks[0])
+            least = self.ctx.config.recognition.min_quality
+            if quality.value < least:
+                raise EnrolmentError(
+                    f"the face in {photo.name} is too poor for a reliable template: {', '.join(quality.problems())} "
+                    f"(quality {quality.value:.2f}, at least {least:.2f} needed)",
+                    hint="use a sharp, well-lit, frontal photo where the face is at least 100 px across",
+                )
+        vector = models.face_embedder.embed(chips)[0]
         return vector, crop_with_margin(image, dets.boxes[0]), hashlib.sha256(photo.read_bytes()).hexdigest()
 
     def enroll(

@@ -37,7 +37,7 @@ class SubjectService:
     def matches(self, photo: Path) -> tuple[list[Match], list[Match]]:
         """People and watchlist entries whose templates match the face in `photo`."""
         ctx = self.ctx
-        vector, _, _ = self.gallery.face_template(photo)
+        vector, _, _ = self.gallery.face_template(photo, check_quality=False)  # a person asking is never turned away
         with self.uow.read() as r:
             people_gallery = r.gallery.load(model=ctx.models.face_embedder.name, cipher=ctx.cipher)
             entries = r.watchlists.all_templates()

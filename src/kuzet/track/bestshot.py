@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -31,6 +33,14 @@ def geometric_quality(boxes: NDArray[np.float32], landmarks: NDArray[np.float32]
     """Size x frontal pose in [0, 1], shape (N,): an upper bound of `face_quality` known before aligning."""
     if boxes.shape[0] == 0:
         return np.zeros(0, np.float32)
+    size_term, pose_term = _size_and_pose(boxes, landmarks)
+    out: NDArray[np.float32] = (size_term * pose_term).astype(np.float32)
+    return out
+
+
+def _size_and_pose(
+    boxes: NDArray[np.float32], landmarks: NDArray[np.float32]
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     side = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     size_term = np.clip(side / 100.0, 0.05, 1.0)
     eyes_mid = (landmarks[:, 0] + landmarks[:, 1]) / 2
@@ -40,8 +50,47 @@ def geometric_quality(boxes: NDArray[np.float32], landmarks: NDArray[np.float32]
     axis_x = (eyes_mid[:, 0] + mouth_mid[:, 0]) / 2
     yaw = np.abs(landmarks[:, 2, 0] - axis_x) / eye_dist
     pose_term = np.clip(1.0 - 1.5 * yaw, 0.05, 1.0)
-    out: NDArray[np.float32] = (size_term * pose_term).astype(np.float32)
-    return out
+    return size_term.astype(np.float32), pose_term.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class FaceQuality:
+    """One face view's quality and its parts, to say why a photo will not make a reliable template."""
+
+    side: float
+    """The face box's shorter side, pixels."""
+    size: float
+    pose: float
+    sharpness: float
+    brightness: float
+    """Mean grey level of the aligned face's centre, 0-255."""
+
+    @property
+    def value(self) -> float:
+        """Size x frontal pose x sharpness: the measure recognition gates tracks on (`recognition.min_quality`)."""
+        return self.size * self.pose * self.sharpness
+
+    def problems(self) -> list[str]:
+        """What makes the view poor, in words: small, turned, dark, blurred."""
+        out = []
+        if self.side < 40:
+            out.append(f"small ({self.side:.0f} px across)")
+        if self.pose < 0.5:
+            out.append("turned away from the camera")
+        if self.brightness < 50:
+            out.append("dark")
+        if self.sharpness < 0.3:
+            out.append("blurred")
+        return out or ["of low quality"]
+
+
+def view_quality(chip: NDArray[np.uint8], box: NDArray[np.float32], landmarks: NDArray[np.float32]) -> FaceQuality:
+    """The quality of one face view (an aligned chip, its box and five points) with its parts."""
+    size, pose = _size_and_pose(box[None], landmarks[None])
+    sharp = sharpness(chip[None])
+    grey = cv2.cvtColor(chip[30:120, 30:120], cv2.COLOR_RGB2GRAY)
+    side = float(min(box[2] - box[0], box[3] - box[1]))
+    return FaceQuality(side, float(size[0]), float(pose[0]), float(sharp[0]), float(grey.mean()))
 
 
 def sharpness(chips: NDArray[np.uint8]) -> NDArray[np.float32]:
