@@ -87,7 +87,11 @@ def test_flash_messages_and_error_pages_are_translated(site: tuple[Services, Tes
         refused.status_code == 403
         and "Нет доступа" in refused.text
         and "Отказ записан в журнал аудита." in refused.text
+        and "operator не может читать журнал аудита: нужна роль auditor or admin" in refused.text  # the reason too
+        and "may not" not in refused.text
     )
+    client.cookies.set("kuzet_lang", "kk")
+    assert "operator аудит журналын оқуға құқығы жоқ" in client.get("/audit").text
 
 
 @pytest.mark.store

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,10 @@ STATES = (
 """States (cameras, entries, alerts, the service), review tabs and camera counters: shown translated."""
 
 
+DENIED = re.compile(r"(?P<who>.+?) may not (?P<action>.+): it needs the role (?P<roles>.+)")
+"""A refusal for want of a role, as `kuzet.governance.users.require` words it."""
+
+
 async def error_page(request: Request, status: int, message: str, hint: str) -> Response:
     """An error for a person in a browser: what happened and what to do, with the menu to go on from.
 
@@ -139,6 +144,13 @@ async def error_page(request: Request, status: int, message: str, hint: str) -> 
         hint = _("use the menu, or go back to the overview")
     elif status == 403:
         hint = hint or _("ask an administrator if your work needs this role")
+        refused = DENIED.fullmatch(message)
+        if refused is not None:  # the permission table's refusal, in the reader's language
+            message = _("%(who)s may not %(action)s: it needs the role %(roles)s") % {
+                "who": refused["who"],
+                "action": _(refused["action"]),
+                "roles": refused["roles"],
+            }
     return page(
         request, "error.html", user, status_code=status, title=_(TITLES.get(status, marked("Something went wrong"))),
         message=message, hint=hint, code=status,

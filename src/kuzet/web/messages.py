@@ -21,7 +21,9 @@ from kuzet.web.i18n import DEFAULT, LANGUAGES, LOCALES
 WEB = Path(__file__).resolve().parent
 PYTHON_SOURCES = (WEB / "chrome.py", WEB / "views.py", WEB.parent / "governance" / "report.py")
 """Python modules whose `_()` and `marked()` strings are shown in the web app or the transparency report."""
-KEYWORDS = {"_": None, "marked": None, "gettext": None}
+KEYWORDS: dict[str, tuple[int, ...] | None] = {"_": None, "marked": None, "gettext": None}
+PERMISSIONS = (WEB.parent / "services" / "permissions.py", {"Permission": (2,)})
+"""The permission table: each `Permission(roles, action)`'s action is shown in a refusal ("may not <action>")."""
 
 
 def extract_messages() -> list[tuple[str, str]]:
@@ -32,9 +34,9 @@ def extract_messages() -> list[tuple[str, str]]:
             for line, _, message, _ in babel_extract(f, list(KEYWORDS), [], {"extensions": "jinja2.ext.i18n"}):
                 for text in _strings(message):
                     found.setdefault(text, f"{path.name}:{line}")
-    for path in PYTHON_SOURCES:
+    for path, keywords in [(p, KEYWORDS) for p in PYTHON_SOURCES] + [PERMISSIONS]:
         with path.open("rb") as f:
-            for line, message, _, _ in extract("python", f, keywords=KEYWORDS):
+            for line, message, _, _ in extract("python", f, keywords=keywords):
                 for text in _strings(message):
                     found.setdefault(text, f"{path.name}:{line}")
     return sorted(found.items())
