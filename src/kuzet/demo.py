@@ -24,6 +24,7 @@ from rich.text import Text
 
 from kuzet.config.models import KuzetConfig
 from kuzet.core.errors import KuzetError
+from kuzet.governance.review import Alert
 
 DEMO_PERSON = "Eileen Collins (astronaut)"
 
@@ -75,6 +76,18 @@ def build_scene(folder: Path, *, frames: int = 48, fps: int = 12) -> tuple[Path,
         for packet in stream.encode():
             out.mux(packet)
     return photo, hopper_photo, clip
+
+
+def _scored(alert: Alert) -> str:
+    """An alert's score against its threshold, and the false-match rate its category declares."""
+    text = f"score {alert.score:.3f}, threshold {alert.threshold:.3f}"
+    if alert.false_match_rate is not None:
+        text += (
+            f" (derived from the false-match rate {alert.false_match_rate:g} that {alert.category} declares: on the "
+            f"measured data, at most 1 in {round(1 / alert.false_match_rate):,} comparisons of different people "
+            f"reach it, at 95% confidence)"
+        )
+    return text
 
 
 def run_demo(root: Path, *, config: KuzetConfig, console: Console, progress_console: Console) -> None:
@@ -143,7 +156,11 @@ def run_demo(root: Path, *, config: KuzetConfig, console: Console, progress_cons
     for e in result.events:
         table.add_row(e.identity, f"{e.score:.3f}", f"{e.start:.2f}", f"{e.end:.2f}")
     console.print(table)
+    pending = {a.alert_id: a for a in svc.review.list(users["reviewer1"])} if result.alert_ids else {}
     for alert_id in result.alert_ids:
+        alert = pending.get(alert_id)
+        if alert is not None:
+            console.print(f"    watchlist alert {alert_id}: {_scored(alert)}", highlight=False)
         console.print(f"    watchlist alert {alert_id} is a candidate, not a fact: it needs two reviewers")
         status = svc.review.decide(
             users["reviewer1"], alert_id, "confirm", reason="same face, same hair, same camera (demo)"

@@ -174,6 +174,7 @@ def test_console_script_demo_runs_from_installed_packages(tmp_path: Path) -> Non
     assert "match events (1)" in out  # the consenting astronaut, once
     assert "is refused" in out and "activist" in out  # the labelled request
     assert "reviewer2 confirms -> confirmed" in out  # Grace Hopper's alert, after two reviewers
+    assert "derived from the false-match rate 0.001 that missing-person declares" in out  # the alert's declared rate
     assert "1 face track(s) matched nobody" in out  # the cameraman: counted, not stored
     assert "verifies the ledger: OK" in out
     home = tmp_path / "home"

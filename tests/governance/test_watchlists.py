@@ -131,7 +131,8 @@ def test_hit_waits_for_two_reviewers_and_expired_entries_stop_matching(
     alert_id = result.alert_ids[0]
     (alert,) = [a for a in service.review_list(people["rev1"]) if a.alert_id == alert_id]
     assert alert.status == "pending" and alert.required_reviews == 2
-    assert alert.score >= alert.threshold == pytest.approx(0.92)
+    assert alert.score >= alert.threshold == service.policy.threshold("wanted-person")
+    assert alert.false_match_rate == 0.001  # the rate the category declares, from which the threshold is derived
     assert alert.legal_basis == "court-order" and alert.reference == "2-345/2026"
     assert alert.snapshots and all(service.media.path(p).is_file() for p in alert.snapshots)
     assert service.media.path(alert.enrolled_photo).is_file()

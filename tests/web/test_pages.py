@@ -383,3 +383,38 @@ def test_review_filters_by_camera_person_and_time_and_pages(site: tuple[Services
         w.session.execute(text("UPDATE watchlist_entries SET category = 'retired' WHERE id = :id"), {"id": entry})
     assert client.get("/review?severity=high").text.count('<article class="alert') == 50
     assert "No alerts." in client.get("/review?severity=medium").text
+
+
+def test_alerts_show_the_false_match_rate_their_threshold_comes_from(site: tuple[Services, TestClient]) -> None:
+    from kuzet.governance.watchlists import WatchlistRequest
+    from kuzet.store.models import AlertRow
+
+    svc, client = site
+    _store_events(svc, 1)
+    policy = svc.ctx.policy
+    derived = policy.threshold("wanted-person")
+    assert policy.false_match_rate("wanted-person") == 0.001
+    requester, approver = svc.users.login("requester", PASSWORD)[0], svc.users.login("approver", PASSWORD)[0]
+    req = WatchlistRequest("stolen", "blue Nexia", "stolen-vehicle", "stolen-vehicle-report", "KUSP-9", "police",
+                           date.today() + timedelta(days=9))  # fmt: skip
+    entry = svc.watchlists.request(requester, req, plate="555XYZ02")
+    svc.watchlists.approve(approver, entry, reason="report KUSP-9 checked")
+    with svc.uow.tx() as w:  # a face category's hits: one at the derived threshold, one under an earlier policy
+        w.session.execute(text("UPDATE watchlist_entries SET category = 'wanted-person' WHERE id = :id"), {"id": entry})
+        run = w.session.execute(text("SELECT MIN(id) FROM analysis_runs")).scalar_one()
+        for i, threshold in enumerate((0.92, derived)):
+            w.session.add(AlertRow(
+                run_id=run, entry_id=entry, camera="gate", score=0.95, threshold=threshold, start=0.0, end=1.0,
+                track_id=i, snapshots="[]", source="src", status="pending", required_reviews=2,
+                created_at=svc.ctx.now(),
+            ))  # fmt: skip
+    _sign_in(client, "reviewer")
+    page = client.get("/review").text
+    assert page.count("declared false-match rate") == 1 and '<span class="fmr">0.001</span>' in page
+    assert f"threshold {derived:.3f}, declared false-match rate" in page
+    api = client.get("/api/alerts").json()
+    assert [(a["threshold"], a["false_match_rate"]) for a in api] == [(derived, 0.001), (0.92, None)]
+    assert "заявленная доля ложных совпадений" in client.get("/review", headers={"Accept-Language": "ru"}).text
+    _sign_in(client, "requester")
+    listed = client.get("/watchlists").text
+    assert f"wanted-person (declared false-match rate 0.001, threshold {derived:.3f})" in listed

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -15,6 +16,9 @@ from kuzet.cli import common
 from kuzet.cli.common import console, err_console, given_config, write_json
 from kuzet.config.loading import load_config
 from kuzet.core.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from kuzet.governance.policy import Policy
 
 eval_app = typer.Typer(help="Measure accuracy on labelled data.", no_args_is_help=True)
 config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
@@ -30,7 +34,9 @@ def config_check(file: Annotated[Path, typer.Argument(help="YAML config file to 
     cfg = load_config(file)
     live = [c for c in cfg.cameras if c.enabled and c.source.startswith(NETWORK_SCHEMES)]  # what `kuzet run` starts
     policy_file = common.data_dir() / "policy.yaml"
-    refused = purpose_problems(live, load_policy(policy_file if policy_file.is_file() else None))
+    policy = load_policy(policy_file if policy_file.is_file() else None, calibration=_calibration_file())
+    policy.check_embedder(cfg.face_embedder.type)
+    refused = purpose_problems(live, policy)
     if refused is not None:
         name, reason = refused
         raise ConfigError(f"camera {name}: {reason}", hint="state a lawful purpose; see docs/governance.md")
@@ -43,14 +49,31 @@ def config_check(file: Annotated[Path, typer.Argument(help="YAML config file to 
 
 @config_app.command("policy")
 def config_policy(file: Annotated[Path, typer.Argument(help="Watchlist policy YAML to validate.")]) -> None:
-    """Validate a watchlist policy file (allowed categories must not be prohibited ones)."""
+    """Validate a watchlist policy file (no prohibited category; declared false-match rates the data can show)."""
     from kuzet.governance.policy import load_policy
 
-    policy = load_policy(file)
-    cats = ", ".join(
-        f"{n} (max {c.max_days} d, {c.required_reviews} reviewer(s))" for n, c in policy.model.categories.items()
-    )
+    policy = load_policy(file, calibration=_calibration_file())
+    cats = ", ".join(f"{n} ({_limits(policy, n)})" for n in policy.model.categories)
     console.print(f"{file}: OK; categories: {cats}", highlight=False)
+
+
+def _calibration_file() -> Path | None:
+    """The data directory's own calibration, if it has one (else the built-in one is used)."""
+    from kuzet.governance.calibration import CALIBRATION_FILE
+
+    path = common.data_dir() / CALIBRATION_FILE
+    return path if path.is_file() else None
+
+
+def _limits(policy: Policy, name: str) -> str:
+    c = policy.model.categories[name]
+    text = f"max {c.max_days} d, {c.required_reviews} reviewer(s)"
+    if c.kind == "face":
+        rate = policy.false_match_rate(name)
+        text += f", threshold {policy.threshold(name):.4f}" + (
+            "" if rate is None else f" from false-match rate {rate:g}"
+        )
+    return text
 
 
 @eval_app.command("pairs")
@@ -77,6 +100,62 @@ def eval_pairs(
     console.print(table)
     if json_out is not None:
         write_json(json_out, report.to_json())
+
+
+@eval_app.command("calibrate")
+def eval_calibrate(
+    out: Annotated[Path, typer.Option("-o", "--out", help="Calibration JSON to write (DATA_DIR/calibration.json).")],
+    labels: Annotated[
+        list[Path] | None,
+        typer.Option("--labels", help="CSV of file,identity (repeat): every pair of its images is scored."),
+    ] = None,
+    pairs: Annotated[
+        list[Path] | None, typer.Option("--pairs", help="CSV of img1,img2,same (repeat): just those pairs.")
+    ] = None,
+    root: Annotated[
+        Path | None, typer.Option("--root", help="Folder the image paths are relative to (default: each CSV's own).")
+    ] = None,
+) -> None:
+    """Measure impostor (different-person) scores, from which declared false-match rates become thresholds."""
+    from kuzet.eval.calibrate import run_calibration
+    from kuzet.governance.calibration import derive_threshold, needed_pairs
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err_console, transient=True
+    ) as bar:
+
+        def progress(name: str, total: int) -> Callable[[], None]:
+            task = bar.add_task(f"embedding {name}", total=total)
+            return lambda: bar.advance(task)
+
+        calibration = run_calibration(
+            labels=labels or [], pairs=pairs or [], root=root, config=given_config(), progress=progress
+        )
+    table = Table("data", "images", "no face", "impostor pairs", "genuine pairs", title=f"calibration: {out}")
+    for s in calibration.sets:
+        table.add_row(s.name, str(s.images), str(s.no_face), str(s.impostor_pairs), str(s.genuine_pairs))
+    console.print(table)
+    for rate in RATES:
+        try:
+            d = derive_threshold(calibration, rate)
+        except ConfigError:
+            line = f"refused: showing it needs {needed_pairs(rate)} impostor pairs"
+        else:
+            accepted = "" if d.genuine_accepted is None else f"; {d.genuine_accepted:.1%} of genuine pairs accepted"
+            line = (
+                f"threshold {d.threshold:.4f} ({d.impostors_at_or_above} of {d.impostor_pairs} impostor pairs at or "
+                f"above it{accepted})"
+            )
+        console.print(f"declared false-match rate {rate:g}: {line}", highlight=False)
+    try:
+        out.write_text(calibration.to_text(), encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror}", hint="check the folder exists") from None
+    console.print(f"wrote {out} ({calibration.impostor_pairs} impostor pairs, {calibration.embedder})", highlight=False)
+
+
+RATES = (1e-2, 1e-3, 1e-4)
+"""Rates `kuzet eval calibrate` shows the thresholds of."""
 
 
 @eval_app.command("redact")

@@ -120,7 +120,7 @@ def review_list(
         str | None, typer.Option("--severity", help="high, medium or low (from the entry's category in the policy).")
     ] = None,
 ) -> None:
-    """Alerts waiting for review, with severity, score, threshold, best shots, enrolled photo and legal basis."""
+    """Alerts waiting for review: severity, score, threshold (declared false-match rate), best shots, legal basis."""
     services, actor = session()
     rows = services.review.list(actor, status=None if status == "all" else status, severity=severity)
     if json_flag:
@@ -136,6 +136,7 @@ def review_list(
         "category / legal basis",
         "score",
         "threshold",
+        "declared FMR",
         "reviews",
     )
     for a in rows:
@@ -149,6 +150,7 @@ def review_list(
             f"{a.category}: {a.legal_basis} {a.reference} ({a.authority})",
             f"{a.score:.3f}",
             f"{a.threshold:.3f}",
+            "-" if a.false_match_rate is None else f"{a.false_match_rate:g}",
             f"{a.confirmations}/{a.required_reviews}",
         )
     console.print(table)

@@ -8,13 +8,16 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kuzet.config.loading import explain_validation_error
 from kuzet.core.errors import ConfigError, InputError
+from kuzet.governance.calibration import Calibration, DerivedThreshold, derive_threshold, load_calibration
 from kuzet.governance.screening import Screener
 
 Severity = Literal["high", "medium", "low"]
+DEFAULT_THRESHOLD = 0.92
+"""A face category's cosine threshold when it declares neither `threshold` nor `false_match_rate`."""
 SEVERITIES: tuple[Severity, ...] = ("high", "medium", "low")
 
 
@@ -41,12 +44,37 @@ class CategoryPolicy(BaseModel):
     required_reviews: int = Field(
         2, ge=1, le=5, description="Different reviewers who must confirm a hit before it counts as confirmed."
     )
-    threshold: float = Field(0.92, ge=-1.0, le=1.0, description="Operating threshold (cosine) for face hits.")
+    threshold: float | None = Field(
+        None,
+        ge=-1.0,
+        le=1.0,
+        description=f"An explicit operating threshold (cosine) for face hits; without it or `false_match_rate`, "
+        f"{DEFAULT_THRESHOLD}. Give one or the other.",
+    )
+    false_match_rate: float | None = Field(
+        None,
+        gt=0.0,
+        le=0.1,
+        description="The declared false-match rate for face hits (e.g. 0.001: one in a thousand comparisons of "
+        "different people reaches the threshold); the threshold is derived from measured impostor scores "
+        "(`kuzet eval calibrate`). Give this or `threshold`.",
+    )
     severity: Severity = Field(
         "high",
         description="How urgent a hit is for the review queue: high (a person at risk or sought), medium (a vehicle), "
         "low. Reviewers filter and sort by it; it never lowers the reviews a hit needs.",
     )
+
+    @model_validator(mode="after")
+    def _one_way_to_threshold(self) -> CategoryPolicy:
+        if self.threshold is not None and self.false_match_rate is not None:
+            raise ValueError(
+                "both threshold and false_match_rate are given: choose one (a declared false-match rate, from which "
+                "kuzet derives the threshold, or an explicit cosine threshold)"
+            )
+        if self.kind == "plate" and self.false_match_rate is not None:
+            raise ValueError("false_match_rate is for face categories: plates match their text exactly")
+        return self
 
 
 class RetentionPolicy(BaseModel):
@@ -92,12 +120,18 @@ class PolicyModel(BaseModel):
 
 
 class Policy:
-    """A validated policy with its screener and a digest that identifies it in the ledger."""
+    """A validated policy with its screener, each face category's threshold and a digest for the ledger.
 
-    def __init__(self, model: PolicyModel, *, source: str, digest: str) -> None:
+    Categories that declare a false-match rate get their threshold from `calibration` (required then).
+
+    Raises:
+        ConfigError: A prohibited category is allowed, or a declared rate cannot be shown by the calibration.
+    """
+
+    def __init__(self, model: PolicyModel, *, source: str, digest: str, calibration: Calibration | None = None) -> None:
         self.model = model
         self.source = source
-        self.digest = digest
+        self.calibration = calibration
         self.screener = Screener(model.prohibited_labels, model.prohibited_categories)
         for name, cat in model.categories.items():
             refusal = self.screener.screen_category(name) or self.screener.screen("purpose", cat.purpose)
@@ -106,10 +140,55 @@ class Policy:
                     f"policy {source} allows category {name!r}, which is prohibited: {refusal.reason}",
                     hint="remove the category; the prohibited list always wins",
                 )
+        self.derived: dict[str, DerivedThreshold] = {}
+        for name, cat in model.categories.items():
+            if cat.false_match_rate is None:
+                continue
+            if calibration is None:
+                raise ConfigError(
+                    f"policy {source}: category {name!r} declares a false-match rate but no calibration is given",
+                    hint="measure one with `kuzet eval calibrate`",
+                )
+            self.derived[name] = derive_threshold(calibration, cat.false_match_rate, category=name)
+        # The thresholds follow from the calibration too: a new calibration is a new policy in force.
+        if self.derived and calibration is not None:
+            digest = hashlib.sha256(f"{digest}:{calibration.digest}".encode()).hexdigest()
+        self.digest = digest
 
     def category(self, name: str) -> CategoryPolicy | None:
         """The allowed category of that name, if any."""
         return self.model.categories.get(name)
+
+    def threshold(self, category: str) -> float:
+        """A category's operating threshold (cosine): derived from its declared rate, explicit, or the default.
+
+        Raises:
+            KeyError: The policy has no such category.
+        """
+        derived = self.derived.get(category)
+        if derived is not None:
+            return derived.threshold
+        own = self.model.categories[category].threshold
+        return DEFAULT_THRESHOLD if own is None else own
+
+    def false_match_rate(self, category: str) -> float | None:
+        """A category's declared false-match rate (None for an explicit threshold or a category no longer listed)."""
+        cat = self.model.categories.get(category)
+        return None if cat is None else cat.false_match_rate
+
+    def check_embedder(self, embedder: str) -> None:
+        """Refuse derived thresholds measured with another face embedder than `embedder`.
+
+        Raises:
+            ConfigError: The calibration was measured with a different embedder.
+        """
+        if self.derived and self.calibration is not None and self.calibration.embedder != embedder:
+            raise ConfigError(
+                f"the calibration ({self.calibration.source}) was measured with the {self.calibration.embedder} "
+                f"embedder, but the configured one is {embedder}: its thresholds would not mean the declared "
+                f"false-match rates",
+                hint="measure this embedder with `kuzet eval calibrate -o DATA_DIR/calibration.json`",
+            )
 
     def severity(self, category: str) -> Severity:
         """A category's severity; `high` for one the policy no longer lists (its hits are not played down)."""
@@ -131,7 +210,12 @@ class Policy:
         for name, c in sorted(self.model.categories.items()):
             out[f"{name}.max_days"] = c.max_days
             out[f"{name}.required_reviews"] = c.required_reviews
-            out[f"{name}.threshold"] = c.threshold
+            out[f"{name}.threshold"] = self.threshold(name)
+            out[f"{name}.false_match_rate"] = c.false_match_rate
+        if self.derived and self.calibration is not None:
+            out["calibration"] = self.calibration.source
+            out["calibration.digest"] = self.calibration.digest
+            out["calibration.impostor_pairs"] = self.calibration.impostor_pairs
         for key, value in self.model.retention.model_dump().items():
             out[f"retention.{key}"] = value
         for key, value in self.model.enrolment.model_dump().items():
@@ -139,8 +223,12 @@ class Policy:
         return out
 
 
-def load_policy(path: Path | None) -> Policy:
-    """Load a policy file, or the default policy shipped with kuzet when `path` is None."""
+def load_policy(path: Path | None, *, calibration: Path | None = None) -> Policy:
+    """Load a policy file, or the default policy shipped with kuzet when `path` is None.
+
+    Declared false-match rates are turned into thresholds with the calibration file `calibration`, or the one
+    shipped with kuzet when it is None.
+    """
     if path is None:
         text = importlib.resources.files("kuzet.governance").joinpath("default_policy.yaml").read_text("utf-8")
         source = "built-in default"
@@ -159,4 +247,5 @@ def load_policy(path: Path | None) -> Policy:
         problems = "\n  ".join(explain_validation_error(exc))
         raise ConfigError(f"policy file {source} has problems:\n  {problems}", hint="see docs/governance.md") from None
     digest = hashlib.sha256(model.model_dump_json().encode()).hexdigest()
-    return Policy(model, source=source, digest=digest)
+    declares = any(c.false_match_rate is not None for c in model.categories.values())
+    return Policy(model, source=source, digest=digest, calibration=load_calibration(calibration) if declares else None)

@@ -35,6 +35,7 @@ LABELS = {
     "max_days": marked("maximum days"),
     "required_reviews": marked("reviews required"),
     "threshold": marked("threshold"),
+    "declared_false_match_rate": marked("declared false-match rate"),
     "created": marked("created"),
 }
 """The report's keys (table columns, alert counts) as people read them; shown translated."""
@@ -48,7 +49,9 @@ class TransparencyReport:
     period_to: str
     generated_at: str
     cameras: list[dict[str, str | int]] = field(default_factory=list)
-    purposes: list[dict[str, str | int | float]] = field(default_factory=list)
+    purposes: list[dict[str, str | int | float | None]] = field(default_factory=list)
+    calibration: dict[str, str | int] = field(default_factory=dict)
+    """What derived thresholds were measured on: `embedder`, `impostor_pairs`, `data` (empty when none is)."""
     entries_by_category: dict[str, int] = field(default_factory=dict)
     entries_by_legal_basis: dict[str, int] = field(default_factory=dict)
     entries_by_status: dict[str, int] = field(default_factory=dict)
@@ -138,10 +141,14 @@ def build_report(
             "kind": c.kind,
             "max_days": c.max_days,
             "required_reviews": c.required_reviews,
-            "threshold": c.threshold,
+            "declared_false_match_rate": c.false_match_rate,
+            "threshold": round(policy.threshold(n), 4),
         }
         for n, c in sorted(policy.model.categories.items())
     ]
+    if policy.derived and policy.calibration is not None:
+        cal = policy.calibration
+        rep.calibration = {"embedder": cal.embedder, "impostor_pairs": cal.impostor_pairs, "data": cal.data()}
     rep.entries_by_category = dict(Counter(e[0] for e in inputs.entries))
     rep.entries_by_legal_basis = dict(Counter(e[1] for e in inputs.entries))
     rep.entries_by_status = dict(Counter(e[2] for e in inputs.entries))
@@ -212,6 +219,10 @@ def _labelled(counts: Mapping[str, int], _: Gettext) -> dict[str, int]:
     return {_(LABELS.get(k, k)): v for k, v in counts.items()}
 
 
+def _cell(value: object) -> str:
+    return "–" if value is None else str(value)
+
+
 def _table(
     rows: Mapping[str, int] | Sequence[Mapping[str, object]],
     headers: tuple[str, ...] = ("", "count"),
@@ -225,7 +236,7 @@ def _table(
     else:
         keys = list(rows[0]) if rows else []
         head = "".join(f"<th>{html.escape(_(LABELS.get(k, k)))}</th>" for k in keys)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r[k]))}</td>" for k in keys) + "</tr>" for r in rows)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r[k]))}</td>" for k in keys) + "</tr>" for r in rows)
     empty = f"<tr><td>{html.escape(none)}</td></tr>"
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body or empty}</tbody></table>"
 
@@ -275,6 +286,7 @@ def render_body(rep: TransparencyReport, _: Gettext = str) -> str:
 <p>{t["tracks"]}</p>
 <h2>{t["purposes"]}</h2>
 {_table(rep.purposes, none=none, _=_)}
+{f"<p>{t['calibration']}</p>" if t["calibration"] else ""}
 <h2>{t["entries"]}</h2>
 <div class="grid">{_bar_svg(by_category, rep.entries_by_category, none)}
 {_bar_svg(by_basis, rep.entries_by_legal_basis, none)}</div>
@@ -309,6 +321,7 @@ def _texts(rep: TransparencyReport, _: Gettext) -> dict[str, str]:
         "tracks": _("%(tracks)s face tracks analysed; %(unknown)s matched nobody and were counted, not stored.")
         % {"tracks": rep.analysis.get("face_tracks", 0), "unknown": rep.analysis.get("unknown_tracks_not_stored", 0)},
         "purposes": _("Purposes (watchlist categories allowed by the policy)"),
+        "calibration": _calibration_text(rep, _),
         "entries": _("Watchlist entries requested in the period"),
         "refusals": _("Requests and actions refused"),
         "alerts": _("Alerts and human review"),
@@ -326,6 +339,18 @@ def _texts(rep: TransparencyReport, _: Gettext) -> dict[str, str]:
         "purged": _("purged"),
         "fingerprint": _("Signing key fingerprint:"),
     }  # fmt: skip
+
+
+def _calibration_text(rep: TransparencyReport, _: Gettext) -> str:
+    """How thresholds of purposes with a declared false-match rate were set ("" when none declares one)."""
+    cal = rep.calibration
+    if not cal:
+        return ""
+    return _(
+        "Where a purpose declares a false-match rate, its threshold is the lowest at which %(pairs)s comparisons of "
+        "different people, measured with the %(model)s face model on %(data)s, show that rate or less with 95%% "
+        "confidence."
+    ) % {"pairs": cal["impostor_pairs"], "model": cal["embedder"], "data": cal["data"]}
 
 
 def _checkpoint_text(rep: TransparencyReport, _: Gettext) -> list[str]:
@@ -374,13 +399,14 @@ def _pdf_lines(rep: TransparencyReport, _: Gettext) -> list[tuple[str, str]]:
         return ", ".join(f"{k}: {v}" for k, v in _labelled(counts, _).items()) or none
 
     def row(r: Mapping[str, object], name: str) -> str:
-        cells = [(_(LABELS.get(k, k)), v) for k, v in r.items() if k != name]
+        cells = [(_(LABELS.get(k, k)), _cell(v)) for k, v in r.items() if k != name]
         return f"{r[name]}: " + ", ".join(f"{label} {v}" for label, v in cells)
 
     lines = [("h1", f"kuzet · {t['title']}"), ("p", t["period"]), ("p", t["aggregates"]), ("h2", t["cameras"])]
     lines += [("p", row(c, "camera")) for c in rep.cameras] or [("p", none)]
     lines += [("p", t["tracks"]), ("h2", t["purposes"])]
     lines += [("p", row(p, "category")) for p in rep.purposes] or [("p", none)]
+    lines += [("p", t["calibration"])] if t["calibration"] else []
     lines += [
         ("h2", t["entries"]),
         ("p", f"{t['by_category']}: {pairs(rep.entries_by_category)}"),

@@ -61,6 +61,9 @@ class Alert:
     created_at: str
     severity: str = "high"
     """From the entry's category in the policy (set by the review service)."""
+    false_match_rate: float | None = None
+    """The false-match rate the entry's category declares, when the alert was raised at the threshold derived from
+    it (set by the review service; None for an explicit threshold, a plate, or a policy changed since)."""
 
 
 NO_REASON = ("a review needs a reason", "say what you compared, e.g. --reason 'same scar, same ears'")

@@ -18,6 +18,7 @@ from kuzet.core.errors import StoreError
 from kuzet.detect.face import FaceDetector, build_face_detector
 from kuzet.detect.plate.ppocr import PpOcrPlateDetector
 from kuzet.detect.plate.reader import PlateReader
+from kuzet.governance.calibration import CALIBRATION_FILE
 from kuzet.governance.policy import Policy, load_policy
 from kuzet.governance.redaction import Redactor, production_redactor
 from kuzet.recognize import FaceEmbedder, build_face_embedder
@@ -136,7 +137,12 @@ class ServiceContext:
             self.db.migrate()
         self.media = MediaStore(media_dir)
         policy_file = data_dir / "policy.yaml"
-        self.policy = policy or load_policy(policy_file if policy_file.is_file() else None)
+        calibration_file = data_dir / CALIBRATION_FILE
+        self.policy = policy or load_policy(
+            policy_file if policy_file.is_file() else None,
+            calibration=calibration_file if calibration_file.is_file() else None,
+        )
+        self.policy.check_embedder(self.config.face_embedder.type)
         self.checkpoint_log = CheckpointLog(data_dir / "audit" / "checkpoints.jsonl")
         self.models = Models(self.config)
         if prepare:

@@ -7,10 +7,21 @@ from datetime import datetime
 
 from kuzet.core.errors import KuzetError
 from kuzet.core.types import User
-from kuzet.governance.policy import checked_severity
+from kuzet.governance.policy import Policy, checked_severity
 from kuzet.governance.review import DECISIONS, NO_REASON, PENDING, Alert, review_refusal
 from kuzet.services.context import ServiceContext
 from kuzet.services.uow import AuditedUnitOfWork, Refused
+
+
+def declared_rate(policy: Policy, alert: Alert) -> float | None:
+    """The false-match rate `alert`'s category declares, if the alert was raised at the threshold derived from it.
+
+    An alert raised under another threshold (an earlier policy or calibration) shows none: its rate is not known.
+    """
+    rate = policy.false_match_rate(alert.category)
+    if rate is None or abs(policy.threshold(alert.category) - alert.threshold) > 1e-9:
+        return None
+    return rate
 
 
 class ReviewService:
@@ -53,7 +64,9 @@ class ReviewService:
                 status=status, decided=decided, camera=camera, subject=subject, since=since, until=until,
                 categories=only, not_categories=never, limit=limit, offset=offset,
             )  # fmt: skip
-        alerts = [replace(a, severity=policy.severity(a.category)) for a in alerts]
+        alerts = [
+            replace(a, severity=policy.severity(a.category), false_match_rate=declared_rate(policy, a)) for a in alerts
+        ]
         details: dict[str, str | int | float | bool | None] = {
             "count": len(alerts), "status": "decided" if decided else status or "all"
         }  # fmt: skip

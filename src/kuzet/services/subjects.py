@@ -55,7 +55,7 @@ class SubjectService:
             template = np.frombuffer(ctx.cipher.decrypt(blob, context=f"watchlist:{entry_id}"), dtype="<f4")
             cat = ctx.policy.category(category)
             score = float(template @ vector)
-            if score >= (cat.threshold if cat else threshold):
+            if score >= (ctx.policy.threshold(category) if cat else threshold):
                 matched_entries.append((entry_id, name, score))
         return people, matched_entries
 

@@ -273,6 +273,7 @@ def watchlists_page(request: Request) -> HTMLResponse:
     """Watchlist entries with what approvers decide on (photo or plate, note, basis, requester), and the forms."""
     user = _user(request)
     svc = services(request)
+    policy = svc.ctx.policy
     rows = svc.watchlists.show(user)
     plates: dict[int, str] = {}
     if permissions.holds(user, "watchlist.photo"):
@@ -285,8 +286,9 @@ def watchlists_page(request: Request) -> HTMLResponse:
         plates=plates,
         see_photos=permissions.holds(user, "watchlist.photo"),
         may_withdraw=permissions.holds(user, "watchlist.withdraw"),
-        categories=sorted(svc.ctx.policy.model.categories),
-        bases=svc.ctx.policy.model.legal_basis_types,
+        categories=sorted(policy.model.categories),
+        purposes=[(n, policy.false_match_rate(n), policy.threshold(n)) for n in sorted(policy.model.categories)],
+        bases=policy.model.legal_basis_types,
         **_flash(request),
     )
 

@@ -270,7 +270,10 @@ class WatchlistRepository:
                 index[entry.id] = len(people)
                 people.append(
                     Identity(
-                        person_id=entry.id, name=entry.subject_name, kind="watchlist", threshold=category.threshold
+                        person_id=entry.id,
+                        name=entry.subject_name,
+                        kind="watchlist",
+                        threshold=policy.threshold(entry.category),
                     )
                 )
             blobs.append(cipher.decrypt(blob, context=f"watchlist:{entry.id}"))

@@ -1,0 +1,50 @@
+"""`kuzet eval calibrate` as a user runs it: impostor scores with the data used and its size."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from kuzet.cli.main import app
+from kuzet.governance.calibration import derive_threshold, load_calibration
+from kuzet.governance.policy import load_policy
+
+runner = CliRunner()
+
+
+def test_calibrate_writes_the_scores_with_the_data_used_and_its_size(faces_dir: Path, tmp_path: Path) -> None:
+    labels = faces_dir / "bbt_8id_gray" / "labels.csv"
+    out = tmp_path / "calibration.json"
+    result = runner.invoke(app, ["eval", "calibrate", "--labels", str(labels), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "700 impostor pairs" in result.output and "needs 2995 impostor pairs" in result.output
+    data = json.loads(out.read_text())
+    assert data["embedder"] == "dlib-resnet" and data["impostor_pairs"] == 700 and data["genuine_pairs"] == 80
+    (measured,) = data["sets"]
+    assert measured["name"] == "bbt_8id_gray" and measured["images"] == 40 and measured["impostor_pairs"] == 700
+    assert len(measured["sha256"]) == 64 and measured["labels"] == "labels.csv"
+    cal = load_calibration(out)
+    assert len(cal.impostor_scores) == 700 and list(cal.impostor_scores) == sorted(cal.impostor_scores, reverse=True)
+    # the shipped calibration holds the same measurements of this set: it can be rebuilt from the visible data
+    shipped = Counter(load_calibration(None).impostor_scores)
+    assert sum((Counter(cal.impostor_scores) - shipped).values()) <= 7  # the last decimal may differ by a rounding
+
+    # 700 pairs can show 1e-2 but not 1e-3: a policy on this data directory says so
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "categories:\n  border-alert:\n    purpose: Find people under an entry ban.\n    max_days: 30\n"
+        "    false_match_rate: 0.01\nlegal_basis_types: [entry-ban]\n"
+    )
+    assert load_policy(policy, calibration=out).threshold("border-alert") == derive_threshold(cal, 0.01).threshold
+
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("img1,img2,same\namy/amy1.png,amy/amy2.png,1\namy/amy1.png,bernadette/bernadette1.png,0\n")
+    only = tmp_path / "only.json"
+    root = str(faces_dir / "bbt_8id_gray")
+    result = runner.invoke(app, ["eval", "calibrate", "--pairs", str(pairs), "--root", root, "-o", str(only)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(only.read_text())["impostor_pairs"] == 1
+    assert runner.invoke(app, ["eval", "calibrate", "-o", str(only)]).exit_code != 0  # nothing to measure
