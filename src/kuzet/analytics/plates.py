@@ -6,9 +6,29 @@ from collections import Counter
 
 import numpy as np
 
-from kuzet.detect.plate.formats import FORMATS, PlateFormat, PlateText, clean, normalise, plate_formats
+from kuzet.detect.plate.formats import (
+    FORMATS,
+    GROUPS,
+    PlateFormat,
+    PlateText,
+    clean,
+    known_region,
+    normalise,
+    plate_formats,
+)
 
-__all__ = ["FORMATS", "PlateFormat", "PlateText", "char_errors", "clean", "normalise", "plate_formats", "vote"]
+__all__ = [
+    "FORMATS",
+    "GROUPS",
+    "PlateFormat",
+    "PlateText",
+    "char_errors",
+    "clean",
+    "known_region",
+    "normalise",
+    "plate_formats",
+    "vote",
+]
 
 
 def vote(reads: list[PlateText]) -> PlateText | None:

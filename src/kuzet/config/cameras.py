@@ -67,7 +67,10 @@ class TrafficConfig(Strict):
     red_light: RedLight | None = None
     speed_limit_kmh: float | None = Field(None, gt=0, description="Passages faster than this are violations.")
     plates: bool = Field(True, description="Read plates of tracked vehicles.")
-    plate_formats: list[str] = Field(default_factory=lambda: ["kz"], description="Regions: kz, eu, us, br.")
+    plate_formats: list[str] = Field(
+        default_factory=lambda: ["kz"],
+        description="Plate regions: country codes (kz, ru, ua, by, de, pl, ...), eu (all of Europe), us, br.",
+    )
     plate_every: int = Field(3, ge=1, description="Read plates on every n-th frame of a track.")
     min_track_frames: int = Field(3, ge=1, description="Shorter tracks are noise.")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kuzet.analytics.plates import FORMATS, char_errors, clean, plate_formats
+from kuzet.analytics.plates import FORMATS, char_errors, clean, known_region, plate_formats
 from kuzet.core.errors import InputError
 from kuzet.detect.plate.reader import PlateReader
 from kuzet.ingest import load_image
@@ -77,7 +77,7 @@ def run_plates(
     images: list[dict[str, Any]] = []
     start = time.perf_counter()
     for i, row in enumerate(rows):
-        region_formats = forced or plate_formats([row.region] if row.region in FORMATS else sorted(FORMATS))
+        region_formats = forced or plate_formats([row.region] if known_region(row.region) else sorted(FORMATS))
         found = reader.read(load_image(root / row.file, max_pixels=10**8), region_formats)
         text = found.plate.text if found else ""
         x, y, w, h = row.box
