@@ -12,6 +12,7 @@ from kuzet.core.errors import InputError
 from kuzet.eval.plates import read_labels
 
 BASELINE = Path(__file__).resolve().parents[2] / "baselines" / "plates.json"
+NOMEROFF_BASELINE = Path(__file__).resolve().parents[2] / "baselines" / "plates_nomeroff.json"
 runner = CliRunner()
 
 
@@ -35,6 +36,26 @@ def test_plate_reading_holds_committed_baseline(data_root: Path, tmp_path: Path)
     assert len(report["images"]) == report["n"]
     first = report["images"][0]
     assert first["exact"] == (first["read"] == first["label"])
+
+
+def test_plate_reading_of_the_region_holds_committed_baseline(data_root: Path, tmp_path: Path) -> None:
+    """`kuzet eval plates` on the nomeroff set (Ukraine, Europe, Russia, Kazakhstan, Belarus; one- to three-line)."""
+    baseline = json.loads(NOMEROFF_BASELINE.read_text())
+    out = tmp_path / "nomeroff.json"
+    root = data_root / "plates" / "nomeroff"
+    result = runner.invoke(
+        app, ["eval", "plates", "--labels", str(root / "labels.csv"), "--root", str(root), "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["n"] == baseline["n"]
+    assert report["exact"] >= baseline["exact"] - 0.01
+    assert report["exact"] >= 0.85
+    assert report["cer"] <= baseline["cer"] + 0.01
+    assert report["per_region"]["ua"]["exact"] >= baseline["per_region"]["ua"]["exact"] - 0.02
+    two_line = [im for im in report["images"] if im["label"] in {"10922BX", "41353AE", "30217BI", "6808XO"}]
+    assert len(two_line) == 4
+    assert all(im["exact"] for im in two_line), two_line
 
 
 def test_formats_fix_confusions_by_position() -> None:
