@@ -162,7 +162,7 @@ class AnalysisService:
             crop = np.ascontiguousarray(image[y1:y2, x1:x2])
             if crop.shape[0] < 16 or crop.shape[1] < 16:
                 return None
-            found = self.ctx.models.plate_reader.read(crop, formats)
+            found = self.ctx.models.plate_reader.read(crop, formats, enlarge=False)  # a vehicle, not a plate crop
             if found is None:
                 return None
             pb = found.box + np.array([x1, y1, x1, y1], np.float32)

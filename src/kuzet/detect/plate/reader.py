@@ -145,16 +145,18 @@ class PlateReader:
         self.min_aspect = 1.2
         self.max_two_line_aspect = 4.0
 
-    def candidates(self, image: Image) -> list[PlateCandidate]:
+    def candidates(self, image: Image, *, enlarge: bool = True) -> list[PlateCandidate]:
         """Plate-shaped text regions (up to `max_candidates`, by detector score), joined ones, and their reads.
 
         Regions narrower than a plate (`min_aspect`: a line of two characters) are candidates only as lines of a
         stacked plate. An image whose long side is under `min_side` pixels (a plate crop, a far vehicle) is read
         enlarged to each of `small_sides` (the text detector finds no characters under about 10 pixels, and
-        which size separates the character groups best varies).
+        which size separates the character groups best varies). `enlarge=False` reads it as it is: a vehicle cut
+        from a traffic camera's frame, whose enlarged bodywork and badges read as short junk "plates" (the car park's
+        cars gave `UA` and `VNR`), where no visible plate set was measured.
         """
         long_side = max(image.shape[:2])
-        if long_side >= self.min_side:
+        if long_side >= self.min_side or not enlarge:
             return self._candidates(image)
         out: list[PlateCandidate] = []
         for side in self.small_sides:
@@ -203,9 +205,9 @@ class PlateReader:
             out.append(PlateCandidate(box=_union(boxes, stack), detector_score=score, read=joined, lines=len(stack)))
         return out + out_halves
 
-    def read(self, image: Image, formats: list[PlateFormat]) -> PlateRead | None:
-        """The plate in an image (the best candidate under `formats`), or None."""
-        return choose_plate(self.candidates(image), formats)
+    def read(self, image: Image, formats: list[PlateFormat], *, enlarge: bool = True) -> PlateRead | None:
+        """The plate in an image (the best candidate under `formats`), or None; see `candidates` for `enlarge`."""
+        return choose_plate(self.candidates(image, enlarge=enlarge), formats)
 
 
 @dataclass(frozen=True)
