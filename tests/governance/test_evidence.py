@@ -241,7 +241,7 @@ def test_plate_watchlist_hit_becomes_an_alert_for_review(
             authority="city police",
             expires=svc.now().date() + timedelta(days=30),
         )
-        with pytest.raises(PolicyRefusal, match="is for plates, not faces"):
+        with pytest.raises(PolicyRefusal, match="watches plates, not faces"):
             svc.watchlist_request(req_user, request, data_root / "plates" / PLATES["B"][0])
         with pytest.raises(InputError, match="not 2-10"):
             svc.watchlist_request(req_user, request, plate="?")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ from tests.conftest import PASSWORD
 from tests.support.pdftext import pdf_text
 from tests.web.conftest import role_site
 
-PLACEHOLDER = re.compile(r"%\(\w+\)s")
+PLACEHOLDER = re.compile(r"%\(\w+\)s|\{[^{}]*\}")
+"""A value a message is filled with: `%(name)s` (templates, views) or `{name!r}` (the services' phrases)."""
 
 
 @pytest.mark.parametrize("lang", [code for code in LANGUAGES if code != "en"])
@@ -92,6 +94,39 @@ def test_flash_messages_and_error_pages_are_translated(site: tuple[Services, Tes
     )
     client.cookies.set("kuzet_lang", "kk")
     assert "operator аудит журналын оқуға құқығы жоқ" in client.get("/audit").text
+
+
+@pytest.mark.store
+def test_service_refusals_and_errors_are_in_the_readers_language(site: tuple[Services, TestClient]) -> None:
+    svc, client = site
+    client.cookies.set("kuzet_lang", "kk")
+    failed = client.post("/login", data={"name": "requester", "password": "not the password"})
+    assert "пайдаланушы аты немесе құпиясөз қате" in client.get(failed.headers["location"]).text
+
+    client.cookies.set("kuzet_lang", "ru")
+    client.post("/login", data={"name": "requester", "password": PASSWORD})
+    form = {
+        "list_name": "border", "name": "A. Person", "category": "wanted-person", "legal_basis": "court-order",
+        "reference": "2-77/2026", "authority": "Almaty city court", "note": "известный блогер",
+        "expires": (svc.ctx.now().date() + timedelta(days=30)).isoformat(), "csrf_token": client.cookies["kuzet_csrf"],
+    }  # fmt: skip
+    refused = client.get(client.post("/watchlists", data=form).headers["location"]).text
+    assert "поле note содержит запрещённую метку" in refused and "contains the prohibited label" not in refused
+    beyond = client.get(
+        client.post("/watchlists", data={**form, "note": "", "expires": "2099-01-01"}).headers["location"]
+    ).text
+    assert "превышает максимум в 180 дн. для категории wanted-person" in beyond  # the values filled in
+    plate = {**form, "category": "stolen-vehicle", "legal_basis": "stolen-vehicle-report", "note": "", "plate": "!"}
+    bad_plate = client.get(client.post("/watchlists", data=plate).headers["location"]).text
+    assert "номер &#39;!&#39; — не 2–10 букв и цифр" in bad_plate
+
+    auditor = svc.users.login("auditor", PASSWORD)[0]
+    said = [e.justification for e in svc.audit.log(auditor, action="watchlist.refused")]
+    assert any("note contains the prohibited label" in s for s in said), said  # the ledger keeps the English words
+    api = client.post("/api/watchlists", data={k: v for k, v in form.items() if k != "csrf_token"},
+                      headers={"X-CSRF-Token": client.cookies["kuzet_csrf"]})  # fmt: skip
+    assert api.status_code == 409  # programs read the English words
+    assert "contains the prohibited label" in api.json()["error"]["message"]
 
 
 @pytest.mark.store

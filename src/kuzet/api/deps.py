@@ -14,6 +14,7 @@ from fastapi import Path as PathParam
 
 from kuzet.api.security import CSRF_COOKIE, SESSION_COOKIE, authenticate, client_address, new_csrf
 from kuzet.core.errors import InputError, KuzetError
+from kuzet.core.i18n import Phrase
 from kuzet.core.types import User
 from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.services.container import Services
@@ -53,7 +54,10 @@ async def save_upload(upload: UploadFile, folder: Path) -> Path:
     """Write an upload (at most 20 MiB) into `folder`; returns its path."""
     data = await upload.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
-        raise InputError(f"{upload.filename} is larger than {MAX_UPLOAD // 2**20} MiB", hint="send a smaller photo")
+        raise InputError(
+            Phrase("{file} is larger than {mib} MiB", file=upload.filename, mib=MAX_UPLOAD // 2**20),
+            hint="send a smaller photo",
+        )
     path = folder / f"upload-{len(list(folder.iterdir()))}"
     path.write_bytes(data)
     return path
@@ -66,7 +70,10 @@ def _uploads_named(names: dict[Path, str]) -> Iterator[None]:
         yield
     except KuzetError as exc:
         for path, name in names.items():
-            exc.message = exc.message.replace(str(path), repr(name))
+            said = exc.message
+            exc.message = (
+                said.renamed(str(path), repr(name)) if isinstance(said, Phrase) else said.replace(str(path), repr(name))
+            )
         exc.args = (exc.message,)
         raise
 

@@ -29,6 +29,59 @@ def marked(message: str) -> str:
     return message
 
 
+class Phrase(str):
+    """English text that remembers its template and values, so that it can be shown in the reader's language.
+
+    Services word refusals and errors once, in English, as `Phrase("plate {plate!r} is not 2-10 letters", plate=p)`:
+    the value is the English text (what the ledger, logs, the CLI and the API record and show), and a page translates
+    it with `gettext(lang)(text)`: the catalogue's template, filled with the same values (a value that is itself a
+    Phrase is translated too; a list of values is joined with commas). `python -m kuzet.web.messages` extracts every
+    `Phrase("...")` template from kuzet's sources into the catalogues. A Phrase that passes through string operations
+    (`+`, `.strip()`, f-strings) becomes a plain string again and is shown in English; that is how it degrades.
+    """
+
+    template: str
+    values: dict[str, object]
+
+    def __new__(cls, template: str, /, **values: object) -> Phrase:  # noqa: D102 (the class says it)
+        shown = {k: _listed(v, lambda x: x) for k, v in values.items()}
+        said = super().__new__(cls, template.format(**shown) if values else template)
+        said.template = template
+        said.values = values
+        return said
+
+    def __reduce__(self) -> tuple[object, ...]:  # pickles (a worker's error crossing processes) keep the template
+        return _phrase, (self.template, self.values)
+
+    def said(self, table: dict[str, str]) -> str:
+        """The text in a catalogue's language (`table`: msgid -> translation); English where the catalogue lacks it."""
+        if not self.values:
+            return table.get(self.template, self.template)
+        values = {
+            k: _listed(v, lambda x: x.said(table) if isinstance(x, Phrase) else x) for k, v in self.values.items()
+        }
+        try:
+            return table.get(self.template, self.template).format(**values)
+        except (KeyError, IndexError, ValueError):  # a translation naming a value the template lacks: say it in English
+            return self.template.format(**values)
+
+    def renamed(self, old: str, new: str) -> Phrase:
+        """The same phrase with `old` replaced by `new` in its values (a server path by the name the user gave)."""
+        values = {k: str(v).replace(old, new) if old in str(v) else v for k, v in self.values.items()}
+        return Phrase(self.template, **values) if self.values else Phrase(self.template.replace(old, new))
+
+
+def _listed(value: object, show: Callable[[object], object]) -> object:
+    """A value as a phrase shows it: each item of a list or tuple shown and joined with commas (a list of problems)."""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(show(v)) for v in value)
+    return show(value)
+
+
+def _phrase(template: str, values: dict[str, object]) -> Phrase:
+    return Phrase(template, **values)
+
+
 @cache
 def catalogue(lang: str) -> dict[str, str]:
     """Msgid -> translation of a language's catalogue (empty for English, the source language)."""
@@ -44,7 +97,7 @@ def catalogue(lang: str) -> dict[str, str]:
 def gettext(lang: str) -> Gettext:
     """The translate function of a language (a message missing from its catalogue stays in English)."""
     table = catalogue(lang if lang in LANGUAGES else DEFAULT)
-    return lambda message: table.get(message, message)
+    return lambda message: message.said(table) if isinstance(message, Phrase) else table.get(message, message)
 
 
 def checked(lang: str) -> str:

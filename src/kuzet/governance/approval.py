@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kuzet.core.i18n import Phrase
+
 PENDING, APPROVED, REJECTED, EXPIRED, WITHDRAWN = "pending", "approved", "rejected", "expired", "withdrawn"
 
 
@@ -25,10 +27,13 @@ def decision_refusal(
 ) -> DecisionRefusal | None:
     """Why `decider` may not approve or reject request `what` (e.g. "entry 4"), or None when they may."""
     if status != PENDING:
-        return DecisionRefusal(f"{what} is {status}, not pending", "only pending requests are decided")
+        return DecisionRefusal(
+            Phrase("{what} is {status}, not pending", what=what, status=Phrase(status)),
+            "only pending requests are decided",
+        )
     if requester_id == decider_id:
         return DecisionRefusal(
-            f"{decider_name} requested {what} and cannot also approve or reject it",
+            Phrase("{decider} requested {what} and cannot also approve or reject it", decider=decider_name, what=what),
             "a different user with the approver role must decide",
         )
     return None

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from kuzet.core.i18n import Phrase
 from kuzet.governance.policy import Policy
 from kuzet.governance.screening import Refusal, fold
 
@@ -38,10 +39,12 @@ def check_enrolment(req: EnrolmentRequest, policy: Policy, *, today: date) -> Re
     """The first policy problem with an enrolment request, or None when it may be filed."""
     if not req.consent.strip():
         return Refusal(
-            "consent", req.consent, "an enrolment needs a consent record: the reference of the signed consent form"
+            "consent",
+            req.consent,
+            Phrase("an enrolment needs a consent record: the reference of the signed consent form"),
         )
     if not req.scope or any(not s.strip() or len(s) > 200 for s in req.scope):
-        return Refusal("scope", ",".join(req.scope), "each scope entry is a camera name or a camera purpose")
+        return Refusal("scope", ",".join(req.scope), Phrase("each scope entry is a camera name or a camera purpose"))
     fields = {"name": req.name, "consent": req.consent}
     fields.update({f"scope {i + 1}": s for i, s in enumerate(req.scope)})
     refusal = policy.screener.screen_all(fields)
@@ -49,14 +52,19 @@ def check_enrolment(req: EnrolmentRequest, policy: Policy, *, today: date) -> Re
         return refusal
     expires = resolved_expiry(req, policy, today=today)
     if expires <= today:
-        return Refusal("expires", expires.isoformat(), "the expiry date must be in the future")
+        return Refusal("expires", expires.isoformat(), Phrase("the expiry date must be in the future"))
     latest = today + timedelta(days=policy.model.enrolment.max_days)
     if expires > latest:
         return Refusal(
             "expires",
             expires.isoformat(),
-            f"expiry {expires} is beyond the {policy.model.enrolment.max_days}-day maximum for enrolments "
-            f"(latest {latest}); renew with a new enrolment later",
+            Phrase(
+                "expiry {expires} is beyond the {days}-day maximum for enrolments (latest {latest}); "
+                "renew with a new enrolment later",
+                expires=expires,
+                days=policy.model.enrolment.max_days,
+                latest=latest,
+            ),
         )
     return None
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kuzet.core.i18n import Phrase
+
 PENDING, CONFIRMED, REJECTED = "pending", "confirmed", "rejected"
 DECISIONS = ("confirm", "reject")
 
@@ -66,7 +68,7 @@ class Alert:
     it (set by the review service; None for an explicit threshold, a plate, or a policy changed since)."""
 
 
-NO_REASON = ("a review needs a reason", "say what you compared, e.g. --reason 'same scar, same ears'")
+NO_REASON = (Phrase("a review needs a reason"), "say what you compared, e.g. --reason 'same scar, same ears'")
 """The refusal of a decision given without a reason (and what to do)."""
 
 
@@ -78,9 +80,14 @@ def review_refusal(alert_id: int, status: str, *, earlier: str | None, reason: s
     if not reason.strip():
         return NO_REASON
     if status != PENDING:
-        return f"alert {alert_id} is already {status}", "only pending alerts are reviewed"
+        return Phrase(
+            "alert {alert} is already {status}", alert=alert_id, status=Phrase(status)
+        ), "only pending alerts are reviewed"
     if earlier is not None:
-        return f"you already reviewed alert {alert_id} ({earlier})", "a different reviewer must give the next decision"
+        return (
+            Phrase("you already reviewed alert {alert} ({decision})", alert=alert_id, decision=Phrase(earlier)),
+            "a different reviewer must give the next decision",
+        )
     return None
 
 

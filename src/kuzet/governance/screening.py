@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
 
+from kuzet.core.i18n import Phrase
+
 PROHIBITED_CATEGORIES: dict[str, str] = {
     "political-opinion": "political opinion",
     "religion-or-belief": "religion or belief",
@@ -301,7 +303,17 @@ class Screener:
                 or _matches(joined, label_words)
                 or (len(label_compact) >= COMPACT_MIN and label_compact in compact)
             ):
-                return Refusal(field, value, f"{field} contains the prohibited label {label!r} ({lang}: {ground})")
+                return Refusal(
+                    field,
+                    value,
+                    Phrase(
+                        "{field} contains the prohibited label {label!r} ({lang}: {ground})",
+                        field=field,
+                        label=label,
+                        lang=lang,
+                        ground=ground,
+                    ),
+                )
         return None
 
     def screen_all(self, fields: dict[str, str]) -> Refusal | None:
@@ -317,5 +329,9 @@ class Screener:
         folded = fold(category)
         for name, what in self.categories.items():
             if folded == fold(name):
-                return Refusal("category", category, f"category {category!r} is prohibited ({what})")
+                return Refusal(
+                    "category",
+                    category,
+                    Phrase("category {category!r} is prohibited ({what})", category=category, what=what),
+                )
         return self.screen("category", category)

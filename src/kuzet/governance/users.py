@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from kuzet.core.errors import KuzetError, PermissionDenied
+from kuzet.core.i18n import Phrase
 from kuzet.core.types import ROLES, User
 
 MIN_PASSWORD = 10
@@ -16,20 +17,30 @@ def check_roles(roles: list[str]) -> list[str]:
     """Validated, de-duplicated roles."""
     bad = [r for r in roles if r not in ROLES]
     if bad or not roles:
-        raise KuzetError(f"unknown role(s): {', '.join(bad) or '(none given)'}", hint=f"roles are: {', '.join(ROLES)}")
+        raise KuzetError(
+            Phrase("unknown role(s): {roles}", roles=", ".join(bad) or Phrase("(none given)")),
+            hint=f"roles are: {', '.join(ROLES)}",
+        )
     return sorted(set(roles))
 
 
 def check_password(password: str) -> None:
     """Refuse passwords too short to be safe."""
     if len(password) < MIN_PASSWORD:
-        raise KuzetError(f"the password is shorter than {MIN_PASSWORD} characters", hint="choose a longer one")
+        raise KuzetError(
+            Phrase("the password is shorter than {least} characters", least=MIN_PASSWORD), hint="choose a longer one"
+        )
 
 
 def require(user: User, *roles: str, action: str) -> None:
     """Raise PermissionDenied unless `user` holds one of `roles` (admin holds no implicit rights)."""
     if not user.has(*roles):
         raise PermissionDenied(
-            f"{user.name} may not {action}: it needs the role {' or '.join(roles)}",
-            hint="ask an administrator to grant the role, or sign in as someone who has it",
+            Phrase(
+                "{user} may not {action}: it needs the role {roles}",
+                user=user.name,
+                action=Phrase(action),
+                roles=" or ".join(roles),
+            ),
+            hint=Phrase("ask an administrator to grant the role, or sign in as someone who has it"),
         )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from kuzet.core.errors import KuzetError
+from kuzet.core.i18n import Phrase
 from kuzet.governance.policy import Policy
 from kuzet.governance.screening import Refusal
 
@@ -80,6 +81,10 @@ class WatchlistEntry:
     withdraw_reason: str = ""
 
 
+KINDS = {"face": Phrase("faces"), "plate": Phrase("plates")}
+"""What an entry of each kind watches, as a refusal names it."""
+
+
 def expiry_instant(day: date) -> datetime:
     """An entry expiring on `day` stops matching at 00:00 UTC that day."""
     return datetime.combine(day, time(0, 0), tzinfo=UTC)
@@ -94,27 +99,50 @@ def check_request(req: WatchlistRequest, policy: Policy, *, today: date, kind: s
     category = policy.category(req.category)
     if category is None:
         allowed = ", ".join(sorted(policy.model.categories))
-        return Refusal("category", req.category, f"category {req.category!r} is not allowed; allowed: {allowed}")
+        return Refusal(
+            "category",
+            req.category,
+            Phrase("category {category!r} is not allowed; allowed: {allowed}", category=req.category, allowed=allowed),
+        )
     if category.kind != kind:
-        return Refusal("category", req.category, f"category {req.category!r} is for {category.kind}s, not {kind}s")
+        return Refusal(
+            "category",
+            req.category,
+            Phrase(
+                "category {category!r} watches {kind}, not {other}",
+                category=req.category,
+                kind=KINDS.get(category.kind, category.kind),
+                other=KINDS.get(kind, kind),
+            ),
+        )
     if not req.legal_basis.strip() or not req.reference.strip() or not req.authority.strip():
         return Refusal(
-            "legal_basis", req.legal_basis, "a legal basis needs its type, a reference and the issuing authority"
+            "legal_basis",
+            req.legal_basis,
+            Phrase("a legal basis needs its type, a reference and the issuing authority"),
         )
     if req.legal_basis not in policy.model.legal_basis_types:
         allowed = ", ".join(policy.model.legal_basis_types)
         return Refusal(
-            "legal_basis", req.legal_basis, f"legal basis {req.legal_basis!r} is not accepted; use: {allowed}"
+            "legal_basis",
+            req.legal_basis,
+            Phrase("legal basis {basis!r} is not accepted; use: {allowed}", basis=req.legal_basis, allowed=allowed),
         )
     if req.expires <= today:
-        return Refusal("expires", req.expires.isoformat(), "the expiry date must be in the future")
+        return Refusal("expires", req.expires.isoformat(), Phrase("the expiry date must be in the future"))
     latest = today + timedelta(days=category.max_days)
     if req.expires > latest:
         return Refusal(
             "expires",
             req.expires.isoformat(),
-            f"expiry {req.expires} is beyond the {category.max_days}-day maximum for {req.category} "
-            f"(latest {latest}); renew with a new request later",
+            Phrase(
+                "expiry {expires} is beyond the {days}-day maximum for {category} (latest {latest}); "
+                "renew with a new request later",
+                expires=req.expires,
+                days=category.max_days,
+                category=req.category,
+                latest=latest,
+            ),
         )
     for field, value in (
         ("list", req.list_name),
@@ -127,7 +155,7 @@ def check_request(req: WatchlistRequest, policy: Policy, *, today: date, kind: s
         if refusal is not None:
             return refusal
     if not req.list_name.strip() or not req.subject_name.strip():
-        return Refusal("name", req.subject_name, "the list and the person's name must not be empty")
+        return Refusal("name", req.subject_name, Phrase("the list and the person's name must not be empty"))
     return None
 
 

@@ -10,6 +10,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from kuzet.core.errors import InputError
+from kuzet.core.i18n import Phrase
 from kuzet.core.types import Image
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
@@ -40,9 +41,9 @@ def load_image(path: Path, *, max_pixels: int) -> Image:
 
     """
     if not path.exists():
-        raise InputError(f"{path} does not exist", hint="check the path")
+        raise InputError(Phrase("{path} does not exist", path=path), hint="check the path")
     if not path.is_file():
-        raise InputError(f"{path} is not a file", hint="give an image file")
+        raise InputError(Phrase("{path} is not a file", path=path), hint="give an image file")
     try:
         with warnings.catch_warnings():
             # The size check below replaces Pillow's decompression-bomb warning with a clear error.
@@ -51,7 +52,14 @@ def load_image(path: Path, *, max_pixels: int) -> Image:
                 w, h = im.size
                 if w * h > max_pixels:
                     raise InputError(
-                        f"{path} is {w}x{h} = {w * h:,} pixels, over the cap of {max_pixels:,}",
+                        Phrase(
+                            "{path} is {width}x{height} = {pixels:,} pixels, over the cap of {cap:,}",
+                            path=path,
+                            width=w,
+                            height=h,
+                            pixels=w * h,
+                            cap=max_pixels,
+                        ),
                         hint="shrink the image or raise ingest.max_pixels in the config",
                     )
                 im.load()
@@ -59,7 +67,13 @@ def load_image(path: Path, *, max_pixels: int) -> Image:
     except InputError:
         raise
     except (UnidentifiedImageError, PILImage.DecompressionBombError) as exc:
-        raise InputError(f"{path} is not an image kuzet can read ({exc})", hint="use JPEG, PNG or WebP") from None
+        raise InputError(
+            Phrase("{path} is not an image kuzet can read ({problem})", path=path, problem=exc),
+            hint="use JPEG, PNG or WebP",
+        ) from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise InputError(f"{path} is damaged or truncated ({exc})", hint="re-export or re-copy the image") from None
+        raise InputError(
+            Phrase("{path} is damaged or truncated ({problem})", path=path, problem=exc),
+            hint="re-export or re-copy the image",
+        ) from None
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))

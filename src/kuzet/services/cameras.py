@@ -18,6 +18,7 @@ import numpy as np
 from kuzet.audit.ledger import Details
 from kuzet.config.models import CameraConfig
 from kuzet.core.errors import ConfigError, InputError, NotFoundError
+from kuzet.core.i18n import Phrase
 from kuzet.core.types import Image, User
 from kuzet.governance.policy import Policy
 from kuzet.governance.redaction import expand, obscure, plate_zones
@@ -84,7 +85,7 @@ class CameraService:
         for cam in self.overview(actor):
             if cam["name"] == name:
                 return cam
-        raise NotFoundError(f"no camera named {name!r}", hint="see the camera list for the names")
+        raise NotFoundError(Phrase("no camera named {name!r}", name=name), hint="see the camera list for the names")
 
     SNAPSHOT_AUDIT_S = 300.0
     """Watching a camera's wall picture is ledgered once per user and camera in this many seconds (the wall

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from kuzet.audit.ledger import Details
 from kuzet.core.errors import EnrolmentError, InputError
+from kuzet.core.i18n import Phrase
 from kuzet.core.timeutil import iso_utc
 from kuzet.core.types import Identity, User
 from kuzet.governance.approval import decision_refusal
@@ -65,15 +66,22 @@ class GalleryService:
         try:
             image = load_image(photo, max_pixels=self.ctx.config.ingest.max_pixels)
         except InputError as exc:
-            raise EnrolmentError(f"cannot enrol from {photo}: {exc.message}", hint=exc.hint) from None
+            raise EnrolmentError(
+                Phrase("cannot enrol from {photo}: {problem}", photo=photo, problem=exc.message), hint=exc.hint
+            ) from None
         dets = models.face_detector.detect(image)
         if len(dets) == 0:
             raise EnrolmentError(
-                f"no face found in {photo}", hint="use a clear, frontal photo where the face is at least 40 px"
+                Phrase("no face found in {photo}", photo=photo),
+                hint="use a clear, frontal photo where the face is at least 40 px",
             )
         if len(dets) > 1:
             raise EnrolmentError(
-                f"{len(dets)} faces found in {photo}; an enrolment photo must show one person only",
+                Phrase(
+                    "{faces} faces found in {photo}; an enrolment photo must show one person only",
+                    faces=len(dets),
+                    photo=photo,
+                ),
                 hint="crop the photo to the person being enrolled",
             )
         assert dets.landmarks is not None
@@ -83,8 +91,14 @@ class GalleryService:
             least = self.ctx.config.recognition.min_quality
             if quality.value < least:
                 raise EnrolmentError(
-                    f"the face in {photo.name} is too poor for a reliable template: {', '.join(quality.problems())} "
-                    f"(quality {quality.value:.2f}, at least {least:.2f} needed)",
+                    Phrase(
+                        "the face in {photo} is too poor for a reliable template: {problems} "
+                        "(quality {quality:.2f}, at least {least:.2f} needed)",
+                        photo=photo.name,
+                        problems=quality.problems(),
+                        quality=quality.value,
+                        least=least,
+                    ),
                     hint="use a sharp, well-lit, frontal photo where the face is at least 100 px across",
                 )
         vector = models.face_embedder.embed(chips)[0]
@@ -145,9 +159,9 @@ class GalleryService:
     ) -> EnrolmentRequest:
         name = name.strip()
         if not name or len(name) > 200 or any(ord(c) < 32 for c in name):
-            raise EnrolmentError(f"invalid name {name!r}", hint="give 1-200 printable characters")
+            raise EnrolmentError(Phrase("invalid name {name!r}", name=name), hint="give 1-200 printable characters")
         if not photos:
-            raise EnrolmentError("no photos given", hint="give one or more photos of the person")
+            raise EnrolmentError(Phrase("no photos given"), hint="give one or more photos of the person")
         req = EnrolmentRequest(name=name, consent=consent.strip(), scope=tuple(scope or [ALL_CAMERAS]), expires=expires)
         refusal = check_enrolment(req, self.ctx.policy, today=today)
         if refusal is not None:
@@ -205,14 +219,18 @@ class GalleryService:
         obj = f"person:{person_id}"
         if not approve and not reason.strip():
             raise self.uow.refuse(
-                actor, "enrol.reject_refused", object=obj, reason="a rejection needs a reason", hint="add --reason TEXT"
+                actor,
+                "enrol.reject_refused",
+                object=obj,
+                reason=Phrase("a rejection needs a reason"),
+                hint="add --reason TEXT",
             )
         self.uow.screen(actor, f"enrol.{decision}_refused", obj, {"reason": reason})
         self.expire()
         try:
             with self.uow.tx() as w:
                 status, requester = w.gallery.status_of(person_id)
-                four_eyes(f"the enrolment of person {person_id}", status, requester, actor)
+                four_eyes(Phrase("the enrolment of person {person}", person=person_id), status, requester, actor)
                 destroyed, photos, scope = w.gallery.decide(
                     person_id, approve=approve, approver_id=actor.user_id, reason=reason.strip(), now=self.ctx.now()
                 )

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from kuzet.audit.ledger import Details
 from kuzet.config.cameras import CAMERA_NAME, CameraConfig
 from kuzet.core.errors import BusyError, InputError, KuzetError, NotFoundError, StoreError
+from kuzet.core.i18n import Phrase
 from kuzet.core.types import Image, User
 from kuzet.governance.redaction import plate_zones, redact_video
 from kuzet.services import permissions
@@ -74,7 +75,7 @@ class MediaService:
             "access.grant_refused",
             justification,
             object=obj,
-            reason="a grant needs a written justification",
+            reason=Phrase("a grant needs a written justification"),
             hint="explain why in at least 10 characters",
         )
         if not 0 < hours <= 72:
@@ -82,13 +83,13 @@ class MediaService:
                 actor,
                 "access.grant_refused",
                 object=obj,
-                reason="a grant lasts between a few minutes and 72 hours",
+                reason=Phrase("a grant lasts between a few minutes and 72 hours"),
                 hint="e.g. --hours 4",
             )
         with self.uow.tx() as w:
             user = w.users.by_name(name)
             if user is None:
-                raise NotFoundError(f"user {name!r} does not exist", hint="see `kuzet users list`")
+                raise NotFoundError(Phrase("user {name!r} does not exist", name=name), hint="see `kuzet users list`")
             until = self.ctx.now() + timedelta(hours=hours)
             w.grants.add(
                 user.user_id,
@@ -112,7 +113,11 @@ class MediaService:
             actor,
             action,
             object=obj,
-            reason=f"{actor.name} may not see unredacted {what}: it needs the reviewer or auditor role or a grant",
+            reason=Phrase(
+                "{user} may not see unredacted {what}: it needs the reviewer or auditor role or a grant",
+                user=actor.name,
+                what=what,
+            ),
             hint="ask an administrator for `kuzet access grant`",
         )
 
@@ -136,9 +141,9 @@ class MediaService:
                 "media.export_refused",
                 justification,
                 object=obj,
-                reason="unredacted access needs a written justification of at least 10 characters",
+                reason=Phrase("unredacted access needs a written justification of at least 10 characters"),
             )
-            self._require_unredacted(actor, "media.export_refused", obj, "media")
+            self._require_unredacted(actor, "media.export_refused", obj, Phrase("media"))
         redacted, originals = self._files(kind, object_id)
         media, cipher = self.ctx.media, self.ctx.cipher
         if unredacted:
@@ -154,11 +159,15 @@ class MediaService:
             if kind == "event":
                 event = r.events.media_of(object_id)
                 if event is None:
-                    raise NotFoundError(f"event {object_id} does not exist", hint="see `kuzet events`")
+                    raise NotFoundError(
+                        Phrase("event {event} does not exist", event=object_id), hint="see `kuzet events`"
+                    )
                 return [event[0]], [event[1]]
             alert = r.alerts.media_of(object_id)
             if alert is None:
-                raise NotFoundError(f"alert {object_id} does not exist", hint="see `kuzet review list`")
+                raise NotFoundError(
+                    Phrase("alert {alert} does not exist", alert=object_id), hint="see `kuzet review list`"
+                )
             return alert
 
     def recordings(self, actor: User, *, camera: str | None = None) -> list[Recording]:
@@ -187,16 +196,18 @@ class MediaService:
         """
         self.uow.require(actor, "recordings.export")
         if not rel.startswith("recordings/") or not rel.endswith(".mp4.enc"):
-            raise InputError(f"{rel!r} is not a recording", hint="take a path from `kuzet recordings list`")
+            raise InputError(
+                Phrase("{path!r} is not a recording", path=rel), hint="take a path from `kuzet recordings list`"
+            )
         self.uow.justified(
             actor,
             "recording.export_refused",
             justification,
             object=rel,
-            reason="exporting a recording needs a written justification of at least 10 characters",
+            reason=Phrase("exporting a recording needs a written justification of at least 10 characters"),
         )
         if unredacted:
-            self._require_unredacted(actor, "recording.export_refused", rel, "recordings")
+            self._require_unredacted(actor, "recording.export_refused", rel, Phrase("recordings"))
         out.parent.mkdir(parents=True, exist_ok=True)
         if unredacted:
             out.write_bytes(self.ctx.media.read_encrypted(rel, cipher=self.ctx.cipher))
@@ -254,7 +265,8 @@ class MediaService:
         if not source.is_relative_to(folder) or not source.is_file():
             self.uow.record(actor, "recording.view_refused", object=asked, justification="no such recording")
             raise NotFoundError(
-                f"camera {camera!r} has no recording {segment!r}", hint="it may have been deleted by retention"
+                Phrase("camera {camera!r} has no recording {segment!r}", camera=camera, segment=segment),
+                hint="it may have been deleted by retention",
             )
         copy = self._playback_copy(rel)
         key, now = (actor.user_id, rel), time.monotonic()
@@ -284,7 +296,9 @@ class MediaService:
         with lock:  # two requests for one segment (a player's first ones): one redaction
             if not copy.is_file():
                 if not self._redaction_slots.acquire(timeout=30):
-                    raise BusyError("other recordings are being prepared for playing", hint="try again in a minute")
+                    raise BusyError(
+                        Phrase("other recordings are being prepared for playing"), hint="try again in a minute"
+                    )
                 part = folder / f".{uuid.uuid4().hex}.part.mp4"
                 try:
                     os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))  # owner-only at once

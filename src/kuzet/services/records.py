@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from kuzet.audit.ledger import Details
 from kuzet.core.errors import InputError, StoreError
+from kuzet.core.i18n import Phrase
 from kuzet.core.types import Event, User
 from kuzet.detect.plate.formats import clean as clean_plate
 from kuzet.detect.plate.formats import near
@@ -60,7 +61,7 @@ class RecordService:
         self.uow.require(actor, "events.view")
         why = self.uow.justified(
             actor, "events.export_refused", justification, object="events",
-            reason="an export needs a written justification", hint="say why, e.g. the case or request number",
+            reason=Phrase("an export needs a written justification"), hint="say why, e.g. the case or request number",
         )  # fmt: skip
         self.uow.screen(actor, "events.export_refused", "events", {"justification": why})
         with self.uow.read() as r:
@@ -178,7 +179,7 @@ class RecordService:
         obj = f"violation:{violation_id}"
         why = self.uow.justified(
             actor, "evidence.export_refused", justification, object=obj,
-            reason="an evidence export needs a written justification", hint="say why, e.g. the case number",
+            reason=Phrase("an evidence export needs a written justification"), hint="say why, e.g. the case number",
         )  # fmt: skip
         self.uow.screen(actor, "evidence.export_refused", obj, {"justification": why})
         with self.uow.read() as r:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from kuzet.core.errors import KuzetError
+from kuzet.core.i18n import Phrase
 from kuzet.core.types import User
 from kuzet.governance.retention import HOLD_TYPES, PurgeReport
 from kuzet.services.context import ServiceContext
@@ -38,7 +39,7 @@ class RetentionService:
                 actor,
                 "hold.refused",
                 object=obj,
-                reason="a hold needs a case reference and a reason",
+                reason=Phrase("a hold needs a case reference and a reason"),
                 hint="give --case and --reason",
             )
         with self.uow.tx() as w:
@@ -56,7 +57,7 @@ class RetentionService:
             "hold.release_refused",
             reason,
             object=f"case:{case[:100]}",
-            reason="releasing a hold needs a written reason",
+            reason=Phrase("releasing a hold needs a written reason"),
             hint="explain in at least 10 characters why the case no longer needs the records",
         )
         with self.uow.tx() as w:

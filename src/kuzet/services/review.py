@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from kuzet.core.errors import KuzetError
+from kuzet.core.i18n import Phrase
 from kuzet.core.types import User
 from kuzet.governance.policy import Policy, checked_severity
 from kuzet.governance.review import DECISIONS, NO_REASON, PENDING, Alert, review_refusal
@@ -87,7 +88,7 @@ class ReviewService:
         try:
             with self.uow.tx() as w:
                 if decision not in DECISIONS:
-                    raise KuzetError(f"decision must be confirm or reject, not {decision!r}")
+                    raise KuzetError(Phrase("decision must be confirm or reject, not {decision!r}", decision=decision))
                 if not reason.strip():
                     raise Refused(*NO_REASON)
                 current, earlier = w.alerts.decision_facts(alert_id, actor.user_id)

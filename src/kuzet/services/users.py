@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kuzet.audit.ledger import Details
 from kuzet.core.errors import AuthError, TooManyAttempts
+from kuzet.core.i18n import Phrase
 from kuzet.core.types import User
 from kuzet.services.context import ServiceContext
 from kuzet.services.uow import AuditedUnitOfWork
@@ -70,14 +71,14 @@ class UserService:
                 w.audit(None, "auth.locked", object=who, details=details, anonymous=True)
         if locked is not None:
             raise TooManyAttempts(
-                "too many failed sign-ins; try again later", hint=f"wait {int(locked[1]) + 1} seconds"
+                Phrase("too many failed sign-ins; try again later"), hint=f"wait {int(locked[1]) + 1} seconds"
             )
         with self.uow.read() as r:
             user = r.users.verify_password(name, password)
         if user is None:
             with self.uow.tx() as w:
                 w.audit(None, "auth.login_failed", object=who, details={"address": address}, anonymous=True)
-            raise AuthError("wrong user name or password", hint="check both and try again")
+            raise AuthError(Phrase("wrong user name or password"), hint="check both and try again")
         with self.uow.tx() as w:
             w.throttle.release(keys)
             token = w.users.open_session(user, now=self.ctx.now())

@@ -9,6 +9,7 @@ import numpy as np
 
 from kuzet.audit.ledger import Details
 from kuzet.core.errors import InputError, NotFoundError
+from kuzet.core.i18n import Phrase
 from kuzet.core.types import Identity, User
 from kuzet.detect.plate.formats import clean as clean_plate
 from kuzet.governance import watchlists as wl
@@ -100,14 +101,21 @@ class WatchlistService:
         """(template, model, stored photo, sha256) of a request's face photo or plate."""
         if plate is not None:
             if photo is not None:
-                raise InputError("a watchlist entry holds a face or a plate, not both", hint="give --photo or --plate")
+                raise InputError(
+                    Phrase("a watchlist entry holds a face or a plate, not both"), hint="give --photo or --plate"
+                )
             text = clean_plate(plate)
             if not 2 <= len(text) <= 10:
-                raise InputError(f"plate {plate!r} is not 2-10 letters and digits", hint="e.g. --plate 123ABC02")
+                raise InputError(
+                    Phrase("plate {plate!r} is not 2-10 letters and digits", plate=plate), hint="e.g. --plate 123ABC02"
+                )
             return text.encode(), wl.PLATE_MODEL, "", hashlib.sha256(text.encode()).hexdigest()
         if photo is None:
             raise InputError(
-                f"category {req.category} watches faces: a request needs a photo of the person (one face)",
+                Phrase(
+                    "category {category} watches faces: a request needs a photo of the person (one face)",
+                    category=req.category,
+                ),
                 hint="give --photo FILE (command line) or the photo field (API and web form)",
             )
         vector, crop, sha = self.gallery.face_template(photo)
@@ -126,8 +134,9 @@ class WatchlistService:
         decision = "approve" if approve else "reject"
         self.uow.require(actor, f"watchlist.{decision}")
         obj, refused = f"watchlist:{entry_id}", f"watchlist.{decision}_refused"
+        needs = Phrase("an approval needs a reason") if approve else Phrase("a rejection needs a reason")
         reason = self.uow.justified(
-            actor, refused, reason, object=obj, reason=f"{'an approval' if approve else 'a rejection'} needs a reason",
+            actor, refused, reason, object=obj, reason=needs,
             hint="write why, e.g. --reason 'court order 2-77/2026 checked with the court'",
         )  # fmt: skip
         self.uow.screen(actor, refused, obj, {"reason": reason})
@@ -136,9 +145,9 @@ class WatchlistService:
         try:
             with self.uow.tx() as w:
                 status, requester, category = w.watchlists.decision_facts(entry_id)
-                four_eyes(f"entry {entry_id}", status, requester, actor)
+                four_eyes(Phrase("entry {entry}", entry=entry_id), status, requester, actor)
                 if approve and self.ctx.policy.category(category) is None:
-                    raise Refused(f"category {category!r} is no longer allowed")
+                    raise Refused(Phrase("category {category!r} is no longer allowed", category=category))
                 why = reason
                 destroyed, photo = w.watchlists.decide(
                     entry_id,
@@ -166,7 +175,7 @@ class WatchlistService:
         self.uow.require(actor, "watchlist.withdraw")
         obj, refused = f"watchlist:{entry_id}", "watchlist.withdraw_refused"
         reason = self.uow.justified(
-            actor, refused, reason, object=obj, reason="a withdrawal needs a reason",
+            actor, refused, reason, object=obj, reason=Phrase("a withdrawal needs a reason"),
             hint="write why, e.g. --reason 'person found; order 2-77/2026 lifted'",
         )  # fmt: skip
         self.uow.screen(actor, refused, obj, {"reason": reason})
@@ -174,10 +183,16 @@ class WatchlistService:
             with self.uow.tx() as w:
                 status, requester, _ = w.watchlists.decision_facts(entry_id)
                 if status not in (wl.PENDING, wl.APPROVED):
-                    raise Refused(f"entry {entry_id} is {status}; only a pending or approved entry can be withdrawn")
+                    raise Refused(
+                        Phrase(
+                            "entry {entry} is {status}; only a pending or approved entry can be withdrawn",
+                            entry=entry_id,
+                            status=Phrase(status),
+                        )
+                    )
                 if "approver" not in actor.roles and requester != actor.user_id:
                     raise Refused(
-                        f"entry {entry_id} was requested by someone else",
+                        Phrase("entry {entry} was requested by someone else", entry=entry_id),
                         hint="its requester or an approver may withdraw it",
                     )
                 destroyed, photo = w.watchlists.withdraw(entry_id, by=actor.user_id, reason=reason, now=self.ctx.now())

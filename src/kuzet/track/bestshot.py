@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from kuzet.core.i18n import Phrase
 from kuzet.core.types import FaceSample
 
 
@@ -72,16 +73,16 @@ class FaceQuality:
 
     def problems(self) -> list[str]:
         """What makes the view poor, in words: small, turned, dark, blurred."""
-        out = []
+        out: list[str] = []
         if self.side < 40:
-            out.append(f"small ({self.side:.0f} px across)")
+            out.append(Phrase("small ({side:.0f} px across)", side=self.side))
         if self.pose < 0.5:
-            out.append("turned away from the camera")
+            out.append(Phrase("turned away from the camera"))
         if self.brightness < 50:
-            out.append("dark")
+            out.append(Phrase("dark"))
         if self.sharpness < 0.3:
-            out.append("blurred")
-        return out or ["of low quality"]
+            out.append(Phrase("blurred"))
+        return out or [Phrase("of low quality")]
 
 
 def view_quality(chip: NDArray[np.uint8], box: NDArray[np.float32], landmarks: NDArray[np.float32]) -> FaceQuality:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +117,8 @@ STATES = (
     marked("running"),
     marked("waiting for review"),
     marked("decided"),
+    marked("confirm"),
+    marked("reject"),
     marked("all"),
     marked("frames analysed"),
     marked("frames dropped"),
@@ -126,10 +127,6 @@ STATES = (
     marked("passages"),
 )
 """States (cameras, entries, alerts, the service), review tabs and camera counters: shown translated."""
-
-
-DENIED = re.compile(r"(?P<who>.+?) may not (?P<action>.+): it needs the role (?P<roles>.+)")
-"""A refusal for want of a role, as `kuzet.governance.users.require` words it."""
 
 
 async def error_page(request: Request, status: int, message: str, hint: str) -> Response:
@@ -142,15 +139,10 @@ async def error_page(request: Request, status: int, message: str, hint: str) -> 
     if status in (404, 405) and message in ("Not Found", "Method Not Allowed"):
         message = _("There is no page at %(path)s.") % {"path": request.url.path}
         hint = _("use the menu, or go back to the overview")
-    elif status == 403:
-        hint = hint or _("ask an administrator if your work needs this role")
-        refused = DENIED.fullmatch(message)
-        if refused is not None:  # the permission table's refusal, in the reader's language
-            message = _("%(who)s may not %(action)s: it needs the role %(roles)s") % {
-                "who": refused["who"],
-                "action": _(refused["action"]),
-                "roles": refused["roles"],
-            }
+    else:  # a service's refusal or error, worded as a Phrase: in the reader's language
+        message, hint = _(message), _(hint)
+        if status == 403:
+            hint = hint or _("ask an administrator if your work needs this role")
     return page(
         request, "error.html", user, status_code=status, title=_(TITLES.get(status, marked("Something went wrong"))),
         message=message, hint=hint, code=status,

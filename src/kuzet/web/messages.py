@@ -24,17 +24,23 @@ PYTHON_SOURCES = (WEB / "chrome.py", WEB / "views.py", WEB.parent / "governance"
 KEYWORDS: dict[str, tuple[int, ...] | None] = {"_": None, "marked": None, "gettext": None}
 PERMISSIONS = (WEB.parent / "services" / "permissions.py", {"Permission": (2,)})
 """The permission table: each `Permission(roles, action)`'s action is shown in a refusal ("may not <action>")."""
+PHRASES: dict[str, tuple[int, ...] | None] = {"Phrase": None}
+"""Refusals and errors the services word as `Phrase(template, **values)` anywhere in kuzet: shown translated."""
 
 
 def extract_messages() -> list[tuple[str, str]]:
-    """(message, where) of every marked string: the templates' `_()` and the Python modules' `_()`/`marked()`."""
+    """(message, where) of every marked string.
+
+    The templates' `_()`, the Python modules' `_()`/`marked()`, and the templates of every `Phrase(...)` in kuzet.
+    """
     found: dict[str, str] = {}
     for path in sorted((WEB / "templates").glob("*.html")):
         with path.open("rb") as f:
             for line, _, message, _ in babel_extract(f, list(KEYWORDS), [], {"extensions": "jinja2.ext.i18n"}):
                 for text in _strings(message):
                     found.setdefault(text, f"{path.name}:{line}")
-    for path, keywords in [(p, KEYWORDS) for p in PYTHON_SOURCES] + [PERMISSIONS]:
+    phrased = [(p, PHRASES) for p in sorted(WEB.parent.rglob("*.py")) if "Phrase(" in p.read_text(encoding="utf-8")]
+    for path, keywords in [(p, KEYWORDS) for p in PYTHON_SOURCES] + [PERMISSIONS] + phrased:
         with path.open("rb") as f:
             for line, message, _, _ in extract("python", f, keywords=keywords):
                 for text in _strings(message):

@@ -61,7 +61,7 @@ def _decide(
     try:
         act(user, object_id, reason=reason)
     except KuzetError as exc:
-        return _back(path, error=exc.message)
+        return _back(path, error=_t(request)(exc.message))
     outcome = _("approved") if decision == "approve" else _("rejected")
     return _back(path, message=_("%(what)s %(outcome)s") % {"what": what, "outcome": outcome})
 
@@ -92,7 +92,7 @@ def login_form(request: Request, name: Annotated[str, Form()], password: Annotat
     try:
         start_session(request, response, services(request), name, password)
     except KuzetError as exc:
-        return _back("/login", error=exc.message)
+        return _back("/login", error=_t(request)(exc.message))
     return response
 
 
@@ -181,7 +181,7 @@ def events_export(
     try:
         text = services(request).records.export_events(user, justification=justification, **_event_filters(request))
     except KuzetError as exc:
-        return _back("/events", error=exc.message)
+        return _back("/events", error=_t(request)(exc.message))
     headers = {"Content-Disposition": 'attachment; filename="kuzet-events.csv"'}
     return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
 
@@ -218,7 +218,7 @@ def violation_evidence_form(
     try:
         name, data = services(request).records.evidence_package(user, violation_id, justification=justification)
     except KuzetError as exc:
-        return _back("/traffic", error=exc.message)
+        return _back("/traffic", error=_t(request)(exc.message))
     return Response(
         data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )
@@ -262,7 +262,7 @@ def review_form(
     try:
         status = services(request).review.decide(user, alert_id, decision, reason=reason)
     except KuzetError as exc:
-        return _back("/review", error=exc.message)
+        return _back("/review", error=_t(request)(exc.message))
     _ = _t(request)
     message = _("alert %(id)s: %(decision)s recorded, now %(status)s")
     return _back("/review", message=message % {"id": alert_id, "decision": decision, "status": _(status)})
@@ -308,7 +308,7 @@ def watchlist_decide(
         try:
             destroyed = lists.withdraw(user, entry_id, reason=reason)
         except KuzetError as exc:
-            return _back("/watchlists", error=exc.message)
+            return _back("/watchlists", error=_t(request)(exc.message))
         _ = _t(request)
         message = _("entry %(id)s withdrawn (%(n)s template(s) destroyed)")
         return _back("/watchlists", message=message % {"id": entry_id, "n": destroyed})
@@ -344,7 +344,7 @@ async def people_form(
             services(request), user, name, photos, consent=consent, scope=cameras, expires=expires.strip() or None
         )
     except KuzetError as exc:
-        return _back("/people", error=exc.message)
+        return _back("/people", error=_t(request)(exc.message))
     _ = _t(request)
     message = _("enrolment of %(name)s requested (%(n)s photo(s)); it needs an approver")
     return _back("/people", message=message % {"name": enrolled, "n": added})
@@ -398,7 +398,7 @@ async def watchlist_request_form(
         )
         entry_id = await request_with_upload(services(request), user, req, photo, plate=plate.strip() or None)
     except KuzetError as exc:
-        return _back("/watchlists", error=exc.message)
+        return _back("/watchlists", error=_t(request)(exc.message))
     _ = _t(request)
     message = _("requested entry %(id)s; it needs another user's approval")
     return _back("/watchlists", message=message % {"id": entry_id})
@@ -474,7 +474,7 @@ async def users_form(request: Request, csrf_token: Annotated[str, Form()] = "") 
     try:
         added = services(request).users.add(user, name, password, roles)
     except KuzetError as exc:
-        return _back("/users", error=exc.message)
+        return _back("/users", error=_t(request)(exc.message))
     _ = _t(request)
     message = _("added %(name)s (%(roles)s)") % {"name": added.name, "roles": ", ".join(sorted(added.roles))}
     return _back("/users", message=message)

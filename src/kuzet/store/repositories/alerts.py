@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kuzet.core.errors import NotFoundError
+from kuzet.core.i18n import Phrase
 from kuzet.core.timeutil import iso_utc
 from kuzet.governance.review import (
     PENDING,
@@ -134,7 +135,7 @@ class AlertRepository:
         """(status, this reviewer's earlier decision or None) of an alert, read inside the deciding transaction."""
         alert = self.session.get(AlertRow, alert_id)
         if alert is None:
-            raise NotFoundError(f"alert {alert_id} does not exist", hint="see `kuzet review list`")
+            raise NotFoundError(Phrase("alert {alert} does not exist", alert=alert_id), hint="see `kuzet review list`")
         earlier = self.session.scalar(
             select(ReviewRow.decision).where(ReviewRow.alert_id == alert_id, ReviewRow.reviewer_id == reviewer_id)
         )
@@ -146,7 +147,7 @@ class AlertRepository:
         """Record a decision the policy allowed; returns (new status, confirmations, required)."""
         alert = self.session.get(AlertRow, alert_id)
         if alert is None:
-            raise NotFoundError(f"alert {alert_id} does not exist", hint="see `kuzet review list`")
+            raise NotFoundError(Phrase("alert {alert} does not exist", alert=alert_id), hint="see `kuzet review list`")
         self.session.add(
             ReviewRow(
                 alert_id=alert_id, reviewer_id=reviewer_id, decision=decision, reason=reason.strip(), created_at=now

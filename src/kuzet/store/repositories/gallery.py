@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kuzet.core.errors import EnrolmentError, NotFoundError
+from kuzet.core.i18n import Phrase
 from kuzet.core.timeutil import aware, iso_utc
 from kuzet.core.types import Identity
 from kuzet.governance.enrolment import in_scope
@@ -89,7 +90,12 @@ class GalleryRepository:
         person = self.session.scalar(select(PersonRow).where(PersonRow.name == name))
         if person is not None and person.status in ("pending", "approved"):
             raise EnrolmentError(
-                f"{name!r} is already enrolled (person {person.id}, {person.status})",
+                Phrase(
+                    "{name!r} is already enrolled (person {person}, {status})",
+                    name=name,
+                    person=person.id,
+                    status=Phrase(person.status),
+                ),
                 hint="an enrolment is renewed once it has expired or been rejected",
             )
         if person is None:
@@ -130,7 +136,7 @@ class GalleryRepository:
         """The enrolment row, or NotFoundError."""
         row = self.session.get(PersonRow, person_id)
         if row is None:
-            raise NotFoundError(f"person {person_id} does not exist", hint="see `kuzet people`")
+            raise NotFoundError(Phrase("person {person} does not exist", person=person_id), hint="see `kuzet people`")
         return row
 
     def destroy_templates(self, person_id: int) -> int:

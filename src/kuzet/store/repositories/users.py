@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kuzet.core.errors import AuthError, KuzetError
+from kuzet.core.i18n import Phrase
 from kuzet.core.timeutil import aware
 from kuzet.core.types import User
 from kuzet.governance.users import NAME_PATTERN, check_password, check_roles
@@ -40,10 +41,12 @@ class UserRepository:
     def create(self, name: str, password: str, roles: list[str], *, created_by: int | None, now: datetime) -> User:
         """Add a user; the name must be new."""
         if not NAME_PATTERN.match(name):
-            raise KuzetError(f"invalid user name {name!r}", hint="use 2-64 letters, digits, '.', '_' or '-'")
+            raise KuzetError(
+                Phrase("invalid user name {name!r}", name=name), hint="use 2-64 letters, digits, '.', '_' or '-'"
+            )
         check_password(password)
         if self.session.scalar(select(UserRow).where(UserRow.name == name)) is not None:
-            raise KuzetError(f"user {name!r} already exists", hint="choose another name")
+            raise KuzetError(Phrase("user {name!r} already exists", name=name), hint="choose another name")
         row = UserRow(
             name=name,
             password_hash=_hasher.hash(password),

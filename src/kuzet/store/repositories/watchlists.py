@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kuzet.core.errors import NotFoundError
+from kuzet.core.i18n import Phrase
 from kuzet.core.timeutil import aware, iso_utc
 from kuzet.core.types import Identity
 from kuzet.governance.policy import Policy
@@ -81,7 +82,9 @@ class WatchlistRepository:
         """The entry row, or NotFoundError."""
         row = self.session.get(WatchlistEntryRow, entry_id)
         if row is None:
-            raise NotFoundError(f"watchlist entry {entry_id} does not exist", hint="see `kuzet watchlist show`")
+            raise NotFoundError(
+                Phrase("watchlist entry {entry} does not exist", entry=entry_id), hint="see `kuzet watchlist show`"
+            )
         return row
 
     def destroy_templates(self, entry_id: int) -> int:
