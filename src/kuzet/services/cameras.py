@@ -244,7 +244,8 @@ class CameraService:
             source = r.events.last_source(name)
         if not source:
             raise NotFoundError(
-                f"camera {name!r} has no source to show", hint="configure it or analyse a video with it"
+                Phrase("camera {name!r} has no source to show", name=name),
+                hint="configure it or analyse a video with it",
             )
         return source
 

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from cryptography.hazmat.primitives import serialization
 
 from kuzet.core.errors import InputError, KuzetError
+from kuzet.core.i18n import Phrase
 from kuzet.core.types import User
 from kuzet.governance.report import TransparencyReport, build_report
 from kuzet.services.context import ServiceContext
@@ -26,9 +27,14 @@ class ReportService:
         """The public report for `start` to `end` (inclusive UTC days; aggregates only); producing it is audited."""
         self.uow.require(actor, "report.transparency")
         if end < start:
-            raise KuzetError("--to is before --from", hint="give the period's first and last day")
+            raise KuzetError(
+                Phrase("the period ends before it starts (--to is before --from)"),
+                hint="give the period's first and last day",
+            )
         if end >= date.max - timedelta(days=1):
-            raise InputError(f"{end} is not a day a report can cover", hint="give a real period, e.g. a month")
+            raise InputError(
+                Phrase("{day} is not a day a report can cover", day=end), hint="give a real period, e.g. a month"
+            )
         signer = self.ctx.signer
         pem = signer.public.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
