@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 # Debian packages the Python wheels need at run time (OpenCV's GUI-less core still links libGL and GLib).
 DEBIAN_PACKAGES := libgl1 libglib2.0-0
 # ... and what the tests need: Debian's Chromium for the browser tests (Playwright drives it; no browser download),
-# GStreamer's RTSP server through Debian's python3-gi (loopback cameras), the mosquitto MQTT broker and PostgreSQL
-# (the tests start private clusters of their own; the package's own cluster is not used).
-TEST_DEBIAN_PACKAGES := $(DEBIAN_PACKAGES) chromium mosquitto python3-gi gir1.2-gst-rtsp-server-1.0 \
+# GStreamer's RTSP server through Debian's python3-gi (loopback cameras), VLC's RTSP output (`cvlc`: a second RTSP
+# server, UDP only; run as nobody, since VLC refuses root), the mosquitto MQTT broker and PostgreSQL (the tests start
+# private clusters of their own; the package's own cluster is not used).
+TEST_DEBIAN_PACKAGES := $(DEBIAN_PACKAGES) chromium mosquitto python3-gi gir1.2-gst-rtsp-server-1.0 vlc-bin vlc-plugin-base \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad postgresql
 
 .PHONY: run test install install-test system-deps test-system-deps apt-install lint typecheck pytest bench bench-live bench-cluster load eval messages clean

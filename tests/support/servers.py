@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 SERVER_SCRIPT = Path(__file__).resolve().parent / "rtsp_server.py"
@@ -69,3 +72,61 @@ class RtspServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
             self.proc = None
+
+
+class VlcRtspServer:
+    """VLC's RTSP output (Debian's `cvlc`) serving one video at rtsp://127.0.0.1:PORT/NAME, looping.
+
+    A second, different RTSP server beside GStreamer's: it offers RTP over UDP only (a TCP SETUP is refused), as some
+    cameras and relays do. VLC refuses to run as root, so as root it runs as `nobody` (through setpriv), on a copy
+    of the video that user can read.
+    """
+
+    def __init__(self, name: str, video: Path, log: Path) -> None:
+        self.name = name
+        self.port = free_port()
+        self.log = log
+        self.folder = Path(tempfile.mkdtemp(prefix="kuzet-vlc-"))
+        self.folder.chmod(0o755)
+        self.video = self.folder / video.name
+        shutil.copyfile(video, self.video)
+        self.video.chmod(0o644)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/{self.name}"
+
+    def start(self) -> None:
+        cvlc = shutil.which("cvlc")
+        if cvlc is None:
+            raise RuntimeError("cvlc is missing: `make install-test` installs Debian's vlc-bin and vlc-plugin-base")
+        args = [cvlc, "-q", "--loop", "--no-audio", str(self.video)]
+        args += ["--sout", f"#rtp{{sdp=rtsp://127.0.0.1:{self.port}/{self.name}}}", "--sout-keep"]
+        if os.geteuid() == 0:
+            args = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *args]
+        out = self.log.open("ab")
+        env = {**os.environ, "HOME": str(self.folder)}
+        self.proc = subprocess.Popen(args, stdout=out, stderr=out, env=env)
+        out.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"VLC did not start: {self.log.read_text(errors='replace')[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+            self.proc = None
+        shutil.rmtree(self.folder, ignore_errors=True)

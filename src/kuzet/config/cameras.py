@@ -134,6 +134,18 @@ class CameraConfig(Strict):
         description="Camera name: letters, digits, `_`, `-` and `.`, not starting with `.` (it names folders).",
     )
     source: str = Field("", description="File, folder or rtsp:// / http:// URL; may be given on the command line.")
+    rtsp_transport: Literal["auto", "tcp", "udp", "http"] = Field(
+        "auto",
+        description="How RTSP reaches the camera: tcp (interleaved in the RTSP connection), udp (separate RTP "
+        "ports, for servers that offer nothing else), http (RTSP tunnelled through HTTP, for proxies that pass only "
+        "HTTP), or auto: TCP, then UDP when the camera refuses TCP. Only rtsp:// sources use it.",
+    )
+    clock: Literal["auto", "stream", "wall"] = Field(
+        "auto",
+        description="Where frame times come from: stream (the camera's own timestamps), wall (this machine's clock "
+        "as frames arrive, for sources whose clock cannot be trusted), or auto: wall for MJPEG over HTTP and HLS, "
+        "stream for everything else. Sampling at `fps` and event times follow it.",
+    )
     position: MapPosition | None = Field(None, description="Where the camera stands, for the map.")
     fps: float | None = Field(None, gt=0, description="Frames analysed per second; None analyses every frame.")
     analytics: list[Literal["faces", "traffic"]] = Field(

@@ -96,6 +96,14 @@ class RunConfig(Strict):
     failed_after: int = Field(
         5, ge=1, le=1000, description="Consecutive failed attempts before a camera shows as failed (it keeps trying)."
     )
+    auth_attempts: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Attempts a camera may refuse its credentials (401/403) before kuzet stops connecting to it "
+        "(`failed: wrong credentials`) until its username/password or their secrets change: cameras lock accounts "
+        "after a few failures.",
+    )
     stall_timeout_s: float = Field(
         10.0, gt=0, le=600, description="No frame for this long: the stream is stalled and is reopened."
     )

@@ -29,6 +29,10 @@ class InputError(KuzetError):
     """A source, image or file given by the user cannot be used."""
 
 
+class StreamAuthError(InputError):
+    """A camera refused the user name or password (HTTP or RTSP 401/403): retrying soon may lock the account."""
+
+
 class ModelError(KuzetError):
     """A model could not be found or loaded from the installed packages."""
 

@@ -3,6 +3,15 @@
 A live camera does not wait for analysis. When analysis falls behind, the oldest waiting frame is dropped (and
 counted), so what is analysed is always recent. The same thread can copy the camera's packets into recording
 segments without re-encoding them.
+
+Cameras differ in how they connect and how they keep time:
+
+- RTSP runs over TCP, UDP or HTTP tunnelling (`transport`); `auto` tries TCP, then UDP when the camera refuses TCP.
+- Some sources' own clocks cannot be trusted: FFmpeg stamps an MJPEG-over-HTTP camera at an assumed 25 frames/s
+  whatever it sends, and some HLS streams restart or jump their clocks. `clock="wall"` stamps frames by this
+  machine's clock instead (`WallClock`).
+- HLS arrives in bursts, a segment at a time: a burst is sampled by its frames' times and waits for analysis
+  (the decoder pauses) instead of overflowing the small queue, which is meant for cameras that run ahead.
 """
 
 from __future__ import annotations
@@ -21,19 +30,64 @@ import numpy as np
 
 from kuzet.core.errors import InputError
 from kuzet.core.types import Frame
-from kuzet.ingest.sources import FrameSampler, redact_url, stream_open_error
+from kuzet.ingest.sources import Clock, FrameSampler, Transport, error_words, open_live, redact_url
 
 
 class PacketSink(Protocol):
     """Receives every compressed video packet of a stream (a recorder)."""
 
-    def write(self, packet: Any) -> None:
-        """One demuxed packet, in stream order."""
+    def write(self, packet: Any, at: float | None = None) -> None:
+        """One demuxed packet, in stream order; `at`: its time on the frames' clock when that is not the stream's."""
         ...
 
     def close(self) -> None:
         """The stream ended: finish what is open."""
         ...
+
+
+WALL_FORMATS = frozenset({"mpjpeg", "hls", "applehttp"})
+"""Demuxers whose frame times `clock: auto` does not trust: MJPEG over HTTP (no times at all) and HLS."""
+BURSTY_FORMATS = frozenset({"hls", "applehttp"})
+"""Demuxers that deliver a segment of frames at once."""
+
+
+class WallClock:
+    """Frame times from this machine's clock, in seconds since the connection opened, for untrustworthy streams.
+
+    A steady source (MJPEG over HTTP) is stamped when each frame arrives. A bursty one (HLS) cannot be: a segment's
+    frames arrive within a blink, so they keep the spacing of their own times, anchored to the clock at the first
+    frame and anchored again whenever the stream's clock jumps, runs backwards or drifts `resync_s` away.
+
+    Args:
+        opened_at: Monotonic time the connection opened (time zero).
+        bursty: Whether frames arrive in bursts (HLS).
+        resync_s: Largest drift between the anchored times and arrival allowed before anchoring again (seconds;
+            more than the stream's buffering: HLS starts up to three segments behind the live edge).
+
+    """
+
+    def __init__(self, opened_at: float, *, bursty: bool, resync_s: float = 30.0) -> None:
+        self._zero = opened_at
+        self._bursty = bursty
+        self._resync_s = resync_s
+        self._anchor: tuple[float, float] | None = None
+        self._last = -1.0
+
+    def stamp(self, pts: float | None, arrived: float) -> float:
+        """The time of a frame whose own time is `pts` (seconds, None: unknown), arriving at monotonic `arrived`."""
+        now = arrived - self._zero
+        if not self._bursty or pts is None:
+            t = now
+        else:
+            if self._anchor is not None:
+                t = self._anchor[1] + pts - self._anchor[0]
+                if t < self._last or abs(t - now) > self._resync_s:
+                    self._anchor = None
+            if self._anchor is None:
+                self._anchor = (pts, max(now, self._last))
+            t = self._anchor[1] + pts - self._anchor[0]
+        self._last = max(self._last, t)
+        return t
 
 
 @dataclass(slots=True)
@@ -59,8 +113,10 @@ class LiveStream:
         read_timeout_s: Seconds a single read may block before FFmpeg gives up (a backstop: callers detect stalls
             sooner from `last_frame_at`).
         max_pixels: Larger frames are refused.
-        sink: Receives every video packet (recording), or None.
-        make_sink: Called once the stream is open to build `sink` for its video stream (recording needs it).
+        make_sink: Called once the stream is open to build a sink for its video stream (recording needs it).
+        transport: RTSP transport: `tcp`, `udp`, `http` (tunnelled through HTTP) or `auto` (TCP, then UDP).
+        clock: Frame times from the stream (`stream`), this machine's clock (`wall`) or, with `auto`, the wall
+            clock for MJPEG over HTTP and HLS, whose own times cannot be trusted.
 
     Raises:
         InputError: The camera cannot be reached or has no video.
@@ -77,27 +133,31 @@ class LiveStream:
         read_timeout_s: float,
         max_pixels: int,
         make_sink: Callable[[Any], PacketSink] | None = None,
+        transport: Transport = "auto",
+        clock: Clock = "auto",
     ) -> None:
-        import av
-
         self.name = redact_url(url)
         self._url = url
         self._fps = fps
         self._max_pixels = max_pixels
-        options = {"rtsp_transport": "tcp"} if url.startswith(("rtsp://", "rtsps://")) else {}
-        began = time.monotonic()
-        try:
-            self._container = av.open(url, options=options, timeout=(open_timeout_s, read_timeout_s))
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
-            waited = time.monotonic() - began >= 0.9 * open_timeout_s
-            raise stream_open_error(exc, url, timeout_s=open_timeout_s if waited else None) from None
+        self._container, self.transport = open_live(
+            url, transport=transport, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s
+        )
+        """The RTSP transport that connected (None: not RTSP)."""
         if not self._container.streams.video:
             self._container.close()
             raise InputError(f"{self.name} has no video stream", hint="point the camera URL at a video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
+        demuxer = set(self._container.format.name.split(","))
+        self.bursty = bool(demuxer & BURSTY_FORMATS)
+        """Whether frames arrive a segment at a time (HLS): then the decoder waits for room instead of dropping."""
+        untrusted = bool(demuxer & WALL_FORMATS) or self._stream.codec_context.name == "mjpeg"
+        self.clock: str = "wall" if clock == "wall" or (clock == "auto" and untrusted) else "stream"
+        """Where frame times come from: `stream` or `wall`."""
         self._sink = make_sink(self._stream) if make_sink is not None else None
-        self._frames: deque[Frame] = deque(maxlen=queue_size)
+        self._frames: deque[Frame] = deque(maxlen=None if self.bursty else queue_size)
+        self._room = queue_size
         self._ready = threading.Condition()
         self._failure: InputError | None = None
         self._stop = threading.Event()
@@ -120,6 +180,9 @@ class LiveStream:
 
     def _push(self, frame: Frame) -> None:
         with self._ready:
+            while self.bursty and len(self._frames) >= self._room and not self._stop.is_set():
+                # A burst waits for analysis: the next one is a segment away, and HLS buffers what is not read.
+                self._ready.wait(0.1)
             if len(self._frames) == self._frames.maxlen:
                 self.counters.dropped += 1  # deque drops the oldest on append
             self._frames.append(frame)
@@ -135,7 +198,8 @@ class LiveStream:
     def _decode(self) -> None:
         import av
 
-        sampler = FrameSampler(self._fps)
+        sampler = FrameSampler(self._fps, slack=0.3 if self.clock == "wall" else 0.0)
+        wall = WallClock(self.opened_at, bursty=self.bursty) if self.clock == "wall" else None
         try:
             for packet in self._container.demux(self._stream):
                 if self._stop.is_set():
@@ -144,10 +208,16 @@ class LiveStream:
                     continue  # a flush packet at the end of the stream
                 vframes = packet.decode()
                 if self._sink is not None:
-                    self._sink.write(packet)  # after decoding: muxing re-targets the packet at the output stream
+                    at = None
+                    if wall is not None:
+                        own = float(packet.pts * packet.time_base) if packet.pts is not None else None
+                        at = wall.stamp(own, time.monotonic())
+                    self._sink.write(packet, at)  # after decoding: muxing re-targets the packet at the output stream
                 for vframe in vframes:
                     self.counters.decoded += 1
-                    if vframe.time is None or not sampler.keep(float(vframe.time)):
+                    own = float(vframe.time) if vframe.time is not None else None
+                    t = wall.stamp(own, time.monotonic()) if wall is not None else own
+                    if t is None or not sampler.keep(t):
                         continue
                     if vframe.width * vframe.height > self._max_pixels:
                         raise InputError(
@@ -155,16 +225,15 @@ class LiveStream:
                             hint="raise ingest.max_pixels in the config or pick the camera's smaller stream",
                         )
                     image = np.asarray(vframe.to_ndarray(format="rgb24"), dtype=np.uint8)
-                    self._push(
-                        Frame(image=image, pts=float(vframe.time), index=self.counters.decoded - 1, origin=self.name)
-                    )
+                    self._push(Frame(image=image, pts=t, index=self.counters.decoded - 1, origin=self.name))
             self._fail(InputError(f"{self.name}: the stream ended", hint="the camera closed the connection"))
         except InputError as exc:
             self._fail(exc)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             if not self._stop.is_set():
-                reason = str(exc).replace(self._url, self.name)
-                self._fail(InputError(f"{self.name}: reading failed ({reason})", hint="the connection dropped"))
+                reason = error_words(exc).replace(self._url, self.name)
+                over = f" over {self.transport}" if self.transport else ""
+                self._fail(InputError(f"{self.name}: reading{over} failed ({reason})", hint="the connection dropped"))
         finally:
             if self._sink is not None:
                 self._sink.close()
@@ -181,7 +250,9 @@ class LiveStream:
             if not self._frames and self._failure is None:
                 self._ready.wait(timeout)
             if self._frames:
-                return self._frames.popleft()
+                frame = self._frames.popleft()
+                self._ready.notify_all()  # a waiting burst may go on
+                return frame
             if self._failure is not None:
                 raise self._failure
             return None
@@ -231,13 +302,16 @@ class SegmentRecorder:
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o700)  # unencrypted segments wait here: owner-only, whatever the umask
 
-    def write(self, packet: Any) -> None:
-        """Mux one packet, starting a new segment at a key frame when the current one is long enough."""
+    def write(self, packet: Any, at: float | None = None) -> None:
+        """Mux one packet, starting a new segment at a key frame when the current one is long enough.
+
+        `at`: the packet's time on the clock the analysed frames use (the wall clock), else its own time.
+        """
         import av
 
         if packet.pts is None:
             return
-        t = float(packet.pts * packet.time_base)
+        t = at if at is not None else float(packet.pts * packet.time_base)
         if self._out is None or (packet.is_keyframe and t - self._start >= self._segment_s):
             self._finish()
             if not packet.is_keyframe:

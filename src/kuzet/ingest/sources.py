@@ -6,19 +6,22 @@ analysis. Timestamps come from the stream's presentation times, never from the w
 
 from __future__ import annotations
 
+import errno
 import queue
+import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Literal, Protocol, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
 from kuzet.config.models import IngestConfig
-from kuzet.core.errors import InputError
+from kuzet.core.errors import InputError, StreamAuthError
 from kuzet.core.types import Frame
 from kuzet.ingest.images import IMAGE_SUFFIXES, is_still_image, load_image
 
@@ -83,24 +86,156 @@ def endpoint(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or ''}{port}"
 
 
-def stream_open_error(exc: Exception, url: str, *, timeout_s: float | None = None) -> InputError:
-    """The error for a stream that could not be opened, without the credentials FFmpeg's message repeats.
+_ERRNO_WORDS = {
+    errno.ECONNREFUSED: "connection refused (nothing listens on that port)",
+    errno.ECONNRESET: "the camera reset the connection",
+    errno.ETIMEDOUT: "no answer in time",
+    errno.EHOSTUNREACH: "the camera's address cannot be reached",
+    errno.ENETUNREACH: "the camera's network cannot be reached",
+    errno.EPROTONOSUPPORT: "the camera does not offer this transport",
+    errno.EIO: "the connection failed or broke (an unknown host name does this too)",
+    errno.EPIPE: "the connection broke",
+    errno.EACCES: "access denied",
+    errno.EPERM: "not permitted",
+    errno.ENOENT: "no such file or stream",
+    errno.EINVAL: "the camera's answer or the URL is invalid",
+    errno.ENOMEM: "out of memory",
+}
+_FFMPEG_NUMBERS = re.compile(r"\[Errno -?\d+\]\s*|\s*\(?(error|errno|code)\s*-?\d{4,}\)?", re.IGNORECASE)
 
-    `timeout_s`: the open timeout, when the attempt took that long (the camera never answered).
+
+def is_auth_failure(exc: BaseException) -> bool:
+    """Whether the camera refused the credentials (HTTP or RTSP 401/403: FFmpeg maps both protocols alike)."""
+    import av
+
+    return isinstance(exc, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError)
+
+
+def error_words(exc: BaseException) -> str:
+    """What an FFmpeg or socket error means, in plain words: never FFmpeg's error numbers (`[Errno 825242872]`).
+
+    HTTP and RTSP status codes are kept (a camera's manual speaks of 401, not of "authorization failed").
+    """
+    import av
+
+    words: list[tuple[type[BaseException], str]] = [
+        (av.error.HTTPUnauthorizedError, "wrong credentials: the camera refused the user name or password (401)"),
+        (av.error.HTTPForbiddenError, "wrong credentials: the camera denied access to this user (403)"),
+        (av.error.HTTPNotFoundError, "the camera has no stream at that path (404)"),
+        (av.error.HTTPBadRequestError, "the camera rejected the request (400)"),
+        (
+            av.error.HTTPOtherClientError,
+            "the camera refused the request (a 4xx answer, e.g. 461: transport not offered)",
+        ),
+        (av.error.HTTPServerError, "the camera failed to answer (a 5xx server error)"),
+        (av.error.InvalidDataError, "what the camera sent is not a stream FFmpeg can read"),
+        (av.error.EOFError, "the stream ended"),
+        (av.error.ExitError, "no answer in time"),
+        (av.error.HTTPTooManyRequestsError, "the camera asks for fewer connections (429)"),
+        (av.error.DemuxerNotFoundError, "FFmpeg cannot read this stream's format"),
+        (av.error.ProtocolNotFoundError, "FFmpeg does not speak this URL's protocol"),
+    ]
+    for cls, text in words:
+        if isinstance(exc, cls):
+            return text
+    number = getattr(exc, "errno", None)
+    if isinstance(number, int) and number in _ERRNO_WORDS:
+        return _ERRNO_WORDS[number]
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    text = getattr(exc, "strerror", None) or str(exc)
+    return _FFMPEG_NUMBERS.sub("", str(text)).strip().rstrip(":") or type(exc).__name__
+
+
+def stream_open_error(
+    exc: BaseException, url: str, *, timeout_s: float | None = None, transport: str | None = None
+) -> InputError:
+    """The error for a stream that could not be opened, in plain words, without the credentials FFmpeg repeats.
+
+    `timeout_s`: the open timeout, when the attempt took that long (the camera never answered). `transport`: the
+    RTSP transport tried (`tcp`, `udp`, `http`), named in the message. A refusal of the credentials is a
+    `StreamAuthError`.
     """
     name = redact_url(url)
-    reason = f"no answer within {timeout_s:g} s" if timeout_s is not None else str(exc).replace(url, name)
+    reason = f"no answer within {timeout_s:g} s" if timeout_s is not None else error_words(exc).replace(url, name)
+    over = f"over {transport}: " if transport else ""
+    if is_auth_failure(exc):
+        return StreamAuthError(
+            f"cannot open stream {name}: {over}{reason}",
+            hint="check the camera's username and password (env:/secret:) and that the account is not locked",
+        )
     return InputError(
-        f"cannot open stream {name}: {reason}",
+        f"cannot open stream {name}: {over}{reason}",
         hint="check that the camera is reachable and the URL, port and credentials are right",
     )
 
 
-class FrameSampler:
-    """Keeps about `fps` frames per second of stream time; None keeps every frame."""
+RTSP_SCHEMES = ("rtsp://", "rtsps://")
+Transport = Literal["tcp", "udp", "http", "auto"]
+Clock = Literal["stream", "wall", "auto"]
+"""Where frame times come from (see `ingest.live.WallClock`)."""
 
-    def __init__(self, fps: float | None) -> None:
+
+def open_live(
+    url: str, *, transport: Transport, open_timeout_s: float, read_timeout_s: float
+) -> tuple[Any, str | None]:
+    """Open a network stream, trying RTSP transports in order; returns the container and the transport used.
+
+    `auto` tries TCP (every camera's firewall lets it through), then UDP when TCP failed for a reason UDP may not
+    share; a refusal of the credentials, a missing path or a camera that never answered is not tried again (a second
+    wrong password brings an account lockout nearer).
+
+    Raises:
+        InputError: Every transport failed; the message names each one and why, in plain words.
+        StreamAuthError: The camera refused the credentials.
+
+    """
+    import av
+
+    if not url.startswith(RTSP_SCHEMES):
+        tries: list[str | None] = [None]
+    elif transport == "auto":
+        tries = ["tcp", "udp"]
+    else:
+        tries = [transport]
+    failures: list[str] = []
+    last: InputError | None = None
+    for used in tries:
+        options = {"rtsp_transport": used} if used else {}
+        began = time.monotonic()
+        try:
+            return av.open(url, options=options, timeout=(open_timeout_s, read_timeout_s)), used
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            waited = time.monotonic() - began >= 0.9 * open_timeout_s
+            last = stream_open_error(exc, url, timeout_s=open_timeout_s if waited else None, transport=used)
+            failures.append(last.message.split(": ", 1)[1])
+            if waited or isinstance(last, StreamAuthError) or _not_a_transport_matter(exc):
+                break
+    assert last is not None
+    if len(failures) > 1:  # "cannot open stream NAME over tcp: ...; over udp: ..."
+        last.message = f"cannot open stream {redact_url(url)}: " + "; ".join(failures)
+        last.args = (last.message,)
+    raise last
+
+
+def _not_a_transport_matter(exc: BaseException) -> bool:
+    """Failures another transport cannot mend: nothing listens, or the path is wrong."""
+    import av
+
+    return isinstance(exc, av.error.HTTPNotFoundError | av.error.ConnectionRefusedError)
+
+
+class FrameSampler:
+    """Keeps about `fps` frames per second of stream time; None keeps every frame.
+
+    `slack`: share of a period a frame may come early and still be kept, for times taken from arrivals (a 10
+    frames/s camera's frames arrive 0.1 s apart give or take the network's jitter: without slack every early one
+    would be skipped).
+    """
+
+    def __init__(self, fps: float | None, *, slack: float = 0.0) -> None:
         self._period = 1.0 / fps if fps else 0.0
+        self._early = max(1e-6, slack * self._period)
         self._next: float | None = None
 
     def keep(self, pts: float) -> bool:
@@ -109,7 +244,7 @@ class FrameSampler:
             return True
         if self._next is not None and pts < self._next - self._period - 1.0:
             self._next = None  # the stream's clock jumped back (a camera restarted it): start the grid again
-        if self._next is None or pts >= self._next - 1e-6:
+        if self._next is None or pts >= self._next - self._early:
             # Stay on the grid, but jump ahead after a gap in the stream.
             base = pts if self._next is None or pts - self._next > self._period else self._next
             self._next = base + self._period
@@ -186,20 +321,16 @@ class VideoSource(_Base):
         self._spec = spec
         self._config = config
         self._fps = fps
-        options: dict[str, str] = {}
-        if spec.startswith(("rtsp://", "rtsps://")):
-            options["rtsp_transport"] = "tcp"
         try:
-            self._container = av.open(
-                spec,
-                options=options,
-                timeout=(config.open_timeout_s, config.open_timeout_s) if self._is_network else None,
-            )
+            if self._is_network:
+                self._container, _ = open_live(
+                    spec, transport="auto", open_timeout_s=config.open_timeout_s, read_timeout_s=config.open_timeout_s
+                )
+            else:
+                self._container = av.open(spec)
         except FileNotFoundError:
             raise InputError(f"{self.name} does not exist", hint="check the path") from None
         except (av.error.FFmpegError, OSError, ValueError) as exc:
-            if self._is_network:
-                raise stream_open_error(exc, spec) from None
             raise InputError(
                 f"{self.name} cannot be decoded: it is not a video or image, or it is damaged or truncated ({exc})",
                 hint="give a video file FFmpeg can decode, an image, a folder of images, or an rtsp:// URL",

@@ -7,6 +7,8 @@ audited transaction per batch), so killing the process loses at most the frame b
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import random
@@ -22,9 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from kuzet.config.models import KuzetConfig, RunConfig
+from kuzet.config.secrets import camera_url
 from kuzet.core.accel import share_cores
-from kuzet.core.errors import InputError, KuzetError
+from kuzet.core.errors import InputError, KuzetError, StreamAuthError
 from kuzet.ingest.sources import redact_url
+from kuzet.store.files import private_dir, write_private
 from kuzet.store.status import CameraStatus
 
 if TYPE_CHECKING:
@@ -37,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("kuzet.run")
 
 HEARTBEAT_S = 1.0
+AUTH_RECHECK_S = 5.0
+"""While a camera's credentials are locked out, how often the worker looks for changed secrets."""
 StopCheck = Callable[[], bool]
 
 
@@ -102,6 +108,58 @@ class Backoff:
         self.failures = 0
 
 
+class AuthLock:
+    """Counts a camera's refusals of its credentials, across worker and service restarts, until they change.
+
+    Cameras lock an account after a few wrong passwords, so after `limit` refusals in a row kuzet stops connecting.
+    The count is kept in `DATA_DIR/run/auth/CAMERA.json` (owner-only) against a salted, slow digest of the stream
+    URL with its credentials (never the credentials themselves): a restart with the same credentials stays locked;
+    a changed username, password, secret or URL starts afresh. A connection that opens clears it.
+    """
+
+    def __init__(self, data_dir: Path, camera: str, *, limit: int) -> None:
+        self.path = data_dir / "run" / "auth" / f"{camera}.json"
+        self.limit = limit
+
+    def _read(self) -> dict[str, str | int]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @staticmethod
+    def _digest(url: str, salt: bytes) -> str:
+        return hashlib.pbkdf2_hmac("sha256", url.encode(), salt, 100_000).hex()
+
+    def refusals(self, url: str) -> int:
+        """Refusals in a row of these exact credentials (0 when they changed since)."""
+        data = self._read()
+        try:
+            salt = bytes.fromhex(str(data["salt"]))
+            same = self._digest(url, salt) == data["digest"]
+            return int(data["refusals"]) if same else 0
+        except (KeyError, ValueError):
+            return 0
+
+    def locked(self, url: str) -> bool:
+        """Whether these credentials were refused `limit` times: do not try them again."""
+        return self.refusals(url) >= self.limit
+
+    def refused(self, url: str) -> int:
+        """Count one refusal; returns the count."""
+        count = self.refusals(url) + 1
+        salt = os.urandom(16)
+        record = {"salt": salt.hex(), "digest": self._digest(url, salt), "refusals": count}
+        private_dir(self.path.parent)
+        write_private(self.path, json.dumps(record).encode())
+        return count
+
+    def clear(self) -> None:
+        """The credentials worked."""
+        self.path.unlink(missing_ok=True)
+
+
 def worker_main(spec: WorkerSpec, messages: MessageQueue, stop: StopFlag) -> None:
     """Process entry point: run one camera until `stop` is set or SIGTERM arrives."""
     quit_now = threading.Event()
@@ -132,6 +190,9 @@ class CameraWorker:
             node=spec.node or socket.gethostname(),
         )
         self.backoff = Backoff(self.run_config)
+        self.url = spec.url
+        """The stream URL with credentials (read again from the secrets while they are locked out)."""
+        self.auth = AuthLock(Path(spec.data_dir), spec.camera, limit=self.run_config.auth_attempts)
         self._last_sent = 0.0
         self._cpu0 = time.process_time()
         self._ended = ""
@@ -179,12 +240,20 @@ class CameraWorker:
         self.send(force=True)
         first = True
         while not self.stopping():
+            if self._locked_out():
+                continue
             if not first:
                 self.status.reconnects += 1
             first = False
             self._ended = ""
             try:
                 worked = self._connection(actor)
+            except StreamAuthError as exc:
+                refusals = self.auth.refused(self.url)
+                worked = False
+                reason = exc.message
+                if refusals >= self.auth.limit:
+                    continue  # locked out: said so at the top of the loop
             except KuzetError as exc:  # unreachable camera, busy database, bad camera settings
                 worked = False
                 reason = exc.message
@@ -204,6 +273,26 @@ class CameraWorker:
         self.state("stopped", "kuzet run stopped")
         self.ctx.close()
 
+    def _locked_out(self) -> bool:
+        """While the camera's credentials are locked out: say so, wait, and look for changed secrets."""
+        if not self.auth.locked(self.url):
+            return False
+        try:  # the secrets file may have been corrected meanwhile (the environment cannot change under us)
+            fresh = camera_url(self.camera, self.ctx.secrets())
+        except KuzetError:
+            fresh = self.url
+        if fresh != self.url and not self.auth.locked(fresh):
+            self.url = fresh
+            self.backoff.reset()
+            return False
+        self.state(
+            "failed",
+            f"wrong credentials: refused {self.auth.limit} times, not tried again until the camera's username or "
+            "password (or their secrets) change",
+        )
+        self.wait(AUTH_RECHECK_S)
+        return True
+
     def _connection(self, actor: User) -> bool:
         """One connection: returns whether frames arrived; raises InputError when it could not open or failed."""
         from kuzet.ingest.live import LiveStream
@@ -221,14 +310,17 @@ class CameraWorker:
                 cache_dir=self.cache_dir,
             )
         stream = LiveStream(
-            self.spec.url,
+            self.url,
             fps=self.spec.fps,
+            transport=self.camera.rtsp_transport,
+            clock=self.camera.clock,
             queue_size=cfg.queue_size,
             open_timeout_s=self.config.ingest.open_timeout_s,
             read_timeout_s=2 * cfg.stall_timeout_s,
             max_pixels=self.config.ingest.max_pixels,
             make_sink=keeper.make_sink if keeper is not None else None,
         )
+        self.auth.clear()  # the camera accepted the credentials
         try:
             session = AnalysisSession(self.analysis, actor, camera=self.spec.camera, source=stream.name, live=True)
             session.announce = bool(self.run_config.mqtt or self.run_config.webhooks)  # kuzet run delivers them
@@ -263,7 +355,8 @@ class CameraWorker:
                 if not got_frames:
                     got_frames = True
                     self.backoff.reset()
-                    self.state("up")
+                    over = f"rtsp over {stream.transport}; " if stream.transport else ""
+                    self.state("up", f"{over}{stream.clock} clock")
                 gated = session.stats.gated_frames
                 t0 = time.perf_counter()
                 session.process(frame)
