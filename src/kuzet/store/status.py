@@ -14,8 +14,9 @@ from kuzet.store.files import FILE_MODE, private_dir, write_private
 STATES = ("starting", "up", "reconnecting", "stalled", "failed", "restarting", "stopped")
 """starting: connecting for the first time; up: frames arrive; reconnecting: waiting to try again (reason says why);
 stalled: the stream stopped sending without closing (reopened next); failed: `run.failed_after` attempts in a row
-failed, or the worker keeps dying (kuzet keeps trying); restarting: the worker process died and is being replaced;
-stopped: `kuzet run` ended."""
+failed, or the worker keeps dying (kuzet keeps trying), or the camera refused its credentials `run.auth_attempts`
+times (reason `wrong credentials: ...`; not tried again until they change); restarting: the worker process died and
+is being replaced; stopped: `kuzet run` ended."""
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """Upper bounds (seconds) of the analysis latency histogram; one more bucket counts everything slower."""
