@@ -83,6 +83,16 @@ class DlibResNetConfig(Strict):
     )
     batch_size: int = Field(16, ge=1, le=256, description="Face chips embedded per model call.")
     threads: int = Field(0, ge=0, description="CPU threads for onnxruntime / PyTorch; 0 uses every core.")
+    alignment: Literal["landmarks", "dlib5"] = Field(
+        "landmarks",
+        description=(
+            "How the 150x150 chip is cut: `landmarks` maps the face detector's own five points onto where they fall"
+            " in dlib's chip (no extra model); `dlib5` runs dlib's 5-point shape predictor inside the detector's box"
+            " and cuts dlib's own chip, as the face_recognition library does (about 2 ms more per face). On the"
+            " visible pair sets `landmarks` is as good or better (docs/accuracy.md). The shipped calibration was"
+            " measured with `landmarks`: after changing this, run `kuzet eval calibrate`."
+        ),
+    )
 
 
 FaceEmbedderConfig = Annotated[DlibResNetConfig, Field(discriminator="type"), default_type("dlib-resnet")]

@@ -14,7 +14,7 @@ from kuzet.core.errors import InputError
 from kuzet.detect.face import build_face_detector
 from kuzet.eval.pairs import Pair, embed_images, read_pairs
 from kuzet.governance.calibration import Calibration, CalibrationSet, make_calibration
-from kuzet.recognize import build_face_embedder
+from kuzet.recognize import build_face_aligner, build_face_embedder
 
 
 def read_labels(path: Path) -> dict[str, str]:
@@ -69,6 +69,7 @@ def measure_set(
         names,
         detector=build_face_detector(config.face_detector),
         embedder=build_face_embedder(config.face_embedder),
+        aligner=build_face_aligner(config.face_embedder),
         max_pixels=config.ingest.max_pixels,
         on_image=on_image,
     )

@@ -15,8 +15,7 @@ from kuzet.core.errors import InputError
 from kuzet.core.types import Detections
 from kuzet.detect.face.base import FaceDetector
 from kuzet.ingest.images import load_image
-from kuzet.recognize.align import align_faces
-from kuzet.recognize.base import FaceEmbedder
+from kuzet.recognize.base import FaceAligner, FaceEmbedder
 
 FARS = (1e-2, 1e-3)
 
@@ -122,6 +121,7 @@ def embed_images(
     *,
     detector: FaceDetector,
     embedder: FaceEmbedder,
+    aligner: FaceAligner,
     max_pixels: int,
     on_image: Callable[[], None] | None = None,
 ) -> dict[str, NDArray[np.float32] | None]:
@@ -134,7 +134,7 @@ def embed_images(
             out[name] = None
         else:
             i = pick_subject(dets, image.shape[1], image.shape[0])
-            out[name] = embedder.embed(align_faces(image, dets.landmarks[i : i + 1]))[0]
+            out[name] = embedder.embed(aligner.align(image, dets.boxes[i : i + 1], dets.landmarks[i : i + 1]))[0]
         if on_image is not None:
             on_image()
     return out

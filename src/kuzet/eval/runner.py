@@ -21,7 +21,7 @@ from kuzet.eval.pairs import (
     read_pairs,
     verification_metrics,
 )
-from kuzet.recognize import build_face_embedder
+from kuzet.recognize import build_face_aligner, build_face_embedder
 
 
 def run_pairs(
@@ -45,6 +45,7 @@ def run_pairs(
         )
     detector = build_face_detector(config.face_detector)
     embedder = build_face_embedder(config.face_embedder)
+    aligner = build_face_aligner(config.face_embedder)
     start = time.perf_counter()
     with Progress(console=console or Console(stderr=True), transient=True) as progress:
         task = progress.add_task("embedding images", total=len(names))
@@ -53,6 +54,7 @@ def run_pairs(
             names,
             detector=detector,
             embedder=embedder,
+            aligner=aligner,
             max_pixels=config.ingest.max_pixels,
             on_image=lambda: progress.advance(task),
         )

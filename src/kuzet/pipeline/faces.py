@@ -11,8 +11,9 @@ from kuzet.config.models import KuzetConfig
 from kuzet.core.types import CHIP_SIZE, FaceSample, FaceTrack, Frame, Identity, TrackDecision
 from kuzet.detect.face.base import FaceDetector
 from kuzet.ingest.motion import MotionGate
-from kuzet.recognize.align import align_faces, crop_region
-from kuzet.recognize.base import FaceEmbedder, GalleryIndex
+from kuzet.recognize import build_face_aligner
+from kuzet.recognize.align import crop_region
+from kuzet.recognize.base import FaceAligner, FaceEmbedder, GalleryIndex
 from kuzet.track.bestshot import geometric_quality, keep_best, sharpness
 from kuzet.track.iou import IoUTracker
 
@@ -52,9 +53,11 @@ class FaceAnalyzer:
         gallery: GalleryIndex,
         people: list[Identity],
         config: KuzetConfig,
+        aligner: FaceAligner | None = None,
     ) -> None:
         self.detector = detector
         self.embedder = embedder
+        self.aligner = aligner or build_face_aligner(config.face_embedder)
         self.gallery = gallery
         self.people = people
         self.config = config
@@ -94,7 +97,7 @@ class FaceAnalyzer:
             if not wanted.any():
                 return self._end_frame(frame, ended)
             chips = np.zeros((len(dets), CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
-            chips[wanted] = align_faces(frame.image, dets.landmarks[wanted])
+            chips[wanted] = self.aligner.align(frame.image, dets.boxes[wanted], dets.landmarks[wanted])
             quality = np.zeros(len(dets), np.float32)
             quality[wanted] = bound[wanted] * sharpness(chips[wanted])
             for i, track in enumerate(tracks):

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kuzet.config.models import DlibResNetConfig
-from kuzet.recognize.base import FaceEmbedder, GalleryIndex
+from kuzet.recognize.base import FaceAligner, FaceEmbedder, GalleryIndex
 
 
 def _dlib_resnet(config: DlibResNetConfig) -> FaceEmbedder:
@@ -36,4 +36,22 @@ def build_face_embedder(config: DlibResNetConfig) -> FaceEmbedder:
     return factory(config)
 
 
-__all__ = ["FACE_EMBEDDERS", "FaceEmbedder", "GalleryIndex", "build_face_embedder"]
+def build_face_aligner(config: DlibResNetConfig) -> FaceAligner:
+    """The alignment an embedder's config asks for (`alignment`)."""
+    if config.alignment == "dlib5":
+        from kuzet.recognize.dlib_align import DlibShapeAligner
+
+        return DlibShapeAligner()
+    from kuzet.recognize.align import LandmarkAligner
+
+    return LandmarkAligner()
+
+
+__all__ = [
+    "FACE_EMBEDDERS",
+    "FaceAligner",
+    "FaceEmbedder",
+    "GalleryIndex",
+    "build_face_aligner",
+    "build_face_embedder",
+]

@@ -109,6 +109,16 @@ def align_faces(image: Image, landmarks: NDArray[np.float32], *, size: int = CHI
     return chips
 
 
+class LandmarkAligner:
+    """The detector's own five landmarks (CenterFace, YuNet) mapped onto `DLIB_CHIP_TEMPLATE`: no extra model."""
+
+    name = "landmarks"
+
+    def align(self, image: Image, boxes: NDArray[np.float32], landmarks: NDArray[np.float32]) -> NDArray[np.uint8]:
+        """Chips (N, 150, 150, 3) RGB uint8 from landmarks (N, 5, 2) in image pixels; boxes are not used."""
+        return align_faces(image, landmarks)
+
+
 def crop_region(image: Image, box: NDArray[np.float32], *, margin: float = 0.4) -> tuple[Image, int, int]:
     """The box enlarged by `margin` of its size on each side, clipped to the image.
 

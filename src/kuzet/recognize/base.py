@@ -24,6 +24,25 @@ class FaceEmbedder(Protocol):
         ...
 
 
+class FaceAligner(Protocol):
+    """Cuts the chips an embedder was trained on out of an image, from the detector's boxes and landmarks.
+
+    `name` is the config's `alignment` value. Chips of the same face from different aligners describe it almost
+    alike (cosine ~0.99), so templates stay valid, but a calibration is measured with one of them.
+    """
+
+    name: str
+
+    def align(
+        self, image: NDArray[np.uint8], boxes: NDArray[np.float32], landmarks: NDArray[np.float32]
+    ) -> NDArray[np.uint8]:
+        """Chips (N, 150, 150, 3) RGB uint8 of the faces in an RGB uint8 image (H, W, 3).
+
+        Boxes (N, 4) are x1, y1, x2, y2 and landmarks (N, 5, 2) are x, y, both in the image's pixels.
+        """
+        ...
+
+
 class GalleryIndex(Protocol):
     """Nearest-person search over enrolled templates."""
 

@@ -21,7 +21,7 @@ from kuzet.detect.plate.reader import PlateReader
 from kuzet.governance.calibration import CALIBRATION_FILE
 from kuzet.governance.policy import Policy, load_policy
 from kuzet.governance.redaction import Redactor, production_redactor
-from kuzet.recognize import FaceEmbedder, build_face_embedder
+from kuzet.recognize import FaceAligner, FaceEmbedder, build_face_aligner, build_face_embedder
 from kuzet.store.crypto import DataCipher
 from kuzet.store.db import Database
 from kuzet.store.files import private_dir, tighten
@@ -62,6 +62,11 @@ class Models:
     def face_embedder(self) -> FaceEmbedder:
         """The configured face embedder."""
         return build_face_embedder(self.config.face_embedder)
+
+    @cached_property
+    def face_aligner(self) -> FaceAligner:
+        """The alignment the embedder's config asks for (`face_embedder.alignment`)."""
+        return build_face_aligner(self.config.face_embedder)
 
     @cached_property
     def plate_detector(self) -> PpOcrPlateDetector:

@@ -19,7 +19,7 @@ from kuzet.governance.approval import decision_refusal
 from kuzet.governance.enrolment import ALL_CAMERAS, EnrolmentRequest, check_enrolment, in_scope, resolved_expiry
 from kuzet.governance.watchlists import expiry_instant
 from kuzet.ingest.images import load_image
-from kuzet.recognize.align import align_faces, crop_with_margin
+from kuzet.recognize.align import crop_with_margin
 from kuzet.recognize.gallery import NumpyGallery, build_gallery
 from kuzet.services.context import ServiceContext
 from kuzet.services.uow import AuditedUnitOfWork, Refused, Work
@@ -85,7 +85,7 @@ class GalleryService:
                 hint="crop the photo to the person being enrolled",
             )
         assert dets.landmarks is not None
-        chips = align_faces(image, dets.landmarks)
+        chips = models.face_aligner.align(image, dets.boxes, dets.landmarks)
         if check_quality:
             quality = view_quality(chips[0], dets.boxes[0], dets.landmarks[0])
             least = self.ctx.config.recognition.min_quality

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,33 +11,52 @@ from kuzet.config.models import DlibHogConfig
 from kuzet.core.errors import ModelError
 from kuzet.core.types import Detections, Image
 
+DLIB_MODEL_FILES = {
+    "shape68": "shape_predictor_68_face_landmarks.dat",
+    "shape5": "shape_predictor_5_face_landmarks.dat",
+    "resnet": "dlib_face_recognition_resnet_model_v1.dat",
+}
+"""dlib model files shipped in the `face_recognition_models` distribution, by kind."""
 
-def load_dlib_model(kind: str) -> str:
+DLIB_MODELS_DISTRIBUTION = "face_recognition_models"
+
+
+def load_dlib_model(kind: str, *, distribution: str = DLIB_MODELS_DISTRIBUTION) -> str:
     """Path of a model file shipped in `face_recognition_models`.
+
+    The file is found through the installed distribution's metadata (its RECORD), without importing the package:
+    its `__init__` needs `pkg_resources`, which newer setuptools dropped.
 
     Args:
         kind: One of "shape68", "shape5", "resnet".
+        distribution: The distribution that ships the files.
 
+    Raises:
+        ModelError: The distribution is not installed, or the file is not in it or not on disk.
     """
-    import importlib.util
-    import os
+    import importlib.metadata
 
-    # Located without importing the package: its __init__ needs pkg_resources, which newer setuptools dropped.
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
+    filename = DLIB_MODEL_FILES[kind]
+    try:
+        dist = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
         raise ModelError(
-            "the face_recognition_models package is not installed",
+            f"the {distribution} package is not installed, so dlib's {filename} cannot be loaded",
             hint="pip install face-recognition-models",
+        ) from None
+    listed = [f for f in dist.files or [] if f.name == filename]
+    if not listed:
+        raise ModelError(
+            f"dlib model file {filename} is not part of the installed {distribution} {dist.version}",
+            hint="reinstall it: pip install --force-reinstall face-recognition-models",
         )
-    files = {
-        "shape68": "shape_predictor_68_face_landmarks.dat",
-        "shape5": "shape_predictor_5_face_landmarks.dat",
-        "resnet": "dlib_face_recognition_resnet_model_v1.dat",
-    }
-    path = os.path.join(next(iter(spec.submodule_search_locations)), "models", files[kind])
-    if not os.path.isfile(path):
-        raise ModelError(f"dlib model file {path} is missing", hint="reinstall face-recognition-models")
-    return path
+    path = Path(str(dist.locate_file(listed[0])))
+    if not path.is_file():
+        raise ModelError(
+            f"dlib model file {path} is missing from the installed {distribution} {dist.version}",
+            hint="reinstall it: pip install --force-reinstall face-recognition-models",
+        )
+    return str(path)
 
 
 class DlibHogDetector:
