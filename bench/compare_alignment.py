@@ -1,7 +1,8 @@
 """Compare the two alignments of dlib's descriptor on every visible pair set: `landmarks` against `dlib5`.
 
 Same detector (the configured one, CenterFace by default), same pairs, same embedder; only
-`face_embedder.alignment` differs. Per set: `kuzet eval pairs` figures (10-fold accuracy, AUC, EER, TAR at FAR) on
+`face_embedder.alignment` differs. For reference, the face_recognition library's own pipeline too (dlib HOG boxes,
+upsampled once, then `dlib5`). Per set: `kuzet eval pairs` figures (10-fold accuracy, AUC, EER, TAR at FAR) on
 the set's pairs (`pairs.csv`, else `kuzet eval make-pairs` from `labels.csv`), and the genuine/impostor separation
 over every pair of the labelled images (what `kuzet eval calibrate` measures). Also the time each alignment takes
 per face (alignment only; detection and the descriptor are the same for both).
@@ -22,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kuzet.config import KuzetConfig
+from kuzet.config.models import DlibHogConfig
 from kuzet.detect.face import build_face_detector
 from kuzet.eval.calibrate import all_pairs, read_labels
 from kuzet.eval.pairs import Pair, embed_images, make_pairs, pair_scores, pick_subject, verification_metrics
@@ -32,6 +34,8 @@ from kuzet.recognize import build_face_aligner, build_face_embedder
 DATA = Path(os.environ.get("KUZET_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 SETS = ("deepface_13id", "lfw_original_10id", "bbt_8id_gray")
 ALIGNMENTS = ("landmarks", "dlib5")
+REFERENCE = "face_recognition"
+"""The face_recognition library's own pipeline for reference: dlib HOG (upsampled once) boxes, then `dlib5`."""
 
 
 def pairs_file(root: Path, tmp: Path) -> Path:
@@ -107,9 +111,14 @@ def main() -> None:
         for name in SETS:
             root = DATA / "faces" / name
             per_set[name] = {}
-            for alignment in ALIGNMENTS:
+            for alignment in (*ALIGNMENTS, REFERENCE):
+                detector = DlibHogConfig() if alignment == REFERENCE else base.face_detector
+                aligned = "dlib5" if alignment == REFERENCE else alignment
                 cfg = base.model_copy(
-                    update={"face_embedder": base.face_embedder.model_copy(update={"alignment": alignment})}
+                    update={
+                        "face_detector": detector,
+                        "face_embedder": base.face_embedder.model_copy(update={"alignment": aligned}),
+                    }
                 )
                 report = run_pairs(root, pairs_file(root, Path(tmp)), config=cfg).to_json()
                 report.pop("seconds")

@@ -78,3 +78,33 @@ def test_accuracy_holds_committed_baseline(dataset: str, faces_dir: Path, tmp_pa
     assert report.accuracy >= baseline["accuracy"] - 0.005
     assert report.auc >= baseline["auc"] - 0.002
     assert report.tar_at_far["0.01"] >= baseline["tar_at_far"]["0.01"] - 0.01
+
+
+ALIGNMENT = Path(__file__).resolve().parents[2] / "baselines" / "face_alignment.json"
+
+
+def test_default_alignment_is_the_better_one_measured() -> None:
+    """The committed comparison (bench/compare_alignment.py) backs the default: as good or better on every set."""
+    comparison = json.loads(ALIGNMENT.read_text())
+    default = KuzetConfig().face_embedder.alignment
+    assert comparison["default"] == default
+    other = next(a for a in ("landmarks", "dlib5") if a != default)
+    for figures in comparison["sets"].values():
+        assert figures[default]["accuracy"] >= figures[other]["accuracy"]
+        assert figures[default]["auc"] >= figures[other]["auc"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["lfw_original_10id", "bbt_8id_gray"])
+def test_dlib5_alignment_holds_committed_baseline(dataset: str, faces_dir: Path, tmp_path: Path) -> None:
+    baseline = json.loads(ALIGNMENT.read_text())["sets"][dataset]["dlib5"]
+    root = faces_dir / dataset
+    pairs = tmp_path / "pairs.csv"
+    rows = make_pairs(root / "labels.csv")
+    pairs.write_text("img1,img2,same\n" + "".join(f"{r.img1},{r.img2},{int(r.same)}\n" for r in rows))
+    config = KuzetConfig.model_validate({"face_embedder": {"alignment": "dlib5"}})
+    report = run_pairs(root, pairs, config=config)
+    assert report.n_pairs == baseline["n_pairs"]
+    assert report.n_no_face <= baseline["n_no_face"]
+    assert report.accuracy >= baseline["accuracy"] - 0.005
+    assert report.auc >= baseline["auc"] - 0.002
