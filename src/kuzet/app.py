@@ -332,9 +332,9 @@ class Kuzet:
         """`review.list`."""
         return self.services.review.list(actor, status=status)
 
-    def review(self, actor: User, alert_id: int, decision: str, *, reason: str) -> str:
+    def review(self, actor: User, alert_id: int, decision: str, *, reason: str, wrong_match: bool = False) -> str:
         """`review.decide`."""
-        return self.services.review.decide(actor, alert_id, decision, reason=reason)
+        return self.services.review.decide(actor, alert_id, decision, reason=reason, wrong_match=wrong_match)
 
     # -- the ledger ---------------------------------------------------------------------------------------------
 

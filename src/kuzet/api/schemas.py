@@ -35,6 +35,11 @@ class ReviewBody(BaseModel):
 
     decision: str = Field(..., pattern="^(confirm|reject)$")
     reason: str = Field(..., min_length=1, max_length=2000)
+    wrong_match: bool = Field(
+        False,
+        description="With reject: the alert shows the wrong person; the same appearance is not alerted for this "
+        "entry again while it lasts (each hit so suppressed is ledgered).",
+    )
 
 
 class NewUserBody(BaseModel):

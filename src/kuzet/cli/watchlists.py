@@ -164,10 +164,11 @@ def review_list(
         console.print(f"alert {a.alert_id}: best shots {shots}; enrolled photo {photo}", highlight=False)
 
 
-def _review(alert_id: int, decision: str, reason: str) -> None:
+def _review(alert_id: int, decision: str, reason: str, *, wrong_match: bool = False) -> None:
     services, actor = session()
-    status = services.review.decide(actor, alert_id, decision, reason=reason)
-    console.print(f"alert {alert_id}: {decision} recorded; the alert is now {status}")
+    status = services.review.decide(actor, alert_id, decision, reason=reason, wrong_match=wrong_match)
+    marked = "; its appearance is marked a wrong match of the entry" if wrong_match else ""
+    console.print(f"alert {alert_id}: {decision} recorded; the alert is now {status}{marked}")
 
 
 @review_app.command("confirm")
@@ -183,6 +184,14 @@ def review_confirm(
 def review_reject(
     alert_id: Annotated[int, typer.Argument(help="Alert id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why it is not the person (required, audited).")],
+    wrong_match: Annotated[
+        bool,
+        typer.Option(
+            "--wrong-match",
+            help="The alert shows the wrong person: do not alert the same appearance for this entry again while it "
+            "lasts (face alerts; each hit so suppressed is ledgered).",
+        ),
+    ] = False,
 ) -> None:
     """Reject the alert as a false match."""
-    _review(alert_id, "reject", reason)
+    _review(alert_id, "reject", reason, wrong_match=wrong_match)

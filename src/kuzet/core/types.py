@@ -182,6 +182,8 @@ class TrackDecision:
         identity: The matched person, or None for "unknown".
         score: Cosine similarity to the best-matching person, in [-1, 1] (-1 when not compared).
         recognisable: False when the track's best shot was too poor to compare with the gallery.
+        descriptors: The face descriptors of the track's shots, (S, D) float32, when they were compared (an alert
+            keeps them, encrypted, so that a reviewer can mark its appearance a wrong match of the entry).
 
     """
 
@@ -189,6 +191,7 @@ class TrackDecision:
     identity: Identity | None
     score: float
     recognisable: bool = True
+    descriptors: NDArray[np.float32] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+from numpy.typing import NDArray
+
 from kuzet.core.i18n import Phrase
 
 PENDING, CONFIRMED, REJECTED = "pending", "confirmed", "rejected"
@@ -23,6 +26,8 @@ class NewAlert:
     snapshots: list[str]
     required_reviews: int
     originals: list[str] = field(default_factory=list)
+    descriptors: NDArray[np.float32] | None = None
+    """A face alert's track descriptors (S, D), kept encrypted until it is decided (or longer, as a wrong match)."""
 
 
 @dataclass(frozen=True, slots=True)

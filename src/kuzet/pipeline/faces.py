@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -149,9 +149,12 @@ class FaceAnalyzer:
         if good:
             chips = np.stack([shot.chip for t in good for shot in t.shots])
             self.stats.embedded_shots += chips.shape[0]
-            persons, sims = self.gallery.search(self.embedder.embed(chips))
+            descriptors = self.embedder.embed(chips)
+            persons, sims = self.gallery.search(descriptors)
             candidates = [self.people[i] for i in persons]
-            decisions += decide_tracks(good, sims, candidates, self.config.recognition)
+            made = decide_tracks(good, sims, candidates, self.config.recognition)
+            starts = np.cumsum([0] + [len(t.shots) for t in good])
+            decisions += [replace(d, descriptors=descriptors[starts[i] : starts[i + 1]]) for i, d in enumerate(made)]
         for d in decisions:
             self.stats.tracks += 1
             if d.identity is None:

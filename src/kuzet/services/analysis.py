@@ -204,6 +204,7 @@ class AnalysisService:
             snapshots=paths,
             originals=originals,
             required_reviews=category.required_reviews if category else 2,
+            descriptors=d.descriptors,
         )
 
     def plate_hits(self, plates: list[PlateTrack], written: list[str]) -> list[NewAlert]:

@@ -45,7 +45,7 @@ class KeyService:
         ctx.__dict__["cipher"] = ring
         time.sleep(grace_s)
         with self.uow.tx() as w:
-            templates = w.gallery.reencrypt(ring) + w.watchlists.reencrypt(ring)
+            templates = w.gallery.reencrypt(ring) + w.watchlists.reencrypt(ring) + w.alerts.reencrypt_appearances(ring)
         files = 0
         for _ in range(3):  # a file written under an old key while the previous scan ran is caught by the next
             moved = self._reencrypt_files(ring)
@@ -83,7 +83,7 @@ class KeyService:
     def _keys_in_use(self) -> set[str]:
         """Ids of every data key some template or media file is encrypted with."""
         with self.uow.read() as r:
-            used = r.gallery.key_ids() | r.watchlists.key_ids()
+            used = r.gallery.key_ids() | r.watchlists.key_ids() | r.alerts.appearance_key_ids()
         media = self.ctx.media
         for rel in media.encrypted_files():
             with contextlib.suppress(FileNotFoundError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from kuzet.core.errors import KuzetError
+from kuzet.core.errors import InputError, KuzetError
 from kuzet.core.i18n import Phrase
 from kuzet.core.types import User
 from kuzet.governance.policy import Policy, checked_severity
@@ -76,13 +76,23 @@ class ReviewService:
         self.uow.record(actor, "review.view", details=details)
         return alerts
 
-    def decide(self, actor: User, alert_id: int, decision: str, *, reason: str) -> str:
+    def decide(self, actor: User, alert_id: int, decision: str, *, reason: str, wrong_match: bool = False) -> str:
         """Confirm or reject an alert; it is confirmed once enough different reviewers confirm it.
+
+        A face alert keeps its track's descriptors (encrypted) until it is decided. A reviewer who rejects it may
+        mark it a confirmed-wrong match (`wrong_match`): the appearance is then kept until the entry ends, and the
+        same look is not alerted for that entry again (each hit so suppressed is ledgered). Otherwise the
+        descriptors are destroyed with the decision.
 
         Returns:
             The alert's status after the decision.
         """
         self.uow.require(actor, "alerts.review")
+        if wrong_match and decision != "reject":
+            raise InputError(
+                Phrase("only a rejection can mark a wrong match, not {decision!r}", decision=decision),
+                hint="reject the alert, saying why it is the wrong person",
+            )
         obj = f"alert:{alert_id}"
         self.uow.screen(actor, "review.refused", obj, {"reason": reason})
         try:
@@ -98,10 +108,22 @@ class ReviewService:
                 status, confirmations, required = w.alerts.add_review(
                     alert_id, reviewer_id=actor.user_id, decision=decision, reason=reason, now=self.ctx.now()
                 )
-                details = {"confirmations": confirmations, "required": required}
+                details: dict[str, str | int | float | bool | None] = {
+                    "confirmations": confirmations,
+                    "required": required,
+                }
+                if wrong_match:
+                    if not w.alerts.has_appearance(alert_id):
+                        raise Refused(
+                            Phrase("alert {alert} has no face appearance to remember", alert=alert_id),
+                            hint="only face alerts can be marked a wrong match",
+                        )
+                    entry_id = w.alerts.mark_wrong_match(alert_id, by=actor.user_id, now=self.ctx.now())
+                    details |= {"wrong_match": True, "entry": entry_id}
                 w.audit(actor, f"review.{decision}", object=obj, justification=reason.strip(), details=details)
                 if status != PENDING:
                     w.audit(actor, f"alert.{status}", object=obj, details={"confirmations": confirmations})
+                    w.alerts.forget_appearance(alert_id)  # decided: its descriptors go, unless marked a wrong match
         except Refused as r:
             raise self.uow.refuse(actor, "review.refused", object=obj, reason=r.reason, hint=r.hint) from None
         return status

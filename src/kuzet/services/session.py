@@ -79,6 +79,8 @@ class AnalysisSession:
         self._gallery_seen = svc.gallery.change_head() if live and "faces" in self.camera_config.analytics else 0
         self.pipeline = svc.pipeline(self.camera_config)
         self.expired_hits = 0
+        self.suppressed_hits = 0
+        """Watchlist hits not alerted: the appearance was marked a wrong match of the entry by a reviewer."""
         self.withdrawn_hits = 0
         self.run_id: int | None = None
         self._attempt: _Attempt | None = None
@@ -157,6 +159,9 @@ class AnalysisSession:
             if d.identity.kind == "watchlist":
                 if not svc.watchlists.entry_active(d.identity.person_id):
                     self.expired_hits += 1  # expired or withdrawn since the gallery was loaded: no alert
+                    continue
+                if svc.watchlists.wrong_match(self.actor, d, camera=self.camera):
+                    self.suppressed_hits += 1  # the look reviewers marked a wrong match of this entry (ledgered)
                     continue
                 alert = svc.face_alert(d, self._written)
                 self._alerts.append(alert)
@@ -281,6 +286,11 @@ class AnalysisSession:
         )
         run_id, events = w.events.save_run(run, new_events, now=now, run_id=self.run_id, commit_key=key)
         alert_ids = [w.alerts.add(a, run_id=run_id, camera=camera, source=self.source, now=now) for a in new_alerts]
+        ctx = self.svc.ctx
+        for alert_id, a in zip(alert_ids, new_alerts, strict=True):
+            if a.descriptors is not None and len(a.descriptors):
+                model = ctx.models.face_embedder.name
+                w.alerts.keep_appearance(alert_id, a.entry_id, a.descriptors, model=model, cipher=ctx.cipher)
         if first or self.pending:
             # A live run's later commits that only refresh its counters are not actions on anyone's data.
             details: Details = {

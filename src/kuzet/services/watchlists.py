@@ -10,7 +10,7 @@ import numpy as np
 from kuzet.audit.ledger import Details
 from kuzet.core.errors import InputError, NotFoundError
 from kuzet.core.i18n import Phrase
-from kuzet.core.types import Identity, User
+from kuzet.core.types import Identity, TrackDecision, User
 from kuzet.detect.plate.formats import clean as clean_plate
 from kuzet.governance import watchlists as wl
 from kuzet.governance.policy import CategoryPolicy
@@ -258,6 +258,34 @@ class WatchlistService:
         """Whether a watchlist entry is approved and unexpired now."""
         with self.uow.read() as r:
             return r.watchlists.active(entry_id, self.ctx.now())
+
+    def wrong_match(self, actor: User, d: TrackDecision, *, camera: str) -> bool:
+        """Whether a face hit shows an appearance reviewers marked a wrong match of its entry: then it is no alert.
+
+        A marked appearance suppresses a new track that looks at least as much like it as like the entry (its mean
+        over shots of the best similarity to the marked track's descriptors reaches the track's score for the
+        entry): the same innocent look-alike again. The entry's real subject looks more like the entry and is still
+        alerted. Each suppressed hit is ledgered (`alert.suppressed`, naming the alert whose rejection caused it),
+        so that an auditor sees what a wrong-match mark kept from review.
+        """
+        if d.identity is None or d.descriptors is None or not len(d.descriptors):
+            return False
+        ctx = self.ctx
+        entry = d.identity.person_id
+        with self.uow.read() as r:
+            marked = r.alerts.wrong_matches(entry, model=ctx.models.face_embedder.name, cipher=ctx.cipher)
+        if not marked:
+            return False
+        sims = [(float((d.descriptors @ rows.T).max(axis=1).mean()), alert_id) for alert_id, rows in marked]
+        similarity, alert_id = max(sims)
+        if similarity < d.score:
+            return False
+        details: Details = {
+            "camera": camera, "score": round(d.score, 4), "wrong_match_alert": alert_id,
+            "similarity": round(similarity, 4),
+        }  # fmt: skip
+        self.uow.record(actor, "alert.suppressed", object=f"watchlist:{entry}", details=details)
+        return True
 
     def entry_category(self, entry_id: int) -> CategoryPolicy | None:
         """The policy category of an entry (None when it or its category is gone)."""

@@ -209,6 +209,28 @@ class AlertRow(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class AppearanceRow(Base):
+    """The face descriptors of an alert's track, encrypted.
+
+    Kept while the alert waits for review and, once a reviewer marks the match wrong, until the entry ends, so that
+    the same appearance is not alerted again for it.
+    """
+
+    __tablename__ = "alert_appearances"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(Integer, unique=True)
+    """The alert's id (no foreign key: a wrong match's appearance outlives its alert, until the entry ends)."""
+    entry_id: Mapped[int] = mapped_column(ForeignKey("watchlist_entries.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String(64))
+    dim: Mapped[int] = mapped_column(Integer)
+    vectors: Mapped[bytes] = mapped_column(LargeBinary)
+    """The track's shot descriptors, float32 rows of `dim`, encrypted with the data key (context `appearance:ID`)."""
+    wrong_match: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    marked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    marked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class ReviewRow(Base):
     """One reviewer's decision on an alert; a reviewer decides an alert at most once."""
 

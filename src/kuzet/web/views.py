@@ -255,12 +255,13 @@ def review_form(
     alert_id: int,
     decision: Annotated[str, Form()],
     reason: Annotated[str, Form()] = "",
+    wrong_match: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    """Confirm or reject from the review page."""
+    """Confirm or reject from the review page (a rejection may mark the appearance a wrong match of the entry)."""
     user = _user(request, csrf_token)
     try:
-        status = services(request).review.decide(user, alert_id, decision, reason=reason)
+        status = services(request).review.decide(user, alert_id, decision, reason=reason, wrong_match=bool(wrong_match))
     except KuzetError as exc:
         return _back("/review", error=_t(request)(exc.message))
     _ = _t(request)

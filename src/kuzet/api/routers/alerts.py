@@ -37,5 +37,9 @@ def list_alerts(
 
 @router.post("/{alert_id}/review")
 def review_alert(alert_id: Id, body: ReviewBody, svc: Svc, actor: Actor) -> dict[str, Any]:
-    """Confirm or reject an alert (reviewers; two different reviewers confirm an identity alert)."""
-    return {"alert_id": alert_id, "status": svc.review.decide(actor, alert_id, body.decision, reason=body.reason)}
+    """Confirm or reject an alert (reviewers; two different reviewers confirm an identity alert).
+
+    A rejection with `wrong_match` marks the face alert's appearance a wrong match of its entry.
+    """
+    status = svc.review.decide(actor, alert_id, body.decision, reason=body.reason, wrong_match=body.wrong_match)
+    return {"alert_id": alert_id, "status": status}

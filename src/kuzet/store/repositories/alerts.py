@@ -7,7 +7,9 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from kuzet.core.errors import NotFoundError
@@ -20,7 +22,8 @@ from kuzet.governance.review import (
     ReviewDecision,
     outcome,
 )
-from kuzet.store.models import AlertRow, ReviewRow, UserRow, WatchlistEntryRow
+from kuzet.store.crypto import DataCipher, blob_key_id
+from kuzet.store.models import AlertRow, AppearanceRow, ReviewRow, UserRow, WatchlistEntryRow
 
 
 class AlertRepository:
@@ -51,6 +54,69 @@ class AlertRepository:
         self.session.add(row)
         self.session.flush()
         return row.id
+
+    def keep_appearance(
+        self, alert_id: int, entry_id: int, descriptors: NDArray[np.float32], *, model: str, cipher: DataCipher
+    ) -> None:
+        """Keep the descriptors of an alert's track (encrypted) while people review it."""
+        rows = np.ascontiguousarray(descriptors, "<f4")
+        self.session.add(
+            AppearanceRow(
+                alert_id=alert_id,
+                entry_id=entry_id,
+                model=model,
+                dim=int(rows.shape[1]),
+                vectors=cipher.encrypt(rows.tobytes(), context=f"appearance:{alert_id}"),
+                wrong_match=False,
+            )
+        )
+
+    def has_appearance(self, alert_id: int) -> bool:
+        """Whether an alert's track appearance is kept (face alerts until they are decided)."""
+        return self.session.scalar(select(AppearanceRow.id).where(AppearanceRow.alert_id == alert_id)) is not None
+
+    def mark_wrong_match(self, alert_id: int, *, by: int, now: datetime) -> int:
+        """Keep an alert's appearance as a confirmed-wrong match of its entry; returns the entry's id."""
+        row = self.session.scalar(select(AppearanceRow).where(AppearanceRow.alert_id == alert_id))
+        if row is None:
+            raise NotFoundError(Phrase("alert {alert} has no face appearance to remember", alert=alert_id))
+        row.wrong_match, row.marked_by_id, row.marked_at = True, by, now
+        return row.entry_id
+
+    def forget_appearance(self, alert_id: int) -> None:
+        """Destroy an alert's appearance unless it was marked a wrong match (a decided or purged alert's)."""
+        self.session.execute(
+            delete(AppearanceRow).where(AppearanceRow.alert_id == alert_id, AppearanceRow.wrong_match.is_(False))
+        )
+
+    def wrong_matches(
+        self, entry_id: int, *, model: str, cipher: DataCipher
+    ) -> builtins.list[tuple[int, NDArray[np.float32]]]:
+        """(alert id, descriptors (S, D)) of every appearance reviewers marked a wrong match of `entry_id`."""
+        rows = self.session.scalars(
+            select(AppearanceRow).where(
+                AppearanceRow.entry_id == entry_id, AppearanceRow.wrong_match.is_(True), AppearanceRow.model == model
+            )
+        )
+        out = []
+        for row in rows:
+            plain = cipher.decrypt(row.vectors, context=f"appearance:{row.alert_id}")
+            out.append((row.alert_id, np.frombuffer(plain, dtype="<f4").reshape(-1, row.dim)))
+        return out
+
+    def reencrypt_appearances(self, ring: DataCipher) -> int:
+        """Re-encrypt every kept appearance not under the ring's active key; returns how many."""
+        n = 0
+        for row in self.session.scalars(select(AppearanceRow)):
+            if blob_key_id(row.vectors) != ring.active:
+                context = f"appearance:{row.alert_id}"
+                row.vectors = ring.encrypt(ring.decrypt(row.vectors, context=context), context=context)
+                n += 1
+        return n
+
+    def appearance_key_ids(self) -> set[str]:
+        """Ids of the data keys kept appearances are encrypted with."""
+        return {blob_key_id(v) for v in self.session.scalars(select(AppearanceRow.vectors))}
 
     def list(
         self,

@@ -13,6 +13,7 @@ from kuzet.governance.policy import RetentionPolicy
 from kuzet.governance.retention import HOLD_TYPES, PurgeReport, cutoffs
 from kuzet.store.media import MediaStore
 from kuzet.store.models import AlertRow, EventRow, HoldRow, PassageRow, PersonRow, ReviewRow, ViolationRow
+from kuzet.store.repositories.alerts import AlertRepository
 from kuzet.store.repositories.changes import ChangeFeed
 from kuzet.store.repositories.outbox import OutboxRepository
 
@@ -56,6 +57,7 @@ def delete_alert(session: Session, media: MediaStore, row: AlertRow, report: Pur
     """Remove an alert, its reviews and its media."""
     _delete_files(media, [*json.loads(row.snapshots), *json.loads(row.originals)], report)
     session.execute(delete(ReviewRow).where(ReviewRow.alert_id == row.id))
+    AlertRepository(session).forget_appearance(row.id)  # a wrong match's stays until its entry ends
     session.delete(row)
 
 

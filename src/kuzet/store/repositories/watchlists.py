@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from kuzet.core.errors import NotFoundError
@@ -23,7 +23,7 @@ from kuzet.governance.watchlists import (
     expiry_instant,
 )
 from kuzet.store.crypto import DataCipher, blob_key_id
-from kuzet.store.models import UserRow, WatchlistEntryRow, WatchlistTemplateRow
+from kuzet.store.models import AppearanceRow, UserRow, WatchlistEntryRow, WatchlistTemplateRow
 from kuzet.store.repositories.changes import ChangeFeed
 
 
@@ -88,10 +88,11 @@ class WatchlistRepository:
         return row
 
     def destroy_templates(self, entry_id: int) -> int:
-        """Delete an entry's templates; returns how many."""
+        """Delete an entry's templates, and the appearances kept for its alerts; returns how many templates."""
         rows = list(self.session.scalars(select(WatchlistTemplateRow).where(WatchlistTemplateRow.entry_id == entry_id)))
         for r in rows:
             self.session.delete(r)
+        self.session.execute(delete(AppearanceRow).where(AppearanceRow.entry_id == entry_id))  # wrong matches too
         ChangeFeed(self.session).note(f"watchlist:{entry_id}")
         self.session.flush()
         return len(rows)
