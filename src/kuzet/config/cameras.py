@@ -9,6 +9,7 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from kuzet.config.base import Strict
 from kuzet.config.vision import (
+    DecodeConfig,
     MotionDetectorConfig,
     ObjectDetectorConfig,
     Point,
@@ -145,6 +146,11 @@ class CameraConfig(Strict):
         description="Where frame times come from: stream (the camera's own timestamps), wall (this machine's clock "
         "as frames arrive, for sources whose clock cannot be trusted), or auto: wall for MJPEG over HTTP and HLS, "
         "stream for everything else. Sampling at `fps` and event times follow it.",
+    )
+    decode: DecodeConfig | None = Field(
+        None,
+        description="How this camera's stream is decoded (hwaccel, threads, thread_type, skip_nonref); default: "
+        "`ingest.decode`.",
     )
     position: MapPosition | None = Field(None, description="Where the camera stands, for the map.")
     fps: float | None = Field(None, gt=0, description="Frames analysed per second; None analyses every frame.")

@@ -35,6 +35,7 @@ from kuzet.config.integrations import (
 )
 from kuzet.config.vision import (
     CenterFaceConfig,
+    DecodeConfig,
     DlibHogConfig,
     DlibResNetConfig,
     FaceDetectorConfig,
@@ -62,6 +63,7 @@ __all__ = [
     "CenterFaceConfig",
     "CountingLine",
     "DatabaseConfig",
+    "DecodeConfig",
     "DlibHogConfig",
     "DlibResNetConfig",
     "FaceDetectorConfig",

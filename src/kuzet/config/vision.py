@@ -169,6 +169,36 @@ class RecognitionConfig(Strict):
     )
 
 
+class DecodeConfig(Strict):
+    """How video is decoded: hardware decoding, decoder threads, skipping frames nothing will look at."""
+
+    hwaccel: Literal["auto", "none", "vaapi", "cuda"] = Field(
+        "auto",
+        description="Hardware decoding: cuda (NVIDIA NVDEC), vaapi (Intel/AMD through /dev/dri), none (software), "
+        "or auto: the first of cuda and vaapi this machine has, else software, silently. An explicit choice the "
+        "machine lacks stops the camera with a message naming what is missing.",
+    )
+    threads: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Software decoder threads; 0: this process's share of the cores (all of them for one camera, "
+        "one each when cameras outnumber the cores).",
+    )
+    thread_type: Literal["auto", "slice", "frame"] = Field(
+        "auto",
+        description="How decoder threads split the work: slice (parts of one frame: no added delay or CPU), frame "
+        "(several frames at once: faster for one big stream, but threads-1 frames of delay and 15-30% more CPU per "
+        "frame measured here), or auto: slice.",
+    )
+    skip_nonref: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: when at most half of the stream's frames are analysed, the decoder skips frames no other "
+        "frame refers to (B-frames of most encoders), as long as the frames left are never more than half an "
+        "analysis period apart (else it stops skipping); recordings still get every packet. off: decode every frame.",
+    )
+
+
 class IngestConfig(Strict):
     """Decoding limits for every source."""
 
@@ -177,6 +207,9 @@ class IngestConfig(Strict):
     )
     queue_size: int = Field(16, ge=1, le=1024, description="Frames decoded ahead of analysis.")
     open_timeout_s: float = Field(10.0, gt=0.0, description="Seconds to wait for a network source to answer.")
+    decode: DecodeConfig = Field(
+        default_factory=DecodeConfig, description="Decoding of every video source (a camera may set its own)."
+    )
 
 
 class MotionGateConfig(Strict):

@@ -28,8 +28,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from kuzet.config.vision import DecodeConfig
 from kuzet.core.errors import InputError
 from kuzet.core.types import Frame
+from kuzet.ingest.decode import choose_hardware, tune_decoder
 from kuzet.ingest.sources import Clock, FrameSampler, Transport, error_words, open_live, redact_url
 
 
@@ -94,8 +96,10 @@ class WallClock:
 class StreamCounters:
     """What one connection has done so far."""
 
+    packets: int = 0
+    """Video packets read: the frames the stream held (recordings get every one)."""
     decoded: int = 0
-    """Frames decoded (every frame of the stream: H.264 cannot skip them)."""
+    """Frames decoded (all of them, unless the decoder skips non-reference frames: `ingest.decode.NonRefSkip`)."""
     sampled: int = 0
     """Frames kept by the sampler and queued for analysis."""
     dropped: int = 0
@@ -117,9 +121,11 @@ class LiveStream:
         transport: RTSP transport: `tcp`, `udp`, `http` (tunnelled through HTTP) or `auto` (TCP, then UDP).
         clock: Frame times from the stream (`stream`), this machine's clock (`wall`) or, with `auto`, the wall
             clock for MJPEG over HTTP and HLS, whose own times cannot be trusted.
+        decode: Hardware decoding, decoder threads and skipping of non-reference frames.
 
     Raises:
         InputError: The camera cannot be reached or has no video.
+        ConfigError: `decode` names a hardware decoder this machine lacks.
 
     """
 
@@ -135,20 +141,23 @@ class LiveStream:
         make_sink: Callable[[Any], PacketSink] | None = None,
         transport: Transport = "auto",
         clock: Clock = "auto",
+        decode: DecodeConfig | None = None,
     ) -> None:
         self.name = redact_url(url)
         self._url = url
         self._fps = fps
         self._max_pixels = max_pixels
+        decode = decode or DecodeConfig()
+        hardware = choose_hardware(decode)  # before connecting: a missing device is not the camera's fault
         self._container, self.transport = open_live(
-            url, transport=transport, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s
+            url, transport=transport, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s, hardware=hardware
         )
         """The RTSP transport that connected (None: not RTSP)."""
         if not self._container.streams.video:
             self._container.close()
             raise InputError(f"{self.name} has no video stream", hint="point the camera URL at a video stream")
         self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"
+        self._decoder, self._skip = tune_decoder(self._stream, decode, fps=fps, hardware=hardware)
         demuxer = set(self._container.format.name.split(","))
         self.bursty = bool(demuxer & BURSTY_FORMATS)
         """Whether frames arrive a segment at a time (HLS): then the decoder waits for room instead of dropping."""
@@ -172,6 +181,15 @@ class LiveStream:
     def alive(self) -> bool:
         """Whether the decoding thread still runs (it may be blocked on a dead camera until its read timeout)."""
         return self._thread.is_alive()
+
+    @property
+    def decoder(self) -> str:
+        """How the stream is decoded, in words (`h264 software, 2 slice threads; non-reference frames skipped (58%)`).
+
+        Skipped: the packets read that gave no frame (a few frames inside the decoder count too, for a moment).
+        """
+        c = self.counters
+        return self._decoder.describe(self._skip, skipped=max(0, c.packets - c.decoded), frames=c.packets)
 
     @property
     def queue_depth(self) -> int:
@@ -206,6 +224,7 @@ class LiveStream:
                     return
                 if packet.dts is None:
                     continue  # a flush packet at the end of the stream
+                self.counters.packets += 1
                 vframes = packet.decode()
                 if self._sink is not None:
                     at = None
@@ -216,6 +235,7 @@ class LiveStream:
                 for vframe in vframes:
                     self.counters.decoded += 1
                     own = float(vframe.time) if vframe.time is not None else None
+                    self._skip.seen(own)  # the stream's own times: the gaps skipping leaves are in them
                     t = wall.stamp(own, time.monotonic()) if wall is not None else own
                     if t is None or not sampler.keep(t):
                         continue

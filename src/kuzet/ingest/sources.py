@@ -23,6 +23,7 @@ import numpy as np
 from kuzet.config.models import IngestConfig
 from kuzet.core.errors import InputError, StreamAuthError
 from kuzet.core.types import Frame
+from kuzet.ingest.decode import choose_hardware, hwaccel, tune_decoder
 from kuzet.ingest.images import IMAGE_SUFFIXES, is_still_image, load_image
 
 NETWORK_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://")
@@ -177,9 +178,11 @@ Clock = Literal["stream", "wall", "auto"]
 
 
 def open_live(
-    url: str, *, transport: Transport, open_timeout_s: float, read_timeout_s: float
+    url: str, *, transport: Transport, open_timeout_s: float, read_timeout_s: float, hardware: str | None = None
 ) -> tuple[Any, str | None]:
     """Open a network stream, trying RTSP transports in order; returns the container and the transport used.
+
+    `hardware`: the hardware decoder to attach (`ingest.decode.choose_hardware`), None for software.
 
     `auto` tries TCP (every camera's firewall lets it through), then UDP when TCP failed for a reason UDP may not
     share; a refusal of the credentials, a missing path or a camera that never answered is not tried again (a second
@@ -204,7 +207,10 @@ def open_live(
         options = {"rtsp_transport": used} if used else {}
         began = time.monotonic()
         try:
-            return av.open(url, options=options, timeout=(open_timeout_s, read_timeout_s)), used
+            container = av.open(
+                url, options=options, timeout=(open_timeout_s, read_timeout_s), hwaccel=hwaccel(hardware)
+            )
+            return container, used
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             waited = time.monotonic() - began >= 0.9 * open_timeout_s
             last = stream_open_error(exc, url, timeout_s=open_timeout_s if waited else None, transport=used)
@@ -321,13 +327,18 @@ class VideoSource(_Base):
         self._spec = spec
         self._config = config
         self._fps = fps
+        hardware = choose_hardware(config.decode)
         try:
             if self._is_network:
                 self._container, _ = open_live(
-                    spec, transport="auto", open_timeout_s=config.open_timeout_s, read_timeout_s=config.open_timeout_s
+                    spec,
+                    transport="auto",
+                    open_timeout_s=config.open_timeout_s,
+                    read_timeout_s=config.open_timeout_s,
+                    hardware=hardware,
                 )
             else:
-                self._container = av.open(spec)
+                self._container = av.open(spec, hwaccel=hwaccel(hardware))
         except FileNotFoundError:
             raise InputError(f"{self.name} does not exist", hint="check the path") from None
         except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -339,11 +350,14 @@ class VideoSource(_Base):
             self._container.close()
             raise InputError(f"{self.name} has no video stream", hint="give a file with video in it")
         self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"
+        self.decoder, self._skip = tune_decoder(self._stream, config.decode, fps=fps, hardware=hardware)
+        """How the stream is decoded (threads, hardware); `_skip` skips non-reference frames where harmless."""
         self.expected_frames = self._estimate_frames()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=config.queue_size)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.packets = 0
+        """Video packets read so far: the frames the stream held, including those the decoder skipped."""
 
     def _estimate_frames(self) -> int | None:
         stream = self._stream
@@ -366,6 +380,13 @@ class VideoSource(_Base):
                 continue
         return False
 
+    def _frames(self) -> Iterator[Any]:
+        """Decoded frames, counting the packets (frames the stream holds, skipped or not) in `packets`."""
+        for packet in self._container.demux(self._stream):
+            if packet.size:
+                self.packets += 1
+            yield from packet.decode()  # the empty packet at the end flushes the decoder
+
     def _decode(self) -> None:
         import av
 
@@ -373,11 +394,12 @@ class VideoSource(_Base):
         rate = float(self._stream.average_rate) if self._stream.average_rate else 25.0
         index = -1
         try:
-            for vframe in self._container.decode(self._stream):
+            for vframe in self._frames():
                 index += 1
                 if self._stop.is_set():
                     return
                 pts = float(vframe.time) if vframe.time is not None else index / rate
+                self._skip.seen(pts)
                 if not sampler.keep(pts):
                     continue
                 if vframe.width * vframe.height > self._config.max_pixels:
@@ -405,13 +427,14 @@ class VideoSource(_Base):
             )
             return
         declared = int(self._stream.frames or 0)
-        if not self._is_network and declared and index + 1 < declared - max(2, declared // 100):
+        # Frames the decoder skipped were there all the same; without skipping, only decodable frames count.
+        held = max(index + 1, self.packets) if self._skip.used else index + 1
+        if not self._is_network and declared and held < declared - max(2, declared // 100):
             # The container promises more frames than the file holds: it was cut short.
             self._put(
                 _Failure(
                     InputError(
-                        f"{self.name} is truncated: it declares {declared} frames "
-                        f"but only {index + 1} could be decoded",
+                        f"{self.name} is truncated: it declares {declared} frames but only {held} could be decoded",
                         hint="copy or export the file again",
                     )
                 )

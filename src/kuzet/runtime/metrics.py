@@ -50,6 +50,9 @@ class _StatusCollector(Collector):
         node = GaugeMetricFamily(
             "kuzet_camera_node", "1 for the node the camera's worker runs on", labels=["camera", "node"]
         )
+        decoder = GaugeMetricFamily(
+            "kuzet_camera_decoder", "1 for how the camera's stream is decoded", labels=["camera", "decoder"]
+        )
         latency = HistogramMetricFamily(
             "kuzet_inference_seconds", "Analysis time per analysed frame (detection to decision)", labels=["camera"]
         )
@@ -60,12 +63,14 @@ class _StatusCollector(Collector):
                 state.add_metric([c.camera, s], 1.0 if c.state == s else 0.0)
             if c.node:
                 node.add_metric([c.camera, c.node], 1.0)
+            if c.decoder:
+                decoder.add_metric([c.camera, c.decoder], 1.0)
             cumulative, buckets = 0, []
             for bound, count in zip([*map(str, LATENCY_BUCKETS), "+Inf"], c.latency_buckets, strict=True):
                 cumulative += count
                 buckets.append((bound, float(cumulative)))
             latency.add_metric([c.camera], buckets, c.latency_sum)
-        yield from (depth, up, state, node, latency)
+        yield from (depth, up, state, node, decoder, latency)
         yield CounterMetricFamily(
             "kuzet_mqtt_published", "Messages the MQTT broker acknowledged", value=float(self.status.mqtt_published)
         )

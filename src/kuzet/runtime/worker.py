@@ -314,6 +314,7 @@ class CameraWorker:
             fps=self.spec.fps,
             transport=self.camera.rtsp_transport,
             clock=self.camera.clock,
+            decode=self.camera.decode or self.config.ingest.decode,
             queue_size=cfg.queue_size,
             open_timeout_s=self.config.ingest.open_timeout_s,
             read_timeout_s=2 * cfg.stall_timeout_s,
@@ -345,6 +346,7 @@ class CameraWorker:
                 st.frames_dropped += stream.counters.dropped - dropped0
                 decoded0, dropped0 = stream.counters.decoded, stream.counters.dropped
                 st.queue_depth = stream.queue_depth
+                st.decoder = stream.decoder
                 if frame is None:
                     silent = time.monotonic() - stream.last_frame_at
                     if silent > (cfg.stall_timeout_s if got_frames else cfg.first_frame_timeout_s):

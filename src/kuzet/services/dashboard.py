@@ -102,6 +102,7 @@ def _camera_health(c: CameraStatus, up_s: float) -> dict[str, object]:
                 break
     return {
         "camera": c.camera, "state": c.state, "reason": c.reason, "node": c.node,
+        "decoder": c.decoder,
         "decode_fps": round(decoded / up_s, 2), "analysis_fps": round(c.frames_analysed / up_s, 2),
         "dropped": c.frames_dropped, "dropped_pct": round(100 * c.frames_dropped / decoded, 1) if decoded else 0.0,
         "gated": c.frames_gated, "queue_depth": c.queue_depth, "reconnects": c.reconnects,

@@ -51,6 +51,9 @@ class CameraStatus:
     pid: int = 0
     node: str = ""
     """The machine (and Ray node) the camera's worker runs on."""
+    decoder: str = ""
+    """How the current connection decodes the stream (`h264 software, 2 slice threads`, `h264 on NVIDIA NVDEC
+    (cuda)`, with any skipping of non-reference frames); empty before the first connection."""
     heartbeat: float = field(default_factory=time.time)
     """Unix time the worker last said it was alive."""
     last_frame_at: float = 0.0
