@@ -103,6 +103,11 @@ def test_a_marked_wrong_match_is_not_alerted_again_but_the_subject_is(
     svc.review(team["rev1"], subject[0], "confirm", reason="same face, same ears")
     assert svc.review(team["rev2"], subject[0], "confirm", reason="agree, same person") == "confirmed"
     assert _appearances(svc, wrong=False) == 0  # a decided alert's descriptors are destroyed with the decision
+    report = svc.services.reports.transparency(team["aud"], date.today(), date.today())
+    assert report.alerts == {
+        "created": 2, "confirmed": 1, "rejected": 1, "pending": 0, "marked_wrong_match": 1,
+        "suppressed_as_wrong_match": 1,
+    }  # fmt: skip
     assert svc.audit_verify(team["aud"]).ok
 
 

@@ -37,6 +37,8 @@ LABELS = {
     "threshold": marked("threshold"),
     "declared_false_match_rate": marked("declared false-match rate"),
     "created": marked("created"),
+    "marked_wrong_match": marked("rejected and marked a wrong match"),
+    "suppressed_as_wrong_match": marked("hits not alerted: a marked wrong match"),
 }
 """The report's keys (table columns, alert counts) as people read them; shown translated."""
 
@@ -184,6 +186,11 @@ def _ledger_figures(rep: TransparencyReport, ledger: list[tuple[str, str, str]])
                 if isinstance(v, int) and k != "bytes_freed":
                     purged[k] += v
     rep.purged = dict(purged)
+    marks = sum(
+        1 for action, _, details in ledger if action == "review.reject" and json.loads(details).get("wrong_match")
+    )
+    if marks or actions["alert.suppressed"]:  # what wrong-match marks kept from review, for the oversight body
+        rep.alerts |= {"marked_wrong_match": marks, "suppressed_as_wrong_match": actions["alert.suppressed"]}
 
 
 def _bar_svg(title: str, counts: dict[str, int], none: str = "none") -> str:
