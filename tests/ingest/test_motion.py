@@ -41,3 +41,19 @@ def test_stills_and_a_disabled_gate_always_run() -> None:
     off = _run(MotionGate(MotionGateConfig(enabled=False)), [_scene(0, moving=False)] * 5)
     assert all(still)
     assert all(off)
+
+
+def test_regions_box_what_moves_padded_and_merged() -> None:
+    from kuzet.ingest.motion import merge_boxes
+
+    gate = MotionGate()
+    _run(gate, [_scene(i, moving=True) for i in range(5)])
+    (box,) = gate.regions()
+    x = 10 + 8 * 4  # the block's last position: 80x40 px at (x, 80)
+    assert box[0] <= x and box[2] >= x + 40 and box[1] <= 80 and box[3] >= 160  # the block, whole
+    assert box[1] < 80 - 20 and (box[2] - box[0]) * (box[3] - box[1]) < 0.5 * 320 * 240  # padded, not the frame
+    gate = MotionGate()
+    _run(gate, [_scene(0, moving=False)] * 3)
+    assert len(gate.regions()) == 0  # nothing moves
+    merged = merge_boxes(np.array([[0, 0, 10, 10], [5, 5, 20, 20], [30, 30, 40, 40]], np.float32))
+    assert merged.tolist() == [[0, 0, 20, 20], [30, 30, 40, 40]]

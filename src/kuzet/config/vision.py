@@ -224,6 +224,19 @@ class MotionGateConfig(Strict):
     refresh_s: float = Field(
         1.0, gt=0, description="Detect at least this often anyway, so a person standing still is still found."
     )
+    regions: bool = Field(
+        True,
+        description="On frames where only part of the picture moves, run the face detector on the moving regions "
+        "only (merged, padded and cropped), with a whole-frame pass at least every `refresh_s` and whenever an open "
+        "track is not inside them.",
+    )
+    region_max_share: float = Field(
+        0.4,
+        gt=0,
+        le=1,
+        description="Moving regions covering more than this share of the frame are detected on the whole frame "
+        "instead (cropping saves nothing then).",
+    )
 
 
 class MotionDetectorConfig(Strict):

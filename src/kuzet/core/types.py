@@ -104,6 +104,31 @@ class Detections:
             labels=None if self.labels is None else self.labels[index],
         )
 
+    def shifted(self, dx: float, dy: float) -> Detections:
+        """The same detections moved by (dx, dy) pixels: from a crop's pixels into the frame's."""
+        offset = np.array([dx, dy], np.float32)
+        return Detections(
+            boxes=self.boxes + np.tile(offset, 2),
+            scores=self.scores,
+            landmarks=None if self.landmarks is None else self.landmarks + offset,
+            labels=self.labels,
+        )
+
+    @classmethod
+    def joined(cls, parts: list[Detections], *, with_landmarks: bool = True) -> Detections:
+        """Detections of several crops of one frame (already in its pixels) as one, best score first."""
+        if not parts:
+            return cls.empty(with_landmarks=with_landmarks)
+        landmarks = [p.landmarks for p in parts]
+        labels = [p.labels for p in parts]
+        both = cls(
+            boxes=np.concatenate([p.boxes for p in parts]).astype(np.float32),
+            scores=np.concatenate([p.scores for p in parts]).astype(np.float32),
+            landmarks=None if any(m is None for m in landmarks) else np.concatenate(landmarks),  # type: ignore[arg-type]
+            labels=None if any(lb is None for lb in labels) else np.concatenate(labels),  # type: ignore[arg-type]
+        )
+        return both[np.argsort(-both.scores, kind="stable")]
+
     @property
     def areas(self) -> NDArray[np.float32]:
         """Box areas in square pixels, shape (N,)."""

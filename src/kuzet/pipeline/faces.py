@@ -8,7 +8,7 @@ import numpy as np
 
 from kuzet.analytics.faces import decide_tracks
 from kuzet.config.models import KuzetConfig
-from kuzet.core.types import CHIP_SIZE, FaceSample, FaceTrack, Frame, Identity, TrackDecision
+from kuzet.core.types import CHIP_SIZE, Detections, FaceSample, FaceTrack, Frame, Identity, TrackDecision
 from kuzet.detect.face.base import FaceDetector
 from kuzet.ingest.motion import MotionGate
 from kuzet.recognize import build_face_aligner
@@ -35,6 +35,8 @@ class FaceStats:
     embedded_shots: int = 0
     gated_frames: int = 0
     """Frames the motion gate let through without running the face detector."""
+    region_frames: int = 0
+    """Frames the face detector looked at only where they moved (`motion_gate.regions`)."""
     per_identity: dict[str, int] = field(default_factory=dict)
 
 
@@ -65,6 +67,45 @@ class FaceAnalyzer:
         self.gate = MotionGate(config.motion_gate)
         self.stats = FaceStats()
         self._tracks: dict[int, FaceTrack] = {}
+        self._last_whole = -np.inf
+
+    def _detect(self, frame: Frame) -> Detections:
+        """Faces of a frame: on its moving regions when they are enough, else on the whole frame.
+
+        The whole frame is searched at least every `refresh_s` (someone standing still), when the moving regions
+        cover more than `region_max_share` of it, and when an open track's expected box is not inside them (so a
+        track is never lost for want of looking).
+        """
+        cfg = self.config.motion_gate
+        pts = frame.pts
+        due = pts - self._last_whole >= cfg.refresh_s or pts < self._last_whole
+        if not (cfg.enabled and cfg.regions) or frame.still or due:
+            return self._whole(frame)
+        regions = self.gate.regions()
+        h, w = frame.image.shape[:2]
+        share = float(((regions[:, 2] - regions[:, 0]) * (regions[:, 3] - regions[:, 1])).sum()) / (w * h)
+        if not len(regions) or share > cfg.region_max_share:
+            return self._whole(frame)
+        tracked = self.tracker.predicted(pts)
+        inside = (
+            (tracked[:, None, 0] >= regions[None, :, 0])
+            & (tracked[:, None, 1] >= regions[None, :, 1])
+            & (tracked[:, None, 2] <= regions[None, :, 2])
+            & (tracked[:, None, 3] <= regions[None, :, 3])
+        ).any(axis=1)
+        if not inside.all():
+            return self._whole(frame)
+        parts = []
+        for x1, y1, x2, y2 in np.round(regions).astype(int).tolist():
+            found = self.detector.detect(np.ascontiguousarray(frame.image[y1:y2, x1:x2]))
+            if len(found):
+                parts.append(found.shifted(x1, y1))
+        self.stats.region_frames += 1
+        return Detections.joined(parts)
+
+    def _whole(self, frame: Frame) -> Detections:
+        self._last_whole = frame.pts
+        return self.detector.detect(frame.image)
 
     def process(self, frame: Frame) -> list[TrackDecision]:
         """Analyse one frame; returns decisions for tracks that ended with it."""
@@ -72,7 +113,7 @@ class FaceAnalyzer:
         if not self.gate.needed(frame, busy=bool(self._tracks)):
             self.stats.gated_frames += 1
             return []
-        dets = self.detector.detect(frame.image)
+        dets = self._detect(frame)
         self.stats.faces += len(dets)
         update = self.tracker.update(dets, frame.pts)
         ended = list(update.finished)

@@ -39,6 +39,10 @@ class IoUTracker:
             [self._tracks[i].box + self._tracks[i].velocity * (pts - self._tracks[i].last_pts) for i in ids]
         ).astype(np.float32)
 
+    def predicted(self, pts: float) -> NDArray[np.float32]:
+        """Where every open track is expected at `pts` (N, 4): what a detector must look at to continue them."""
+        return self._predicted(list(self._tracks), pts)
+
     def _match(
         self, track_ids: list[int], boxes: NDArray[np.float32], pts: float
     ) -> tuple[list[tuple[int, int]], list[int], list[int]]:
