@@ -50,3 +50,15 @@ def _close_services() -> Iterator[None]:
     yield
     while OPEN_SERVICES:
         OPEN_SERVICES.pop().close()
+
+
+@pytest.fixture
+def two_streams(video_dir: Path, tmp_path: Path) -> Iterator[RtspServer]:
+    """One camera's two streams: `sub`, the stage clip as it is (640x360), and `main`, the same clip at 1280x720."""
+    from tests.support.servers import transcode
+
+    main = transcode(video_dir / "short_hamilton_clip.mp4", tmp_path / "main-720p.mp4", width=1280, height=720)
+    server = RtspServer({"sub": video_dir / "short_hamilton_clip.mp4", "main": main}, tmp_path / "rtsp2.log")
+    server.start()
+    yield server
+    server.stop()

@@ -130,3 +130,23 @@ class VlcRtspServer:
                 self.proc.wait(5)
             self.proc = None
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def transcode(src: Path, dst: Path, *, width: int, height: int, gop: int = 30) -> Path:
+    """`src` re-encoded as H.264 at another size, same frame times (a camera's other stream), into an MP4 at `dst`."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        ins = inp.streams.video[0]
+        rate = ins.average_rate
+        outs = out.add_stream("libx264", rate=rate)
+        outs.width, outs.height, outs.pix_fmt = width, height, "yuv420p"
+        outs.options = {"preset": "ultrafast", "g": str(gop), "bf": "0"}
+        for frame in inp.decode(ins):
+            scaled = frame.reformat(width=width, height=height, format="yuv420p")
+            scaled.pts, scaled.time_base = frame.pts, frame.time_base
+            for packet in outs.encode(scaled):
+                out.mux(packet)
+        for packet in outs.encode(None):
+            out.mux(packet)
+    return dst

@@ -101,6 +101,14 @@ class RecordConfig(Strict):
         description="Segments wait this long for an event that covers them before they are deleted (events mode); "
         "an event whose track lasted longer than this keeps only its newer segments.",
     )
+    evidence_s: float = Field(
+        30.0,
+        ge=0.0,
+        le=600.0,
+        description="With a `record_source`: seconds of the main stream's compressed packets held in memory, so "
+        "that a snapshot is cut from the main stream at the moment of its best shot (decoded only then); 0: "
+        "snapshots come from the analysis stream.",
+    )
 
 
 class MapPosition(Strict):
@@ -135,6 +143,12 @@ class CameraConfig(Strict):
         description="Camera name: letters, digits, `_`, `-` and `.`, not starting with `.` (it names folders).",
     )
     source: str = Field("", description="File, folder or rtsp:// / http:// URL; may be given on the command line.")
+    record_source: str = Field(
+        "",
+        description="The camera's main (full-resolution) stream, when `source` names its low-resolution sub-stream: "
+        "`source` is analysed, `record_source` is recorded (copied, never decoded) and face snapshots are cut from "
+        "it at the best shot's moment. Same username, password and rtsp_transport as `source`. Live cameras only.",
+    )
     rtsp_transport: Literal["auto", "tcp", "udp", "http"] = Field(
         "auto",
         description="How RTSP reaches the camera: tcp (interleaved in the RTSP connection), udp (separate RTP "
@@ -188,7 +202,7 @@ class CameraConfig(Strict):
             raise ValueError(f"resources {', '.join(bad)} must be between 0 and 1024")
         return value
 
-    @field_validator("source")
+    @field_validator("source", "record_source")
     @classmethod
     def _no_password_in_url(cls, value: str) -> str:
         if "://" in value and urlsplit(value).password is not None:

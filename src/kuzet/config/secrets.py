@@ -86,13 +86,19 @@ class Secrets:
         return None if ref is None else self.resolve(ref, what=what)
 
 
-def camera_url(camera: CameraConfig, secrets: Secrets) -> str:
-    """The camera's stream URL with its credentials filled in (never log the result; log `camera.source`)."""
+def camera_url(camera: CameraConfig, secrets: Secrets, *, record: bool = False) -> str:
+    """The camera's stream URL with its credentials filled in (never log the result; log `camera.source`).
+
+    `record`: the URL of its main stream (`record_source`, the same credentials), or "" when it names none.
+    """
+    url = camera.record_source if record else camera.source
+    if not url:
+        return url
     user = secrets.optional(camera.username, what=f"camera {camera.name} username")
     password = secrets.optional(camera.password, what=f"camera {camera.name} password")
     if user is None and password is None:
-        return camera.source
-    return with_credentials(camera.source, user, password)
+        return url
+    return with_credentials(url, user, password)
 
 
 def with_credentials(url: str, user: str | None, password: str | None) -> str:

@@ -30,7 +30,7 @@ import numpy as np
 
 from kuzet.config.vision import DecodeConfig
 from kuzet.core.errors import InputError
-from kuzet.core.types import Frame
+from kuzet.core.types import Frame, Image
 from kuzet.ingest.decode import choose_hardware, tune_decoder
 from kuzet.ingest.sources import Clock, FrameSampler, Transport, error_words, open_live, redact_url
 
@@ -92,6 +92,89 @@ class WallClock:
         return t
 
 
+class PacketRing:
+    """The last seconds of a stream's compressed packets, decoded only when a picture of some moment is wanted.
+
+    A camera's main stream is recorded, not analysed: decoding all of it to have a sharp picture ready for the
+    rare snapshot would cost a continuous share of a core (1080p H.264 at 25 frames/s: ~2.6 ms a frame, ~7% of a
+    core) for pictures that are almost never asked for. Holding the packets costs memory only (a 4 Mbit/s stream:
+    ~15 MB for 30 s), and a picture costs the decoding from the key frame before it (at most one GOP, ~50 ms to
+    ~150 ms at 1080p), paid per snapshot.
+
+    Args:
+        stream: The input video stream (its codec and extradata decode the packets).
+        keep_s: Seconds of packets held (from the key frame that starts them).
+
+    """
+
+    def __init__(self, stream: Any, *, keep_s: float) -> None:
+        self._codec = stream.codec_context.name
+        self._extradata = stream.codec_context.extradata
+        self._time_base = stream.time_base
+        self._keep_s = keep_s
+        self._lock = threading.Lock()
+        self._packets: deque[tuple[float, int, bytes, bool]] = deque()
+        """(seconds, pts in the stream's time base, data, key frame), in stream order."""
+
+    def add(self, packet: Any) -> None:
+        """Hold one demuxed packet (copied: muxing it into a recording changes it afterwards)."""
+        if packet.pts is None:
+            return
+        item = (float(packet.pts * packet.time_base), int(packet.pts), bytes(packet), bool(packet.is_keyframe))
+        with self._lock:
+            self._packets.append(item)
+            newest = item[0]
+            # drop whole GOPs that ended before the window: the oldest packet left is always a key frame
+            while True:
+                keys = [i for i, p in enumerate(self._packets) if p[3]]
+                if len(keys) < 2 or self._packets[keys[1]][0] > newest - self._keep_s:
+                    break
+                for _ in range(keys[1]):
+                    self._packets.popleft()
+
+    def span(self) -> tuple[float, float] | None:
+        """Stream times (seconds) of the oldest and newest packets held."""
+        with self._lock:
+            if not self._packets:
+                return None
+            return self._packets[0][0], self._packets[-1][0]
+
+    def picture_at(self, t: float, *, tolerance_s: float = 0.25) -> tuple[Image, float] | None:
+        """The held frame nearest stream time `t`: RGB uint8, shape (H, W, 3), and its time (seconds).
+
+        None when no held frame lies within `tolerance_s` of `t` or the packets cannot be decoded.
+        """
+        import av
+
+        with self._lock:
+            packets = list(self._packets)
+        start = next((i for i in range(len(packets) - 1, -1, -1) if packets[i][3] and packets[i][0] <= t), None)
+        if start is None:
+            return None
+        try:
+            ctx = av.CodecContext.create(self._codec, "r")
+            if self._extradata:
+                ctx.extradata = self._extradata
+            best: tuple[float, Any] | None = None
+            for _, pts, data, _ in [*packets[start:], (0.0, 0, b"", False)]:
+                packet = None
+                if data:
+                    packet = av.Packet(data)
+                    packet.pts = pts
+                    packet.time_base = self._time_base
+                for vframe in ctx.decode(packet):  # None: flush what is held
+                    ft = float(vframe.pts * self._time_base) if vframe.pts is not None else None
+                    if ft is not None and (best is None or abs(ft - t) < abs(best[0] - t)):
+                        best = (ft, vframe)
+                if best is not None and best[0] >= t + tolerance_s:
+                    break  # later frames only get further away
+        except (av.error.FFmpegError, ValueError):
+            return None
+        if best is None or abs(best[0] - t) > tolerance_s:
+            return None
+        return np.asarray(best[1].to_ndarray(format="rgb24"), dtype=np.uint8), best[0]
+
+
 @dataclass(slots=True)
 class StreamCounters:
     """What one connection has done so far."""
@@ -122,6 +205,9 @@ class LiveStream:
         clock: Frame times from the stream (`stream`), this machine's clock (`wall`) or, with `auto`, the wall
             clock for MJPEG over HTTP and HLS, whose own times cannot be trusted.
         decode: Hardware decoding, decoder threads and skipping of non-reference frames.
+        analyse: False for a stream that is only recorded (a camera's main stream beside its analysed
+            sub-stream): packets go to the sink and `ring`, nothing is decoded or queued.
+        keep_s: Seconds of compressed packets held in `ring` for pictures decoded on demand (0: none).
 
     Raises:
         InputError: The camera cannot be reached or has no video.
@@ -142,8 +228,11 @@ class LiveStream:
         transport: Transport = "auto",
         clock: Clock = "auto",
         decode: DecodeConfig | None = None,
+        analyse: bool = True,
+        keep_s: float = 0.0,
     ) -> None:
         self.name = redact_url(url)
+        self._analyse = analyse
         self._url = url
         self._fps = fps
         self._max_pixels = max_pixels
@@ -165,6 +254,13 @@ class LiveStream:
         self.clock: str = "wall" if clock == "wall" or (clock == "auto" and untrusted) else "stream"
         """Where frame times come from: `stream` or `wall`."""
         self._sink = make_sink(self._stream) if make_sink is not None else None
+        self.ring = PacketRing(self._stream, keep_s=keep_s) if keep_s > 0 else None
+        """The last `keep_s` seconds of packets, for pictures decoded on demand (None when not kept)."""
+        self.size: tuple[int, int] | None = None
+        """Width and height of the frames (None until the first is seen; read from the codec when not decoding)."""
+        self.offset: float | None = None
+        """Monotonic time minus stream time, at the least delayed frame seen: maps this stream's times onto
+        another connection's (a camera's sub- and main streams are two RTSP sessions with their own clocks)."""
         self._frames: deque[Frame] = deque(maxlen=None if self.bursty else queue_size)
         self._room = queue_size
         self._ready = threading.Condition()
@@ -189,6 +285,8 @@ class LiveStream:
         Skipped: the packets read that gave no frame (a few frames inside the decoder count too, for a moment).
         """
         c = self.counters
+        if not self._analyse:
+            return f"{self._stream.codec_context.name} not decoded (recorded as it arrives)"
         return self._decoder.describe(self._skip, skipped=max(0, c.packets - c.decoded), frames=c.packets)
 
     @property
@@ -225,6 +323,9 @@ class LiveStream:
                 if packet.dts is None:
                     continue  # a flush packet at the end of the stream
                 self.counters.packets += 1
+                if not self._analyse:
+                    self._record_only(packet)
+                    continue
                 vframes = packet.decode()
                 if self._sink is not None:
                     at = None
@@ -245,6 +346,7 @@ class LiveStream:
                             hint="raise ingest.max_pixels in the config or pick the camera's smaller stream",
                         )
                     image = np.asarray(vframe.to_ndarray(format="rgb24"), dtype=np.uint8)
+                    self._observe(t, image.shape[1], image.shape[0])
                     self._push(Frame(image=image, pts=t, index=self.counters.decoded - 1, origin=self.name))
             self._fail(InputError(f"{self.name}: the stream ended", hint="the camera closed the connection"))
         except InputError as exc:
@@ -258,6 +360,25 @@ class LiveStream:
             if self._sink is not None:
                 self._sink.close()
             self._container.close()  # this thread owns the connection: closed here, even after a late timeout
+
+    def _observe(self, t: float, width: int, height: int) -> None:
+        lag = time.monotonic() - t
+        if self.offset is None or lag < self.offset:
+            self.offset = lag
+        self.size = (width, height)
+
+    def _record_only(self, packet: Any) -> None:
+        """A packet of a stream that is recorded, not analysed: held, recorded on the monotonic clock, never decoded."""
+        if packet.pts is None:
+            return
+        cc = self._stream.codec_context
+        self._observe(float(packet.pts * packet.time_base), cc.width, cc.height)
+        if self.ring is not None:
+            self.ring.add(packet)
+        if self._sink is not None:
+            assert self.offset is not None
+            self._sink.write(packet, float(packet.pts * packet.time_base) + self.offset)
+        self.last_frame_at = time.monotonic()
 
     def get(self, timeout: float) -> Frame | None:
         """The oldest waiting frame, or None if none came within `timeout` seconds.

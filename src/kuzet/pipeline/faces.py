@@ -8,7 +8,7 @@ import numpy as np
 
 from kuzet.analytics.faces import decide_tracks
 from kuzet.config.models import KuzetConfig
-from kuzet.core.types import CHIP_SIZE, Detections, FaceSample, FaceTrack, Frame, Identity, TrackDecision
+from kuzet.core.types import CHIP_SIZE, Detections, FaceSample, FaceTrack, Frame, Identity, Image, TrackDecision
 from kuzet.detect.face.base import FaceDetector
 from kuzet.ingest.motion import MotionGate
 from kuzet.recognize import build_face_aligner
@@ -18,6 +18,34 @@ from kuzet.track.bestshot import geometric_quality, keep_best, sharpness
 from kuzet.track.iou import IoUTracker
 
 SNAPSHOT_MARGIN = 0.6
+
+
+def rescale_sample(sample: FaceSample, image: Image, *, analysed: tuple[int, int]) -> FaceSample:
+    """The same best shot cut from another picture of the same moment (a camera's main stream).
+
+    The boxes (this face, the other faces to redact) are scaled from the analysed frame's size to `image`'s, each
+    axis on its own (a 704x576 sub-stream beside a 1920x1080 main stream), and the snapshot crop is cut from `image`
+    with the same margin. The chip and quality stay those of the analysis.
+
+    Args:
+        sample: A best shot taken on the analysed frame.
+        image: The picture to cut from, RGB uint8, shape (H, W, 3).
+        analysed: Width and height of the analysed frame, pixels.
+
+    """
+    h, w = image.shape[:2]
+    scale = np.array([w / analysed[0], h / analysed[1]] * 2, np.float32)
+    box = (sample.box * scale).astype(np.float32)
+    crop, x0, y0 = crop_region(image, box, margin=SNAPSHOT_MARGIN)
+    shift = np.array([x0, y0, x0, y0], np.float32)
+    others = np.zeros((0, 4), np.float32)
+    if sample.crop_box.size == 4 and len(sample.others):
+        # others are in the old crop's pixels: back to the analysed frame, scaled, into the new crop
+        old = (sample.box - sample.crop_box).astype(np.float32)
+        others = ((sample.others + old) * scale - shift).astype(np.float32)
+    return replace(sample, crop=crop, box=box, others=others, crop_box=(box - shift).astype(np.float32))
+
+
 """Context kept around a face in its snapshot, as a fraction of the face box on each side."""
 
 

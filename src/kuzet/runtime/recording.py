@@ -8,14 +8,22 @@ retention deletes them after `recordings_days`. Playing one back is an audited e
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kuzet.config.models import RecordConfig
+from kuzet.config.models import CameraConfig, IngestConfig, RecordConfig, RunConfig
+from kuzet.config.vision import DecodeConfig
+from kuzet.core.errors import KuzetError, StreamAuthError
+from kuzet.core.types import Image
 from kuzet.ingest.live import PacketSink, Segment, SegmentRecorder
+from kuzet.ingest.sources import redact_url
 from kuzet.store.crypto import DataCipher
 from kuzet.store.media import MediaStore
+
+if TYPE_CHECKING:
+    from kuzet.ingest.live import LiveStream
 
 
 class RecordingKeeper:
@@ -89,3 +97,139 @@ class RecordingKeeper:
         )
         seg.path.unlink(missing_ok=True)
         return rel
+
+
+class MainStream:
+    """A camera's main stream beside its analysed sub-stream: recorded and held for evidence, never analysed.
+
+    Its own thread connects, copies every packet into the recording (when the camera records) and into a short ring
+    of packets for snapshots, and reconnects with its own backoff. Its failures never stop the analysis: they show
+    in `reason`, which the worker adds to the camera's status. Recording times are this machine's monotonic clock
+    (the two streams are separate connections with clocks of their own), so one keeper serves every connection.
+
+    Args:
+        url: The main stream's URL, credentials included (never logged).
+        camera: The camera's settings (transport, decoding, recording).
+        ingest: `ingest` settings (open timeout, pixel cap).
+        run: `run` settings (stall timeout, backoff, how many refused credentials stop the tries).
+        keeper: Decides the recorded segments (None: the camera does not record; the stream serves snapshots).
+
+    """
+
+    def __init__(
+        self, url: str, *, camera: CameraConfig, ingest: IngestConfig, run: RunConfig, keeper: RecordingKeeper | None
+    ) -> None:
+        from kuzet.runtime.worker import Backoff
+
+        self.name = redact_url(url)
+        self._url = url
+        self._camera = camera
+        self._ingest = ingest
+        self._run = run
+        self.keeper = keeper
+        self._backoff = Backoff(run)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._stream: LiveStream | None = None
+        self.reason = "connecting"
+        """Why the main stream is not being recorded now ("" while it is)."""
+        self.connections = 0
+        self._thread = threading.Thread(target=self._loop, name=f"main:{camera.name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """Width and height of the main stream's frames while connected."""
+        stream = self._stream
+        return stream.size if stream is not None else None
+
+    def _loop(self) -> None:
+        from kuzet.ingest.live import LiveStream
+
+        refused = 0
+        while not self._stop.is_set():
+            try:
+                stream = LiveStream(
+                    self._url,
+                    fps=None,
+                    analyse=False,
+                    keep_s=self._camera.record.evidence_s,
+                    transport=self._camera.rtsp_transport,
+                    clock="stream",
+                    decode=DecodeConfig(hwaccel="none"),  # nothing is decoded as it arrives
+                    queue_size=1,
+                    open_timeout_s=self._ingest.open_timeout_s,
+                    read_timeout_s=2 * self._run.stall_timeout_s,
+                    max_pixels=self._ingest.max_pixels,
+                    make_sink=self.keeper.make_sink if self.keeper is not None else None,
+                )
+            except StreamAuthError as exc:
+                refused += 1
+                if refused >= self._run.auth_attempts:
+                    # cameras lock accounts: the worker restarts with the camera's changed credentials
+                    self.reason = (
+                        f"main stream {self.name}: wrong credentials, refused {refused} times; not tried again"
+                    )
+                    return
+                self._retry(f"main stream: {exc.message}")
+                continue
+            except KuzetError as exc:
+                self._retry(f"main stream: {exc.message}")
+                continue
+            refused = 0
+            self.connections += 1
+            with self._lock:
+                self._stream = stream
+            ended = self._watch(stream)
+            with self._lock:
+                self._stream = None
+            stream.close()
+            if ended:
+                self._retry(f"main stream: {ended}")
+
+    def _watch(self, stream: LiveStream) -> str:
+        """Until the stream fails or stalls (returns why) or we are stopped (returns "")."""
+        got = False
+        while not self._stop.is_set():
+            try:
+                stream.get(timeout=0.5)  # nothing is queued: it waits, and raises when the stream failed
+            except KuzetError as exc:
+                return exc.message
+            silent = time.monotonic() - stream.last_frame_at
+            if stream.counters.packets and not got:
+                got = True
+                self._backoff.reset()
+                self.reason = ""
+            limit = self._run.stall_timeout_s if got else self._run.first_frame_timeout_s
+            if silent > limit:
+                return f"no packet for {silent:.0f} s; reopening"
+        return ""
+
+    def _retry(self, reason: str) -> None:
+        delay = self._backoff.next()
+        self.reason = f"{reason}; retrying in {delay:.0f} s"
+        self._stop.wait(delay)
+
+    def keep(self, spans: list[tuple[float, float]]) -> None:
+        """Stored decisions covering these spans of this machine's monotonic clock (seconds)."""
+        if self.keeper is not None:
+            self.keeper.keep(spans)
+
+    def picture_at(self, at: float) -> Image | None:
+        """The main stream's frame nearest monotonic time `at` (RGB uint8, (H, W, 3)), or None when not held."""
+        with self._lock:
+            stream = self._stream
+        if stream is None or stream.ring is None or stream.offset is None:
+            return None
+        got = stream.ring.picture_at(at - stream.offset)
+        return None if got is None else got[0]
+
+    def close(self) -> list[str]:
+        """Stop, close the open segment and decide every segment left; returns the stored paths."""
+        self._stop.set()
+        with self._lock:
+            stream = self._stream
+        if stream is not None:
+            stream.close()
+        self._thread.join(timeout=2 * self._run.stall_timeout_s + 5)
+        return self.keeper.poll(final=True) if self.keeper is not None else []

@@ -118,6 +118,7 @@ class Supervisor:
                 camera=c.name,
                 actor=actor.name,
                 url=camera_url(c, secrets),  # a missing secret fails here, before anything starts
+                record_url=camera_url(c, secrets, record=True),
                 fps=c.fps or run.default_fps,
                 origin=f"{origin}/{c.name}",
                 sharing=len(chosen),

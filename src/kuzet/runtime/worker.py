@@ -32,10 +32,10 @@ from kuzet.store.files import private_dir, write_private
 from kuzet.store.status import CameraStatus
 
 if TYPE_CHECKING:
-    from kuzet.core.types import Image, User
+    from kuzet.core.types import FaceSample, Image, User
     from kuzet.ingest.live import LiveStream
     from kuzet.pipeline.traffic import TrafficAnalyzer
-    from kuzet.runtime.recording import RecordingKeeper
+    from kuzet.runtime.recording import MainStream, RecordingKeeper
     from kuzet.services.session import AnalysisSession
 
 log = logging.getLogger("kuzet.run")
@@ -78,6 +78,8 @@ class WorkerSpec:
     """Cameras running at once on this machine: each worker's model threads default to its share of the cores."""
     node: str = ""
     """Where the worker runs (a Ray actor's node); empty: this machine's name."""
+    record_url: str = field(default="", repr=False)
+    """The main stream's URL with credentials, when the camera names a `record_source` (else empty)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +202,10 @@ class CameraWorker:
         self._draining: list[tuple[LiveStream, RecordingKeeper]] = []
         """Closed connections whose decoding thread may still hold a recording segment."""
         self._parent = parent_process()
+        self.main: MainStream | None = None
+        """The camera's main stream (recorded, snapshots cut from it), when it names a `record_source`."""
+        self._stream: LiveStream | None = None
+        """The analysed connection of the moment (its clock maps decisions onto the main stream's)."""
         self.cache_dir = Path(spec.data_dir) / "run" / "cache" / spec.camera
         # Segments left by a worker that was killed are unencrypted and undecided: remove them.
         shutil.rmtree(self.cache_dir, ignore_errors=True)
@@ -238,6 +244,8 @@ class CameraWorker:
             # Load the models before the first connection, so the camera's first seconds are not spent waiting.
             _ = (self.ctx.models.face_detector, self.ctx.models.face_embedder)
         self.send(force=True)
+        if self.spec.record_url:
+            self._start_main()
         first = True
         while not self.stopping():
             if self._locked_out():
@@ -270,8 +278,57 @@ class CameraWorker:
                 self.state("reconnecting", reason)
             self.wait(delay)
         self._drain(wait_s=5.0)
+        if self.main is not None:
+            self.status.segments_kept += len(self.main.close())
         self.state("stopped", "kuzet run stopped")
         self.ctx.close()
+
+    def _start_main(self) -> None:
+        """Connect the main stream on its own thread: recorded (when the camera records) and held for snapshots."""
+        from kuzet.runtime.recording import MainStream, RecordingKeeper
+
+        keeper = None
+        if self.camera.record.mode != "off":
+            keeper = RecordingKeeper(
+                self.spec.camera,
+                self.camera.record,
+                media=self.ctx.media,
+                cipher=self.ctx.cipher,
+                cache_dir=self.cache_dir,
+            )
+        self.main = MainStream(
+            self.spec.record_url, camera=self.camera, ingest=self.config.ingest, run=self.run_config, keeper=keeper
+        )
+
+    def _up_reason(self, stream: LiveStream) -> str:
+        """What `up` says: transport and clock; with a main stream, what is analysed and whether it records."""
+        over = f"rtsp over {stream.transport}; " if stream.transport else ""
+        reason = f"{over}{stream.clock} clock"
+        if self.main is None or stream.size is None:
+            return reason
+        reason += f"; analysing {stream.size[0]}x{stream.size[1]}"
+        main = self.main.size
+        if self.main.reason or main is None:
+            return f"{reason}; {self.main.reason or 'main stream connecting'}"
+        doing = "recording" if self.camera.record.mode != "off" else "snapshots from"
+        return f"{reason}; {doing} the main stream ({main[0]}x{main[1]})"
+
+    def _sharper(self, shot: FaceSample) -> FaceSample:
+        """The best shot cut from the main stream at the same moment, when it holds that moment; else unchanged."""
+        from kuzet.pipeline.faces import rescale_sample
+
+        stream, main = self._stream, self.main
+        if main is None or stream is None or stream.offset is None or stream.size is None:
+            return shot
+        picture = main.picture_at(shot.pts + stream.offset)
+        if picture is None:
+            log.info("camera %s: the main stream does not hold the best shot's moment", self.spec.camera)
+            return shot
+        return rescale_sample(shot, picture, analysed=stream.size)
+
+    def _poll_main(self) -> None:
+        if self.main is not None and self.main.keeper is not None:
+            self.status.segments_kept += len(self.main.keeper.poll())
 
     def _locked_out(self) -> bool:
         """While the camera's credentials are locked out: say so, wait, and look for changed secrets."""
@@ -301,7 +358,7 @@ class CameraWorker:
 
         cfg = self.run_config
         keeper = None
-        if self.camera.record.mode != "off":
+        if self.camera.record.mode != "off" and self.main is None:  # with a main stream, it is what is recorded
             keeper = RecordingKeeper(
                 self.spec.camera,
                 self.camera.record,
@@ -322,9 +379,12 @@ class CameraWorker:
             make_sink=keeper.make_sink if keeper is not None else None,
         )
         self.auth.clear()  # the camera accepted the credentials
+        self._stream = stream
         try:
             session = AnalysisSession(self.analysis, actor, camera=self.spec.camera, source=stream.name, live=True)
             session.announce = bool(self.run_config.mqtt or self.run_config.webhooks)  # kuzet run delivers them
+            if self.main is not None:
+                session.sharper = self._sharper
         except BaseException:
             stream.close()
             self._drain_later(stream, keeper)
@@ -357,8 +417,7 @@ class CameraWorker:
                 if not got_frames:
                     got_frames = True
                     self.backoff.reset()
-                    over = f"rtsp over {stream.transport}; " if stream.transport else ""
-                    self.state("up", f"{over}{stream.clock} clock")
+                self.state("up", self._up_reason(stream))  # the main stream's state may change under it
                 gated = session.stats.gated_frames
                 t0 = time.perf_counter()
                 session.process(frame)
@@ -384,8 +443,10 @@ class CameraWorker:
                 if session.pending or now - last_commit >= cfg.stats_interval_s:
                     self._commit(session, keeper)
                     last_commit = now
-                elif keeper is not None:
-                    self.status.segments_kept += len(keeper.poll())
+                else:
+                    if keeper is not None:
+                        self.status.segments_kept += len(keeper.poll())
+                    self._poll_main()
                 self._drain()
                 self.send()
         finally:
@@ -464,4 +525,9 @@ class CameraWorker:
         if keeper is not None:
             keeper.keep(stored.spans)
             st.segments_kept += len(keeper.poll())
+        stream = self._stream
+        if self.main is not None and stream is not None and stream.offset is not None and stored.spans:
+            off = stream.offset  # the analysed stream's times onto the monotonic clock the main stream records on
+            self.main.keep([(a + off, b + off) for a, b in stored.spans])
+            self._poll_main()
         return True

@@ -186,10 +186,13 @@ class AnalysisService:
         original = ctx.media.save_encrypted(encode_jpeg(shot.crop), cipher=ctx.cipher)
         return redacted, original
 
-    def face_alert(self, d: TrackDecision, written: list[str]) -> NewAlert:
-        """A watchlist hit as a candidate alert, its best shots stored (paths added to `written`)."""
+    def face_alert(self, d: TrackDecision, written: list[str], *, shots: list[FaceSample] | None = None) -> NewAlert:
+        """A watchlist hit as a candidate alert, its best shots stored (paths added to `written`).
+
+        `shots`: the best shots to store instead of the track's (the same shots cut from a camera's main stream).
+        """
         assert d.identity is not None
-        stored = [self.snapshot(shot) for shot in d.track.shots]
+        stored = [self.snapshot(shot) for shot in (d.track.shots if shots is None else shots)]
         paths, originals = [r for r, _ in stored], [o for _, o in stored]
         written.extend(paths + originals)
         category = self.watchlists.entry_category(d.identity.person_id)

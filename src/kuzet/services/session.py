@@ -7,12 +7,13 @@ was decided, so a crash loses at most the decisions of the moment. Every commit 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kuzet.analytics.traffic import Passage, Violation
 from kuzet.audit.ledger import Details
-from kuzet.core.types import Event, Frame, TrackDecision, User
+from kuzet.core.types import Event, FaceSample, Frame, TrackDecision, User
 from kuzet.governance.review import NewAlert
 from kuzet.pipeline.faces import FaceStats
 from kuzet.pipeline.traffic import TrafficAnalyzer
@@ -93,6 +94,8 @@ class AnalysisSession:
         self._alerts: list[NewAlert] = []
         self._passages: list[Passage] = []
         self._evidence: list[tuple[Violation, str, str]] = []
+        self.sharper: Callable[[FaceSample], FaceSample] | None = None
+        """Set by a live camera with a main stream: the best shot cut from it at the same moment (else unchanged)."""
 
     @property
     def traffic(self) -> TrafficAnalyzer | None:
@@ -163,13 +166,13 @@ class AnalysisSession:
                 if svc.watchlists.wrong_match(self.actor, d, camera=self.camera):
                     self.suppressed_hits += 1  # the look reviewers marked a wrong match of this entry (ledgered)
                     continue
-                alert = svc.face_alert(d, self._written)
+                alert = svc.face_alert(d, self._written, shots=self._shots(d.track.shots))
                 self._alerts.append(alert)
                 continue
             if not svc.gallery.person_active(d.identity.person_id, self.camera):
                 self.withdrawn_hits += 1  # rejected, expired or rescoped since the gallery was loaded: unknown
                 continue
-            rel, original = svc.snapshot(d.track.shots[0])
+            rel, original = svc.snapshot(self._shots(d.track.shots[:1])[0])
             self._written.extend([rel, original])
             self._events.append(
                 NewEvent(
@@ -183,6 +186,10 @@ class AnalysisSession:
                     original=original,
                 )
             )
+
+    def _shots(self, shots: list[FaceSample]) -> list[FaceSample]:
+        """The best shots to store: from the main stream where the camera has one and it holds the moment."""
+        return shots if self.sharper is None else [self.sharper(s) for s in shots]
 
     def _collect_traffic(self) -> None:
         """Move what the traffic analyzer finished into this session (so a long live run holds no history)."""
