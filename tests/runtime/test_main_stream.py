@@ -24,6 +24,7 @@ from kuzet.runtime.supervisor import Supervisor
 from kuzet.store.crypto import DataCipher
 from kuzet.store.media import MediaStore
 from tests.runtime.test_run import PURPOSE, Running, make_service
+from tests.runtime.test_run import running as running  # the fixture, by its name
 from tests.support.rawdb import raw_db
 from tests.support.servers import RtspServer, free_port
 
@@ -88,3 +89,77 @@ def test_the_main_stream_is_recorded_and_gives_the_picture_of_an_analysed_moment
         plain.write_bytes(media.read_encrypted(rel, cipher=cipher))
         with av.open(str(plain)) as c:
             assert (c.streams.video[0].width, c.streams.video[0].height) == (1280, 720)
+
+
+def _snapshot_widths(root: Path, camera: str) -> list[int]:
+    with raw_db(root, read_only=True) as db:
+        rels = [row[0] for row in db.execute("SELECT snapshot FROM events WHERE camera = ?", (camera,))]
+    widths = []
+    for rel in rels:
+        image = cv2.imdecode(np.frombuffer((root / "media" / rel).read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+        widths.append(image.shape[1])
+    return widths
+
+
+def test_a_camera_analyses_its_sub_stream_and_records_and_snapshots_its_main_stream(
+    tmp_path: Path,
+    faces_dir: Path,
+    two_streams: RtspServer,
+    running: Callable[[Supervisor], Running],
+) -> None:
+    root = tmp_path / "data"
+    record = {"mode": "events", "segment_s": 2, "pre_roll_s": 1, "post_roll_s": 1}
+    config = {
+        "ingest": {"open_timeout_s": 1.5},
+        "cameras": [
+            {
+                "name": "dual",
+                "source": two_streams.url("sub"),
+                "record_source": two_streams.url("main"),
+                "purpose": PURPOSE,
+                "record": record,
+            },
+            {  # its main stream is down: analysis goes on, the reason says so
+                "name": "nomain",
+                "source": two_streams.url("sub"),
+                "record_source": f"rtsp://127.0.0.1:{free_port()}/main",
+                "purpose": PURPOSE,
+                "record": record,
+            },
+        ],
+        "run": {"reconnect_initial_s": 0.3, "reconnect_max_s": 1.0, "failed_after": 2},
+    }
+    svc, admin = make_service(root, config, faces_dir)
+    run = running(Supervisor(svc.services, admin, secrets=svc.secrets()))
+    run.until(
+        lambda: "analysing 640x360; recording the main stream (1280x720)" in run.cam("dual").reason,
+        60,
+        "the dual camera up on its sub-stream, recording its main stream",
+    )
+    assert run.cam("dual").state == "up"
+    run.until(
+        lambda: run.cam("nomain").state == "up" and "analysing 640x360; main stream: " in run.cam("nomain").reason,
+        60,
+        "the camera without its main stream up, saying so",
+    )
+    assert "connection refused" in run.cam("nomain").reason and "retrying" in run.cam("nomain").reason
+    run.until(lambda: run.cam("dual").events >= 1 and run.cam("nomain").events >= 1, 90, "events on both cameras")
+    assert run.cam("nomain").frames_analysed > 0
+    run.sup.stop()
+
+    # snapshots: cut from the 1280x720 main stream on `dual`, from the 640x360 analysed frame on `nomain`
+    dual, plain = _snapshot_widths(root, "dual"), _snapshot_widths(root, "nomain")
+    assert dual and plain
+    assert min(dual) > 1.6 * max(plain), (dual, plain)
+
+    # recordings: the main stream's, encrypted, at its own resolution; nothing without it
+    recordings = sorted((root / "media" / "recordings" / "dual").rglob("*.mp4.enc"))
+    assert recordings
+    for i, rec in enumerate(recordings):
+        plain_mp4 = tmp_path / f"segment-{i}.mp4"
+        plain_mp4.write_bytes(svc.media.read_encrypted(rec.relative_to(root / "media").as_posix(), cipher=svc.cipher))
+        with av.open(str(plain_mp4)) as c:
+            assert (c.streams.video[0].width, c.streams.video[0].height) == (1280, 720)
+            assert sum(1 for _ in c.decode(video=0)) >= 1
+    assert not (root / "media" / "recordings" / "nomain").exists()
+    assert not list((root / "run" / "cache").rglob("*.mp4"))

@@ -131,6 +131,9 @@ class MainStream:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._stream: LiveStream | None = None
+        self._held: LiveStream | None = None
+        """The newest connection, open or ended: its packets serve snapshots until the next one connects (a track
+        that ends with the stream is decided after it)."""
         self.reason = "connecting"
         """Why the main stream is not being recorded now ("" while it is)."""
         self.connections = 0
@@ -179,7 +182,7 @@ class MainStream:
             refused = 0
             self.connections += 1
             with self._lock:
-                self._stream = stream
+                self._stream = self._held = stream
             ended = self._watch(stream)
             with self._lock:
                 self._stream = None
@@ -218,7 +221,7 @@ class MainStream:
     def picture_at(self, at: float) -> Image | None:
         """The main stream's frame nearest monotonic time `at` (RGB uint8, (H, W, 3)), or None when not held."""
         with self._lock:
-            stream = self._stream
+            stream = self._held
         if stream is None or stream.ring is None or stream.offset is None:
             return None
         got = stream.ring.picture_at(at - stream.offset)
