@@ -163,3 +163,5 @@ def test_a_camera_analyses_its_sub_stream_and_records_and_snapshots_its_main_str
             assert sum(1 for _ in c.decode(video=0)) >= 1
     assert not (root / "media" / "recordings" / "nomain").exists()
     assert not list((root / "run" / "cache").rglob("*.mp4"))
+    started = svc.audit_log(admin, action="service.started")[-1]
+    assert f"dual={two_streams.url('main')}" in str(started.details["main_streams"])  # where data comes from

@@ -140,19 +140,19 @@ class Supervisor:
         """Record the start in the ledger and start every worker."""
         cams = [self.ctx.camera_config(n) for n in self.slots]
         run = self.config.run
-        self.services.cameras.record_service_event(
-            self.actor,
-            "service.started",
-            details={
-                "cameras": ",".join(f"{c.name}={redact_url(c.source)}" for c in cams),
-                "analytics": ",".join(f"{c.name}:{'+'.join(c.analytics)}" for c in cams),
-                "purposes": "; ".join(f"{c.name}: {c.purpose}" for c in cams),
-                "recording": ",".join(f"{c.name}:{c.record.mode}" for c in cams),
-                "mqtt": f"{run.mqtt.host}:{run.mqtt.port}/{run.mqtt.topic_prefix}" if run.mqtt else "",
-                "webhooks": ",".join(endpoint(w.url) for w in run.webhooks),
-                "pid": os.getpid(),
-            },
-        )
+        details: dict[str, str | int] = {
+            "cameras": ",".join(f"{c.name}={redact_url(c.source)}" for c in cams),
+            "analytics": ",".join(f"{c.name}:{'+'.join(c.analytics)}" for c in cams),
+            "purposes": "; ".join(f"{c.name}: {c.purpose}" for c in cams),
+            "recording": ",".join(f"{c.name}:{c.record.mode}" for c in cams),
+            "mqtt": f"{run.mqtt.host}:{run.mqtt.port}/{run.mqtt.topic_prefix}" if run.mqtt else "",
+            "webhooks": ",".join(endpoint(w.url) for w in run.webhooks),
+            "pid": os.getpid(),
+        }
+        mains = ",".join(f"{c.name}={redact_url(c.record_source)}" for c in cams if c.record_source)
+        if mains:  # the main streams recorded and cut for snapshots are where data comes from too
+            details["main_streams"] = mains
+        self.services.cameras.record_service_event(self.actor, "service.started", details=details)
         self.relay.start()  # each destination's cursor, before any worker can commit a notice
         for slot in self.slots.values():
             self._spawn(slot)
