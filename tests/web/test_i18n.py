@@ -120,6 +120,9 @@ def test_service_refusals_and_errors_are_in_the_readers_language(site: tuple[Ser
     bad_plate = client.get(client.post("/watchlists", data=plate).headers["location"]).text
     assert "номер &#39;!&#39; — не 2–10 букв и цифр" in bad_plate
 
+    invalid = client.get("/events/not-a-number")  # a page's own validation error, worded for the reader
+    assert invalid.status_code == 422 and "значения запроса недопустимы: path.event_id" in invalid.text
+
     auditor = svc.users.login("auditor", PASSWORD)[0]
     said = [e.justification for e in svc.audit.log(auditor, action="watchlist.refused")]
     assert any("note contains the prohibited label" in s for s in said), said  # the ledger keeps the English words

@@ -20,6 +20,7 @@ from kuzet.core.errors import (
     StoreError,
     TooManyAttempts,
 )
+from kuzet.core.i18n import Phrase
 
 STATUS: list[tuple[type[KuzetError], int]] = [
     (TooManyAttempts, 429),
@@ -83,4 +84,5 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        return await _answer(request, 422, _body("ValidationError", problems, HINT), None)
+        said = Phrase("the request's values are not valid: {problems}", problems=problems)  # shown translated on pages
+        return await _answer(request, 422, _body("ValidationError", said, HINT), None)
