@@ -283,19 +283,19 @@ class CameraWorker:
         self.state("stopped", "kuzet run stopped")
         self.ctx.close()
 
+    def _keeper(self) -> RecordingKeeper:
+        """The recorder of this camera's segments (encrypted, under media/recordings)."""
+        from kuzet.runtime.recording import RecordingKeeper
+
+        return RecordingKeeper(
+            self.spec.camera, self.camera.record, media=self.ctx.media, cipher=self.ctx.cipher, cache_dir=self.cache_dir
+        )
+
     def _start_main(self) -> None:
         """Connect the main stream on its own thread: recorded (when the camera records) and held for snapshots."""
-        from kuzet.runtime.recording import MainStream, RecordingKeeper
+        from kuzet.runtime.recording import MainStream
 
-        keeper = None
-        if self.camera.record.mode != "off":
-            keeper = RecordingKeeper(
-                self.spec.camera,
-                self.camera.record,
-                media=self.ctx.media,
-                cipher=self.ctx.cipher,
-                cache_dir=self.cache_dir,
-            )
+        keeper = self._keeper() if self.camera.record.mode != "off" else None
         self.main = MainStream(
             self.spec.record_url, camera=self.camera, ingest=self.config.ingest, run=self.run_config, keeper=keeper
         )
@@ -353,19 +353,11 @@ class CameraWorker:
     def _connection(self, actor: User) -> bool:
         """One connection: returns whether frames arrived; raises InputError when it could not open or failed."""
         from kuzet.ingest.live import LiveStream
-        from kuzet.runtime.recording import RecordingKeeper
         from kuzet.services.session import AnalysisSession
 
         cfg = self.run_config
-        keeper = None
-        if self.camera.record.mode != "off" and self.main is None:  # with a main stream, it is what is recorded
-            keeper = RecordingKeeper(
-                self.spec.camera,
-                self.camera.record,
-                media=self.ctx.media,
-                cipher=self.ctx.cipher,
-                cache_dir=self.cache_dir,
-            )
+        recording = self.camera.record.mode != "off" and self.main is None  # with a main stream, it is what's recorded
+        keeper = self._keeper() if recording else None
         stream = LiveStream(
             self.url,
             fps=self.spec.fps,
