@@ -119,13 +119,13 @@ class Detections:
         """Detections of several crops of one frame (already in its pixels) as one, best score first."""
         if not parts:
             return cls.empty(with_landmarks=with_landmarks)
-        landmarks = [p.landmarks for p in parts]
-        labels = [p.labels for p in parts]
+        landmarks = [p.landmarks for p in parts if p.landmarks is not None]
+        labels = [p.labels for p in parts if p.labels is not None]
         both = cls(
             boxes=np.concatenate([p.boxes for p in parts]).astype(np.float32),
             scores=np.concatenate([p.scores for p in parts]).astype(np.float32),
-            landmarks=None if any(m is None for m in landmarks) else np.concatenate(landmarks),  # type: ignore[arg-type]
-            labels=None if any(lb is None for lb in labels) else np.concatenate(labels),  # type: ignore[arg-type]
+            landmarks=np.concatenate(landmarks) if len(landmarks) == len(parts) else None,
+            labels=np.concatenate(labels) if len(labels) == len(parts) else None,
         )
         return both[np.argsort(-both.scores, kind="stable")]
 
