@@ -62,3 +62,15 @@ def two_streams(video_dir: Path, tmp_path: Path) -> Iterator[RtspServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def two_road_streams(video_dir: Path, tmp_path: Path) -> Iterator[RtspServer]:
+    """A traffic camera's two streams: `sub`, the car video as it is (768x432), and `main`, the same at 1536x864."""
+    from tests.support.servers import transcode
+
+    main = transcode(video_dir / "car-detection.mp4", tmp_path / "road-main.mp4", width=1536, height=864)
+    server = RtspServer({"sub": video_dir / "car-detection.mp4", "main": main}, tmp_path / "rtsp-road.log")
+    server.start()
+    yield server
+    server.stop()

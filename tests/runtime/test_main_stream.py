@@ -15,10 +15,13 @@ import cv2
 import numpy as np
 import pytest
 
+from kuzet.analytics.plates import PlateText
+from kuzet.analytics.traffic import Violation
 from kuzet.config.models import CameraConfig, IngestConfig, RecordConfig, RunConfig
-from kuzet.core.types import FaceSample
+from kuzet.core.types import FaceSample, Image
 from kuzet.ingest.live import LiveStream
 from kuzet.pipeline.faces import rescale_sample
+from kuzet.pipeline.traffic import PlateTrack, sharper_plate_track, sharper_violation
 from kuzet.runtime.recording import MainStream, RecordingKeeper
 from kuzet.runtime.supervisor import Supervisor
 from kuzet.store.crypto import DataCipher
@@ -165,3 +168,71 @@ def test_a_camera_analyses_its_sub_stream_and_records_and_snapshots_its_main_str
     assert not list((root / "run" / "cache").rglob("*.mp4"))
     started = svc.audit_log(admin, action="service.started")[-1]
     assert f"dual={two_streams.url('main')}" in str(started.details["main_streams"])  # where data comes from
+
+
+def _violation(frames: list[tuple[float, np.ndarray, np.ndarray]]) -> Violation:
+    v = Violation("one-way", 7, frames[0][0], "lane", {}, frames[0][2].copy())
+    v.frames = frames
+    v.plate, v.plate_crop = "123ABC02", np.zeros((10, 40, 3), np.uint8)
+    v.plate_box, v.plate_pts = np.array([100, 200, 140, 210], np.float32), 2.0
+    return v
+
+
+def test_violation_evidence_and_plate_crops_are_cut_again_from_the_main_stream_where_it_holds_the_moment() -> None:
+    sub = np.zeros((432, 768, 3), np.uint8)
+    main = np.full((864, 1536, 3), 7, np.uint8)
+    main[400:420, 200:280] = 200  # the plate, at twice the analysed size
+    box = np.array([50, 150, 250, 260], np.float32)
+    held = {1.0: main, 2.0: main}
+
+    def picture_at(pts: float) -> tuple[Image, tuple[int, int]] | None:
+        return (held[pts], (768, 432)) if pts in held else None
+
+    v = _violation([(1.0, sub, box), (5.0, sub, box)])  # the main stream no longer holds 5.0 s
+    sharp = sharper_violation(v, picture_at)
+    assert sharp.frames[0][1] is main and sharp.frames[1][1] is sub
+    np.testing.assert_allclose(sharp.frames[0][2], box * 2)
+    np.testing.assert_allclose(sharp.frames[1][2], box)
+    assert sharp.plate_crop is not None and sharp.plate_crop.shape == (24, 96, 3)  # 80x20 plus 10% each side
+    assert sharp.plate_crop[2:-2, 8:-8].min() == 200
+    assert (sharp.kind, sharp.plate, sharp.pts, sharp.measurements) == (v.kind, v.plate, v.pts, v.measurements)
+    assert v.frames[0][1] is sub  # the analysed violation is not changed
+
+    plate = PlateTrack(7, PlateText("123ABC02", "kz", 0.9), 0.5, 3.0, v.plate_crop, v.plate_box, 2.0)
+    crop = sharper_plate_track(plate, picture_at).crop
+    assert crop is not None and crop.shape == (24, 96, 3)
+    gone = PlateTrack(7, PlateText("123ABC02", "kz", 0.9), 0.5, 3.0, v.plate_crop, v.plate_box, 9.0)
+    assert sharper_plate_track(gone, picture_at).crop is v.plate_crop  # not held: the analysed crop stays
+
+
+def _evidence_widths(root: Path, camera: str) -> list[int]:
+    with raw_db(root, read_only=True) as db:
+        folders = [row[0] for row in db.execute("SELECT evidence FROM violations WHERE camera = ?", (camera,))]
+    widths = []
+    for folder in folders:
+        for frame in sorted((root / "media" / folder).glob("frame_*.jpg")):
+            image = cv2.imdecode(np.frombuffer(frame.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+            widths.append(image.shape[1])
+    return widths
+
+
+def test_a_traffic_camera_cuts_its_violation_evidence_from_the_main_stream(
+    tmp_path: Path, two_road_streams: RtspServer, running: Callable[[Supervisor], Running]
+) -> None:
+    root = tmp_path / "data"
+    # the whole picture is a one-way zone where only downward travel is allowed: the cars driving up break it
+    zone = {"name": "lane", "polygon": [[0, 0], [768, 0], [768, 432], [0, 432]], "rule": "one-way", "direction": [0, 1]}
+    traffic = {"zones": [zone], "plates": False}
+    cameras = [
+        {"name": name, "source": two_road_streams.url("sub"), "analytics": ["traffic"], "purpose": PURPOSE,
+         "traffic": traffic} | extra
+        for name, extra in (("dual", {"record_source": two_road_streams.url("main")}), ("plain", {}))
+    ]  # fmt: skip
+    svc, admin = make_service(root, {"cameras": cameras, "run": {"reconnect_initial_s": 0.3}})
+    run = running(Supervisor(svc.services, admin, secrets=svc.secrets()))
+    run.until(lambda: run.cam("dual").violations >= 1 and run.cam("plain").violations >= 1, 120, "a violation on each")
+    run.sup.stop()
+    dual, plain = _evidence_widths(root, "dual"), _evidence_widths(root, "plain")
+    assert plain and set(plain) == {768}
+    assert dual and max(dual) == 1536, dual  # from the main stream (a frame it no longer held stays 768 wide)
+    assert svc.audit_verify(None).ok

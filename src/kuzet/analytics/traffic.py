@@ -135,6 +135,8 @@ class Violation:
     plate: str | None = None
     plate_crop: Image | None = None
     plate_box: NDArray[np.float32] | None = None
+    plate_pts: float | None = None
+    """Stream time of the frame the plate crop (and `plate_box`, in that frame's pixels) comes from."""
 
 
 def counting_lines_summary(lines: list[CountingLine], passages: list[Passage]) -> dict[str, dict[str, int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,6 +13,11 @@ CHIP_SIZE = 150
 
 Image = NDArray[np.uint8]
 """An RGB image, shape (H, W, 3), dtype uint8."""
+
+PictureAt = Callable[[float], "tuple[Image, tuple[int, int]] | None"]
+"""A camera's main stream: its picture of an analysed moment (stream time, seconds), RGB uint8 (H, W, 3), and the
+analysed frame's width and height; None when it does not hold that moment."""
+
 
 JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 """A value that JSON can carry (payloads sent to integrations)."""

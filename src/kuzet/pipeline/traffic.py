@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -12,7 +12,8 @@ from numpy.typing import NDArray
 from kuzet.analytics.plates import PlateText, plate_formats, vote
 from kuzet.analytics.traffic import STOPPED_MPS, GroundPlane, Passage, Violation, crossing, inside, signal_is_red
 from kuzet.config.models import TrackerConfig, TrafficConfig
-from kuzet.core.types import Detections, Frame, Image
+from kuzet.core.types import Detections, Frame, Image, PictureAt
+from kuzet.recognize.align import crop_region
 from kuzet.track.iou import IoUTracker
 
 
@@ -25,6 +26,10 @@ class PlateTrack:
     start: float
     end: float
     crop: Image | None
+    crop_box: NDArray[np.float32] | None = None
+    """The plate's box in the frame the crop comes from (analysed pixels)."""
+    crop_pts: float | None = None
+    """Stream time of that frame."""
 
 
 @dataclass
@@ -40,6 +45,7 @@ class _Track:
     plates: list[PlateText] = field(default_factory=list)
     plate_crop: Image | None = None
     plate_box: NDArray[np.float32] | None = None
+    plate_pts: float | None = None
     plate_score: float = 0.0
     violations: list[Violation] = field(default_factory=list)
     frames_seen: int = 0
@@ -136,7 +142,7 @@ class TrafficAnalyzer:
                 and track.label == "vehicle"
                 and (track.frames_seen - 1) % self.config.plate_every == 0
             ):
-                self._read_plate(track, frame.image)
+                self._read_plate(track, frame)
             for v in track.violations:
                 if len(v.frames) < 3 and frame.pts - v.frames[-1][0] >= 0.5:
                     v.frames.append((frame.pts, frame.image, box.copy()))
@@ -258,9 +264,9 @@ class TrafficAnalyzer:
         v.frames.append((frame.pts, frame.image, track.box.copy()))
         track.violations.append(v)
 
-    def _read_plate(self, track: _Track, image: Image) -> None:
+    def _read_plate(self, track: _Track, frame: Frame) -> None:
         assert self.plate_reader is not None
-        got = self.plate_reader(image, track.box)
+        got = self.plate_reader(frame.image, track.box)
         if got is None:
             return
         plate, box, crop = got
@@ -268,6 +274,7 @@ class TrafficAnalyzer:
         self.stats.plates_read += 1
         if plate.score > track.plate_score:
             track.plate_score, track.plate_crop, track.plate_box = plate.score, crop, box
+            track.plate_pts = frame.pts
 
     def _speed(self, track: _Track) -> tuple[float, float] | None:
         if self.ground is None:
@@ -282,7 +289,11 @@ class TrafficAnalyzer:
         plate = vote(track.plates)
         text = plate.text if plate else None
         if plate is not None:
-            self.plates.append(PlateTrack(tid, plate, track.times[0], track.times[-1], track.plate_crop))
+            self.plates.append(
+                PlateTrack(
+                    tid, plate, track.times[0], track.times[-1], track.plate_crop, track.plate_box, track.plate_pts
+                )
+            )
         speed = self._speed(track)
         kmh = (round(speed[0] * 3.6, 1), round(speed[1] * 3.6, 1)) if speed else (None, None)
         for line_name, (d, pts) in track.crossings.items():
@@ -299,10 +310,60 @@ class TrafficAnalyzer:
             v.frames = [view for view in (track.first_view, track.last_view) if view is not None]
             track.violations.append(v)
         for v in track.violations:
-            v.plate, v.plate_crop, v.plate_box = text, track.plate_crop, track.plate_box
+            v.plate, v.plate_crop, v.plate_box, v.plate_pts = text, track.plate_crop, track.plate_box, track.plate_pts
             if kmh[0] is not None:
                 v.measurements.update({"speed_kmh": kmh[0], "speed_uncertainty_kmh": kmh[1]})
             if v.kind == "speeding":
                 v.measurements["speed_limit_kmh"] = limit
             self.violations.append(v)
             self.stats.violations += 1
+
+
+PLATE_MARGIN = 0.1
+"""A plate crop cut again from the main stream: the plate's box enlarged by this share of its size on each side."""
+
+
+def _scaled(box: NDArray[np.float32], picture: Image, analysed: tuple[int, int]) -> NDArray[np.float32]:
+    h, w = picture.shape[:2]
+    return (box * np.array([w / analysed[0], h / analysed[1]] * 2, np.float32)).astype(np.float32)
+
+
+def sharper_plate_crop(
+    crop: Image | None, box: NDArray[np.float32] | None, pts: float | None, picture_at: PictureAt
+) -> Image | None:
+    """The plate crop cut again from the main stream at the moment it was read, when it holds it; else `crop`.
+
+    The plate's axis-aligned box is scaled from the analysed frame's size to the main stream's, each axis on its own.
+    """
+    if box is None or pts is None:
+        return crop
+    got = picture_at(pts)
+    if got is None:
+        return crop
+    picture, analysed = got
+    again, _, _ = crop_region(picture, _scaled(box, picture, analysed), margin=PLATE_MARGIN)
+    return again if again.size else crop
+
+
+def sharper_violation(v: Violation, picture_at: PictureAt) -> Violation:
+    """The same evidence cut from the main stream where it holds each moment: scene frames and plate crop.
+
+    Each scene frame the main stream holds is replaced by its picture of the same moment, with the vehicle's box
+    scaled; a frame it does not hold (older than `record.evidence_s`, or the main stream was down) stays the
+    analysed one. Measurements, times and the plate text are those of the analysis.
+    """
+    frames: list[tuple[float, Image, NDArray[np.float32]]] = []
+    for pts, image, box in v.frames:
+        got = picture_at(pts)
+        if got is None:
+            frames.append((pts, image, box))
+        else:
+            picture, analysed = got
+            frames.append((pts, picture, _scaled(box, picture, analysed)))
+    crop = sharper_plate_crop(v.plate_crop, v.plate_box, v.plate_pts, picture_at)
+    return replace(v, frames=frames, plate_crop=crop)
+
+
+def sharper_plate_track(p: PlateTrack, picture_at: PictureAt) -> PlateTrack:
+    """The plate track with its crop cut from the main stream where it holds the moment (see `sharper_plate_crop`)."""
+    return replace(p, crop=sharper_plate_crop(p.crop, p.crop_box, p.crop_pts, picture_at))

@@ -32,7 +32,7 @@ from kuzet.store.files import private_dir, write_private
 from kuzet.store.status import CameraStatus
 
 if TYPE_CHECKING:
-    from kuzet.core.types import FaceSample, Image, User
+    from kuzet.core.types import Image, User
     from kuzet.ingest.live import LiveStream
     from kuzet.pipeline.traffic import TrafficAnalyzer
     from kuzet.runtime.recording import MainStream, RecordingKeeper
@@ -313,18 +313,16 @@ class CameraWorker:
         doing = "recording" if self.camera.record.mode != "off" else "snapshots from"
         return f"{reason}; {doing} the main stream ({main[0]}x{main[1]})"
 
-    def _sharper(self, shot: FaceSample) -> FaceSample:
-        """The best shot cut from the main stream at the same moment, when it holds that moment; else unchanged."""
-        from kuzet.pipeline.faces import rescale_sample
-
+    def _main_picture(self, pts: float) -> tuple[Image, tuple[int, int]] | None:
+        """The main stream's picture of an analysed moment (stream time) and the analysed size, when it holds it."""
         stream, main = self._stream, self.main
         if main is None or stream is None or stream.offset is None or stream.size is None:
-            return shot
-        picture = main.picture_at(shot.pts + stream.offset)
+            return None
+        picture = main.picture_at(pts + stream.offset)
         if picture is None:
-            log.info("camera %s: the main stream does not hold the best shot's moment", self.spec.camera)
-            return shot
-        return rescale_sample(shot, picture, analysed=stream.size)
+            log.info("camera %s: the main stream does not hold the moment %.2f s", self.spec.camera, pts)
+            return None
+        return picture, stream.size
 
     def _poll_main(self) -> None:
         if self.main is not None and self.main.keeper is not None:
@@ -376,7 +374,7 @@ class CameraWorker:
             session = AnalysisSession(self.analysis, actor, camera=self.spec.camera, source=stream.name, live=True)
             session.announce = bool(self.run_config.mqtt or self.run_config.webhooks)  # kuzet run delivers them
             if self.main is not None:
-                session.sharper = self._sharper
+                session.main_picture = self._main_picture
         except BaseException:
             stream.close()
             self._drain_later(stream, keeper)

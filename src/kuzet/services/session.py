@@ -7,16 +7,15 @@ was decided, so a crash loses at most the decisions of the moment. Every commit 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kuzet.analytics.traffic import Passage, Violation
 from kuzet.audit.ledger import Details
-from kuzet.core.types import Event, FaceSample, Frame, TrackDecision, User
+from kuzet.core.types import Event, FaceSample, Frame, PictureAt, TrackDecision, User
 from kuzet.governance.review import NewAlert
-from kuzet.pipeline.faces import FaceStats
-from kuzet.pipeline.traffic import TrafficAnalyzer
+from kuzet.pipeline.faces import FaceStats, rescale_sample
+from kuzet.pipeline.traffic import TrafficAnalyzer, sharper_plate_track, sharper_violation
 from kuzet.recognize.gallery import NumpyGallery
 from kuzet.services import views
 from kuzet.services.uow import Work
@@ -94,8 +93,9 @@ class AnalysisSession:
         self._alerts: list[NewAlert] = []
         self._passages: list[Passage] = []
         self._evidence: list[tuple[Violation, str, str]] = []
-        self.sharper: Callable[[FaceSample], FaceSample] | None = None
-        """Set by a live camera with a main stream: the best shot cut from it at the same moment (else unchanged)."""
+        self.main_picture: PictureAt | None = None
+        """Set by a live camera with a main stream: its picture of an analysed moment, where snapshots, plate crops
+        and violation evidence are cut from (else from the analysed frame)."""
 
     @property
     def traffic(self) -> TrafficAnalyzer | None:
@@ -189,11 +189,20 @@ class AnalysisSession:
 
     def _shots(self, shots: list[FaceSample]) -> list[FaceSample]:
         """The best shots to store: from the main stream where the camera has one and it holds the moment."""
-        return shots if self.sharper is None else [self.sharper(s) for s in shots]
+        if self.main_picture is None:
+            return shots
+        sharper = []
+        for shot in shots:
+            got = self.main_picture(shot.pts)
+            sharper.append(shot if got is None else rescale_sample(shot, got[0], analysed=got[1]))
+        return sharper
 
     def _collect_traffic(self) -> None:
         """Move what the traffic analyzer finished into this session (so a long live run holds no history)."""
         plates, passages, violations = self.pipeline.take_traffic()
+        if self.main_picture is not None:  # plate crops and evidence from the main stream where it holds the moment
+            plates = [sharper_plate_track(p, self.main_picture) for p in plates]
+            violations = [sharper_violation(v, self.main_picture) for v in violations]
         if plates:
             self._alerts.extend(self.svc.plate_hits(plates, self._written))
         self._passages.extend(passages)
