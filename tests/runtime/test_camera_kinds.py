@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from kuzet.ingest.live import LiveStream, WallClock
 from kuzet.ingest.sources import error_words, open_live
 from kuzet.runtime.supervisor import Supervisor
 from kuzet.runtime.worker import AuthLock
+from kuzet.store.status import CameraStatus
 from tests.runtime.test_run import PURPOSE, make_service, write_secrets
 from tests.support.http_cameras import HlsServer, MjpegCamera, jpeg_frames, make_hls
 from tests.support.servers import RtspServer, VlcRtspServer, free_port
@@ -160,6 +161,25 @@ def test_the_auth_lock_survives_restarts_and_ends_when_the_credentials_change(tm
     assert not again.locked(wrong)
 
 
+def _stepping(
+    sup: Supervisor, camera: str
+) -> tuple[Callable[[], CameraStatus], Callable[[Callable[[], bool], float, str], None]]:
+    """The camera's status, and a wait that steps the supervisor until a condition holds (or fails saying why)."""
+
+    def status() -> CameraStatus:
+        return sup.slots[camera].status()
+
+    def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sup.step(0.2)
+            if predicate():
+                return
+        pytest.fail(f"timed out waiting for {what}: {status().state} {status().reason}")
+
+    return status, until
+
+
 @pytest.mark.store
 def test_wrong_credentials_stop_after_three_attempts_until_the_secret_changes(
     tmp_path: Path, jpegs: list[bytes]
@@ -185,17 +205,7 @@ def test_wrong_credentials_stop_after_three_attempts_until_the_secret_changes(
     sup = Supervisor(svc.services, admin, secrets=svc.secrets())
     sup.start()
     try:
-
-        def until(predicate: object, timeout: float, what: str) -> None:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                sup.step(0.2)
-                if predicate():  # type: ignore[operator]
-                    return
-            st = sup.slots["door"].status()
-            pytest.fail(f"timed out waiting for {what}: {st.state} {st.reason}")
-
-        door = lambda: sup.slots["door"].status()  # noqa: E731
+        door, until = _stepping(sup, "door")
         until(lambda: door().state == "failed" and door().reason.startswith("wrong credentials"), 60, "the lockout")
         assert camera.attempts == 3 and camera.requests <= 6  # FFmpeg asks without credentials first
         requests = camera.requests
@@ -209,3 +219,50 @@ def test_wrong_credentials_stop_after_three_attempts_until_the_secret_changes(
     finally:
         sup.stop()
         camera.stop()
+
+
+@pytest.mark.store
+def test_a_main_stream_refusing_its_credentials_stops_after_three_attempts_until_the_secret_changes(
+    tmp_path: Path, jpegs: list[bytes]
+) -> None:
+    sub = MjpegCamera(jpegs, fps=10)  # the analysed stream asks for nothing
+    main = MjpegCamera(jpegs, fps=10, credentials="viewer:right-pass")
+    sub.start()
+    main.start()
+    root = tmp_path / "data"
+    config = {
+        "cameras": [
+            {
+                "name": "door",
+                "source": sub.url,
+                "record_source": main.url,
+                "analytics": ["traffic"],
+                "purpose": PURPOSE,
+                "username": "secret:door_user",
+                "password": "secret:door_pw",
+            }
+        ],
+        "run": {"reconnect_initial_s": 0.2, "reconnect_max_s": 0.4, "auth_attempts": 3, "failed_after": 10},
+    }
+    svc, admin = make_service(root, config)
+    write_secrets(root, {"door_user": "viewer", "door_pw": "wrong-pass"})
+    sup = Supervisor(svc.services, admin, secrets=svc.secrets())
+    sup.start()
+    try:
+        door, until = _stepping(sup, "door")
+        until(lambda: "main stream" in door().reason and "not tried again" in door().reason, 60, "the lockout")
+        assert door().state == "up" and door().frames_analysed > 0  # the analysis goes on
+        assert main.attempts == 3
+        assert (root / "run" / "auth" / "main" / "door.json").exists()  # kept across worker and service restarts
+        time.sleep(3.0)
+        sup.step(0.5)
+        assert main.attempts == 3  # no fourth try: the account is safe
+
+        write_secrets(root, {"door_user": "viewer", "door_pw": "right-pass"})  # the operator corrects the secret
+        until(lambda: "snapshots from the main stream" in door().reason, 60, "the main stream up with the new secret")
+        assert main.authorized >= 1
+        assert not (root / "run" / "auth" / "main" / "door.json").exists()
+    finally:
+        sup.stop()
+        sub.stop()
+        main.stop()

@@ -23,7 +23,10 @@ from kuzet.store.crypto import DataCipher
 from kuzet.store.media import MediaStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from kuzet.ingest.live import LiveStream
+    from kuzet.runtime.worker import AuthLock
 
 
 class RecordingKeeper:
@@ -113,11 +116,21 @@ class MainStream:
         ingest: `ingest` settings (open timeout, pixel cap).
         run: `run` settings (stall timeout, backoff, how many refused credentials stop the tries).
         keeper: Decides the recorded segments (None: the camera does not record; the stream serves snapshots).
+        auth: Counts refusals of the main stream's credentials across restarts (None: only within this object).
+        fresh_url: The URL with the credentials as they are now (the secrets file re-read), asked while locked out.
 
     """
 
     def __init__(
-        self, url: str, *, camera: CameraConfig, ingest: IngestConfig, run: RunConfig, keeper: RecordingKeeper | None
+        self,
+        url: str,
+        *,
+        camera: CameraConfig,
+        ingest: IngestConfig,
+        run: RunConfig,
+        keeper: RecordingKeeper | None,
+        auth: AuthLock | None = None,
+        fresh_url: Callable[[], str] | None = None,
     ) -> None:
         from kuzet.runtime.worker import Backoff
 
@@ -127,6 +140,8 @@ class MainStream:
         self._ingest = ingest
         self._run = run
         self.keeper = keeper
+        self._auth = auth
+        self._fresh_url = fresh_url
         self._backoff = Backoff(run)
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -151,6 +166,8 @@ class MainStream:
 
         refused = 0
         while not self._stop.is_set():
+            if self._locked_out():
+                continue
             try:
                 stream = LiveStream(
                     self._url,
@@ -167,19 +184,20 @@ class MainStream:
                     make_sink=self.keeper.make_sink if self.keeper is not None else None,
                 )
             except StreamAuthError as exc:
-                refused += 1
+                refused = self._auth.refused(self._url) if self._auth is not None else refused + 1
                 if refused >= self._run.auth_attempts:
-                    # cameras lock accounts: the worker restarts with the camera's changed credentials
-                    self.reason = (
-                        f"main stream {self.name}: wrong credentials, refused {refused} times; not tried again"
-                    )
-                    return
+                    if self._auth is None:  # nothing to look for: the worker restarts with changed credentials
+                        self.reason = f"main stream {self.name}: {self._locked_reason()}"
+                        return
+                    continue  # locked out: cameras lock accounts after a few wrong passwords
                 self._retry(f"main stream: {exc.message}")
                 continue
             except KuzetError as exc:
                 self._retry(f"main stream: {exc.message}")
                 continue
             refused = 0
+            if self._auth is not None:
+                self._auth.clear()  # the camera accepted the credentials
             self.connections += 1
             with self._lock:
                 self._stream = self._held = stream
@@ -189,6 +207,30 @@ class MainStream:
             stream.close()
             if ended:
                 self._retry(f"main stream: {ended}")
+
+    def _locked_reason(self) -> str:
+        return (
+            f"wrong credentials: refused {self._run.auth_attempts} times, not tried again until the camera's "
+            "username or password (or their secrets) change"
+        )
+
+    def _locked_out(self) -> bool:
+        """While the main stream's credentials are locked out: say so, wait, and look for changed secrets."""
+        from kuzet.runtime.worker import AUTH_RECHECK_S
+
+        if self._auth is None or not self._auth.locked(self._url):
+            return False
+        try:
+            fresh = self._fresh_url() if self._fresh_url is not None else self._url
+        except KuzetError:
+            fresh = self._url
+        if fresh != self._url and not self._auth.locked(fresh):
+            self._url, self.name = fresh, redact_url(fresh)
+            self._backoff.reset()
+            return False
+        self.reason = f"main stream {self.name}: {self._locked_reason()}"
+        self._stop.wait(AUTH_RECHECK_S)
+        return True
 
     def _watch(self, stream: LiveStream) -> str:
         """Until the stream fails or stalls (returns why) or we are stopped (returns "")."""

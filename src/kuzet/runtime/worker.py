@@ -119,8 +119,9 @@ class AuthLock:
     a changed username, password, secret or URL starts afresh. A connection that opens clears it.
     """
 
-    def __init__(self, data_dir: Path, camera: str, *, limit: int) -> None:
-        self.path = data_dir / "run" / "auth" / f"{camera}.json"
+    def __init__(self, data_dir: Path, camera: str, *, limit: int, stream: str = "") -> None:
+        # a camera's main stream (`stream="main"`) has its own count in a folder of its own
+        self.path = data_dir / "run" / "auth" / stream / f"{camera}.json"
         self.limit = limit
 
     def _read(self) -> dict[str, str | int]:
@@ -297,7 +298,15 @@ class CameraWorker:
 
         keeper = self._keeper() if self.camera.record.mode != "off" else None
         self.main = MainStream(
-            self.spec.record_url, camera=self.camera, ingest=self.config.ingest, run=self.run_config, keeper=keeper
+            self.spec.record_url,
+            camera=self.camera,
+            ingest=self.config.ingest,
+            run=self.run_config,
+            keeper=keeper,
+            auth=AuthLock(
+                Path(self.spec.data_dir), self.spec.camera, limit=self.run_config.auth_attempts, stream="main"
+            ),
+            fresh_url=lambda: camera_url(self.camera, self.ctx.secrets(), record=True),
         )
 
     def _up_reason(self, stream: LiveStream) -> str:
