@@ -16,6 +16,7 @@ from kuzet.core.errors import ConfigError, InputError
 from kuzet.ingest import open_source
 from kuzet.ingest.decode import hardware_absent
 from kuzet.ingest.live import LiveStream
+from kuzet.ingest.sources import VideoSource
 from kuzet.runtime.metrics import render
 from kuzet.store.status import CameraStatus, ServiceStatus, read_status, write_status
 
@@ -72,20 +73,21 @@ def test_decode_settings_parse_and_bad_values_are_clear_config_errors(tmp_path: 
 def test_threads_are_set_on_the_decoder(bframes_30fps: Path) -> None:
     frame_threads = IngestConfig(decode=DecodeConfig(threads=2, thread_type="frame"))
     with open_source(str(bframes_30fps), config=frame_threads) as src:
-        assert len(list(src)) == 90
-        context = src._stream.codec_context  # type: ignore[attr-defined]
+        assert isinstance(src, VideoSource) and len(list(src)) == 90
+        context = src._stream.codec_context
         assert context.is_open
         assert (context.thread_count, context.thread_type.name) == (2, "FRAME")
     with open_source(str(bframes_30fps), config=IngestConfig(decode=DecodeConfig(threads=1))) as src:
+        assert isinstance(src, VideoSource)
         next(iter(src))
-        context = src._stream.codec_context  # type: ignore[attr-defined]
+        context = src._stream.codec_context
         assert (context.thread_count, context.thread_type.name) == (1, "SLICE")  # auto: slice
-        assert src.decoder.describe() == "h264 software, 1 slice thread"  # type: ignore[attr-defined]
+        assert src.decoder.describe() == "h264 software, 1 slice thread"
 
 
 def test_nonref_skipping_decodes_fewer_frames_and_keeps_the_sampling(bframes_30fps: Path) -> None:
     def run(skip: str) -> tuple[list[float], int]:
-        config = IngestConfig(decode=DecodeConfig(hwaccel="none", skip_nonref=skip))  # type: ignore[arg-type]
+        config = IngestConfig(decode=DecodeConfig(hwaccel="none", skip_nonref=skip))
         with open_source(str(bframes_30fps), fps=5, config=config) as src:
             frames = list(src)
         return [f.pts for f in frames], frames[-1].index + 1  # index counts decoded frames (to the last kept)
@@ -177,14 +179,14 @@ def test_an_explicit_hardware_decoder_this_machine_lacks_is_a_clear_error(kind: 
             open_timeout_s=5,
             read_timeout_s=5,
             max_pixels=10**7,
-            decode=DecodeConfig(hwaccel=kind),  # type: ignore[arg-type]
+            decode=DecodeConfig(hwaccel=kind),
         )
     assert "set decode.hwaccel to auto" in (err.value.hint or "")
     with pytest.raises(ConfigError, match=kind):
-        open_source(str(bframes_30fps), config=IngestConfig(decode=DecodeConfig(hwaccel=kind)))  # type: ignore[arg-type]
+        open_source(str(bframes_30fps), config=IngestConfig(decode=DecodeConfig(hwaccel=kind)))
     # auto on the same machine: software, silently
     with open_source(str(bframes_30fps), config=IngestConfig()) as src:
-        assert src.decoder.hardware is None  # type: ignore[attr-defined]
+        assert isinstance(src, VideoSource) and src.decoder.hardware is None
 
 
 def test_status_and_metrics_report_the_decoder(tmp_path: Path) -> None:

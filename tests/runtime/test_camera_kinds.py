@@ -12,6 +12,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,8 +27,8 @@ from tests.support.http_cameras import HlsServer, MjpegCamera, jpeg_frames, make
 from tests.support.servers import RtspServer, VlcRtspServer, free_port
 
 
-def _open(url: str, **kw: object) -> LiveStream:
-    return LiveStream(url, fps=10, queue_size=4, open_timeout_s=5, read_timeout_s=5, max_pixels=10**7, **kw)  # type: ignore[arg-type]
+def _open(url: str, **kw: Any) -> LiveStream:
+    return LiveStream(url, fps=10, queue_size=4, open_timeout_s=5, read_timeout_s=5, max_pixels=10**7, **kw)
 
 
 def _take(stream: LiveStream, seconds: float, *, work_s: float = 0.0) -> list[tuple[float, float]]:

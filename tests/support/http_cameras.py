@@ -51,9 +51,9 @@ class _Server:
         self.attempts = 0
         self.authorized = 0
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = _OwnedServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
-        self.httpd.owner = self  # type: ignore[attr-defined]
+        self.httpd.owner = self
         self.port = int(self.httpd.server_address[1])
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -69,12 +69,19 @@ class _Server:
         self.httpd.server_close()
 
 
+class _OwnedServer(ThreadingHTTPServer):
+    owner: Any
+    """The test server object whose counters and frames the handlers use."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
 
     @property
     def owner(self) -> Any:
-        return self.server.owner  # type: ignore[attr-defined]
+        server = self.server
+        assert isinstance(server, _OwnedServer)
+        return server.owner
 
     def log_message(self, format: str, *args: Any) -> None:
         return
