@@ -41,6 +41,8 @@ EXPECTED: dict[tuple[str, str], set[str] | None] = {
     ("POST", "/api/traffic/violations/{violation_id}/evidence"): EVENT_VIEWERS,  # 404: there is no violation 1
     ("GET", "/api/alerts"): {"reviewer", "auditor"},
     ("POST", "/api/alerts/{alert_id}/review"): {"reviewer"},
+    ("GET", "/api/alerts/marks"): {"reviewer", "approver", "auditor"},
+    ("POST", "/api/alerts/{alert_id}/mark"): {"approver"},
     ("GET", "/api/watchlists"): {"requester", "approver", "reviewer", "auditor", "admin"},
     ("POST", "/api/watchlists"): {"requester"},
     ("POST", "/api/watchlists/{entry_id}/approve"): {"approver"},
@@ -98,6 +100,8 @@ def _call(client: TestClient, method: str, path: str, token: str | None, photo: 
         params.update({"first": "1", "second": "1"})
     if path == "/api/alerts/{alert_id}/review":
         kwargs["json"] = {"decision": "confirm", "reason": "walk"}
+    elif path == "/api/alerts/{alert_id}/mark":
+        kwargs["json"] = {"decision": "approve", "reason": "walk"}
     elif path.endswith("/evidence"):
         kwargs["json"] = {"justification": "route table walk"}
     elif path.endswith(("/approve", "/reject", "/withdraw")):

@@ -8,6 +8,7 @@ score 0.95-0.97): a look-alike, as a busy checkpoint will meet.
 from __future__ import annotations
 
 import importlib.resources
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from kuzet.app import Kuzet
-from kuzet.core.errors import InputError, PermissionDenied
+from kuzet.core.errors import InputError, NotFoundError, PermissionDenied, PolicyRefusal
 from kuzet.core.types import User
 from kuzet.governance.policy import load_policy
 from kuzet.governance.watchlists import WatchlistRequest
@@ -71,6 +72,10 @@ def _appearances(svc: Kuzet, *, wrong: bool | None = None) -> int:
         return int(r.session.scalar(query) or 0)
 
 
+def _approve_mark(svc: Kuzet, team: dict[str, User], alert: int) -> str:
+    return svc.services.review.decide_mark(team["appr"], alert, "approve", reason="compared: another man, mark holds")
+
+
 def _suppressed(svc: Kuzet, team: dict[str, User]) -> list[dict[str, object]]:
     return [dict(e.details or {}) for e in svc.audit_log(team["aud"], action="alert.suppressed")]
 
@@ -91,6 +96,18 @@ def test_a_marked_wrong_match_is_not_alerted_again_but_the_subject_is(
     assert status == "rejected" and _appearances(svc, wrong=True) == 1
     (marked,) = [e for e in svc.audit_log(team["aud"], action="review.reject") if e.object == f"alert:{false_alert}"]
     assert marked.details == {"confirmations": 0, "required": 2, "wrong_match": True, "entry": entry}
+    (pending,) = svc.services.review.marks(team["appr"])
+    assert (pending.alert_id, pending.entry_id, pending.marked_by, pending.status) == (
+        false_alert,
+        entry,
+        "marat",
+        "pending",
+    )
+    assert pending.reason == "another man: ears differ"
+    assert _approve_mark(svc, team, false_alert) == "approved"
+    assert svc.services.review.marks(team["aud"]) == []  # nothing left waiting
+    (kept,) = svc.services.review.marks(team["aud"], pending_only=False)
+    assert (kept.status, kept.approved_by) == ("approved", "aigul")
 
     again = svc.analyze(team["op"], str(lfw / "Tony_Blair" / "Tony_Blair_0003.jpg"))
     assert again.alert_ids == []  # the same man, another photo: not alerted again for this entry
@@ -105,8 +122,8 @@ def test_a_marked_wrong_match_is_not_alerted_again_but_the_subject_is(
     assert _appearances(svc, wrong=False) == 0  # a decided alert's descriptors are destroyed with the decision
     report = svc.services.reports.transparency(team["aud"], date.today(), date.today())
     assert report.alerts == {
-        "created": 2, "confirmed": 1, "rejected": 1, "pending": 0, "marked_wrong_match": 1,
-        "suppressed_as_wrong_match": 1,
+        "created": 2, "confirmed": 1, "rejected": 1, "pending": 0, "marked_wrong_match": 1, "marks_approved": 1,
+        "marks_rejected": 0, "suppressed_as_wrong_match": 1,
     }  # fmt: skip
     assert svc.audit_verify(team["aud"]).ok
 
@@ -119,6 +136,7 @@ def test_a_wrong_match_lasts_as_long_as_its_entry_and_survives_key_rotation(
     entry = _entry(svc, team, bush)
     (false_alert,) = svc.analyze(team["op"], str(lfw / "Tony_Blair" / "Tony_Blair_0002.jpg")).alert_ids
     svc.review(team["rev1"], false_alert, "reject", reason="another man: ears differ", wrong_match=True)
+    _approve_mark(svc, team, false_alert)
 
     admin = svc.login("admin", "correct horse battery")[0]
     new_key = svc.keys_rotate(admin, grace_s=0)
@@ -134,20 +152,52 @@ def test_a_wrong_match_lasts_as_long_as_its_entry_and_survives_key_rotation(
     assert second != entry and len(_suppressed(svc, team)) == 1
 
 
-def test_an_insider_who_marks_the_subject_cannot_hide_it_from_the_ledger(
+def test_an_insider_who_marks_the_subject_needs_a_second_person_and_cannot_hide_it_from_the_ledger(
     lax: Kuzet, team: dict[str, User], faces_dir: Path
 ) -> None:
-    """A reviewer shields the real subject by marking a true alert wrong: every hit it suppresses is ledgered."""
+    """A reviewer shields the real subject by marking a true alert wrong.
+
+    The mark does nothing until an approver other than the reviewer approves it: the subject is still alerted. A
+    reviewer who is also an approver cannot approve their own mark. An approver who rejects it destroys it. And if
+    an approver colludes, every hit the mark suppresses is still ledgered.
+    """
     svc, lfw = lax, faces_dir / LFW
     entry = _entry(svc, team, lfw / "George_W_Bush" / "George_W_Bush_0001.jpg")
     (true_alert,) = svc.analyze(team["op"], str(lfw / "George_W_Bush" / "George_W_Bush_0002.jpg")).alert_ids
     svc.review(team["rev1"], true_alert, "reject", reason="not him, trust me", wrong_match=True)
-    hidden = svc.analyze(team["op"], str(lfw / "George_W_Bush" / "George_W_Bush_0003.jpg"))
-    for why in _suppressed(svc, team) if not hidden.alert_ids else []:
-        assert why["wrong_match_alert"] == true_alert and why["camera"] == "default"
+    seen = svc.analyze(team["op"], str(lfw / "George_W_Bush" / "George_W_Bush_0003.jpg"))
+    assert len(seen.alert_ids) == 1 and _suppressed(svc, team) == []  # a pending mark suppresses nothing
+
+    both = add_user(svc, "dana", "reviewer", "approver")  # one person holding both roles
+    (second,) = seen.alert_ids
+    svc.review(both, second, "reject", reason="not him either, trust me", wrong_match=True)
+    with pytest.raises(PolicyRefusal, match="dana requested the wrong-match mark of alert .* cannot also approve"):
+        svc.services.review.decide_mark(both, second, "approve", reason="my own mark, surely fine")
+    with pytest.raises(PermissionDenied):  # a reviewer may mark, not approve marks
+        svc.services.review.decide_mark(team["rev2"], true_alert, "approve", reason="a colleague's mark, fine")
+    with pytest.raises(PolicyRefusal, match="needs a reason"):
+        svc.services.review.decide_mark(team["appr"], true_alert, "approve", reason="  ")
+    assert svc.services.review.decide_mark(team["appr"], second, "reject", reason="same ears as the entry") == (
+        "rejected"
+    )
+    assert _appearances(svc, wrong=True) == 1  # the rejected mark's appearance is destroyed
+    with pytest.raises(NotFoundError, match="no wrong-match mark"):
+        svc.services.review.decide_mark(team["appr"], second, "approve", reason="changed my mind after all")
+
+    assert _approve_mark(svc, team, true_alert) == "approved"  # an approver colludes
+    with pytest.raises(PolicyRefusal, match="is approved, not pending"):
+        _approve_mark(svc, team, true_alert)
+    hidden = svc.analyze(team["op"], str(lfw / "George_W_Bush" / "George_W_Bush_0004.jpg"))
     suppressed = [e for e in svc.audit_log(team["aud"], action="alert.suppressed")]
     assert len(suppressed) + len(hidden.alert_ids) == 1  # suppressed and ledgered, or alerted: never silently lost
     assert all(e.object == f"watchlist:{entry}" and e.actor == "olga" for e in suppressed)
+    for why in _suppressed(svc, team):
+        assert why["wrong_match_alert"] == true_alert
+    ledger = svc.audit_log(team["aud"], limit=10_000)
+    decided = [(e.action, e.actor, e.object) for e in ledger if e.action.startswith("review.mark_")]
+    assert ("review.mark_rejected", "aigul", f"alert:{second}") in decided
+    assert ("review.mark_approved", "aigul", f"alert:{true_alert}") in decided
+    assert [e.actor for e in ledger if e.action == "review.mark_refused"] == ["dana", "aigul", "aigul"]
     assert svc.audit_verify(team["aud"]).ok
 
 
@@ -172,4 +222,47 @@ def test_the_review_page_marks_a_wrong_match_beside_reject(lax: Kuzet, team: dic
         done = client.get(client.post(f"/review/{false_alert}", data=form).headers["location"]).text
         assert f"alert {false_alert}: reject recorded, now rejected" in done
     assert _appearances(svc, wrong=True) == 1
+    with TestClient(create_app(svc.services), follow_redirects=False) as client:
+        client.post("/login", data={"name": "aigul", "password": PASSWORD})
+        page = client.get("/watchlists").text
+        assert f'id="mark-{false_alert}"' in page and "another man: ears differ" in page  # the approver sees why
+        form = {"reason": "compared the photos: another man", "csrf_token": client.cookies["kuzet_csrf"]}
+        done = client.get(client.post(f"/marks/{false_alert}/approve", data=form).headers["location"]).text
+        assert f"the wrong-match mark of alert {false_alert} approved" in done
+        assert f'id="mark-{false_alert}"' not in done
+    assert svc.analyze(team["op"], str(lfw / "Tony_Blair" / "Tony_Blair_0003.jpg")).alert_ids == []
+
+
+def test_marks_are_made_listed_and_approved_from_the_command_line(
+    lax: Kuzet, team: dict[str, User], faces_dir: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from kuzet.cli.main import app
+    from tests.conftest import PASSWORD
+
+    svc, lfw = lax, faces_dir / LFW
+    _entry(svc, team, lfw / "George_W_Bush" / "George_W_Bush_0001.jpg")
+    (false_alert,) = svc.analyze(team["op"], str(lfw / "Tony_Blair" / "Tony_Blair_0002.jpg")).alert_ids
+    data = str(tmp_path / "data")
+    runner = CliRunner()
+
+    def kuzet(user: str, *args: str) -> tuple[int, str]:
+        signed = runner.invoke(app, ["--data-dir", data, "login", user, "--password-stdin"], input=PASSWORD + "\n")
+        assert signed.exit_code == 0, signed.output
+        result = runner.invoke(app, ["--data-dir", data, *args])
+        return result.exit_code, result.output
+
+    code, out = kuzet("marat", "review", "reject", str(false_alert), "--reason", "another man", "--wrong-match")
+    assert code == 0 and "in force once an approver approves the mark" in out, out
+    code, out = kuzet("aigul", "review", "marks", "--json")
+    assert code == 0 and [(m["alert_id"], m["status"], m["marked_by"]) for m in json.loads(out)] == [
+        (false_alert, "pending", "marat")
+    ]
+    code, out = kuzet("marat", "review", "approve-mark", str(false_alert), "--reason", "my own mark is right")
+    assert code != 0 and "approve or reject wrong-match marks" in out  # a reviewer cannot approve marks
+    code, out = kuzet("aigul", "review", "approve-mark", str(false_alert), "--reason", "compared: another man")
+    assert code == 0 and f"alert {false_alert}: wrong-match mark approved" in out, out
+    code, out = kuzet("timur", "review", "marks", "--all", "--json")
+    assert code == 0 and json.loads(out)[0]["approved_by"] == "aigul"
     assert svc.analyze(team["op"], str(lfw / "Tony_Blair" / "Tony_Blair_0003.jpg")).alert_ids == []

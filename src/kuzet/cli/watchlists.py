@@ -12,6 +12,7 @@ from rich.table import Table
 
 from kuzet.cli.common import console, json_out, session
 from kuzet.governance.watchlists import WatchlistRequest
+from kuzet.services import views
 
 watchlist_app = typer.Typer(help="Request, approve, reject and show watchlist entries.", no_args_is_help=True)
 review_app = typer.Typer(help="Confirm or reject candidate alerts.", no_args_is_help=True)
@@ -167,7 +168,11 @@ def review_list(
 def _review(alert_id: int, decision: str, reason: str, *, wrong_match: bool = False) -> None:
     services, actor = session()
     status = services.review.decide(actor, alert_id, decision, reason=reason, wrong_match=wrong_match)
-    marked = "; its appearance is marked a wrong match of the entry" if wrong_match else ""
+    marked = (
+        "; its appearance is marked a wrong match of the entry, in force once an approver approves the mark"
+        if wrong_match
+        else ""
+    )
     console.print(f"alert {alert_id}: {decision} recorded; the alert is now {status}{marked}")
 
 
@@ -188,10 +193,58 @@ def review_reject(
         bool,
         typer.Option(
             "--wrong-match",
-            help="The alert shows the wrong person: do not alert the same appearance for this entry again while it "
-            "lasts (face alerts; each hit so suppressed is ledgered).",
+            help="The alert shows the wrong person: once an approver approves the mark, do not alert the same "
+            "appearance for this entry again while it lasts (face alerts; each hit so suppressed is ledgered).",
         ),
     ] = False,
 ) -> None:
     """Reject the alert as a false match."""
     _review(alert_id, "reject", reason, wrong_match=wrong_match)
+
+
+@review_app.command("marks")
+def review_marks(
+    json_flag: JsonFlag = False,
+    all_marks: Annotated[bool, typer.Option("--all", help="Every mark kept, approved ones too.")] = False,
+) -> None:
+    """Wrong-match marks waiting for an approver (a mark suppresses hits only once a second person approves it)."""
+    services, actor = session()
+    rows = services.review.marks(actor, pending_only=not all_marks)
+    if json_flag:
+        json_out([views.mark_for_api(m) for m in rows])
+        return
+    table = Table("alert", "entry", "status", "marked by", "marked at", "reason", "approved by")
+    for m in rows:
+        table.add_row(
+            str(m.alert_id), str(m.entry_id), m.status, m.marked_by, m.marked_at, m.reason, m.approved_by or "-"
+        )
+    console.print(table)
+
+
+def _decide_mark(alert_id: int, decision: str, reason: str) -> None:
+    services, actor = session()
+    status = services.review.decide_mark(actor, alert_id, decision, reason=reason)
+    effect = (
+        "it now suppresses the same look on its entry (each hit ledgered)"
+        if status == "approved"
+        else "the appearance is destroyed; the same look is alerted as before"
+    )
+    console.print(f"alert {alert_id}: wrong-match mark {status}; {effect}")
+
+
+@review_app.command("approve-mark")
+def review_approve_mark(
+    alert_id: Annotated[int, typer.Argument(help="The marked alert's id (`kuzet review marks`).")],
+    reason: Annotated[str, typer.Option("--reason", help="What you compared (required, audited).")],
+) -> None:
+    """Approve a reviewer's wrong-match mark (approvers; not the reviewer who marked it)."""
+    _decide_mark(alert_id, "approve", reason)
+
+
+@review_app.command("reject-mark")
+def review_reject_mark(
+    alert_id: Annotated[int, typer.Argument(help="The marked alert's id (`kuzet review marks`).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the mark does not hold (required, audited).")],
+) -> None:
+    """Reject a reviewer's wrong-match mark: the appearance is destroyed and the same look is alerted again."""
+    _decide_mark(alert_id, "reject", reason)

@@ -39,6 +39,8 @@ LABELS = {
     "created": marked("created"),
     "marked_wrong_match": marked("rejected and marked a wrong match"),
     "suppressed_as_wrong_match": marked("hits not alerted: a marked wrong match"),
+    "marks_approved": marked("wrong-match marks approved by a second person"),
+    "marks_rejected": marked("wrong-match marks rejected by a second person"),
 }
 """The report's keys (table columns, alert counts) as people read them; shown translated."""
 
@@ -190,7 +192,12 @@ def _ledger_figures(rep: TransparencyReport, ledger: list[tuple[str, str, str]])
         1 for action, _, details in ledger if action == "review.reject" and json.loads(details).get("wrong_match")
     )
     if marks or actions["alert.suppressed"]:  # what wrong-match marks kept from review, for the oversight body
-        rep.alerts |= {"marked_wrong_match": marks, "suppressed_as_wrong_match": actions["alert.suppressed"]}
+        rep.alerts |= {
+            "marked_wrong_match": marks,
+            "marks_approved": actions["review.mark_approved"],
+            "marks_rejected": actions["review.mark_rejected"],
+            "suppressed_as_wrong_match": actions["alert.suppressed"],
+        }
 
 
 def _bar_svg(title: str, counts: dict[str, int], none: str = "none") -> str:

@@ -73,6 +73,31 @@ class Alert:
     it (set by the review service; None for an explicit threshold, a plate, or a policy changed since)."""
 
 
+MARK_DECISIONS = ("approve", "reject")
+
+
+@dataclass(frozen=True, slots=True)
+class WrongMatchMark:
+    """A reviewer's mark that an alert showed the wrong person, and its second person's approval.
+
+    A mark suppresses later hits of the same look on its entry only once an approver other than the marking
+    reviewer approved it (four eyes, like enrolments and watchlist entries); until then those hits are alerted.
+    """
+
+    alert_id: int
+    entry_id: int
+    marked_by: str
+    marked_at: str
+    reason: str
+    approved_by: str | None
+    approved_at: str | None
+
+    @property
+    def status(self) -> str:
+        """`pending` until approved, then `approved` (a rejected mark is gone)."""
+        return "approved" if self.approved_by is not None else "pending"
+
+
 NO_REASON = (Phrase("a review needs a reason"), "say what you compared, e.g. --reason 'same scar, same ears'")
 """The refusal of a decision given without a reason (and what to do)."""
 

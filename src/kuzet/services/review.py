@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import replace
 from datetime import datetime
 
 from kuzet.core.errors import InputError, KuzetError
 from kuzet.core.i18n import Phrase
 from kuzet.core.types import User
+from kuzet.governance.approval import decision_refusal
 from kuzet.governance.policy import Policy, checked_severity
-from kuzet.governance.review import DECISIONS, NO_REASON, PENDING, Alert, review_refusal
+from kuzet.governance.review import (
+    DECISIONS,
+    MARK_DECISIONS,
+    NO_REASON,
+    PENDING,
+    Alert,
+    WrongMatchMark,
+    review_refusal,
+)
 from kuzet.services.context import ServiceContext
 from kuzet.services.uow import AuditedUnitOfWork, Refused
 
@@ -80,9 +90,9 @@ class ReviewService:
         """Confirm or reject an alert; it is confirmed once enough different reviewers confirm it.
 
         A face alert keeps its track's descriptors (encrypted) until it is decided. A reviewer who rejects it may
-        mark it a confirmed-wrong match (`wrong_match`): the appearance is then kept until the entry ends, and the
-        same look is not alerted for that entry again (each hit so suppressed is ledgered). Otherwise the
-        descriptors are destroyed with the decision.
+        mark it a wrong match (`wrong_match`): the appearance is then kept until the entry ends, and once an
+        approver other than this reviewer approves the mark (`decide_mark`), the same look is not alerted for that
+        entry again (each hit so suppressed is ledgered). Otherwise the descriptors are destroyed with the decision.
 
         Returns:
             The alert's status after the decision.
@@ -118,7 +128,7 @@ class ReviewService:
                             Phrase("alert {alert} has no face appearance to remember", alert=alert_id),
                             hint="only face alerts can be marked a wrong match",
                         )
-                    entry_id = w.alerts.mark_wrong_match(alert_id, by=actor.user_id, now=self.ctx.now())
+                    entry_id = w.alerts.mark_wrong_match(alert_id, by=actor.user_id, now=self.ctx.now(), reason=reason)
                     details |= {"wrong_match": True, "entry": entry_id}
                 w.audit(actor, f"review.{decision}", object=obj, justification=reason.strip(), details=details)
                 if status != PENDING:
@@ -127,3 +137,57 @@ class ReviewService:
         except Refused as r:
             raise self.uow.refuse(actor, "review.refused", object=obj, reason=r.reason, hint=r.hint) from None
         return status
+
+    def marks(self, actor: User, *, pending_only: bool = True) -> builtins.list[WrongMatchMark]:
+        """Wrong-match marks: those waiting for an approver (default), or every one kept (viewing is audited)."""
+        self.uow.require(actor, "alerts.marks")
+        with self.uow.read() as r:
+            marks = r.alerts.marks(pending_only=pending_only)
+        self.uow.record(actor, "review.marks_view", details={"pending_only": pending_only, "count": len(marks)})
+        return marks
+
+    def decide_mark(self, actor: User, alert_id: int, decision: str, *, reason: str) -> str:
+        """An approver approves or rejects a reviewer's wrong-match mark (four eyes); returns the mark's status.
+
+        Approved, the mark suppresses later hits of the same look on its entry (each ledgered); rejected, the
+        appearance is destroyed and those hits are alerted as before. The reviewer who marked cannot decide it.
+        """
+        self.uow.require(actor, "alerts.decide_mark")
+        obj = f"alert:{alert_id}"
+        self.uow.screen(actor, "review.mark_refused", obj, {"reason": reason})
+        try:
+            with self.uow.tx() as w:
+                if decision not in MARK_DECISIONS:
+                    raise KuzetError(
+                        Phrase("a mark is approved or rejected, not {decision!r}", decision=decision),
+                        hint="approve or reject",
+                    )
+                if not reason.strip():
+                    raise Refused(
+                        Phrase("deciding a wrong-match mark needs a reason"),
+                        "say what you compared, e.g. --reason 'different ears and jaw; mark holds'",
+                    )
+                status, marked_by, entry_id = w.alerts.mark_facts(alert_id)
+                refusal = decision_refusal(
+                    Phrase("the wrong-match mark of alert {alert}", alert=alert_id),
+                    status=status,
+                    requester_id=marked_by,
+                    decider_id=actor.user_id,
+                    decider_name=actor.name,
+                )
+                if refusal is not None:
+                    raise Refused(refusal.reason, refusal.hint)
+                if decision == "approve":
+                    w.alerts.approve_mark(alert_id, by=actor.user_id, now=self.ctx.now())
+                else:
+                    w.alerts.drop_mark(alert_id)
+                w.audit(
+                    actor,
+                    "review.mark_approved" if decision == "approve" else "review.mark_rejected",
+                    object=obj,
+                    justification=reason.strip(),
+                    details={"entry": entry_id},
+                )
+        except Refused as r:
+            raise self.uow.refuse(actor, "review.mark_refused", object=obj, reason=r.reason, hint=r.hint) from None
+        return "approved" if decision == "approve" else "rejected"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from kuzet.analytics.traffic import Passage
 from kuzet.core.types import Event, JsonValue, User
-from kuzet.governance.review import Alert
+from kuzet.governance.review import Alert, WrongMatchMark
 from kuzet.store.media import MediaStore
 from kuzet.store.repositories.gallery import PersonSummary
 from kuzet.store.repositories.holds import Hold
@@ -68,6 +68,11 @@ def alert_for_api(a: Alert) -> Json:
     out.pop("snapshots")
     out.pop("enrolled_photo")
     return out
+
+
+def mark_for_api(m: WrongMatchMark) -> Json:
+    """A wrong-match mark with its status (`pending` until a second person approves it); never its descriptors."""
+    return asdict(m) | {"status": m.status}
 
 
 def person(p: PersonSummary) -> Json:

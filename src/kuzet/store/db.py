@@ -78,7 +78,7 @@ def redact_db_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 """The newest migration in `store/migrations/versions` (a test checks they agree)."""
 
 

@@ -229,6 +229,11 @@ class AppearanceRow(Base):
     wrong_match: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     marked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     marked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    mark_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """The marking reviewer's reason (the rejection's)."""
+    mark_approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    """The second person, an approver, who approved the mark: only then does it suppress hits."""
+    mark_approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ReviewRow(Base):

@@ -290,8 +290,32 @@ def watchlists_page(request: Request) -> HTMLResponse:
         categories=sorted(policy.model.categories),
         purposes=[(n, policy.false_match_rate(n), policy.threshold(n)) for n in sorted(policy.model.categories)],
         bases=policy.model.legal_basis_types,
+        marks=svc.review.marks(user) if permissions.holds(user, "alerts.decide_mark") else [],
         **_flash(request),
     )
+
+
+@router.post("/marks/{alert_id}/{decision}")
+def mark_decide(
+    request: Request,
+    alert_id: int,
+    decision: str,
+    reason: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Approve or reject a reviewer's wrong-match mark (approvers, from the watchlists page)."""
+    user = _user(request, csrf_token)
+    review = services(request).review
+
+    def approve(actor: User, alert: int, *, reason: str) -> None:
+        review.decide_mark(actor, alert, "approve", reason=reason)
+
+    def reject(actor: User, alert: int, *, reason: str) -> None:
+        review.decide_mark(actor, alert, "reject", reason=reason)
+
+    _ = _t(request)
+    what = _("the wrong-match mark of alert %(id)s") % {"id": alert_id}
+    return _decide(request, "/watchlists", decision, approve, reject, user, alert_id, reason, what)
 
 
 @router.post("/watchlists/{entry_id}/{decision}")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from kuzet.api.deps import Actor, Id, Svc
-from kuzet.api.schemas import ReviewBody
+from kuzet.api.schemas import MarkDecisionBody, ReviewBody
 from kuzet.services import views
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
@@ -33,6 +33,24 @@ def list_alerts(
         limit=limit, offset=offset,
     )  # fmt: skip
     return [views.alert_for_api(a) for a in alerts]
+
+
+@router.get("/marks")
+def list_marks(
+    svc: Svc, actor: Actor, status: Annotated[str, Query(pattern="^(pending|all)$")] = "pending"
+) -> list[dict[str, Any]]:
+    """Wrong-match marks: those waiting for an approver, or every one kept (reviewers, approvers, auditors)."""
+    return [views.mark_for_api(m) for m in svc.review.marks(actor, pending_only=status == "pending")]
+
+
+@router.post("/{alert_id}/mark")
+def decide_mark(alert_id: Id, body: MarkDecisionBody, svc: Svc, actor: Actor) -> dict[str, Any]:
+    """Approve or reject a reviewer's wrong-match mark (approvers other than the reviewer who marked it).
+
+    Approved, the mark suppresses later hits of the same look on its entry; rejected, its appearance is destroyed.
+    """
+    status = svc.review.decide_mark(actor, alert_id, body.decision, reason=body.reason)
+    return {"alert_id": alert_id, "mark": status}
 
 
 @router.post("/{alert_id}/review")

@@ -20,6 +20,7 @@ from kuzet.governance.review import (
     Alert,
     NewAlert,
     ReviewDecision,
+    WrongMatchMark,
     outcome,
 )
 from kuzet.store.crypto import DataCipher, blob_key_id
@@ -75,13 +76,60 @@ class AlertRepository:
         """Whether an alert's track appearance is kept (face alerts until they are decided)."""
         return self.session.scalar(select(AppearanceRow.id).where(AppearanceRow.alert_id == alert_id)) is not None
 
-    def mark_wrong_match(self, alert_id: int, *, by: int, now: datetime) -> int:
-        """Keep an alert's appearance as a confirmed-wrong match of its entry; returns the entry's id."""
+    def mark_wrong_match(self, alert_id: int, *, by: int, now: datetime, reason: str) -> int:
+        """Keep an alert's appearance as a wrong match of its entry, pending a second person; returns the entry."""
         row = self.session.scalar(select(AppearanceRow).where(AppearanceRow.alert_id == alert_id))
         if row is None:
             raise NotFoundError(Phrase("alert {alert} has no face appearance to remember", alert=alert_id))
-        row.wrong_match, row.marked_by_id, row.marked_at = True, by, now
+        row.wrong_match, row.marked_by_id, row.marked_at, row.mark_reason = True, by, now, reason.strip()
         return row.entry_id
+
+    def mark_facts(self, alert_id: int) -> tuple[str, int | None, int]:
+        """(status `pending`/`approved`, marking reviewer's id, entry id) of an alert's wrong-match mark.
+
+        Raises:
+            NotFoundError: The alert has no wrong-match mark (never marked, or its mark was rejected).
+        """
+        row = self.session.scalar(
+            select(AppearanceRow).where(AppearanceRow.alert_id == alert_id, AppearanceRow.wrong_match.is_(True))
+        )
+        if row is None:
+            raise NotFoundError(
+                Phrase("alert {alert} has no wrong-match mark", alert=alert_id), hint="see `kuzet review marks`"
+            )
+        status = "approved" if row.mark_approved_by_id is not None else PENDING
+        return status, row.marked_by_id, row.entry_id
+
+    def approve_mark(self, alert_id: int, *, by: int, now: datetime) -> None:
+        """A second person approved an alert's wrong-match mark: from now on it suppresses the same look."""
+        row = self.session.scalar(select(AppearanceRow).where(AppearanceRow.alert_id == alert_id))
+        if row is None:
+            raise NotFoundError(Phrase("alert {alert} has no wrong-match mark", alert=alert_id))
+        row.mark_approved_by_id, row.mark_approved_at = by, now
+
+    def drop_mark(self, alert_id: int) -> None:
+        """A rejected mark: the appearance is destroyed, as any decided alert's is."""
+        self.session.execute(delete(AppearanceRow).where(AppearanceRow.alert_id == alert_id))
+
+    def marks(self, *, pending_only: bool = True, limit: int = 200) -> builtins.list[WrongMatchMark]:
+        """Wrong-match marks, oldest first: those waiting for a second person, or every one in force."""
+        users = {uid: name for uid, name in self.session.execute(select(UserRow.id, UserRow.name))}
+        query = select(AppearanceRow).where(AppearanceRow.wrong_match.is_(True))
+        if pending_only:
+            query = query.where(AppearanceRow.mark_approved_by_id.is_(None))
+        rows = self.session.scalars(query.order_by(AppearanceRow.marked_at, AppearanceRow.id).limit(limit))
+        return [
+            WrongMatchMark(
+                alert_id=row.alert_id,
+                entry_id=row.entry_id,
+                marked_by=users.get(row.marked_by_id or 0, "?"),
+                marked_at=iso_utc(row.marked_at),
+                reason=row.mark_reason,
+                approved_by=users.get(row.mark_approved_by_id) if row.mark_approved_by_id else None,
+                approved_at=iso_utc(row.mark_approved_at) if row.mark_approved_at else None,
+            )
+            for row in rows
+        ]
 
     def forget_appearance(self, alert_id: int) -> None:
         """Destroy an alert's appearance unless it was marked a wrong match (a decided or purged alert's)."""
@@ -92,10 +140,13 @@ class AlertRepository:
     def wrong_matches(
         self, entry_id: int, *, model: str, cipher: DataCipher
     ) -> builtins.list[tuple[int, NDArray[np.float32]]]:
-        """(alert id, descriptors (S, D)) of every appearance reviewers marked a wrong match of `entry_id`."""
+        """(alert id, descriptors (S, D)) of every approved wrong-match mark of `entry_id` (pending ones not)."""
         rows = self.session.scalars(
             select(AppearanceRow).where(
-                AppearanceRow.entry_id == entry_id, AppearanceRow.wrong_match.is_(True), AppearanceRow.model == model
+                AppearanceRow.entry_id == entry_id,
+                AppearanceRow.wrong_match.is_(True),
+                AppearanceRow.mark_approved_by_id.is_not(None),
+                AppearanceRow.model == model,
             )
         )
         out = []
