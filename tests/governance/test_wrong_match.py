@@ -266,3 +266,30 @@ def test_marks_are_made_listed_and_approved_from_the_command_line(
     code, out = kuzet("timur", "review", "marks", "--all", "--json")
     assert code == 0 and json.loads(out)[0]["approved_by"] == "aigul"
     assert svc.analyze(team["op"], str(lfw / "Tony_Blair" / "Tony_Blair_0003.jpg")).alert_ids == []
+
+
+def test_marks_made_before_the_four_eyes_rule_stay_in_force_as_their_reviewers_made_them(
+    lax: Kuzet, team: dict[str, User], faces_dir: Path
+) -> None:
+    """Revision 0009 (the rule) meets a mark made under 0008, when one reviewer's mark was enough."""
+    import importlib.resources
+
+    from alembic import command
+    from alembic.config import Config
+
+    svc, lfw = lax, faces_dir / LFW
+    _entry(svc, team, lfw / "George_W_Bush" / "George_W_Bush_0001.jpg")
+    (false_alert,) = svc.analyze(team["op"], str(lfw / "Tony_Blair" / "Tony_Blair_0002.jpg")).alert_ids
+    svc.review(team["rev1"], false_alert, "reject", reason="another man: ears differ", wrong_match=True)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(importlib.resources.files("kuzet.store").joinpath("migrations")))
+    db = svc.services.ctx.db
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0008")  # the mark as 0008 kept it: no approval columns
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    (mark,) = svc.services.review.marks(team["aud"], pending_only=False)
+    assert (mark.status, mark.marked_by, mark.approved_by) == ("approved", "marat", "marat")
+    assert svc.analyze(team["op"], str(lfw / "Tony_Blair" / "Tony_Blair_0003.jpg")).alert_ids == []
