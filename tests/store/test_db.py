@@ -144,3 +144,18 @@ def test_ciphertexts_are_bound_to_their_record() -> None:
     tampered = blob[:-1] + bytes([blob[-1] ^ 1])
     with pytest.raises(StoreError, match="wrong or the record was altered"):
         CIPHER.decrypt(tampered, context="person:1")
+
+
+def test_a_read_transaction_refuses_every_write(db: Database) -> None:
+    """Reads cannot write (SQLite `query_only` on the read connections; PostgreSQL READ ONLY), however often reused."""
+    from sqlalchemy.exc import DBAPIError
+
+    for _ in range(3):  # pooled connections come back still refusing
+        with pytest.raises((DBAPIError, StoreError), match="readonly|read-only|read only"), db.read() as s:
+            s.execute(text("UPDATE alembic_version SET version_num = version_num"))
+    with db.session() as w:  # the writers' connections are not affected
+        w.execute(text("UPDATE alembic_version SET version_num = version_num"))
+    if db.postgres:
+        with db.read() as s:
+            assert s.execute(text("SHOW transaction_isolation")).scalar() == "repeatable read"
+            assert s.execute(text("SHOW transaction_read_only")).scalar() == "on"

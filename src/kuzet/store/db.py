@@ -43,6 +43,13 @@ def _begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _query_only(dbapi_conn: Any, _record: Any) -> None:
+    # The read engine's connections refuse every write for as long as they live (set once, not per transaction).
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA query_only=ON")
+    cur.close()
+
+
 def _begin_deferred(conn: Any) -> None:
     # A read: no lock is taken; in WAL mode the transaction reads one consistent snapshot while writers go on.
     conn.exec_driver_sql("BEGIN")
@@ -112,6 +119,11 @@ class Database:
             for engine, begin in ((self.engine, _begin_immediate), (self.read_engine, _begin_deferred)):
                 event.listen(engine, "connect", _sqlite_pragmas)
                 event.listen(engine, "begin", begin)
+            event.listen(self.read_engine, "connect", _query_only)
+        else:  # every read transaction is REPEATABLE READ and READ ONLY, set on the connection (no extra statement)
+            self.read_engine = self.read_engine.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._reads = sessionmaker(self.read_engine, expire_on_commit=False)
         # Every transaction takes the write lock at BEGIN; threads of this process queue here first, which is
@@ -172,18 +184,9 @@ class Database:
         The transaction sees one snapshot of the database for as long as it lasts (SQLite in WAL mode; PostgreSQL
         REPEATABLE READ); anything written through it is refused by the database.
         """
-        sqlite = self.url.startswith("sqlite")
         try:
             with self._reads() as session, session.begin():
-                if sqlite:
-                    session.execute(text("PRAGMA query_only=ON"))
-                else:
-                    session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
-                try:
-                    yield session
-                finally:
-                    if sqlite:
-                        session.execute(text("PRAGMA query_only=OFF"))
+                yield session
         except DBAPIError as exc:
             raise self._unavailable(exc, writing=False) from None
 
