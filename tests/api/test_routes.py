@@ -42,7 +42,7 @@ EXPECTED: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/api/alerts"): {"reviewer", "auditor"},
     ("POST", "/api/alerts/{alert_id}/review"): {"reviewer"},
     ("GET", "/api/alerts/marks"): {"reviewer", "approver", "auditor"},
-    ("POST", "/api/alerts/{alert_id}/mark"): {"approver"},
+    ("POST", "/api/alerts/{alert_id}/mark"): {"reviewer"},
     ("GET", "/api/watchlists"): {"requester", "approver", "reviewer", "auditor", "admin"},
     ("POST", "/api/watchlists"): {"requester"},
     ("POST", "/api/watchlists/{entry_id}/approve"): {"approver"},

@@ -73,7 +73,7 @@ def _appearances(svc: Kuzet, *, wrong: bool | None = None) -> int:
 
 
 def _approve_mark(svc: Kuzet, team: dict[str, User], alert: int) -> str:
-    return svc.services.review.decide_mark(team["appr"], alert, "approve", reason="compared: another man, mark holds")
+    return svc.services.review.decide_mark(team["rev2"], alert, "approve", reason="compared: another man, mark holds")
 
 
 def _suppressed(svc: Kuzet, team: dict[str, User]) -> list[dict[str, object]]:
@@ -96,7 +96,7 @@ def test_a_marked_wrong_match_is_not_alerted_again_but_the_subject_is(
     assert status == "rejected" and _appearances(svc, wrong=True) == 1
     (marked,) = [e for e in svc.audit_log(team["aud"], action="review.reject") if e.object == f"alert:{false_alert}"]
     assert marked.details == {"confirmations": 0, "required": 2, "wrong_match": True, "entry": entry}
-    (pending,) = svc.services.review.marks(team["appr"])
+    (pending,) = svc.services.review.marks(team["rev2"])
     assert (pending.alert_id, pending.entry_id, pending.marked_by, pending.status) == (
         false_alert,
         entry,
@@ -107,7 +107,7 @@ def test_a_marked_wrong_match_is_not_alerted_again_but_the_subject_is(
     assert _approve_mark(svc, team, false_alert) == "approved"
     assert svc.services.review.marks(team["aud"]) == []  # nothing left waiting
     (kept,) = svc.services.review.marks(team["aud"], pending_only=False)
-    assert (kept.status, kept.approved_by) == ("approved", "aigul")
+    assert (kept.status, kept.approved_by) == ("approved", "saule")
 
     again = svc.analyze(team["op"], str(lfw / "Tony_Blair" / "Tony_Blair_0003.jpg"))
     assert again.alert_ids == []  # the same man, another photo: not alerted again for this entry
@@ -157,9 +157,9 @@ def test_an_insider_who_marks_the_subject_needs_a_second_person_and_cannot_hide_
 ) -> None:
     """A reviewer shields the real subject by marking a true alert wrong.
 
-    The mark does nothing until an approver other than the reviewer approves it: the subject is still alerted. A
-    reviewer who is also an approver cannot approve their own mark. An approver who rejects it destroys it. And if
-    an approver colludes, every hit the mark suppresses is still ledgered.
+    The mark does nothing until a second reviewer approves it: the subject is still alerted. The reviewer cannot
+    approve their own mark, nor can an approver (who does not review alerts). A second reviewer who rejects it
+    destroys it. And if a second reviewer colludes, every hit the mark suppresses is still ledgered.
     """
     svc, lfw = lax, faces_dir / LFW
     entry = _entry(svc, team, lfw / "George_W_Bush" / "George_W_Bush_0001.jpg")
@@ -168,23 +168,22 @@ def test_an_insider_who_marks_the_subject_needs_a_second_person_and_cannot_hide_
     seen = svc.analyze(team["op"], str(lfw / "George_W_Bush" / "George_W_Bush_0003.jpg"))
     assert len(seen.alert_ids) == 1 and _suppressed(svc, team) == []  # a pending mark suppresses nothing
 
-    both = add_user(svc, "dana", "reviewer", "approver")  # one person holding both roles
     (second,) = seen.alert_ids
-    svc.review(both, second, "reject", reason="not him either, trust me", wrong_match=True)
-    with pytest.raises(PolicyRefusal, match="dana requested the wrong-match mark of alert .* cannot also approve"):
-        svc.services.review.decide_mark(both, second, "approve", reason="my own mark, surely fine")
-    with pytest.raises(PermissionDenied):  # a reviewer may mark, not approve marks
-        svc.services.review.decide_mark(team["rev2"], true_alert, "approve", reason="a colleague's mark, fine")
+    svc.review(team["rev1"], second, "reject", reason="not him either, trust me", wrong_match=True)
+    with pytest.raises(PolicyRefusal, match="marat requested the wrong-match mark of alert .* cannot also approve"):
+        svc.services.review.decide_mark(team["rev1"], second, "approve", reason="my own mark, surely fine")
+    with pytest.raises(PermissionDenied):  # approvers do not review alerts, nor their marks
+        svc.services.review.decide_mark(team["appr"], true_alert, "approve", reason="a reviewer's mark, fine")
     with pytest.raises(PolicyRefusal, match="needs a reason"):
-        svc.services.review.decide_mark(team["appr"], true_alert, "approve", reason="  ")
-    assert svc.services.review.decide_mark(team["appr"], second, "reject", reason="same ears as the entry") == (
+        svc.services.review.decide_mark(team["rev2"], true_alert, "approve", reason="  ")
+    assert svc.services.review.decide_mark(team["rev2"], second, "reject", reason="same ears as the entry") == (
         "rejected"
     )
     assert _appearances(svc, wrong=True) == 1  # the rejected mark's appearance is destroyed
     with pytest.raises(NotFoundError, match="no wrong-match mark"):
-        svc.services.review.decide_mark(team["appr"], second, "approve", reason="changed my mind after all")
+        svc.services.review.decide_mark(team["rev2"], second, "approve", reason="changed my mind after all")
 
-    assert _approve_mark(svc, team, true_alert) == "approved"  # an approver colludes
+    assert _approve_mark(svc, team, true_alert) == "approved"  # a second reviewer colludes
     with pytest.raises(PolicyRefusal, match="is approved, not pending"):
         _approve_mark(svc, team, true_alert)
     hidden = svc.analyze(team["op"], str(lfw / "George_W_Bush" / "George_W_Bush_0004.jpg"))
@@ -195,9 +194,9 @@ def test_an_insider_who_marks_the_subject_needs_a_second_person_and_cannot_hide_
         assert why["wrong_match_alert"] == true_alert
     ledger = svc.audit_log(team["aud"], limit=10_000)
     decided = [(e.action, e.actor, e.object) for e in ledger if e.action.startswith("review.mark_")]
-    assert ("review.mark_rejected", "aigul", f"alert:{second}") in decided
-    assert ("review.mark_approved", "aigul", f"alert:{true_alert}") in decided
-    assert [e.actor for e in ledger if e.action == "review.mark_refused"] == ["dana", "aigul", "aigul"]
+    assert ("review.mark_rejected", "saule", f"alert:{second}") in decided
+    assert ("review.mark_approved", "saule", f"alert:{true_alert}") in decided
+    assert [e.actor for e in ledger if e.action == "review.mark_refused"] == ["marat", "saule", "saule"]
     assert svc.audit_verify(team["aud"]).ok
 
 
@@ -223,9 +222,10 @@ def test_the_review_page_marks_a_wrong_match_beside_reject(lax: Kuzet, team: dic
         assert f"alert {false_alert}: reject recorded, now rejected" in done
     assert _appearances(svc, wrong=True) == 1
     with TestClient(create_app(svc.services), follow_redirects=False) as client:
-        client.post("/login", data={"name": "aigul", "password": PASSWORD})
-        page = client.get("/watchlists").text
-        assert f'id="mark-{false_alert}"' in page and "another man: ears differ" in page  # the approver sees why
+        client.post("/login", data={"name": "saule", "password": PASSWORD})
+        page = client.get("/review").text
+        assert f'id="mark-{false_alert}"' in page and "another man: ears differ" in page  # the second reviewer sees why
+        assert f"/api/media/alert/{false_alert}?index=0" in page  # and what to compare: the best shot, the entry photo
         form = {"reason": "compared the photos: another man", "csrf_token": client.cookies["kuzet_csrf"]}
         done = client.get(client.post(f"/marks/{false_alert}/approve", data=form).headers["location"]).text
         assert f"the wrong-match mark of alert {false_alert} approved" in done
@@ -254,21 +254,23 @@ def test_marks_are_made_listed_and_approved_from_the_command_line(
         return result.exit_code, result.output
 
     code, out = kuzet("marat", "review", "reject", str(false_alert), "--reason", "another man", "--wrong-match")
-    assert code == 0 and "in force once an approver approves the mark" in out, out
+    assert code == 0 and "in force once a second reviewer approves the mark" in out, out
     code, out = kuzet("aigul", "review", "marks", "--json")
     assert code == 0 and [(m["alert_id"], m["status"], m["marked_by"]) for m in json.loads(out)] == [
         (false_alert, "pending", "marat")
     ]
     code, out = kuzet("marat", "review", "approve-mark", str(false_alert), "--reason", "my own mark is right")
-    assert code != 0 and "approve or reject wrong-match marks" in out  # a reviewer cannot approve marks
-    code, out = kuzet("aigul", "review", "approve-mark", str(false_alert), "--reason", "compared: another man")
+    assert code != 0 and "cannot also approve" in out  # the reviewer who marked cannot approve the mark
+    code, out = kuzet("aigul", "review", "approve-mark", str(false_alert), "--reason", "an approver's opinion")
+    assert code != 0 and "approve or reject wrong-match marks" in out  # approvers do not review alerts
+    code, out = kuzet("saule", "review", "approve-mark", str(false_alert), "--reason", "compared: another man")
     assert code == 0 and f"alert {false_alert}: wrong-match mark approved" in out, out
     code, out = kuzet("timur", "review", "marks", "--all", "--json")
-    assert code == 0 and json.loads(out)[0]["approved_by"] == "aigul"
+    assert code == 0 and json.loads(out)[0]["approved_by"] == "saule"
     assert svc.analyze(team["op"], str(lfw / "Tony_Blair" / "Tony_Blair_0003.jpg")).alert_ids == []
 
 
-def test_marks_made_before_the_four_eyes_rule_stay_in_force_as_their_reviewers_made_them(
+def test_marks_made_before_the_four_eyes_rule_wait_for_a_second_reviewer(
     lax: Kuzet, team: dict[str, User], faces_dir: Path
 ) -> None:
     """Revision 0009 (the rule) meets a mark made under 0008, when one reviewer's mark was enough."""
@@ -290,6 +292,8 @@ def test_marks_made_before_the_four_eyes_rule_stay_in_force_as_their_reviewers_m
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
-    (mark,) = svc.services.review.marks(team["aud"], pending_only=False)
-    assert (mark.status, mark.marked_by, mark.approved_by) == ("approved", "marat", "marat")
-    assert svc.analyze(team["op"], str(lfw / "Tony_Blair" / "Tony_Blair_0003.jpg")).alert_ids == []
+    (mark,) = svc.services.review.marks(team["aud"])
+    assert (mark.status, mark.marked_by, mark.approved_by) == ("pending", "marat", None)
+    assert len(svc.analyze(team["op"], str(lfw / "Tony_Blair" / "Tony_Blair_0003.jpg")).alert_ids) == 1
+    _approve_mark(svc, team, false_alert)
+    assert svc.analyze(team["op"], str(lfw / "Tony_Blair" / "Tony_Blair_0004.jpg")).alert_ids == []

@@ -6,6 +6,7 @@ at 1280x720, as a camera serves its sub- and main streams.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -206,13 +207,19 @@ def test_violation_evidence_and_plate_crops_are_cut_again_from_the_main_stream_w
 
 
 def _evidence_widths(root: Path, camera: str) -> list[int]:
+    """Widths of the scene frames of the camera's evidence packages, checked against what their manifests say."""
     with raw_db(root, read_only=True) as db:
         folders = [row[0] for row in db.execute("SELECT evidence FROM violations WHERE camera = ?", (camera,))]
     widths = []
     for folder in folders:
-        for frame in sorted((root / "media" / folder).glob("frame_*.jpg")):
-            image = cv2.imdecode(np.frombuffer(frame.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
-            widths.append(image.shape[1])
+        manifest = json.loads((root / "media" / folder / "manifest.json").read_text())
+        assert manifest["analysed_size"] == [768, 432]  # the pixels of the measurements
+        for entry in manifest["files"]:
+            if entry["name"].startswith("frame_"):
+                data = (root / "media" / folder / entry["name"]).read_bytes()
+                image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+                assert [entry["width"], entry["height"]] == [image.shape[1], image.shape[0]]
+                widths.append(image.shape[1])
     return widths
 
 

@@ -137,6 +137,9 @@ class Violation:
     plate_box: NDArray[np.float32] | None = None
     plate_pts: float | None = None
     """Stream time of the frame the plate crop (and `plate_box`, in that frame's pixels) comes from."""
+    analysed_size: tuple[int, int] | None = None
+    """Width and height of the analysed frames: the pixels of `box`, the measurements and the calibration (scene
+    frames cut from a camera's main stream are larger; their boxes are scaled)."""
 
 
 def counting_lines_summary(lines: list[CountingLine], passages: list[Passage]) -> dict[str, dict[str, int]]:

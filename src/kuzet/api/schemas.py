@@ -37,13 +37,13 @@ class ReviewBody(BaseModel):
     reason: str = Field(..., min_length=1, max_length=2000)
     wrong_match: bool = Field(
         False,
-        description="With reject: the alert shows the wrong person; once an approver approves the mark, the same "
+        description="With reject: the alert shows the wrong person; once a second reviewer approves the mark, the same "
         "appearance is not alerted for this entry again while it lasts (each hit so suppressed is ledgered).",
     )
 
 
 class MarkDecisionBody(BaseModel):
-    """An approver's decision on a reviewer's wrong-match mark."""
+    """A second reviewer's decision on a reviewer's wrong-match mark."""
 
     decision: str = Field(..., pattern="^(approve|reject)$")
     reason: str = Field(..., min_length=1, max_length=2000)

@@ -169,7 +169,7 @@ def _review(alert_id: int, decision: str, reason: str, *, wrong_match: bool = Fa
     services, actor = session()
     status = services.review.decide(actor, alert_id, decision, reason=reason, wrong_match=wrong_match)
     marked = (
-        "; its appearance is marked a wrong match of the entry, in force once an approver approves the mark"
+        "; its appearance is marked a wrong match of the entry, in force once a second reviewer approves the mark"
         if wrong_match
         else ""
     )
@@ -193,7 +193,7 @@ def review_reject(
         bool,
         typer.Option(
             "--wrong-match",
-            help="The alert shows the wrong person: once an approver approves the mark, do not alert the same "
+            help="The alert shows the wrong person: once a second reviewer approves the mark, do not alert the same "
             "appearance for this entry again while it lasts (face alerts; each hit so suppressed is ledgered).",
         ),
     ] = False,
@@ -207,7 +207,7 @@ def review_marks(
     json_flag: JsonFlag = False,
     all_marks: Annotated[bool, typer.Option("--all", help="Every mark kept, approved ones too.")] = False,
 ) -> None:
-    """Wrong-match marks waiting for an approver (a mark suppresses hits only once a second person approves it)."""
+    """Wrong-match marks waiting for a second reviewer (a mark suppresses hits only once approved)."""
     services, actor = session()
     rows = services.review.marks(actor, pending_only=not all_marks)
     if json_flag:
@@ -237,7 +237,7 @@ def review_approve_mark(
     alert_id: Annotated[int, typer.Argument(help="The marked alert's id (`kuzet review marks`).")],
     reason: Annotated[str, typer.Option("--reason", help="What you compared (required, audited).")],
 ) -> None:
-    """Approve a reviewer's wrong-match mark (approvers; not the reviewer who marked it)."""
+    """Approve another reviewer's wrong-match mark (compare the alert's best shots with the entry's photo first)."""
     _decide_mark(alert_id, "approve", reason)
 
 

@@ -80,8 +80,8 @@ MARK_DECISIONS = ("approve", "reject")
 class WrongMatchMark:
     """A reviewer's mark that an alert showed the wrong person, and its second person's approval.
 
-    A mark suppresses later hits of the same look on its entry only once an approver other than the marking
-    reviewer approved it (four eyes, like enrolments and watchlist entries); until then those hits are alerted.
+    A mark suppresses later hits of the same look on its entry only once a second reviewer, who sees the same best
+    shots and entry photo, approved it (four eyes, like confirmations); until then those hits are alerted.
     """
 
     alert_id: int

@@ -262,6 +262,7 @@ class TrafficAnalyzer:
     def _violate(self, track: _Track, kind: str, where: str, frame: Frame, measurements: dict[str, Any]) -> None:
         v = Violation(kind, track.track_id, frame.pts, where, measurements, track.box.copy())
         v.frames.append((frame.pts, frame.image, track.box.copy()))
+        v.analysed_size = (frame.image.shape[1], frame.image.shape[0])
         track.violations.append(v)
 
     def _read_plate(self, track: _Track, frame: Frame) -> None:
@@ -308,6 +309,8 @@ class TrafficAnalyzer:
             # only when the speed exceeds the limit by more than twice its uncertainty
             v = Violation("speeding", tid, track.times[-1], "camera", {}, track.box.copy())
             v.frames = [view for view in (track.first_view, track.last_view) if view is not None]
+            if v.frames:
+                v.analysed_size = (v.frames[0][1].shape[1], v.frames[0][1].shape[0])
             track.violations.append(v)
         for v in track.violations:
             v.plate, v.plate_crop, v.plate_box, v.plate_pts = text, track.plate_crop, track.plate_box, track.plate_pts

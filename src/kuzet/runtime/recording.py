@@ -7,6 +7,7 @@ retention deletes them after `recordings_days`. Playing one back is an audited e
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import UTC, datetime
@@ -21,6 +22,8 @@ from kuzet.ingest.live import PacketSink, Segment, SegmentRecorder
 from kuzet.ingest.sources import redact_url
 from kuzet.store.crypto import DataCipher
 from kuzet.store.media import MediaStore
+
+log = logging.getLogger("kuzet.run")
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -118,6 +121,8 @@ class MainStream:
         keeper: Decides the recorded segments (None: the camera does not record; the stream serves snapshots).
         auth: Counts refusals of the main stream's credentials across restarts (None: only within this object).
         fresh_url: The URL with the credentials as they are now (the secrets file re-read), asked while locked out.
+        after: Set once the camera's analysed stream has connected: the main stream, which uses the same account,
+            waits for it, so that wrong credentials are refused `auth_attempts` times in all, not twice that.
 
     """
 
@@ -131,6 +136,7 @@ class MainStream:
         keeper: RecordingKeeper | None,
         auth: AuthLock | None = None,
         fresh_url: Callable[[], str] | None = None,
+        after: threading.Event | None = None,
     ) -> None:
         from kuzet.runtime.worker import Backoff
 
@@ -142,6 +148,7 @@ class MainStream:
         self.keeper = keeper
         self._auth = auth
         self._fresh_url = fresh_url
+        self._after = after
         self._backoff = Backoff(run)
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -166,6 +173,10 @@ class MainStream:
 
         refused = 0
         while not self._stop.is_set():
+            if self._after is not None and not self._after.is_set():
+                self.reason = "main stream waits for the analysed stream to connect (the same account)"
+                self._stop.wait(0.5)
+                continue
             if self._locked_out():
                 continue
             try:
@@ -194,6 +205,10 @@ class MainStream:
                 continue
             except KuzetError as exc:
                 self._retry(f"main stream: {exc.message}")
+                continue
+            except Exception as exc:  # never let an unexpected error end the thread silently: say it, retry
+                log.warning("camera %s: main stream failed to open (%s)", self._camera.name, type(exc).__name__)
+                self._retry(f"main stream: {type(exc).__name__}")
                 continue
             refused = 0
             if self._auth is not None:

@@ -204,6 +204,8 @@ class CameraWorker:
         """Closed connections whose decoding thread may still hold a recording segment."""
         self._parent = parent_process()
         self.main: MainStream | None = None
+        self._analysed_up = threading.Event()
+        """Set once the analysed stream connected: the main stream, on the same account, tries only then."""
         """The camera's main stream (recorded, snapshots cut from it), when it names a `record_source`."""
         self._stream: LiveStream | None = None
         """The analysed connection of the moment (its clock maps decisions onto the main stream's)."""
@@ -307,6 +309,7 @@ class CameraWorker:
                 Path(self.spec.data_dir), self.spec.camera, limit=self.run_config.auth_attempts, stream="main"
             ),
             fresh_url=lambda: camera_url(self.camera, self.ctx.secrets(), record=True),
+            after=self._analysed_up,
         )
 
     def _up_reason(self, stream: LiveStream) -> str:
@@ -378,6 +381,7 @@ class CameraWorker:
             make_sink=keeper.make_sink if keeper is not None else None,
         )
         self.auth.clear()  # the camera accepted the credentials
+        self._analysed_up.set()  # the main stream (the same account) may try them now
         self._stream = stream
         try:
             session = AnalysisSession(self.analysis, actor, camera=self.spec.camera, source=stream.name, live=True)

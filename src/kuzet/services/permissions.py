@@ -42,7 +42,7 @@ PERMISSIONS: dict[str, Permission] = {
     "alerts.view": Permission(("reviewer", "auditor"), "view alerts"),
     "alerts.review": Permission(("reviewer",), "review alerts"),
     "alerts.marks": Permission(("reviewer", "approver", "auditor"), "list wrong-match marks"),
-    "alerts.decide_mark": Permission(("approver",), "approve or reject wrong-match marks"),
+    "alerts.decide_mark": Permission(("reviewer",), "approve or reject wrong-match marks"),
     "audit.verify": Permission(AUDIT_READERS, "verify the audit ledger"),
     "audit.read": Permission(AUDIT_READERS, "read the audit ledger"),
     "audit.sign": Permission(AUDIT_READERS, "sign ledger checkpoints"),

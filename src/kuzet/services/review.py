@@ -90,9 +90,9 @@ class ReviewService:
         """Confirm or reject an alert; it is confirmed once enough different reviewers confirm it.
 
         A face alert keeps its track's descriptors (encrypted) until it is decided. A reviewer who rejects it may
-        mark it a wrong match (`wrong_match`): the appearance is then kept until the entry ends, and once an
-        approver other than this reviewer approves the mark (`decide_mark`), the same look is not alerted for that
-        entry again (each hit so suppressed is ledgered). Otherwise the descriptors are destroyed with the decision.
+        mark it a wrong match (`wrong_match`): the appearance is then kept until the entry ends, and once a second
+        reviewer approves the mark (`decide_mark`), the same look is not alerted for that entry again (each hit so
+        suppressed is ledgered). Otherwise the descriptors are destroyed with the decision.
 
         Returns:
             The alert's status after the decision.
@@ -139,7 +139,7 @@ class ReviewService:
         return status
 
     def marks(self, actor: User, *, pending_only: bool = True) -> builtins.list[WrongMatchMark]:
-        """Wrong-match marks: those waiting for an approver (default), or every one kept (viewing is audited)."""
+        """Wrong-match marks: those waiting for a second reviewer (default), or every one kept (viewing is audited)."""
         self.uow.require(actor, "alerts.marks")
         with self.uow.read() as r:
             marks = r.alerts.marks(pending_only=pending_only)
@@ -147,7 +147,7 @@ class ReviewService:
         return marks
 
     def decide_mark(self, actor: User, alert_id: int, decision: str, *, reason: str) -> str:
-        """An approver approves or rejects a reviewer's wrong-match mark (four eyes); returns the mark's status.
+        """A second reviewer approves or rejects a reviewer's wrong-match mark (four eyes); returns its status.
 
         Approved, the mark suppresses later hits of the same look on its entry (each ledgered); rejected, the
         appearance is destroyed and those hits are alerted as before. The reviewer who marked cannot decide it.

@@ -42,9 +42,9 @@ def write_evidence(
     files: list[dict[str, Any]] = []
     written: list[str] = []
 
-    def put(name: str, data: bytes, what: str) -> None:
+    def put(name: str, data: bytes, what: str, **extra: Any) -> None:
         write_private(folder / name, data)
-        files.append({"name": name, "what": what, "sha256": hashlib.sha256(data).hexdigest()})
+        files.append({"name": name, "what": what, "sha256": hashlib.sha256(data).hexdigest()} | extra)
         written.append((rel_dir / name).as_posix())
 
     try:
@@ -52,7 +52,9 @@ def write_evidence(
             red = redactor.redact_image(image, keep_plates_in=box).image
             x1, y1, x2, y2 = (int(v) for v in box.tolist())
             cv2.rectangle(red, (x1, y1), (x2, y2), (255, 200, 0), 2)
-            put(f"frame_{i}.jpg", encode_jpeg(red, quality=92), f"scene at {pts:.2f} s, vehicle outlined")
+            size = [int(image.shape[1]), int(image.shape[0])]
+            what = f"scene at {pts:.2f} s, vehicle outlined"
+            put(f"frame_{i}.jpg", encode_jpeg(red, quality=92), what, width=size[0], height=size[1])
         if violation.plate_crop is not None:
             put("plate.jpg", encode_jpeg(violation.plate_crop, quality=95), "plate crop")
         manifest = {
@@ -66,6 +68,9 @@ def write_evidence(
             "plate": violation.plate,
             "measurements": violation.measurements,
             "calibration": None if calibration is None else calibration.model_dump(mode="json"),
+            "analysed_size": None if violation.analysed_size is None else list(violation.analysed_size),
+            "pixels": "calibration points and measurements are in the analysed frame's pixels (analysed_size); a "
+            "scene frame of another size was cut from the camera's main stream at the same moment",
             "redaction": "every face and every other vehicle's plate pixelated",
             "files": files,
         }

@@ -243,9 +243,11 @@ def review_page(request: Request) -> HTMLResponse:
         camera=query["camera"] or None, subject=query["subject"] or None, severity=query["severity"] or None,
         since=_day(request, "from"), until=_day(request, "to", end=True), limit=PAGE + 1, offset=offset,
     )  # fmt: skip
+    review = services(request).review
+    marks = review.marks(user) if tab == "pending" and permissions.holds(user, "alerts.decide_mark") else []
     return _page(
         request, "review.html", user, alerts=alerts[:PAGE], more=len(alerts) > PAGE, offset=offset, page=PAGE,
-        tab=tab, tabs=REVIEW_TABS, query=query, severities=SEVERITY_LABELS, **_flash(request),
+        tab=tab, tabs=REVIEW_TABS, query=query, severities=SEVERITY_LABELS, marks=marks, **_flash(request),
     )  # fmt: skip
 
 
@@ -290,7 +292,6 @@ def watchlists_page(request: Request) -> HTMLResponse:
         categories=sorted(policy.model.categories),
         purposes=[(n, policy.false_match_rate(n), policy.threshold(n)) for n in sorted(policy.model.categories)],
         bases=policy.model.legal_basis_types,
-        marks=svc.review.marks(user) if permissions.holds(user, "alerts.decide_mark") else [],
         **_flash(request),
     )
 
@@ -303,7 +304,7 @@ def mark_decide(
     reason: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    """Approve or reject a reviewer's wrong-match mark (approvers, from the watchlists page)."""
+    """Approve or reject another reviewer's wrong-match mark (from the review page)."""
     user = _user(request, csrf_token)
     review = services(request).review
 
@@ -315,7 +316,7 @@ def mark_decide(
 
     _ = _t(request)
     what = _("the wrong-match mark of alert %(id)s") % {"id": alert_id}
-    return _decide(request, "/watchlists", decision, approve, reject, user, alert_id, reason, what)
+    return _decide(request, "/review", decision, approve, reject, user, alert_id, reason, what)
 
 
 @router.post("/watchlists/{entry_id}/{decision}")

@@ -45,7 +45,7 @@ def list_marks(
 
 @router.post("/{alert_id}/mark")
 def decide_mark(alert_id: Id, body: MarkDecisionBody, svc: Svc, actor: Actor) -> dict[str, Any]:
-    """Approve or reject a reviewer's wrong-match mark (approvers other than the reviewer who marked it).
+    """Approve or reject a reviewer's wrong-match mark (a second reviewer, not the one who marked it).
 
     Approved, the mark suppresses later hits of the same look on its entry; rejected, its appearance is destroyed.
     """

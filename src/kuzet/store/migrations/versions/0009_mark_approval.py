@@ -1,5 +1,5 @@
 """A wrong-match mark needs a second person: who approved it and when (a mark suppresses hits only once approved;
-a refused mark's appearance is destroyed).
+a refused mark's appearance is destroyed). Marks made before this revision wait for their second reviewer too.
 
 Revision ID: 0009
 Revises: 0008
@@ -22,12 +22,6 @@ def upgrade() -> None:
         batch.add_column(sa.Column("mark_approved_by_id", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("mark_approved_at", sa.DateTime(timezone=True), nullable=True))
         batch.create_foreign_key("fk_alert_appearances_mark_approved_by", "users", ["mark_approved_by_id"], ["id"])
-    # marks made before this revision were made under the one-person rule: they stay in force, as approved by their
-    # own reviewer (the ledger holds who marked each)
-    op.execute(
-        "UPDATE alert_appearances SET mark_approved_by_id = marked_by_id, mark_approved_at = marked_at "
-        "WHERE wrong_match"
-    )
 
 
 def downgrade() -> None:
