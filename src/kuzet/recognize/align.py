@@ -1,9 +1,10 @@
-"""Alignment of faces to dlib's 150x150 face chip from five landmarks.
+"""Alignment of faces to a model's face chip from five landmarks: dlib's 150x150 chip, or ArcFace's 112x112 crop.
 
-The template gives where the five points (eye centres, nose tip, mouth corners) fall in the chip that dlib's
+`DLIB_CHIP_TEMPLATE` gives where the five points (eye centres, nose tip, mouth corners) fall in the chip that dlib's
 `get_face_chip(img, shape5, 150, 0.25)` makes, the chip dlib's ResNet descriptor was trained on. It was measured on
 157 faces of the LFW and deepface sample sets (dlib HOG boxes, 68-point landmarks mapped through dlib's own chip
-transform; see `bench/calibrate_alignment.py`); the spread per point is 1-6 px.
+transform; see `bench/calibrate_alignment.py`); the spread per point is 1-6 px. `ARCFACE_TEMPLATE` is the
+standard five-point template of the 112x112 crops that ArcFace-family models (SFace among them) were trained on.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ DLIB_CHIP_TEMPLATE = np.array(
     [[47.18, 46.08], [99.95, 45.97], [73.11, 76.32], [49.72, 103.85], [98.40, 103.73]], np.float32
 )
 """Five points (x, y) in a 150x150 dlib face chip, shape (5, 2)."""
+
+ARCFACE_TEMPLATE = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]], np.float32
+)
+"""Five points (x, y) in the standard 112x112 ArcFace crop (insightface, OpenCV's FaceRecognizerSF), shape (5, 2)."""
+
+ARCFACE_SIZE = 112
+"""Side of the ArcFace crop in pixels."""
 
 
 def similarity_transforms(landmarks: NDArray[np.float32], template: NDArray[np.float32]) -> NDArray[np.float64]:
@@ -53,7 +62,13 @@ def similarity_transforms(landmarks: NDArray[np.float32], template: NDArray[np.f
     return out
 
 
-def align_faces(image: Image, landmarks: NDArray[np.float32], *, size: int = CHIP_SIZE) -> NDArray[np.uint8]:
+def align_faces(
+    image: Image,
+    landmarks: NDArray[np.float32],
+    *,
+    size: int = CHIP_SIZE,
+    template: NDArray[np.float32] | None = None,
+) -> NDArray[np.uint8]:
     """Cut aligned face chips out of an image.
 
     Faces much larger than the chip are first shrunk with area averaging, as dlib does, so that the chip is
@@ -63,6 +78,8 @@ def align_faces(image: Image, landmarks: NDArray[np.float32], *, size: int = CHI
         image: RGB image, shape (H, W, 3), uint8.
         landmarks: Five points per face in image pixels, shape (N, 5, 2).
         size: Chip side in pixels.
+        template: Where the five points go, in pixels of the `size` chip, shape (5, 2); None: dlib's chip
+            (`DLIB_CHIP_TEMPLATE` scaled to `size`).
 
     Returns:
         Chips, shape (N, size, size, 3), RGB uint8.
@@ -72,7 +89,8 @@ def align_faces(image: Image, landmarks: NDArray[np.float32], *, size: int = CHI
     chips = np.empty((n, size, size, 3), np.uint8)
     if n == 0:
         return chips
-    template = DLIB_CHIP_TEMPLATE * (size / CHIP_SIZE)
+    if template is None:
+        template = DLIB_CHIP_TEMPLATE * (size / CHIP_SIZE)
     mats = similarity_transforms(landmarks, template)
     for i in range(n):
         m = mats[i]
@@ -110,13 +128,23 @@ def align_faces(image: Image, landmarks: NDArray[np.float32], *, size: int = CHI
 
 
 class LandmarkAligner:
-    """The detector's own five landmarks (CenterFace, YuNet) mapped onto `DLIB_CHIP_TEMPLATE`: no extra model."""
+    """The detector's own five landmarks (CenterFace, YuNet) mapped onto a template: no extra model.
+
+    By default the template is `DLIB_CHIP_TEMPLATE` (150x150 chips for dlib's descriptor); SFace gets
+    `LandmarkAligner(template=ARCFACE_TEMPLATE, size=ARCFACE_SIZE)`.
+    """
 
     name = "landmarks"
 
+    def __init__(self, *, template: NDArray[np.float32] | None = None, size: int = CHIP_SIZE) -> None:
+        if template is not None and template.shape != (5, 2):
+            raise ValueError(f"template must be (5, 2), got {template.shape}")
+        self.template = template
+        self.size = size
+
     def align(self, image: Image, boxes: NDArray[np.float32], landmarks: NDArray[np.float32]) -> NDArray[np.uint8]:
-        """Chips (N, 150, 150, 3) RGB uint8 from landmarks (N, 5, 2) in image pixels; boxes are not used."""
-        return align_faces(image, landmarks)
+        """Chips (N, size, size, 3) RGB uint8 from landmarks (N, 5, 2) in image pixels; boxes are not used."""
+        return align_faces(image, landmarks, size=self.size, template=self.template)
 
 
 def crop_region(image: Image, box: NDArray[np.float32], *, margin: float = 0.4) -> tuple[Image, int, int]:

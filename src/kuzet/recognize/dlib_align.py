@@ -25,6 +25,7 @@ class DlibShapeAligner:
     """dlib's 5-point shape predictor in the detector's box, then dlib's own face chip (150x150, padding 0.25)."""
 
     name = "dlib5"
+    size = CHIP_SIZE
 
     def __init__(self, *, model: str | None = None) -> None:
         import dlib
