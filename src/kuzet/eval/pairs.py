@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,15 +126,36 @@ def embed_images(
     on_image: Callable[[], None] | None = None,
 ) -> dict[str, NDArray[np.float32] | None]:
     """One descriptor per image (None where no face is found)."""
-    out: dict[str, NDArray[np.float32] | None] = {}
+    return embed_images_with(
+        root, names, detector=detector, models=[(embedder, aligner)], max_pixels=max_pixels, on_image=on_image
+    )[0]
+
+
+def embed_images_with(
+    root: Path,
+    names: list[str],
+    *,
+    detector: FaceDetector,
+    models: Sequence[tuple[FaceEmbedder, FaceAligner]],
+    max_pixels: int,
+    on_image: Callable[[], None] | None = None,
+) -> list[dict[str, NDArray[np.float32] | None]]:
+    """One descriptor per image for each (embedder, aligner), from one detection per image (None: no face).
+
+    Every model describes the same face (the subject the detector found), so their scores can be compared and fused.
+    """
+    out: list[dict[str, NDArray[np.float32] | None]] = [{} for _ in models]
     for name in names:
         image = load_image(root / name, max_pixels=max_pixels)
         dets = detector.detect(image)
         if len(dets) == 0 or dets.landmarks is None:
-            out[name] = None
+            for vectors in out:
+                vectors[name] = None
         else:
             i = pick_subject(dets, image.shape[1], image.shape[0])
-            out[name] = embedder.embed(aligner.align(image, dets.boxes[i : i + 1], dets.landmarks[i : i + 1]))[0]
+            for vectors, (embedder, aligner) in zip(out, models, strict=True):
+                chips = aligner.align(image, dets.boxes[i : i + 1], dets.landmarks[i : i + 1])
+                vectors[name] = embedder.embed(chips)[0]
         if on_image is not None:
             on_image()
     return out
