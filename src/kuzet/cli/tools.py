@@ -18,6 +18,7 @@ from kuzet.config.loading import load_config
 from kuzet.core.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
+    from kuzet.eval.pairs import PairsReport
     from kuzet.governance.policy import Policy
 
 eval_app = typer.Typer(help="Measure accuracy on labelled data.", no_args_is_help=True)
@@ -82,24 +83,52 @@ def eval_pairs(
     pairs: Annotated[Path, typer.Option("--pairs", help="CSV of img1,img2,same.")],
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures as JSON here.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Draw the DET curve to this PNG.")] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(
+            "--models",
+            help="Face embedders to compare side by side, comma-separated (e.g. dlib-resnet,sface), with the fusion "
+            "of their scores; default: the configured embedder alone.",
+        ),
+    ] = None,
 ) -> None:
     """Face verification on LFW-style pairs (accuracy, TAR@FAR, EER, AUC)."""
-    from kuzet.eval.runner import run_pairs
+    from kuzet.eval.runner import run_pairs, run_pairs_models
 
     cfg = given_config()
+    if models is not None:
+        if plot is not None:
+            raise InputError("--plot draws one model's curve", hint="leave out --models or --plot")
+        names = [m.strip() for m in models.split(",") if m.strip()]
+        compared = run_pairs_models(root, pairs, config=cfg, models=names, console=err_console)
+        columns = {**compared.models, **({} if compared.fusion is None else {"fusion": compared.fusion})}
+        _print_pairs(columns, title=f"verification: {pairs}")
+        if compared.fusion is not None:
+            console.print(
+                f"fusion: {compared.fusion.embedder}, rule {compared.fusion_rule} (docs/accuracy.md)", highlight=False
+            )
+        if json_out is not None:
+            write_json(json_out, compared.to_json())
+        return
     report = run_pairs(root, pairs, config=cfg, plot=plot, console=err_console)
-    table = Table("metric", "value", title=f"verification: {pairs}")
-    table.add_row("pairs", str(report.n_pairs))
-    table.add_row("pairs with no face found (errors)", str(report.n_no_face))
-    table.add_row("accuracy (10-fold)", f"{report.accuracy:.4f} ± {report.accuracy_std:.4f}")
-    for far, tar in report.tar_at_far.items():
-        table.add_row(f"TAR @ FAR {far}", f"{tar:.4f}")
-    table.add_row("EER", f"{report.eer:.4f}")
-    table.add_row("ROC AUC", f"{report.auc:.4f}")
-    table.add_row("threshold (median of folds)", f"{report.threshold:.4f}")
-    console.print(table)
+    _print_pairs({report.embedder: report}, title=f"verification: {pairs}")
     if json_out is not None:
         write_json(json_out, report.to_json())
+
+
+def _print_pairs(reports: dict[str, PairsReport], *, title: str) -> None:
+    """One column of `kuzet eval pairs` figures per model."""
+    table = Table("metric", *reports, title=title)
+    columns = list(reports.values())
+    table.add_row("pairs", *(str(r.n_pairs) for r in columns))
+    table.add_row("pairs with no face found (errors)", *(str(r.n_no_face) for r in columns))
+    table.add_row("accuracy (10-fold)", *(f"{r.accuracy:.4f} ± {r.accuracy_std:.4f}" for r in columns))
+    for far in columns[0].tar_at_far:
+        table.add_row(f"TAR @ FAR {far}", *(f"{r.tar_at_far[far]:.4f}" for r in columns))
+    table.add_row("EER", *(f"{r.eer:.4f}" for r in columns))
+    table.add_row("ROC AUC", *(f"{r.auc:.4f}" for r in columns))
+    table.add_row("threshold (median of folds)", *(f"{r.threshold:.4f}" for r in columns))
+    console.print(table)
 
 
 @eval_app.command("calibrate")
