@@ -83,6 +83,9 @@ bench-cluster: install-test test-system-deps
 eval: install
 	$(BIN)/kuzet eval pairs --root $${KUZET_DATA:-../shared/data}/faces/deepface_13id \
 	  --pairs $${KUZET_DATA:-../shared/data}/faces/deepface_13id/pairs.csv --json bench/results/pairs_deepface.json
+	$(BIN)/kuzet eval pairs --root $${KUZET_DATA:-../shared/data}/faces/deepface_13id \
+	  --pairs $${KUZET_DATA:-../shared/data}/faces/deepface_13id/pairs.csv --models dlib-resnet,sface \
+	  --json bench/results/models_deepface.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
