@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from kuzet.core.types import FaceSample
 from kuzet.recognize.align import DLIB_CHIP_TEMPLATE
-from kuzet.track.bestshot import face_quality, keep_best
+from kuzet.track.bestshot import face_quality, keep_best, sharpness
 
 
 def _sample(q: float) -> FaceSample:
@@ -48,3 +49,15 @@ def test_geometric_quality_bounds_full_quality() -> None:
     bound = geometric_quality(boxes, lms)
     assert np.all(bound >= full - 1e-6)
     assert np.all(full > 0)
+
+
+def test_sharpness_reads_the_middle_of_any_chip_size() -> None:
+    """dlib's chip: 30:120 as measured; SFace's 112x112 crop: the same middle 60% (22:90), not an off-centre part."""
+    rng = np.random.default_rng(0)
+    for side, (a, b) in ((150, (30, 120)), (112, (22, 90))):
+        textured = np.zeros((1, side, side, 3), np.uint8)
+        textured[0, a:b, a:b] = rng.integers(0, 255, (b - a, b - a, 3), dtype=np.uint8)
+        assert sharpness(textured)[0] == 1.0
+        outside = rng.integers(0, 255, (1, side, side, 3), dtype=np.uint8)
+        outside[0, a:b, a:b] = 128
+        assert sharpness(outside)[0] == pytest.approx(0.05)

@@ -18,7 +18,7 @@ def face_quality(
     """Quality of each face view in [0, 1]: size x sharpness x frontal pose.
 
     Args:
-        chips: Aligned chips, shape (N, 150, 150, 3) RGB uint8.
+        chips: Aligned chips, shape (N, S, S, 3) RGB uint8 (S = 150 for dlib's chip).
         boxes: Face boxes (x1, y1, x2, y2) in pixels, shape (N, 4).
         landmarks: Five points in pixels, shape (N, 5, 2).
 
@@ -89,17 +89,28 @@ def view_quality(chip: NDArray[np.uint8], box: NDArray[np.float32], landmarks: N
     """The quality of one face view (an aligned chip, its box and five points) with its parts."""
     size, pose = _size_and_pose(box[None], landmarks[None])
     sharp = sharpness(chip[None])
-    grey = cv2.cvtColor(chip[30:120, 30:120], cv2.COLOR_RGB2GRAY)
+    a, b = _centre(chip.shape[0])
+    grey = cv2.cvtColor(chip[a:b, a:b], cv2.COLOR_RGB2GRAY)
     side = float(min(box[2] - box[0], box[3] - box[1]))
     return FaceQuality(side, float(size[0]), float(pose[0]), float(sharp[0]), float(grey.mean()))
 
 
+def _centre(side: int) -> tuple[int, int]:
+    """The face's centre in a chip of `side` pixels: the middle 60% (30:120 of dlib's 150x150 chip)."""
+    return round(side * 0.2), round(side * 0.8)
+
+
 def sharpness(chips: NDArray[np.uint8]) -> NDArray[np.float32]:
-    """Sharpness term in [0.05, 1] of aligned chips (variance of the Laplacian of the face's centre), shape (N,)."""
+    """Sharpness term in [0.05, 1] of aligned chips (variance of the Laplacian of the face's centre), shape (N,).
+
+    Measured on dlib's 150x150 chip; other chips (SFace's 112x112 ArcFace crop) use the same middle 60%, whose face
+    is drawn at a similar scale (eye distance 35% of dlib's chip, 31% of the ArcFace crop).
+    """
     n = chips.shape[0]
     sharp = np.empty(n, np.float32)
+    a, b = _centre(chips.shape[1])
     for i in range(n):
-        gray = cv2.cvtColor(chips[i, 30:120, 30:120], cv2.COLOR_RGB2GRAY)
+        gray = cv2.cvtColor(chips[i, a:b, a:b], cv2.COLOR_RGB2GRAY)
         sharp[i] = cv2.Laplacian(gray, cv2.CV_32F).var()
     out: NDArray[np.float32] = np.clip(sharp / 150.0, 0.05, 1.0).astype(np.float32)
     return out
