@@ -57,23 +57,10 @@ def run_pairs(
             on_image=lambda: progress.advance(task),
         )
     scores, same, n_missing = pair_scores(pairs, vectors)
-    m = verification_metrics(scores, same)
     if plot is not None:
         plot_det(scores, same, plot, title=f"DET: {pairs_csv.name} ({embedder.name})")
-    return PairsReport(
-        accuracy=m.accuracy,
-        accuracy_std=m.accuracy_std,
-        threshold=m.threshold,
-        tar_at_far=m.tar_at_far,
-        eer=m.eer,
-        auc=m.auc,
-        n_pairs=len(pairs),
-        n_no_face=n_missing,
-        n_images=len(names),
-        seconds=time.perf_counter() - start,
-        embedder=embedder.name,
-        detector=detector.name,
-    )
+    seconds = time.perf_counter() - start
+    return _report(scores, same, n_missing, len(names), seconds, embedder.name, detector.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +96,9 @@ def run_pairs_models(
     """
     pairs = _checked_pairs(root, pairs_csv)
     names = sorted({p.img1 for p in pairs} | {p.img2 for p in pairs})
-    if not models or len(set(models)) != len(models):
+    if not models:
+        raise InputError("--models names no model", hint="e.g. --models dlib-resnet,sface")
+    if len(set(models)) != len(models):
         raise InputError(f"--models {','.join(models)}: name each model once", hint="e.g. --models dlib-resnet,sface")
     configs = [config.face_embedder if m == config.face_embedder.type else face_embedder_config(m) for m in models]
     detector = build_face_detector(config.face_detector)
@@ -152,6 +141,7 @@ def _report(
     embedder: str,
     detector: str,
 ) -> PairsReport:
+    """Figures of pair scores (N,) with their labels (N,)."""
     m = verification_metrics(scores, same)
     return PairsReport(
         accuracy=m.accuracy,
