@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from kuzet.cli import account, analysis, media, people, privacy, serve, tools, watchlists
+from kuzet.cli import account, analysis, media, models, people, privacy, serve, tools, watchlists
 from kuzet.cli.audit import audit_app
 from kuzet.cli.common import GuardedGroup, state
 
@@ -59,6 +59,7 @@ for group, group_name in [
     (privacy.keys_app, "keys"),
     (media.recordings_app, "recordings"),
     (people.people_app, "people"),
+    (models.models_app, "models"),
 ]:
     app.add_typer(group, name=group_name)
 

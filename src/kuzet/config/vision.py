@@ -38,6 +38,14 @@ class CenterFaceConfig(Strict):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="`auto` runs on a CUDA GPU when onnxruntime-gpu sees one, else on the CPU."
     )
+    precision: Literal["fp32", "int8"] = Field(
+        "fp32",
+        description=(
+            "`int8` runs a statically quantised copy of the model (built once from calibration photos, see `kuzet"
+            " models quantize`); `fp32` the model as shipped. fp32 is the default: int8 lost faces on the visible"
+            " crowd set (docs/performance.md)."
+        ),
+    )
 
 
 class DlibHogConfig(Strict):
@@ -80,6 +88,16 @@ class DlibResNetConfig(Strict):
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="`auto` uses a CUDA GPU when there is one (PyTorch, or onnxruntime-gpu), else the CPU."
+    )
+    precision: Literal["auto", "fp32", "int8"] = Field(
+        "auto",
+        description=(
+            "`int8` runs a statically quantised copy of the converted network on onnxruntime (built once from"
+            " calibration photos, see `kuzet models quantize`; faster, descriptors within cosine 0.99 of fp32);"
+            " `fp32` the converted network as is. `auto` takes int8 when onnxruntime runs on the CPU and an int8"
+            " build exists or can be made (calibration photos in $KUZET_DATA/faces), else fp32. PyTorch and dlib"
+            " run fp32 only."
+        ),
     )
     batch_size: int = Field(16, ge=1, le=256, description="Face chips embedded per model call.")
     threads: int = Field(0, ge=0, description="CPU threads for onnxruntime / PyTorch; 0 uses every core.")

@@ -15,7 +15,15 @@ def _dlib_resnet(config: DlibResNetConfig) -> FaceEmbedder:
 
     runtime = config.runtime
     if runtime == "auto":
-        runtime = "torch" if config.device != "cpu" and cuda_available() else "onnxruntime"
+        gpu = config.precision != "int8" and config.device != "cpu" and cuda_available()
+        runtime = "torch" if gpu else "onnxruntime"
+    if config.precision == "int8" and runtime != "onnxruntime":
+        from kuzet.core.errors import ModelError
+
+        raise ModelError(
+            f"precision: int8 runs on onnxruntime only, but this embedder runs on {runtime}",
+            hint="use runtime: onnxruntime, or precision: auto or fp32",
+        )
     if runtime == "torch":
         return TorchResNetEmbedder(config)
     if runtime == "onnxruntime":

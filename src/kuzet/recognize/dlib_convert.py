@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kuzet.core.errors import KuzetError
+from kuzet.core.quantize import cache_dir
 
 CONVERTER_VERSION = 1
 """Bumped whenever the produced graph changes, so cached conversions are rebuilt."""
@@ -295,16 +296,6 @@ def model_digest(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def cache_dir() -> Path:
-    """Where converted models are kept: $KUZET_CACHE_DIR, else the user's cache directory."""
-    import os
-
-    import platformdirs
-
-    env = os.environ.get("KUZET_CACHE_DIR")
-    return Path(env) if env else Path(platformdirs.user_cache_dir("kuzet", appauthor=False))
 
 
 def converted_onnx(source: Path, *, cache: Path | None = None) -> bytes:

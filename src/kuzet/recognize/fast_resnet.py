@@ -6,8 +6,11 @@ times faster, because they run whole batches through optimised convolutions inst
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,6 +22,11 @@ from kuzet.core.types import CHIP_SIZE
 from kuzet.detect.face.dlib_hog import load_dlib_model
 from kuzet.recognize.dlib_convert import ResNetPlan, converted_onnx, load_plan
 from kuzet.recognize.dlib_resnet import normalise
+
+if TYPE_CHECKING:
+    from kuzet.core.quantize import Int8Build
+
+log = logging.getLogger(__name__)
 
 
 def _check_chips(chips: NDArray[np.uint8]) -> None:
@@ -37,11 +45,16 @@ class OnnxResNetEmbedder:
         import onnxruntime as ort
 
         self.config = config or DlibResNetConfig()
+        providers = ort_providers(self.config.device)
         data = converted_onnx(model or Path(load_dlib_model("resnet")))
+        self.precision = "fp32"
+        wanted = self.config.precision
+        if wanted == "int8" or (wanted == "auto" and providers == ["CPUExecutionProvider"]):
+            build = descriptor_int8(data, required=wanted == "int8")
+            if build is not None:
+                data, self.precision = build.data, "int8"
         options = ort_options(self.config.threads)
-        self._session: Any = ort.InferenceSession(
-            data, sess_options=options, providers=ort_providers(self.config.device)
-        )
+        self._session: Any = ort.InferenceSession(data, sess_options=options, providers=providers)
 
     def embed(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Descriptors, shape (N, 128) float32, unit length; chips (N, 150, 150, 3) RGB uint8."""
@@ -53,6 +66,104 @@ class OnnxResNetEmbedder:
             batch = chips[start : start + bs].astype(np.float32)
             out[start : start + len(batch)] = self._session.run(None, {"chips": batch})[0]
         return normalise(out)
+
+
+CHIP_BATCH = 16
+"""Chips per calibration batch."""
+
+_fp32_fallback_logged = False
+
+
+def descriptor_int8(
+    fp32: bytes | None = None,
+    *,
+    photos: Path | None = None,
+    required: bool = True,
+    rebuild: bool = False,
+    cache: Path | None = None,
+) -> Int8Build | None:
+    """The int8 descriptor network, calibrated on face chips from `photos` (default $KUZET_DATA/faces).
+
+    Cached, or built now (the chips are cut by CenterFace's landmarks, as in production). Without photos, the newest
+    cached build of this network is used; with none, None (or an error when `required`).
+
+    Raises:
+        ModelError: `required` and there is neither a cached build nor photos to build one from.
+
+    """
+    from kuzet.core.quantize import (
+        QuantSettings,
+        build_int8,
+        cached_build,
+        calibration_photos,
+        cosines,
+        default_photo_folder,
+    )
+
+    global _fp32_fallback_logged
+    source = fp32 if fp32 is not None else converted_onnx(Path(load_dlib_model("resnet")))
+    settings = QuantSettings()
+    folder = photos or default_photo_folder()
+    if folder is None:
+        found = cached_build("dlib_resnet", source, settings, photos=None, cache=cache)
+        if found is None:
+            hint = "run `kuzet models quantize --photos DIR` once, set KUZET_DATA, or use precision: fp32"
+            if required:
+                raise ModelError(
+                    "precision: int8 was asked for the face descriptor, but no int8 build is cached and there are"
+                    " no calibration photos to build one from",
+                    hint=hint,
+                )
+            if not _fp32_fallback_logged:
+                log.warning("face descriptor runs fp32: no int8 build is cached (%s)", hint)
+                _fp32_fallback_logged = True
+        return found
+    calib = calibration_photos(folder)
+    chips: list[NDArray[np.uint8]] = []
+
+    def batches() -> list[Callable[[], dict[str, NDArray[np.float32]]]]:
+        chips.append(calibration_chips(calib.files))
+        all_chips = chips[0]
+        return [functools.partial(_chip_feed, all_chips, s) for s in range(0, len(all_chips), CHIP_BATCH)]
+
+    def check(int8: bytes) -> dict[str, float]:
+        a = _run(source, chips[0])
+        b = _run(int8, chips[0])
+        cos = cosines(a, b)
+        return {"chips": len(cos), "min_cosine": round(float(cos.min()), 6), "mean_cosine": round(float(cos.mean()), 6)}
+
+    return build_int8(
+        "dlib_resnet", source, settings, photos=calib, batches=batches, check=check, cache=cache, rebuild=rebuild
+    )
+
+
+def _chip_feed(chips: NDArray[np.uint8], start: int) -> dict[str, NDArray[np.float32]]:
+    return {"chips": chips[start : start + CHIP_BATCH].astype(np.float32)}
+
+
+def calibration_chips(files: tuple[Path, ...] | list[Path]) -> NDArray[np.uint8]:
+    """Aligned chips (N, 150, 150, 3) RGB uint8 of every face CenterFace (fp32) finds in `files`."""
+    from kuzet.config.models import CenterFaceConfig
+    from kuzet.detect.face.centerface import CenterFaceDetector
+    from kuzet.ingest import load_image
+    from kuzet.recognize.align import align_faces
+
+    detector = CenterFaceDetector(CenterFaceConfig(precision="fp32"))
+    chips = [np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)]
+    for f in files:
+        image = load_image(f, max_pixels=10**8)
+        dets = detector.detect(image)
+        if len(dets) and dets.landmarks is not None:
+            chips.append(align_faces(image, dets.landmarks))
+    return np.concatenate(chips)
+
+
+def _run(model: bytes, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model, sess_options=ort_options(0), providers=["CPUExecutionProvider"])
+    out = [session.run(None, {"chips": chips[s : s + 32].astype(np.float32)})[0] for s in range(0, len(chips), 32)]
+    return normalise(np.concatenate(out).astype(np.float32))
 
 
 def torch_available() -> bool:

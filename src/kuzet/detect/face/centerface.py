@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -14,6 +17,9 @@ from kuzet.core.accel import ort_options, ort_providers
 from kuzet.core.errors import ModelError
 from kuzet.core.geometry import nms
 from kuzet.core.types import Detections, Image
+
+if TYPE_CHECKING:
+    from kuzet.core.quantize import Int8Build
 
 _STRIDE = 4
 _INPUT = "input.1"
@@ -57,13 +63,16 @@ class CenterFaceDetector:
 
     name = "centerface"
 
-    def __init__(self, config: CenterFaceConfig | None = None) -> None:
+    def __init__(self, config: CenterFaceConfig | None = None, *, model: bytes | None = None) -> None:
         import onnxruntime as ort
 
         self.config = config or CenterFaceConfig()
+        self.precision = self.config.precision
+        if model is None:
+            model = _load_model_bytes() if self.precision == "fp32" else centerface_int8().data
         options = ort_options(self.config.threads)
         self._session: Any = ort.InferenceSession(
-            _load_model_bytes(), sess_options=options, providers=ort_providers(self.config.device)
+            model, sess_options=options, providers=ort_providers(self.config.device)
         )
         self._buffer: NDArray[np.float32] | None = None
         self._filled = (0, 0)
@@ -132,3 +141,92 @@ class CenterFaceDetector:
         landmarks = np.stack([lm_x, lm_y], axis=2).astype(np.float32)
         keep = nms(boxes, scores, self.config.nms_iou)
         return Detections(boxes=boxes[keep], scores=scores[keep], landmarks=landmarks[keep])
+
+
+CALIBRATION_SIDE = 640
+"""Calibration frames are the photos shrunk to this longer side (CenterFace's usual input; bounded memory)."""
+
+
+def _calibration_frame(path: Path) -> NDArray[np.float32]:
+    """One photo as CenterFace's input blob (1, 3, H, W), shrunk to `CALIBRATION_SIDE`, padded to 32."""
+    from kuzet.ingest import load_image
+
+    detector = _Preprocessor(CenterFaceConfig(max_side=CALIBRATION_SIDE))
+    blob, _ = detector._blob(load_image(path, max_pixels=10**8))
+    return blob.copy()
+
+
+def _calibration_feed(path: Path) -> dict[str, NDArray[np.float32]]:
+    return {_INPUT: _calibration_frame(path)}
+
+
+class _Preprocessor(CenterFaceDetector):
+    """CenterFace's preprocessing without a session (for calibration frames)."""
+
+    def __init__(self, config: CenterFaceConfig) -> None:
+        self.config = config
+        self._buffer = None
+        self._filled = (0, 0)
+
+
+def centerface_int8(*, photos: Path | None = None, rebuild: bool = False, cache: Path | None = None) -> Int8Build:
+    """The int8 CenterFace, calibrated on `photos` (default $KUZET_DATA/faces): cached, or built now.
+
+    Without photos, the newest cached build of this model is used.
+
+    Raises:
+        ModelError: No build is cached and there are no photos to build one from.
+
+    """
+    from kuzet.core.quantize import (
+        QuantSettings,
+        build_int8,
+        cached_build,
+        calibration_photos,
+        default_photo_folder,
+    )
+
+    source = _load_model_bytes()
+    settings = QuantSettings()
+    folder = photos or default_photo_folder()
+    if folder is None:
+        found = cached_build("centerface", source, settings, photos=None, cache=cache)
+        if found is None:
+            raise ModelError(
+                "precision: int8 was asked for CenterFace, but no int8 build is cached and there are no calibration"
+                " photos to build one from",
+                hint="run `kuzet models quantize --photos DIR` once, set KUZET_DATA, or use precision: fp32",
+            )
+        return found
+    calib = calibration_photos(folder)
+
+    def batches() -> list[Callable[[], dict[str, NDArray[np.float32]]]]:
+        return [functools.partial(_calibration_feed, f) for f in calib.files]
+
+    def check(int8: bytes) -> dict[str, float]:
+        return _detection_agreement(source, int8, calib.files)
+
+    return build_int8(
+        "centerface", source, settings, photos=calib, batches=batches, check=check, cache=cache, rebuild=rebuild
+    )
+
+
+def _detection_agreement(fp32: bytes, int8: bytes, files: tuple[Path, ...]) -> dict[str, float]:
+    """Share of fp32's faces (IoU >= 0.5) that int8 also finds, and int8's extra faces, on the calibration photos."""
+    from kuzet.core.geometry import iou_matrix
+    from kuzet.ingest import load_image
+
+    config = CenterFaceConfig(max_side=CALIBRATION_SIDE)
+    a, b = CenterFaceDetector(config, model=fp32), CenterFaceDetector(config, model=int8)
+    faces = found = extra = 0
+    for f in files:
+        image = load_image(f, max_pixels=10**8)
+        da, db = a.detect(image), b.detect(image)
+        faces += len(da)
+        if len(da) and len(db):
+            hit = iou_matrix(da.boxes, db.boxes) >= 0.5
+            found += int(hit.any(axis=1).sum())
+            extra += int((~hit.any(axis=0)).sum())
+        else:
+            extra += len(db)
+    return {"fp32_faces": faces, "found_by_int8": found / max(faces, 1), "extra_int8_faces": extra}
