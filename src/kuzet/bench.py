@@ -1,7 +1,8 @@
 """`kuzet bench`: face speed figures measured in one process on the same inputs.
 
-- Embedders: faces/s of dlib's own descriptor and of the converted network on onnxruntime and PyTorch, on chips
-  aligned from the photos in faces/ (the same chips for every runtime), with the largest cosine gap to dlib.
+- Embedders: faces/s of dlib's own descriptor and of the converted network on onnxruntime (fp32 and int8) and
+  PyTorch, on chips aligned from the photos in faces/ (the same chips for every runtime), with the largest cosine
+  gap to dlib.
 - Analysis: frames/s of `kuzet analyze` (CenterFace, tracking, best shots, descriptor per track) on each video, and
   the face_recognition library's way on the same video: dlib HOG (upsampled once), 5 landmarks and the dlib
   descriptor for every face of every frame (the first `baseline_frames` frames, as it is slow).
@@ -50,7 +51,7 @@ class BenchOptions:
     baseline_frames: int = 60
     gallery_sizes: list[int] = field(default_factory=lambda: [10_000, 100_000, 1_000_000])
     queries: int = 200
-    runtimes: list[str] = field(default_factory=lambda: ["dlib", "onnxruntime", "torch"])
+    runtimes: list[str] = field(default_factory=lambda: ["dlib", "onnxruntime", "onnxruntime-int8", "torch"])
 
 
 def machine() -> dict[str, Any]:
@@ -105,7 +106,10 @@ def bench_embedders(chips: NDArray[np.uint8], runtimes: list[str]) -> dict[str, 
     reference: NDArray[np.float32] | None = None
     for runtime in runtimes:
         try:
-            embedder = build_face_embedder(DlibResNetConfig.model_validate({"runtime": runtime, "batch_size": 32}))
+            name, _, precision = runtime.partition("-")
+            embedder = build_face_embedder(
+                DlibResNetConfig.model_validate({"runtime": name, "precision": precision or "fp32", "batch_size": 32})
+            )
         except Exception as exc:
             out[runtime] = {"error": str(exc)}
             continue

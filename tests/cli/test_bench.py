@@ -24,6 +24,7 @@ def test_bench_writes_figures_for_every_runtime_and_gallery(tmp_path: Path, data
         assert emb[runtime]["faces_per_s"] > 0
         assert emb[runtime]["min_cosine_to_dlib"] >= 0.9999
     assert emb["onnxruntime"]["faces_per_s"] > emb["dlib"]["faces_per_s"]
+    assert emb["onnxruntime-int8"]["min_cosine_to_dlib"] >= 0.99
     row = report["gallery"]["2000"]
     assert row["templates"] == 2000
     assert row["exact"]["recall_at_1"] == 1.0

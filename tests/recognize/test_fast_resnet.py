@@ -61,7 +61,7 @@ def test_onnx_embedder_reproduces_dlib_on_every_face(
     all_chips: NDArray[np.uint8], dlib_reference: NDArray[np.float32]
 ) -> None:
     assert len(all_chips) >= 250
-    ours = OnnxResNetEmbedder(DlibResNetConfig(batch_size=32)).embed(all_chips)
+    ours = OnnxResNetEmbedder(DlibResNetConfig(batch_size=32, precision="fp32")).embed(all_chips)
     cos = _cosines(ours, dlib_reference)
     assert cos.min() >= 0.9999, f"worst face {int(cos.argmin())}: {cos.min()}"
 
@@ -76,8 +76,8 @@ def test_torch_embedder_reproduces_dlib_on_every_face(
 
 
 def test_batches_of_any_size_give_the_same_descriptors(all_chips: NDArray[np.uint8]) -> None:
-    one = OnnxResNetEmbedder(DlibResNetConfig(batch_size=1)).embed(all_chips[:5])
-    many = OnnxResNetEmbedder(DlibResNetConfig(batch_size=4)).embed(all_chips[:5])
+    one = OnnxResNetEmbedder(DlibResNetConfig(batch_size=1, precision="fp32")).embed(all_chips[:5])
+    many = OnnxResNetEmbedder(DlibResNetConfig(batch_size=4, precision="fp32")).embed(all_chips[:5])
     assert np.allclose(one, many, atol=1e-5)
     assert OnnxResNetEmbedder().embed(np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)).shape == (0, 128)
     with pytest.raises(ValueError, match="chips must be"):

@@ -1,0 +1,139 @@
+"""int8 models: built once from calibration photos, cached by digest, close to fp32, fp32 still selectable."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from kuzet.cli.main import app
+from kuzet.config.models import CenterFaceConfig, DlibResNetConfig
+from kuzet.core.errors import ModelError
+from kuzet.core.quantize import QuantSettings, calibration_photos, cosines
+from kuzet.detect.face.centerface import CenterFaceDetector, centerface_int8
+from kuzet.recognize import build_face_embedder
+from kuzet.recognize.fast_resnet import OnnxResNetEmbedder, calibration_chips, descriptor_int8
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def few_photos(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) -> Path:
+    """Twelve small LFW photos: enough to calibrate on in a few seconds."""
+    folder = tmp_path_factory.mktemp("photos")
+    for f in sorted((faces_dir / "lfw_original_10id").rglob("*.jpg"))[::8][:12]:
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+def test_int8_descriptor_is_cached_by_digest_and_reused(
+    tmp_path: Path, few_photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = descriptor_int8(photos=few_photos, cache=tmp_path)
+    assert first is not None
+    assert first.built_now
+    assert first.path.is_file()
+    assert first.info["calibration"]["photos"] == 12
+    assert first.info["checks"]["min_cosine"] >= 0.99
+    again = descriptor_int8(photos=few_photos, cache=tmp_path)
+    assert again is not None
+    assert not again.built_now
+    assert again.data == first.data
+    # without photos at hand (a camera server), the newest build of this network is taken
+    monkeypatch.delenv("KUZET_DATA", raising=False)
+    cached = descriptor_int8(cache=tmp_path)
+    assert cached is not None
+    assert cached.path == first.path
+    # other photos are another calibration: another file
+    other = tmp_path / "other"
+    shutil.copytree(few_photos, other)
+    next(other.iterdir()).unlink()
+    assert calibration_photos(other).key != calibration_photos(few_photos).key
+    moved = descriptor_int8(photos=other, cache=tmp_path)
+    assert moved is not None
+    assert moved.path != first.path
+    # a damaged file is not used, but rebuilt
+    first.path.write_bytes(b"garbage")
+    rebuilt = descriptor_int8(photos=few_photos, cache=tmp_path)
+    assert rebuilt is not None
+    assert rebuilt.built_now
+    assert first.path.read_bytes() == rebuilt.data
+
+
+def test_settings_are_part_of_the_key() -> None:
+    from kuzet.core.quantize import model_key
+
+    assert model_key(b"model", QuantSettings()) != model_key(b"model", QuantSettings(method="percentile"))
+    assert model_key(b"model", QuantSettings()) != model_key(b"other", QuantSettings())
+
+
+def test_int8_descriptor_stays_within_cosine_0_99_of_fp32_on_visible_faces(faces_dir: Path) -> None:
+    files = sorted(p for p in faces_dir.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[::4]
+    chips = calibration_chips(files)
+    assert len(chips) >= 50
+    fp32 = OnnxResNetEmbedder(DlibResNetConfig(precision="fp32"))
+    int8 = OnnxResNetEmbedder(DlibResNetConfig(precision="int8"))
+    assert (fp32.precision, int8.precision) == ("fp32", "int8")
+    cos = cosines(fp32.embed(chips), int8.embed(chips))
+    assert cos.min() >= 0.99, f"worst face {int(cos.argmin())}: {cos.min()}"
+    # int8 in batches of any size gives the same descriptors
+    one = OnnxResNetEmbedder(DlibResNetConfig(precision="int8", batch_size=1)).embed(chips[:5])
+    assert np.allclose(one, int8.embed(chips[:5]), atol=1e-5)
+
+
+def test_default_is_int8_on_a_cpu_with_photos_and_fp32_without(
+    tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUZET_DATA", str(data_root))
+    assert build_face_embedder(DlibResNetConfig()).precision == "int8"  # type: ignore[attr-defined]
+    assert build_face_embedder(DlibResNetConfig(precision="fp32")).precision == "fp32"  # type: ignore[attr-defined]
+    monkeypatch.delenv("KUZET_DATA", raising=False)
+    monkeypatch.setenv("KUZET_CACHE_DIR", str(tmp_path))  # nothing cached, no photos
+    assert build_face_embedder(DlibResNetConfig()).precision == "fp32"  # type: ignore[attr-defined]
+    with pytest.raises(ModelError, match="no int8 build is cached") as err:
+        build_face_embedder(DlibResNetConfig(precision="int8"))
+    assert "kuzet models quantize" in err.value.hint
+    with pytest.raises(ModelError, match="no int8 build is cached"):
+        CenterFaceDetector(CenterFaceConfig(precision="int8"))
+
+
+def test_int8_on_a_runtime_without_it_is_a_clear_error() -> None:
+    for runtime in ("torch", "dlib"):
+        with pytest.raises(ModelError, match="int8 runs on onnxruntime only") as err:
+            build_face_embedder(DlibResNetConfig(runtime=runtime, precision="int8"))  # type: ignore[arg-type]
+        assert "precision: auto or fp32" in err.value.hint
+
+
+def test_int8_centerface_finds_the_faces_fp32_finds(tmp_path: Path, few_photos: Path) -> None:
+    build = centerface_int8(photos=few_photos, cache=tmp_path)
+    assert build.info["checks"]["found_by_int8"] >= 0.9
+    fp32 = CenterFaceDetector(CenterFaceConfig())
+    int8 = CenterFaceDetector(CenterFaceConfig(precision="int8"), model=build.data)
+    assert fp32.precision == "fp32"
+    from kuzet.ingest import load_image
+
+    for f in sorted(few_photos.iterdir())[:4]:
+        image = load_image(f, max_pixels=10**8)
+        assert len(int8.detect(image)) == len(fp32.detect(image))
+
+
+def test_models_quantize_command(tmp_path: Path, few_photos: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUZET_CACHE_DIR", str(tmp_path))
+    result = runner.invoke(app, ["models", "quantize", "--photos", str(few_photos), "--model", "descriptor"])
+    assert result.exit_code == 0, result.output
+    assert "built in" in result.output
+    assert "min_cosine" in result.output
+    assert len(list((tmp_path / "models").glob("dlib_resnet_int8_*.onnx"))) == 1
+    result = runner.invoke(app, ["models", "quantize", "--photos", str(few_photos), "--model", "descriptor"])
+    assert result.exit_code == 0, result.output
+    assert "cached" in result.output
+    monkeypatch.delenv("KUZET_DATA", raising=False)
+    result = runner.invoke(app, ["models", "quantize"])
+    assert result.exit_code == 2
+    assert "--photos" in result.output
+    result = runner.invoke(app, ["models", "quantize", "--photos", str(tmp_path / "none")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
