@@ -69,6 +69,7 @@ pytest: install-test
 bench: install-test
 	$(BIN)/kuzet bench --data $${KUZET_DATA:-../shared/data} -o bench/results/bench.json
 	$(BIN)/python bench/bench_redact.py --out bench/results/redact.json
+	$(BIN)/python bench/bench_int8.py --out bench/results/int8.json
 
 bench-live: install-test test-system-deps
 	$(BIN)/python -m bench.bench_live --out bench/results/live.json
