@@ -42,8 +42,9 @@ class CenterFaceConfig(Strict):
         "fp32",
         description=(
             "`int8` runs a statically quantised copy of the model (built once from calibration photos, see `kuzet"
-            " models quantize`); `fp32` the model as shipped. fp32 is the default: int8 lost faces on the visible"
-            " crowd set (docs/performance.md)."
+            " models quantize`; 1.3-1.6x faster); `fp32` the model as shipped. fp32 is the default: int8 finds the"
+            " same faces on the visible crowd set, but its landmarks cost a pair in `kuzet eval pairs`"
+            " (docs/performance.md)."
         ),
     )
 

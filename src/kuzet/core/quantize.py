@@ -14,7 +14,9 @@ written atomically and read back only if their recorded digest matches.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -219,19 +221,20 @@ def quantize(
                 # per-channel DequantizeLinear (its `axis`) needs opset 13; CenterFace ships at opset 9
                 model = version_converter.convert_version(model, 13)
             onnx.save(model, str(src))
-            quantize_static(
-                src,
-                out,
-                _Batches(batches),
-                quant_format=QuantFormat.QDQ,
-                per_channel=settings.per_channel,
-                reduce_range=settings.reduce_range,
-                activation_type=QuantType.QInt8 if settings.activations == "int8" else QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                nodes_to_exclude=list(settings.exclude),
-                calibrate_method=method,
-                extra_options=extra,
-            )
+            with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print per batch
+                quantize_static(
+                    src,
+                    out,
+                    _Batches(batches),
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=settings.per_channel,
+                    reduce_range=settings.reduce_range,
+                    activation_type=QuantType.QInt8 if settings.activations == "int8" else QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    nodes_to_exclude=list(settings.exclude),
+                    calibrate_method=method,
+                    extra_options=extra,
+                )
             model = onnx.load(str(out))
     finally:
         root.setLevel(level)
