@@ -2,6 +2,9 @@
 
 Both give dlib's descriptors (cosine >= 0.9999, checked by the tests on every face of the shared data) several
 times faster, because they run whole batches through optimised convolutions instead of one image at a time.
+On onnxruntime the network can also run int8 (`precision`): a statically quantised copy built here from the
+converted network, calibrated on face chips cut from sample photos (`descriptor_int8`, `kuzet.core.quantize`),
+within cosine 0.99 of fp32 on every visible face and about twice as fast on a CPU.
 """
 
 from __future__ import annotations
