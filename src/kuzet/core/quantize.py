@@ -190,7 +190,7 @@ def quantize(
     """The QDQ int8 graph of `source`, calibrated on `batches` (each a function returning one input feed).
 
     Batches are calibrated one at a time and their ranges merged (onnxruntime's `CalibStridedMinMax` with a stride
-    of one), so memory stays that of one batch; `CalibMaxIntermediateOutputs` is not used (in onnxruntime 1.2x-1.3x
+    of one), so memory stays that of one batch; `CalibMaxIntermediateOutputs` is not used (in onnxruntime 1.32
     it drops the outputs it collected without merging their ranges).
     """
     import onnx
