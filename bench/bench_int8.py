@@ -17,7 +17,6 @@ Usage: python bench/bench_int8.py [--out bench/results/int8.json] [--repeats 20]
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import tempfile
@@ -33,7 +32,7 @@ from kuzet.core.quantize import cosines
 from kuzet.detect.face.centerface import CenterFaceDetector, centerface_int8
 from kuzet.eval.pairs import make_pairs
 from kuzet.eval.runner import run_detect_eval, run_pairs
-from kuzet.eval.wider import GroundTruthImage, write_wider_gt
+from kuzet.eval.wider import dlib_voc_as_wider
 from kuzet.recognize.fast_resnet import OnnxResNetEmbedder, calibration_chips, descriptor_int8
 
 DATA = Path(os.environ.get("KUZET_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -54,33 +53,6 @@ def ms_per_call(calls: dict[str, Any], repeats: int) -> dict[str, dict[str, floa
     return {
         k: {"min": round(1000 * min(v), 2), "median": round(1000 * float(np.median(v)), 2)} for k, v in times.items()
     }
-
-
-def crowd_as_wider(out: Path, scale: float) -> Path:
-    """The dlib crowd photos and boxes as a WIDER FACE set (scaled), as tests/eval/test_wider.py writes it."""
-    src = DATA / "crowd" / "dlib_voc_faces"
-    rows: dict[str, list[dict[str, str]]] = {}
-    with (src / "labels.csv").open(newline="") as f:
-        for row in csv.DictReader(f):
-            rows.setdefault(row["file"], []).append(row)
-    out.mkdir(parents=True, exist_ok=True)
-    images = []
-    for name, faces in sorted(rows.items()):
-        image = cv2.imread(str(src / name))
-        if scale != 1.0:
-            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        png = name.replace(".jpg", ".png")
-        cv2.imwrite(str(out / png), image)
-        boxes = np.asarray(
-            [
-                [float(r["x"]), float(r["y"]), float(r["x"]) + float(r["w"]), float(r["y"]) + float(r["h"])]
-                for r in faces
-            ],
-            np.float32,
-        )
-        images.append(GroundTruthImage(png, boxes * scale, np.asarray([r["ignore"] == "0" for r in faces])))
-    write_wider_gt(images, out / "gt.txt")
-    return out / "gt.txt"
 
 
 def pairs_file(name: str, tmp: Path) -> Path:
@@ -187,7 +159,7 @@ def main() -> None:
 
         detection: dict[str, Any] = {}
         for scale in (1.0, 0.5):
-            gt = crowd_as_wider(tmp / f"crowd{scale}", scale)
+            gt = dlib_voc_as_wider(DATA, tmp / f"crowd{scale}", scale=scale)
             row = {}
             for precision in ("fp32", "int8"):
                 config = KuzetConfig.model_validate({"face_detector": {"type": "centerface", "precision": precision}})

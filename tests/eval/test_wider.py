@@ -17,44 +17,17 @@ from kuzet.eval.wider import (
     GroundTruthImage,
     RedactionOutcome,
     covered_share,
+    dlib_voc_as_wider,
     evaluate_detection,
     evaluate_redaction,
     read_wider_gt,
-    write_wider_gt,
 )
 
 BASELINES = Path(__file__).resolve().parents[2] / "baselines" / "redaction.json"
 
 
-def convert_dlib_voc(data_root: Path, out: Path, *, scale: float = 1.0) -> Path:
-    """The dlib crowd photos and their boxes as a WIDER FACE set (images scaled by `scale`); returns the gt file."""
-    src = data_root / "crowd" / "dlib_voc_faces"
-    rows: dict[str, list[dict[str, str]]] = {}
-    with (src / "labels.csv").open(newline="") as f:
-        for row in csv.DictReader(f):
-            rows.setdefault(row["file"], []).append(row)
-    out.mkdir(parents=True, exist_ok=True)
-    images = []
-    for name, faces in sorted(rows.items()):
-        image = cv2.imread(str(src / name))
-        if scale != 1.0:
-            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        png = name.replace(".jpg", ".png")  # lossless: the scaled image is what is measured
-        cv2.imwrite(str(out / png), image)
-        boxes = np.asarray(
-            [
-                [float(r[k]) for k in ("x", "y")] + [float(r["x"]) + float(r["w"]), float(r["y"]) + float(r["h"])]
-                for r in faces
-            ],
-            np.float32,
-        )
-        images.append(GroundTruthImage(png, boxes * scale, np.asarray([r["ignore"] == "0" for r in faces])))
-    write_wider_gt(images, out / "gt.txt")
-    return out / "gt.txt"
-
-
 def test_ground_truth_round_trips_and_subsets_are_read(tmp_path: Path, data_root: Path) -> None:
-    gt = convert_dlib_voc(data_root, tmp_path / "set")
+    gt = dlib_voc_as_wider(data_root, tmp_path / "set")
     images = read_wider_gt(gt)
     assert len(images) == 9 and sum(len(i.boxes) for i in images) == 43
     first = images[0]
@@ -95,7 +68,7 @@ def test_detection_metrics_on_a_known_answer(tmp_path: Path) -> None:
 
 
 def test_blurring_everything_is_visible_in_the_figures(tmp_path: Path, data_root: Path) -> None:
-    gt = convert_dlib_voc(data_root, tmp_path / "set", scale=0.5)
+    gt = dlib_voc_as_wider(data_root, tmp_path / "set", scale=0.5)
     everything = evaluate_redaction(
         tmp_path / "set", read_wider_gt(gt), lambda img: RedactionOutcome(np.ones(img.shape[:2], bool))
     )
@@ -113,7 +86,7 @@ def test_blurring_everything_is_visible_in_the_figures(tmp_path: Path, data_root
 @pytest.mark.parametrize("scale", [1.0, 0.5, 0.25])
 def test_redaction_hides_the_visible_crowd_faces(tmp_path: Path, data_root: Path, scale: float) -> None:
     """The production redaction path on the crowd photos at full, half and quarter size (faces 9 to 90 px wide)."""
-    gt = convert_dlib_voc(data_root, tmp_path / "set", scale=scale)
+    gt = dlib_voc_as_wider(data_root, tmp_path / "set", scale=scale)
     report = run_redact_eval(tmp_path / "set", gt, config=KuzetConfig())
     baseline = json.loads(BASELINES.read_text())[f"dlib_voc_faces@{scale}"]
     hidden = report["hidden"]
@@ -129,7 +102,7 @@ def test_redaction_hides_the_visible_crowd_faces(tmp_path: Path, data_root: Path
 
 @pytest.mark.slow
 def test_detectors_are_compared_on_the_same_set(tmp_path: Path, data_root: Path) -> None:
-    gt = convert_dlib_voc(data_root, tmp_path / "set")
+    gt = dlib_voc_as_wider(data_root, tmp_path / "set")
     reports = {
         d: run_detect_eval(tmp_path / "set", gt, config=KuzetConfig(), detector=d) for d in ("centerface", "yunet")
     }

@@ -181,6 +181,20 @@ def _stepping(
     return status, until
 
 
+def _door_with_a_wrong_password(root: Path, streams: dict[str, str]) -> Supervisor:
+    """A started supervisor running camera `door` (its `streams`) whose password secret is wrong; 3 attempts."""
+    camera = {
+        "name": "door", "analytics": ["traffic"], "purpose": PURPOSE,
+        "username": "secret:door_user", "password": "secret:door_pw",
+    } | streams  # fmt: skip
+    run = {"reconnect_initial_s": 0.2, "reconnect_max_s": 0.4, "auth_attempts": 3, "failed_after": 10}
+    svc, admin = make_service(root, {"cameras": [camera], "run": run})
+    write_secrets(root, {"door_user": "viewer", "door_pw": "wrong-pass"})
+    sup = Supervisor(svc.services, admin, secrets=svc.secrets())
+    sup.start()
+    return sup
+
+
 @pytest.mark.store
 def test_wrong_credentials_stop_after_three_attempts_until_the_secret_changes(
     tmp_path: Path, jpegs: list[bytes]
@@ -188,23 +202,7 @@ def test_wrong_credentials_stop_after_three_attempts_until_the_secret_changes(
     camera = MjpegCamera(jpegs, fps=10, credentials="viewer:right-pass")
     camera.start()
     root = tmp_path / "data"
-    config = {
-        "cameras": [
-            {
-                "name": "door",
-                "source": camera.url,
-                "analytics": ["traffic"],
-                "purpose": PURPOSE,
-                "username": "secret:door_user",
-                "password": "secret:door_pw",
-            }
-        ],
-        "run": {"reconnect_initial_s": 0.2, "reconnect_max_s": 0.4, "auth_attempts": 3, "failed_after": 10},
-    }
-    svc, admin = make_service(root, config)
-    write_secrets(root, {"door_user": "viewer", "door_pw": "wrong-pass"})
-    sup = Supervisor(svc.services, admin, secrets=svc.secrets())
-    sup.start()
+    sup = _door_with_a_wrong_password(root, {"source": camera.url})
     try:
         door, until = _stepping(sup, "door")
         until(lambda: door().state == "failed" and door().reason.startswith("wrong credentials"), 60, "the lockout")
@@ -231,24 +229,7 @@ def test_a_main_stream_refusing_its_credentials_stops_after_three_attempts_until
     sub.start()
     main.start()
     root = tmp_path / "data"
-    config = {
-        "cameras": [
-            {
-                "name": "door",
-                "source": sub.url,
-                "record_source": main.url,
-                "analytics": ["traffic"],
-                "purpose": PURPOSE,
-                "username": "secret:door_user",
-                "password": "secret:door_pw",
-            }
-        ],
-        "run": {"reconnect_initial_s": 0.2, "reconnect_max_s": 0.4, "auth_attempts": 3, "failed_after": 10},
-    }
-    svc, admin = make_service(root, config)
-    write_secrets(root, {"door_user": "viewer", "door_pw": "wrong-pass"})
-    sup = Supervisor(svc.services, admin, secrets=svc.secrets())
-    sup.start()
+    sup = _door_with_a_wrong_password(root, {"source": sub.url, "record_source": main.url})
     try:
         door, until = _stepping(sup, "door")
         until(lambda: "main stream" in door().reason and "not tried again" in door().reason, 60, "the lockout")

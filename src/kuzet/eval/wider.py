@@ -121,6 +121,41 @@ def write_wider_gt(images: list[GroundTruthImage], path: Path) -> None:
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
 
 
+def dlib_voc_as_wider(data_root: Path, out: Path, *, scale: float = 1.0) -> Path:
+    """The shared data's dlib crowd photos (`crowd/dlib_voc_faces`, boxes in `labels.csv`) as a WIDER FACE set.
+
+    The images are scaled by `scale` and written losslessly (PNG: the scaled image is what is measured) into `out`,
+    with `gt.txt` beside them; faces marked `ignore` are invalid. Returns the ground-truth file.
+    """
+    import cv2
+
+    src = data_root / "crowd" / "dlib_voc_faces"
+    rows: dict[str, list[dict[str, str]]] = {}
+    with (src / "labels.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            rows.setdefault(row["file"], []).append(row)
+    out.mkdir(parents=True, exist_ok=True)
+    images = []
+    for name, faces in sorted(rows.items()):
+        image = cv2.imread(str(src / name))
+        if image is None:
+            raise InputError(f"cannot read {src / name}", hint="check the shared data folder")
+        if scale != 1.0:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        png = name.replace(".jpg", ".png")
+        cv2.imwrite(str(out / png), image)
+        boxes = np.asarray(
+            [
+                [float(r["x"]), float(r["y"]), float(r["x"]) + float(r["w"]), float(r["y"]) + float(r["h"])]
+                for r in faces
+            ],
+            np.float32,
+        )
+        images.append(GroundTruthImage(png, boxes * scale, np.asarray([r["ignore"] == "0" for r in faces])))
+    write_wider_gt(images, out / "gt.txt")
+    return out / "gt.txt"
+
+
 def _bucket(widths: NDArray[np.float32]) -> NDArray[np.int_]:
     edges = np.asarray([b[2] for b in WIDTH_BUCKETS[:-1]], np.float32)
     return np.asarray(np.searchsorted(edges, widths, side="right"), np.int_)
