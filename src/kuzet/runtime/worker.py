@@ -204,9 +204,9 @@ class CameraWorker:
         """Closed connections whose decoding thread may still hold a recording segment."""
         self._parent = parent_process()
         self.main: MainStream | None = None
+        """The camera's main stream (recorded, snapshots cut from it), when it names a `record_source`."""
         self._analysed_up = threading.Event()
         """Set once the analysed stream connected: the main stream, on the same account, tries only then."""
-        """The camera's main stream (recorded, snapshots cut from it), when it names a `record_source`."""
         self._stream: LiveStream | None = None
         """The analysed connection of the moment (its clock maps decisions onto the main stream's)."""
         self.cache_dir = Path(spec.data_dir) / "run" / "cache" / spec.camera
