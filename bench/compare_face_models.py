@@ -21,6 +21,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -81,7 +82,7 @@ def main() -> None:
     built = [(build_face_embedder(c), build_face_aligner(c)) for c in map(face_embedder_config, MODELS)]
     protocol: dict[str, tuple[Scores, NDArray[np.bool_], int, str]] = {}
     every: dict[str, tuple[Scores, NDArray[np.bool_]]] = {}
-    data: list[dict[str, object]] = []
+    data: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in SETS:
             root = DATA / "faces" / name
@@ -120,7 +121,7 @@ def main() -> None:
                 arrays[f"{name}/all/{model}"] = every[name][0][model]
             arrays[f"{name}/pairs/same"] = protocol[name][1]
             arrays[f"{name}/all/same"] = every[name][1]
-        np.savez(args.scores_out, **arrays)  # type: ignore[arg-type]
+        np.savez(args.scores_out, allow_pickle=False, **arrays)
 
     def scored(fusion: ScoreFusion, name: str) -> dict[str, object]:
         p_scores, p_same, missing, _ = protocol[name]
@@ -156,8 +157,8 @@ def main() -> None:
         "made_by": "bench/compare_face_models.py",
         "detector": config.face_detector.type,
         "fitted_on": "every pair of every set's labelled images, all sets pooled (faces not found left out)",
-        "genuine_pairs": sum(int(d["genuine_pairs"]) for d in data),  # type: ignore[call-overload]
-        "impostor_pairs": sum(int(d["impostor_pairs"]) for d in data),  # type: ignore[call-overload]
+        "genuine_pairs": sum(int(d["genuine_pairs"]) for d in data),
+        "impostor_pairs": sum(int(d["impostor_pairs"]) for d in data),
         "sets": data,
         "statistics": {
             m: {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -84,15 +85,22 @@ def test_int8_descriptor_stays_within_cosine_0_99_of_fp32_on_visible_faces(faces
     assert np.allclose(one, int8.embed(chips[:5]), atol=1e-5)
 
 
+def _precision(config: DlibResNetConfig) -> str:
+    """The precision the embedder built from `config` runs at (onnxruntime's, the CPU default here)."""
+    embedder = build_face_embedder(config)
+    assert isinstance(embedder, OnnxResNetEmbedder)
+    return embedder.precision
+
+
 def test_default_is_int8_on_a_cpu_with_photos_and_fp32_without(
     tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KUZET_DATA", str(data_root))
-    assert build_face_embedder(DlibResNetConfig()).precision == "int8"  # type: ignore[attr-defined]
-    assert build_face_embedder(DlibResNetConfig(precision="fp32")).precision == "fp32"  # type: ignore[attr-defined]
+    assert _precision(DlibResNetConfig()) == "int8"
+    assert _precision(DlibResNetConfig(precision="fp32")) == "fp32"
     monkeypatch.delenv("KUZET_DATA", raising=False)
     monkeypatch.setenv("KUZET_CACHE_DIR", str(tmp_path))  # nothing cached, no photos
-    assert build_face_embedder(DlibResNetConfig()).precision == "fp32"  # type: ignore[attr-defined]
+    assert _precision(DlibResNetConfig()) == "fp32"
     with pytest.raises(ModelError, match="no int8 build is cached") as err:
         build_face_embedder(DlibResNetConfig(precision="int8"))
     assert "kuzet models quantize" in err.value.hint
@@ -101,9 +109,10 @@ def test_default_is_int8_on_a_cpu_with_photos_and_fp32_without(
 
 
 def test_int8_on_a_runtime_without_it_is_a_clear_error() -> None:
-    for runtime in ("torch", "dlib"):
+    runtimes: tuple[Literal["torch", "dlib"], ...] = ("torch", "dlib")
+    for runtime in runtimes:
         with pytest.raises(ModelError, match="int8 runs on onnxruntime only") as err:
-            build_face_embedder(DlibResNetConfig(runtime=runtime, precision="int8"))  # type: ignore[arg-type]
+            build_face_embedder(DlibResNetConfig(runtime=runtime, precision="int8"))
         assert "precision: auto or fp32" in err.value.hint
 
 
