@@ -88,7 +88,7 @@ def test_enrolment_refuses_faces_too_poor_for_a_reliable_template(
     assert service.people(operator) == []  # nothing stored, not even the good photo
     assert enrol(service, operator, "Lin-Manuel Miranda", [good]).identity.name == "Lin-Manuel Miranda"
     # a person asking what kuzet holds about them is never turned away for a poor photo
-    assert service.services.gallery.face_template(blurred, check_quality=False)[0].shape == (128,)
+    assert service.services.gallery.face_template(blurred, check_quality=False)[0]["dlib-resnet"].shape == (128,)
 
 
 def test_enrol_several_photos_and_duplicates(service: Kuzet, operator: User, faces_dir: Path) -> None:

@@ -30,7 +30,7 @@ from kuzet.governance.report import TransparencyReport
 from kuzet.governance.retention import PurgeReport
 from kuzet.governance.review import PENDING, Alert
 from kuzet.recognize import FaceEmbedder
-from kuzet.recognize.gallery import NumpyGallery
+from kuzet.recognize.gallery import Gallery
 from kuzet.services import views
 from kuzet.services.analysis import AnalysisResult, TrafficResult
 from kuzet.services.audit import ConsistencyProof, InclusionProof
@@ -244,7 +244,7 @@ class Kuzet:
         """`gallery.people`."""
         return self.services.gallery.people(actor, status=status)
 
-    def _load_gallery(self, camera: str | None = None) -> NumpyGallery:
+    def _load_gallery(self, camera: str | None = None) -> Gallery:
         """`gallery.load`."""
         return self.services.gallery.load(camera)
 

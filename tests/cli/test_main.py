@@ -118,6 +118,18 @@ def test_config_check_explains_errors(tmp_path: Path) -> None:
     code, out = _kuzet(tmp_path / "d", "config", "check", str(bad))
     assert code == 2
     assert "recognition.threshold" in out and "tracker.best_shots" in out
+    fused = tmp_path / "fused.yaml"
+    fused.write_text("face_fusion:\n  embedder: {type: sface}\n  threshold: 0.6\n")
+    code, out = _kuzet(tmp_path / "d", "config", "check", str(fused))
+    assert code == 0 and "fusion(dlib-resnet+sface)" in out and "threshold 0.6" in out, out
+    constants = tmp_path / "other-fusion.json"
+    constants.write_text(
+        '{"rule": "anchored-mean", "models": [{"model": "dlib-resnet", "centre": 0.85, "scale": 0.1, "weight": 0.5},'
+        ' {"model": "arcface", "centre": 0.1, "scale": 0.6, "weight": 0.5}]}'
+    )
+    fused.write_text(f"face_fusion:\n  embedder: {{type: sface}}\n  constants: {constants}\n")
+    code, out = _kuzet(tmp_path / "d", "config", "check", str(fused))
+    assert code == 2 and "fuse dlib-resnet and arcface" in out, out
 
 
 def test_config_file_in_data_dir_is_used(tmp_path: Path, faces_dir: Path) -> None:

@@ -48,3 +48,21 @@ def test_calibrate_writes_the_scores_with_the_data_used_and_its_size(faces_dir: 
     assert result.exit_code == 0, result.output
     assert json.loads(only.read_text())["impostor_pairs"] == 1
     assert runner.invoke(app, ["eval", "calibrate", "-o", str(only)]).exit_code != 0  # nothing to measure
+
+
+def test_calibrate_with_face_fusion_measures_the_fused_scores_the_shipped_fusion_calibration_holds(
+    faces_dir: Path, tmp_path: Path
+) -> None:
+    labels = faces_dir / "bbt_8id_gray" / "labels.csv"
+    config = tmp_path / "fused.yaml"
+    config.write_text("face_fusion:\n  embedder: {type: sface}\n")
+    out = tmp_path / "calibration.json"
+    result = runner.invoke(app, ["--config", str(config), "eval", "calibrate", "--labels", str(labels), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    cal = load_calibration(out)
+    assert cal.embedder == "fusion(dlib-resnet+sface)" and len(cal.impostor_scores) == 700
+    assert max(cal.genuine_scores) > 1.0  # fused units, not cosines: same pairs above the genuine mean pass 1
+    assert sum(cal.genuine_scores) / 80 > 0.8 and abs(sum(cal.impostor_scores) / 700) < 0.3
+    # the shipped fusion calibration holds the same measurements of this set
+    shipped = Counter(load_calibration(None, matcher="fusion(dlib-resnet+sface)").impostor_scores)
+    assert sum((Counter(cal.impostor_scores) - shipped).values()) <= 7

@@ -13,7 +13,7 @@ from rich.table import Table
 from kuzet.cli.common import console, json_out, session
 from kuzet.governance.watchlists import parse_expiry
 
-people_app = typer.Typer(help="Enrolments of consenting people: list, approve, reject.")
+people_app = typer.Typer(help="Enrolments of consenting people: list, approve, reject, re-embed.")
 
 
 def enroll(
@@ -94,3 +94,28 @@ def people_reject(
     services, actor = session()
     services.gallery.reject(actor, person_id, reason=reason)
     console.print(f"rejected the enrolment of person {person_id}")
+
+
+@people_app.command("reembed")
+def people_reembed(
+    json_flag: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Describe stored enrolment and watchlist photos with each configured face model they lack (admin, audited).
+
+    Run once after setting `face_fusion` in the config: people and entries enrolled before have templates of the
+    first model only, and a fused gallery cannot match them until they have both.
+    """
+    services, actor = session()
+    result = services.gallery.reembed(actor)
+    if json_flag:
+        json_out(asdict(result))
+        return
+    console.print(
+        f"added {result.templates} template(s): {result.people} enrolment(s), {result.entries} watchlist entry(ies)",
+        highlight=False,
+    )
+    if result.failed:
+        console.print(
+            f"no face found in the stored photo of {', '.join(result.failed)}: re-enrol them", highlight=False
+        )
+        raise typer.Exit(1)

@@ -40,6 +40,7 @@ from kuzet.config.vision import (
     DlibResNetConfig,
     FaceDetectorConfig,
     FaceEmbedderConfig,
+    FaceFusionConfig,
     IngestConfig,
     MotionDetectorConfig,
     MotionGateConfig,
@@ -69,6 +70,7 @@ __all__ = [
     "DlibResNetConfig",
     "FaceDetectorConfig",
     "FaceEmbedderConfig",
+    "FaceFusionConfig",
     "FileWitnessConfig",
     "IngestConfig",
     "KuzetConfig",
@@ -189,6 +191,9 @@ class KuzetConfig(Strict):
     face_embedder: FaceEmbedderConfig = Field(
         default_factory=DlibResNetConfig, description="Face embedder backend, chosen by `type`."
     )
+    face_fusion: FaceFusionConfig | None = Field(
+        None, description="A second face model whose scores are fused with `face_embedder`'s (off by default)."
+    )
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Face tracking.")
     recognition: RecognitionConfig = Field(default_factory=RecognitionConfig, description="Matching rules.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Decoding limits.")
@@ -209,6 +214,33 @@ class KuzetConfig(Strict):
         description="Where snapshots, evidence and recordings go (default DATA_DIR/media); on a cluster, a folder "
         "every node mounts at this same path.",
     )
+
+    @model_validator(mode="after")
+    def _two_models(self) -> KuzetConfig:
+        if self.face_fusion is not None and self.face_fusion.embedder.type == self.face_embedder.type:
+            raise ValueError(
+                f"face_fusion.embedder is {self.face_embedder.type}, the same model as face_embedder: fusion needs "
+                "a second, different model (e.g. type: sface)"
+            )
+        return self
+
+    @property
+    def face_matcher(self) -> str:
+        """The name of what face scores are in: the embedder's, or the fusion's (`fusion(dlib-resnet+sface)`)."""
+        if self.face_fusion is None:
+            return self.face_embedder.type
+        return f"fusion({self.face_embedder.type}+{self.face_fusion.embedder.type})"
+
+    @property
+    def face_models(self) -> tuple[str, ...]:
+        """The face models templates are made with: the embedder's, then the fused one's (`face_fusion`)."""
+        extra = () if self.face_fusion is None else (self.face_fusion.embedder.type,)
+        return (self.face_embedder.type, *extra)
+
+    @property
+    def match_threshold(self) -> float:
+        """The score a track must reach to match an enrolled person, in the matcher's units."""
+        return self.recognition.threshold if self.face_fusion is None else self.face_fusion.threshold
 
     @field_validator("cameras")
     @classmethod

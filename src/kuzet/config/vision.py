@@ -135,6 +135,35 @@ class SFaceConfig(Strict):
 FaceEmbedderConfig = Annotated[DlibResNetConfig | SFaceConfig, Field(discriminator="type"), default_type("dlib-resnet")]
 
 
+class FaceFusionConfig(Strict):
+    """A second face model matched beside `face_embedder`, the two scores fused (docs/accuracy.md, "Fusion").
+
+    Every enrolment and watchlist photo then gets a template from each model; a track's shots are embedded by
+    both, each model scores them against its own templates and the two cosines are fused with the constants fitted
+    on the visible data (`anchored-mean`: 0 is a typical different pair, 1 a typical same pair). Scores and
+    thresholds are then in those fused units: face categories declare a false-match rate, derived from a
+    calibration of the fusion (shipped, or `kuzet eval calibrate` with this config).
+    """
+
+    embedder: FaceEmbedderConfig = Field(
+        default_factory=SFaceConfig, description="The second face model, chosen by `type` (default SFace)."
+    )
+    constants: str | None = Field(
+        None,
+        min_length=1,
+        description="A fusion-constants JSON (as bench/compare_face_models.py writes); default: the shipped "
+        "kuzet/governance/fusion.json, fitted on every visible labelled set pooled.",
+    )
+    threshold: float = Field(
+        0.55,
+        ge=-5.0,
+        le=5.0,
+        description="Fused score a track must reach to match an enrolled person (0: a typical different pair, "
+        "1: a typical same pair); the counterpart of `recognition.threshold`. Watchlist categories use their "
+        "declared false-match rate.",
+    )
+
+
 class RedactionConfig(Strict):
     """How faces are found for hiding: recall first (a false alarm costs a few pixels, a miss exposes a person).
 

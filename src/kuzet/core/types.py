@@ -155,6 +155,7 @@ class FaceSample:
         others: Boxes of the other faces of that frame in `crop` pixels, shape (K, 4) float32, to redact.
         crop_box: This face's box in `crop` pixels, shape (4,) float32 (empty when unknown): the one face a stored
             snapshot keeps visible.
+        extra: The chips of the fused face models after the first (`face_fusion`), each cut by its own aligner.
 
     """
 
@@ -165,6 +166,7 @@ class FaceSample:
     pts: float
     others: NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     crop_box: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
+    extra: tuple[Image, ...] = ()
 
 
 @dataclass(slots=True)

@@ -8,13 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from kuzet.config.models import KuzetConfig
 from kuzet.core.errors import InputError
 from kuzet.detect.face import build_face_detector
-from kuzet.eval.pairs import Pair, embed_images, read_pairs
+from kuzet.eval.pairs import Pair, embed_images_with, read_pairs
 from kuzet.governance.calibration import Calibration, CalibrationSet, make_calibration
 from kuzet.recognize import build_face_aligner, build_face_embedder
+from kuzet.services.context import Models
 
 
 def read_labels(path: Path) -> dict[str, str]:
@@ -64,28 +66,33 @@ def measure_set(
         raise InputError(
             f"{len(missing)} image(s) in {labels_file} are not under {root}, e.g. {missing[0]}", hint="check --root"
         )
-    vectors = embed_images(
+    fusion = Models(config).face_fusion
+    embedders = [config.face_embedder] + ([] if config.face_fusion is None else [config.face_fusion.embedder])
+    per_model = embed_images_with(
         root,
         names,
         detector=build_face_detector(config.face_detector),
-        embedder=build_face_embedder(config.face_embedder),
-        aligner=build_face_aligner(config.face_embedder),
+        models=[(build_face_embedder(c), build_face_aligner(c)) for c in embedders],
         max_pixels=config.ingest.max_pixels,
         on_image=on_image,
     )
-    impostor: list[float] = []
-    genuine: list[float] = []
+    found: list[tuple[Pair, list[float]]] = []
     for p in pairs:
-        a, b = vectors[p.img1], vectors[p.img2]
-        if a is None or b is None:
-            continue
-        (genuine if p.same else impostor).append(float(np.dot(a, b)))
+        ends = [(v[p.img1], v[p.img2]) for v in per_model]
+        pairs_found = [(a, b) for a, b in ends if a is not None and b is not None]
+        if len(pairs_found) == len(ends):
+            found.append((p, [float(np.dot(a, b)) for a, b in pairs_found]))
+    cosines = np.array([c for _, c in found], np.float64).reshape(len(found), len(embedders))
+    by_model: dict[str, NDArray[np.float64]] = {c.type: cosines[:, k] for k, c in enumerate(embedders)}
+    scores = cosines[:, 0] if fusion is None else fusion.fuse(by_model)
+    impostor = [float(x) for x, (p, _) in zip(scores, found, strict=True) if not p.same]
+    genuine = [float(x) for x, (p, _) in zip(scores, found, strict=True) if p.same]
     measured = CalibrationSet(
         name=name,
         labels=labels_file.name,
         sha256=hashlib.sha256(labels_file.read_bytes()).hexdigest(),
         images=len(names),
-        no_face=sum(1 for n in names if vectors[n] is None),
+        no_face=sum(1 for n in names if any(v[n] is None for v in per_model)),
         impostor_pairs=len(impostor),
         genuine_pairs=len(genuine),
     )
@@ -125,7 +132,7 @@ def run_calibration(
         impostor += imp
         genuine += gen
     return make_calibration(
-        embedder=config.face_embedder.type,
+        embedder=config.face_matcher,
         detector=config.face_detector.type,
         sets=sets,
         impostor=impostor,

@@ -26,6 +26,10 @@ SCORE_DECIMALS = 6
 FORMAT = 1
 CALIBRATION_FILE = "calibration.json"
 """A data directory's own calibration (else the one shipped with kuzet)."""
+FUSED_RANGE = 100.0
+"""Fused scores (`anchored-mean` of cosines) lie well within [-100, 100] (about -3 to 2 on real pairs)."""
+SHIPPED = {"dlib-resnet": CALIBRATION_FILE, "fusion(dlib-resnet+sface)": "calibration_fusion.json"}
+"""The calibrations shipped with kuzet, by what they measured (an embedder or a fusion), all on the visible sets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,8 +232,11 @@ def parse_calibration(text: str, *, source: str) -> Calibration:
         embedder, detector = str(data["embedder"]), str(data.get("detector", ""))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"calibration {source} lacks or garbles {exc}", hint=hint) from None
-    if any(not -1.0 <= s <= 1.0 for s in impostor + genuine):
-        raise ConfigError(f"calibration {source} holds scores outside [-1, 1]", hint=hint)
+    # Cosines lie in [-1, 1]; fused scores (`fusion(...)`, 0 = a typical different pair, 1 = a typical same pair)
+    # may pass 1 but stay within a few units.
+    low, high = (-1.0, 1.0) if not embedder.startswith("fusion(") else (-FUSED_RANGE, FUSED_RANGE)
+    if any(not low <= s <= high for s in impostor + genuine):
+        raise ConfigError(f"calibration {source} holds scores outside [{low:g}, {high:g}]", hint=hint)
     made = make_calibration(embedder=embedder, detector=detector, sets=sets, impostor=impostor, genuine=genuine)
     digest = hashlib.sha256(text.encode()).hexdigest()
     return Calibration(
@@ -243,10 +250,15 @@ def parse_calibration(text: str, *, source: str) -> Calibration:
     )
 
 
-def load_calibration(path: Path | None) -> Calibration:
-    """A calibration file, or the one shipped with kuzet (measured on the visible data sets) when `path` is None."""
+def load_calibration(path: Path | None, *, matcher: str = "dlib-resnet") -> Calibration:
+    """A calibration file, or the one shipped with kuzet for `matcher` (measured on the visible data sets).
+
+    Without a shipped calibration of `matcher`, the dlib-resnet one is returned: `Policy.check_embedder` then
+    refuses its derived thresholds, saying how to measure the configured matcher.
+    """
     if path is None:
-        text = importlib.resources.files("kuzet.governance").joinpath(CALIBRATION_FILE).read_text("utf-8")
+        name = SHIPPED.get(matcher, CALIBRATION_FILE)
+        text = importlib.resources.files("kuzet.governance").joinpath(name).read_text("utf-8")
         return parse_calibration(text, source="built-in")
     try:
         text = path.read_text(encoding="utf-8")

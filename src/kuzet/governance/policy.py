@@ -177,11 +177,22 @@ class Policy:
         return None if cat is None else cat.false_match_rate
 
     def check_embedder(self, embedder: str) -> None:
-        """Refuse derived thresholds measured with another face embedder than `embedder`.
+        """Refuse thresholds that would not mean what they say with the configured matcher `embedder`.
+
+        Derived thresholds must come from a calibration of the same embedder (or fusion); with a fusion, whose
+        scores are not cosines, every face category must declare a false-match rate instead of a raw threshold.
 
         Raises:
-            ConfigError: The calibration was measured with a different embedder.
+            ConfigError: The calibration measured something else, or a fusion meets a raw threshold.
         """
+        if embedder.startswith("fusion("):
+            raw = [n for n, c in self.model.categories.items() if c.kind == "face" and c.false_match_rate is None]
+            if raw:
+                raise ConfigError(
+                    f"policy {self.source}: face categories {', '.join(sorted(raw))} give a cosine threshold, but "
+                    f"face scores are fused ({embedder}) and not cosines",
+                    hint="declare false_match_rate for every face category (docs/governance.md)",
+                )
         if self.derived and self.calibration is not None and self.calibration.embedder != embedder:
             raise ConfigError(
                 f"the calibration ({self.calibration.source}) was measured with the {self.calibration.embedder} "
@@ -223,11 +234,11 @@ class Policy:
         return out
 
 
-def load_policy(path: Path | None, *, calibration: Path | None = None) -> Policy:
+def load_policy(path: Path | None, *, calibration: Path | None = None, matcher: str = "dlib-resnet") -> Policy:
     """Load a policy file, or the default policy shipped with kuzet when `path` is None.
 
     Declared false-match rates are turned into thresholds with the calibration file `calibration`, or the one
-    shipped with kuzet when it is None.
+    shipped with kuzet for the face matcher `matcher` (an embedder or a fusion) when it is None.
     """
     if path is None:
         text = importlib.resources.files("kuzet.governance").joinpath("default_policy.yaml").read_text("utf-8")
@@ -248,4 +259,5 @@ def load_policy(path: Path | None, *, calibration: Path | None = None) -> Policy
         raise ConfigError(f"policy file {source} has problems:\n  {problems}", hint="see docs/governance.md") from None
     digest = hashlib.sha256(model.model_dump_json().encode()).hexdigest()
     declares = any(c.false_match_rate is not None for c in model.categories.values())
-    return Policy(model, source=source, digest=digest, calibration=load_calibration(calibration) if declares else None)
+    measured = load_calibration(calibration, matcher=matcher) if declares else None
+    return Policy(model, source=source, digest=digest, calibration=measured)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,8 +15,8 @@ from kuzet.detect.objects import build_object_detector
 from kuzet.detect.plate.formats import PlateText, plate_formats
 from kuzet.pipeline.faces import FaceAnalyzer, FaceStats
 from kuzet.pipeline.traffic import PlateTrack, TrafficAnalyzer
-from kuzet.recognize.base import FaceEmbedder
-from kuzet.recognize.gallery import NumpyGallery
+from kuzet.recognize.base import FaceAligner, FaceEmbedder
+from kuzet.recognize.gallery import Gallery
 
 PlateRead = Callable[[Image, NDArray[np.float32]], tuple[PlateText, NDArray[np.float32], Image] | None]
 
@@ -35,8 +35,9 @@ class CameraPipeline:
         *,
         detector: Callable[[], FaceDetector],
         embedder: Callable[[], FaceEmbedder],
-        gallery: Callable[[], NumpyGallery],
+        gallery: Callable[[], Gallery],
         read_plate: Callable[[list[str]], PlateRead],
+        extra: Callable[[], Sequence[tuple[FaceAligner, FaceEmbedder]]] = tuple,
     ) -> None:
         self.camera = camera
         self.frames = 0
@@ -53,10 +54,15 @@ class CameraPipeline:
             index = gallery()
             self.gallery_people = len(index.people)
             self.faces = FaceAnalyzer(
-                detector=detector(), embedder=embedder(), gallery=index, people=index.people, config=config
+                detector=detector(),
+                embedder=embedder(),
+                gallery=index,
+                people=index.people,
+                config=config,
+                extra=extra(),
             )
 
-    def set_gallery(self, index: NumpyGallery) -> None:
+    def set_gallery(self, index: Gallery) -> None:
         """Match against another gallery from now on (enrolments, approvals and expiries while a camera runs)."""
         if self.faces is not None:
             self.faces.gallery, self.faces.people = index, index.people

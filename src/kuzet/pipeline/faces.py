@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -84,10 +85,14 @@ class FaceAnalyzer:
         people: list[Identity],
         config: KuzetConfig,
         aligner: FaceAligner | None = None,
+        extra: Sequence[tuple[FaceAligner, FaceEmbedder]] = (),
     ) -> None:
         self.detector = detector
         self.embedder = embedder
         self.aligner = aligner or build_face_aligner(config.face_embedder)
+        self.extra = list(extra)
+        """Fused models after the first (`face_fusion`): shots are cut and embedded by each, side by side."""
+        self.recognition = config.recognition.model_copy(update={"threshold": config.match_threshold})
         self.gallery = gallery
         self.people = people
         self.config = config
@@ -176,8 +181,12 @@ class FaceAnalyzer:
                     crop, x0, y0 = crop_region(frame.image, dets.boxes[i], margin=SNAPSHOT_MARGIN)
                     # Other faces in the frame, in crop pixels: a stored snapshot shows only its subject.
                     others = np.delete(dets.boxes, i, axis=0) - np.array([x0, y0, x0, y0], np.float32)
+                    extra = tuple(
+                        a.align(frame.image, dets.boxes[i : i + 1], dets.landmarks[i : i + 1])[0] for a, _ in self.extra
+                    )
                     sample = FaceSample(
                         chip=chips[i].copy(),
+                        extra=extra,
                         crop=crop,
                         box=dets.boxes[i].copy(),
                         quality=float(quality[i]),
@@ -219,9 +228,15 @@ class FaceAnalyzer:
             chips = np.stack([shot.chip for t in good for shot in t.shots])
             self.stats.embedded_shots += chips.shape[0]
             descriptors = self.embedder.embed(chips)
+            if self.extra:
+                parts = [
+                    e.embed(np.stack([shot.extra[k] for t in good for shot in t.shots]))
+                    for k, (_, e) in enumerate(self.extra)
+                ]
+                descriptors = np.concatenate([descriptors, *parts], axis=1)
             persons, sims = self.gallery.search(descriptors)
             candidates = [self.people[i] for i in persons]
-            made = decide_tracks(good, sims, candidates, self.config.recognition)
+            made = decide_tracks(good, sims, candidates, self.recognition)
             starts = np.cumsum([0] + [len(t.shots) for t in good])
             decisions += [replace(d, descriptors=descriptors[starts[i] : starts[i + 1]]) for i, d in enumerate(made)]
         for d in decisions:

@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kuzet.core.types import Identity
+from kuzet.recognize.fusion import ScoreFusion
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,67 @@ class IndexedGallery(NumpyGallery):
         _, idx = self.index.search(np.ascontiguousarray(queries, np.float32), k)
         found = idx[idx >= 0]
         return np.unique(self.owners[found]).astype(np.intp)
+
+
+class FusedGallery:
+    """One gallery per face model over the same people, searched with queries of every model and the scores fused.
+
+    A query is the models' descriptors side by side, (N, sum of dims), in `fusion`'s model order. Each model
+    scores a person by its best template (its own descriptor space); the fused score of a person is
+    `fusion.fuse` of those best cosines. A person with no template of some model scores -1 there, so is all but
+    never matched: re-embed with `kuzet people reembed`. The candidates are every model's candidates together.
+
+    Args:
+        parts: One gallery per fused model, in the fusion's order, each over the same `people` list.
+        fusion: The fusion constants.
+
+    """
+
+    def __init__(self, parts: list[NumpyGallery], fusion: ScoreFusion) -> None:
+        if len(parts) != len(fusion.models) or len(parts) < 2:
+            raise ValueError("one gallery per fused model is needed")
+        people = parts[0].people
+        if any(p.people is not people and p.people != people for p in parts[1:]):
+            raise ValueError("the fused galleries must hold the same people in the same order")
+        self.parts = parts
+        self.fusion = fusion
+        self.people = people
+        self._splits = np.cumsum([p.dim for p in parts])[:-1].tolist()
+
+    def __len__(self) -> int:
+        """Templates of the first model (each model holds one per photo)."""
+        return len(self.parts[0])
+
+    @property
+    def dim(self) -> int:
+        """Length of a query: every model's descriptor side by side."""
+        return int(sum(p.dim for p in self.parts))
+
+    def split(self, queries: NDArray[np.float32]) -> list[NDArray[np.float32]]:
+        """Each model's descriptors of queries (N, dim)."""
+        return [np.ascontiguousarray(q) for q in np.split(queries, self._splits, axis=1)]
+
+    def person_similarities(
+        self, queries: NDArray[np.float32], persons: NDArray[np.intp] | None = None
+    ) -> NDArray[np.float32]:
+        """Fused score of each query with each person, shape (N, len(persons)) float32."""
+        parts = self.split(queries)
+        scores = {
+            m.model: g.person_similarities(q, persons).astype(np.float64)
+            for m, g, q in zip(self.fusion.models, self.parts, parts, strict=True)
+        }
+        return self.fusion.fuse(scores).astype(np.float32)
+
+    def search(self, queries: NDArray[np.float32], k: int = 16) -> tuple[NDArray[np.intp], NDArray[np.float32]]:
+        """Candidate people (every model's) and the fused score of every query with each: ((C,), (N, C))."""
+        parts = self.split(queries)
+        found = [g.candidates(q, k) for g, q in zip(self.parts, parts, strict=True)]
+        persons = np.unique(np.concatenate(found)).astype(np.intp)
+        return persons, self.person_similarities(queries, persons)
+
+
+Gallery = NumpyGallery | FusedGallery
+"""What a camera matches against: one model's gallery, or the fused galleries of several."""
 
 
 def build_gallery(

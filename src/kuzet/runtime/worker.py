@@ -245,7 +245,7 @@ class CameraWorker:
             actor = r.users.active(self.spec.actor)
         if "faces" in self.camera.analytics:
             # Load the models before the first connection, so the camera's first seconds are not spent waiting.
-            _ = (self.ctx.models.face_detector, self.ctx.models.face_embedder)
+            _ = (self.ctx.models.face_detector, self.ctx.models.face_embedder, self.ctx.models.face_extra)
         self.send(force=True)
         if self.spec.record_url:
             self._start_main()

@@ -150,6 +150,7 @@ class AnalysisService:
             detector=lambda: models.face_detector,
             embedder=lambda: models.face_embedder,
             gallery=lambda: self.gallery.load(camera.name),
+            extra=lambda: models.face_extra,
             read_plate=self._plate_reading,
         )
 
@@ -200,7 +201,7 @@ class AnalysisService:
         return NewAlert(
             entry_id=d.identity.person_id,
             score=round(d.score, 4),
-            threshold=float(threshold if threshold is not None else self.ctx.config.recognition.threshold),
+            threshold=float(threshold if threshold is not None else self.ctx.config.match_threshold),
             start=round(d.track.start, 3),
             end=round(d.track.end, 3),
             track_id=d.track.track_id,

@@ -14,7 +14,7 @@ from kuzet.audit.signing import LedgerSigner
 from kuzet.audit.witness import WitnessPublisher, build_witness, check_outside
 from kuzet.config.models import CameraConfig, KuzetConfig
 from kuzet.config.secrets import Secrets, database_url
-from kuzet.core.errors import StoreError
+from kuzet.core.errors import ConfigError, StoreError
 from kuzet.detect.face import FaceDetector, build_face_detector
 from kuzet.detect.plate.ppocr import PpOcrPlateDetector
 from kuzet.detect.plate.reader import PlateReader
@@ -22,6 +22,7 @@ from kuzet.governance.calibration import CALIBRATION_FILE
 from kuzet.governance.policy import Policy, load_policy
 from kuzet.governance.redaction import Redactor, production_redactor
 from kuzet.recognize import FaceAligner, FaceEmbedder, build_face_aligner, build_face_embedder
+from kuzet.recognize.fusion import ScoreFusion, load_fusion
 from kuzet.store.crypto import DataCipher
 from kuzet.store.db import Database
 from kuzet.store.files import private_dir, tighten
@@ -67,6 +68,36 @@ class Models:
     def face_aligner(self) -> FaceAligner:
         """The alignment the embedder's config asks for (`face_embedder.alignment`)."""
         return build_face_aligner(self.config.face_embedder)
+
+    @cached_property
+    def face_fusion(self) -> ScoreFusion | None:
+        """The fusion constants when a second face model is configured (`face_fusion`), checked against both models."""
+        cfg = self.config.face_fusion
+        if cfg is None:
+            return None
+        fusion = load_fusion(Path(cfg.constants).expanduser() if cfg.constants else None)
+        wanted = (self.config.face_embedder.type, cfg.embedder.type)
+        if fusion.model_names != wanted:
+            raise ConfigError(
+                f"the fusion constants fuse {' and '.join(fusion.model_names)}, but the config asks for "
+                f"{' and '.join(wanted)}",
+                hint="refit them for these models with python bench/compare_face_models.py, or change the models",
+            )
+        return fusion
+
+    @cached_property
+    def face_extra(self) -> list[tuple[FaceAligner, FaceEmbedder]]:
+        """The fused models after the first, each with its own alignment (none without `face_fusion`)."""
+        cfg = self.config.face_fusion
+        if cfg is None:
+            return []
+        _ = self.face_fusion  # refuse mismatched constants before loading a model
+        return [(build_face_aligner(cfg.embedder), build_face_embedder(cfg.embedder))]
+
+    @property
+    def face_models(self) -> list[tuple[FaceAligner, FaceEmbedder]]:
+        """Every face model templates are made with: the embedder, then the fused ones."""
+        return [(self.face_aligner, self.face_embedder), *self.face_extra]
 
     @cached_property
     def plate_detector(self) -> PpOcrPlateDetector:
@@ -146,8 +177,9 @@ class ServiceContext:
         self.policy = policy or load_policy(
             policy_file if policy_file.is_file() else None,
             calibration=calibration_file if calibration_file.is_file() else None,
+            matcher=self.config.face_matcher,
         )
-        self.policy.check_embedder(self.config.face_embedder.type)
+        self.policy.check_embedder(self.config.face_matcher)
         self.checkpoint_log = CheckpointLog(data_dir / "audit" / "checkpoints.jsonl")
         self.models = Models(self.config)
         if prepare:

@@ -20,12 +20,25 @@ from kuzet.governance.enrolment import ALL_CAMERAS, EnrolmentRequest, check_enro
 from kuzet.governance.watchlists import expiry_instant
 from kuzet.ingest.images import load_image
 from kuzet.recognize.align import crop_with_margin
-from kuzet.recognize.gallery import NumpyGallery, build_gallery
+from kuzet.recognize.gallery import FusedGallery, Gallery, build_gallery
 from kuzet.services.context import ServiceContext
 from kuzet.services.uow import AuditedUnitOfWork, Refused, Work
-from kuzet.store.media import encode_jpeg
+from kuzet.store.media import decode_jpeg, encode_jpeg
 from kuzet.store.repositories.gallery import Enrolment, NewTemplate, PersonSummary
 from kuzet.track.bestshot import view_quality
+
+Templates = tuple[NDArray[np.float32], NDArray[np.intp]]
+"""One face model's templates (M, D) and the index of each one's owner in a people list (M,)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReembedResult:
+    """What `reembed` did: subjects given templates, templates added, and subjects whose photo showed no face."""
+
+    people: int
+    entries: int
+    templates: int
+    failed: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,21 +68,29 @@ class GalleryService:
 
     def face_template(
         self, photo: Path, *, check_quality: bool = True
-    ) -> tuple[NDArray[np.float32], NDArray[np.uint8], str]:
-        """(descriptor, face crop, photo sha256) from a photo that must show exactly one face.
+    ) -> tuple[dict[str, NDArray[np.float32]], NDArray[np.uint8], str]:
+        """(descriptor of each face model, face crop, photo sha256) from a photo that must show exactly one face.
 
-        With `check_quality` (enrolments and watchlist photos) the face must also be good enough for a reliable
-        template by the measure recognition gates tracks on (size x frontal pose x sharpness against
+        Every configured face model (`face_embedder`, and `face_fusion`'s) describes the face, each from its own
+        alignment. With `check_quality` (enrolments and watchlist photos) the face must also be good enough for a
+        reliable template by the measure recognition gates tracks on (size x frontal pose x sharpness against
         `recognition.min_quality`); a poor one is refused, saying whether it is small, turned, dark or blurred.
         """
-        models = self.ctx.models
         try:
             image = load_image(photo, max_pixels=self.ctx.config.ingest.max_pixels)
         except InputError as exc:
             raise EnrolmentError(
                 Phrase("cannot enrol from {photo}: {problem}", photo=photo, problem=exc.message), hint=exc.hint
             ) from None
-        dets = models.face_detector.detect(image)
+        vectors, box = self._describe(image, photo, check_quality=check_quality)
+        return vectors, crop_with_margin(image, box), hashlib.sha256(photo.read_bytes()).hexdigest()
+
+    def _describe(
+        self, image: NDArray[np.uint8], photo: Path, *, check_quality: bool, models: list[str] | None = None
+    ) -> tuple[dict[str, NDArray[np.float32]], NDArray[np.float32]]:
+        """Each face model's descriptor (just `models`, by name) of the one face in `image`, and its box."""
+        found = self.ctx.models
+        dets = found.face_detector.detect(image)
         if len(dets) == 0:
             raise EnrolmentError(
                 Phrase("no face found in {photo}", photo=photo),
@@ -85,8 +106,8 @@ class GalleryService:
                 hint="crop the photo to the person being enrolled",
             )
         assert dets.landmarks is not None
-        chips = models.face_aligner.align(image, dets.boxes, dets.landmarks)
         if check_quality:
+            chips = found.face_aligner.align(image, dets.boxes, dets.landmarks)
             quality = view_quality(chips[0], dets.boxes[0], dets.landmarks[0])
             least = self.ctx.config.recognition.min_quality
             if quality.value < least:
@@ -101,8 +122,12 @@ class GalleryService:
                     ),
                     hint="use a sharp, well-lit, frontal photo where the face is at least 100 px across",
                 )
-        vector = models.face_embedder.embed(chips)[0]
-        return vector, crop_with_margin(image, dets.boxes[0]), hashlib.sha256(photo.read_bytes()).hexdigest()
+        vectors = {
+            embedder.name: embedder.embed(aligner.align(image, dets.boxes, dets.landmarks))[0]
+            for aligner, embedder in found.face_models
+            if models is None or embedder.name in models
+        }
+        return vectors, dets.boxes[0]
 
     def enroll(
         self,
@@ -131,8 +156,8 @@ class GalleryService:
         req = self._checked_request(actor, name, photos, consent=consent, scope=scope, expires=expires, today=today)
         templates, crops = [], []
         for photo in photos:
-            vector, crop, sha = self.face_template(photo)
-            templates.append(NewTemplate(vector=vector, photo_sha256=sha))
+            vectors, crop, sha = self.face_template(photo)
+            templates += [NewTemplate(vector=v, photo_sha256=sha, model=m) for m, v in vectors.items()]
             crops.append(crop)
         self.expire()
         media, cipher = self.ctx.media, self.ctx.cipher
@@ -144,7 +169,10 @@ class GalleryService:
             for rel in written:
                 media.delete(rel)
             raise
-        return EnrolResult(identity=identity, added=added, skipped_duplicates=len(templates) - added)
+        per_photo = len(self.ctx.config.face_models)
+        return EnrolResult(
+            identity=identity, added=added // per_photo, skipped_duplicates=len(photos) - added // per_photo
+        )
 
     def _checked_request(
         self,
@@ -189,14 +217,14 @@ class GalleryService:
         identity, added = w.gallery.add_templates(
             req.name,
             templates,
-            model=self.ctx.models.face_embedder.name,
+            model=self.ctx.config.face_embedder.type,
             cipher=self.ctx.cipher,
             enrolment=enrolment,
             now=self.ctx.now(),
         )
         details: Details = {
             "name": req.name,
-            "templates_added": added,
+            "templates_added": added // len(self.ctx.config.face_models),
             "basis": "consent",
             "scope": ",".join(req.scope),
             "expires": expiry.isoformat(),
@@ -258,6 +286,74 @@ class GalleryService:
                 w.audit(None, "enrol.expired", object=f"person:{person_id}", details=details)
         return [e[0] for e in expired]
 
+    def reembed(self, actor: User) -> ReembedResult:
+        """Give enrolments and face watchlist entries the templates of every configured face model they lack.
+
+        For pending and approved ones, after `face_fusion` is set: their stored, encrypted photos are described by
+        each model they lack a template of (audited: `templates.reembed`).
+
+        Nothing new is enrolled: only photos already approved (or waiting for approval) are described again. A
+        photo where the model's alignment finds no face is counted in `failed`; that subject keeps matching only
+        when the template is added later (re-enrol it).
+        """
+        self.uow.require(actor, "people.reembed")
+        ctx = self.ctx
+        with self.uow.read() as r:
+            people = r.gallery.lacking(ctx.config.face_models)
+            entries = r.watchlists.lacking(ctx.config.face_models)
+        person_templates: dict[int, list[NewTemplate]] = {}
+        entry_templates: dict[int, dict[str, bytes]] = {}
+        failed: list[str] = []
+        for person_id, missing, photos in people:
+            for rel in photos:
+                got = self._redescribe(rel, missing)
+                if got is None:
+                    failed.append(f"person:{person_id}")
+                    continue
+                vectors, sha = got
+                person_templates.setdefault(person_id, []).extend(
+                    NewTemplate(vector=v, photo_sha256=sha, model=m) for m, v in vectors.items()
+                )
+        for entry_id, missing, rel in entries:
+            got = self._redescribe(rel, missing)
+            if got is None:
+                failed.append(f"watchlist:{entry_id}")
+                continue
+            entry_templates[entry_id] = {m: np.ascontiguousarray(v, "<f4").tobytes() for m, v in got[0].items()}
+        added = 0
+        with self.uow.tx() as w:
+            done_people = 0
+            for person_id, templates in person_templates.items():
+                n = w.gallery.add_model_templates(person_id, templates, cipher=ctx.cipher, now=ctx.now())
+                added += n
+                done_people += n > 0
+            done_entries = 0
+            for entry_id, blobs in entry_templates.items():
+                ok = [
+                    w.watchlists.add_model_template(entry_id, model=m, template=b, cipher=ctx.cipher)
+                    for m, b in blobs.items()
+                ]
+                added += sum(ok)
+                done_entries += any(ok)
+            details: Details = {
+                "models": ",".join(ctx.config.face_models),
+                "people": done_people,
+                "entries": done_entries,
+                "templates_added": added,
+                "failed": ",".join(sorted(set(failed))),
+            }
+            w.audit(actor, "templates.reembed", details=details)
+        return ReembedResult(people=done_people, entries=done_entries, templates=added, failed=sorted(set(failed)))
+
+    def _redescribe(self, rel: str, models: list[str]) -> tuple[dict[str, NDArray[np.float32]], str] | None:
+        """`models`' descriptors of the face in a stored (encrypted) photo and the photo's sha256; None: no face."""
+        data = self.ctx.media.read_encrypted(rel, cipher=self.ctx.cipher)
+        try:
+            vectors, _ = self._describe(decode_jpeg(data), Path(rel), check_quality=False, models=models)
+        except EnrolmentError:
+            return None
+        return vectors, hashlib.sha256(data).hexdigest()
+
     def people(self, actor: User, *, status: str | None = None) -> list[PersonSummary]:
         """Every enrolment (pending, approved, rejected, expired), with consent, scope and expiry (audited)."""
         self.uow.require(actor, "people.view")
@@ -276,35 +372,45 @@ class GalleryService:
         self.uow.record(actor, "media.export", object=f"person:{person_id}", details={"files": len(data)})
         return data
 
-    def load(self, camera: str | None = None) -> NumpyGallery:
-        """Approved, unexpired enrolments and watchlist entries in one index (enrolments only within their scope)."""
+    def load(self, camera: str | None = None) -> Gallery:
+        """Approved, unexpired enrolments and watchlist entries in one index (enrolments only within their scope).
+
+        With `face_fusion`, one index per face model over the same people, searched together.
+        """
         with self.uow.read() as r:
-            templates, owners, people = self._parts(r, camera)
-        return build_gallery(templates, owners, people)
+            parts, people = self._parts(r, camera)
+        return self._build(parts, people)
+
+    def _build(self, parts: list[Templates], people: list[Identity]) -> Gallery:
+        built = [build_gallery(templates, owners, people) for templates, owners in parts]
+        fusion = self.ctx.models.face_fusion
+        return built[0] if fusion is None else FusedGallery(built, fusion)
 
     def change_head(self) -> int:
         """The gallery change feed's newest id: a camera loading its gallery now has seen every change up to it."""
         with self.uow.read() as r:
             return r.changes.head()
 
-    def updated(self, camera: str, gallery: NumpyGallery, seen: int) -> tuple[NumpyGallery, int] | None:
+    def updated(self, camera: str, gallery: Gallery, seen: int) -> tuple[Gallery, int] | None:
         """`gallery` with what changed after change `seen` applied, and the last change applied; None: nothing new.
 
         Only the changed enrolments and watchlist entries are read and decrypted; everyone else's templates are
         carried over from `gallery`. A camera more than the feed's length behind loads the whole gallery again.
         Applying a change twice is harmless (each changed subject is read as it is now).
         """
+        olds = gallery.parts if isinstance(gallery, FusedGallery) else [gallery]
         with self.uow.read() as r:
             changes = r.changes.after(seen)
             if not changes:
                 return None
             last = changes[-1][0]
-            if r.changes.oldest() > seen + 1:  # the feed was trimmed past us (or ids skipped: reload, harmless)
-                templates, owners, people = self._parts(r, camera)
-                return build_gallery(templates, owners, people), max(last, r.changes.head())
+            trimmed = r.changes.oldest() > seen + 1  # the feed was trimmed past us (or ids skipped: reload, harmless)
+            if trimmed or len(olds) != len(self.ctx.config.face_models):
+                parts, people = self._parts(r, camera)
+                return self._build(parts, people), max(last, r.changes.head())
             persons = {int(s.split(":", 1)[1]) for _, s in changes if s.startswith("person:")}
             entries = {int(s.split(":", 1)[1]) for _, s in changes if s.startswith("watchlist:")}
-            new_templates, new_owners, new_people = self._parts(r, camera, persons=persons, entries=entries)
+            new_parts, new_people = self._parts(r, camera, persons=persons, entries=entries)
         keep = [
             i
             for i, p in enumerate(gallery.people)
@@ -312,35 +418,79 @@ class GalleryService:
         ]
         remap = np.full(len(gallery.people), -1, np.intp)
         remap[keep] = np.arange(len(keep), dtype=np.intp)
-        kept = remap[gallery.owners] >= 0
-        templates = np.concatenate([gallery.templates[kept], new_templates]).astype(np.float32)
-        owners = np.concatenate([remap[gallery.owners[kept]], new_owners + len(keep)]).astype(np.intp)
+        merged: list[Templates] = []
+        for old, (new_templates, new_owners) in zip(olds, new_parts, strict=True):
+            kept = remap[old.owners] >= 0
+            templates = np.concatenate([old.templates[kept], new_templates]).astype(np.float32)
+            owners = np.concatenate([remap[old.owners[kept]], new_owners + len(keep)]).astype(np.intp)
+            merged.append((templates, owners))
         people = [gallery.people[i] for i in keep] + new_people
-        return build_gallery(templates, owners, people), last
+        return self._build(merged, people), last
 
     def _parts(
-        self, r: Work, camera: str | None, *, persons: set[int] | None = None, entries: set[int] | None = None
-    ) -> tuple[NDArray[np.float32], NDArray[np.intp], list[Identity]]:
-        """Decrypted templates, their owners and the people: everyone in force, or just `persons` and `entries`."""
+        self,
+        r: Work,
+        camera: str | None,
+        *,
+        persons: set[int] | None = None,
+        entries: set[int] | None = None,
+        everyone: bool = False,
+    ) -> tuple[list[Templates], list[Identity]]:
+        """Each face model's decrypted templates and their owners, over one list of people.
+
+        Everyone in force (enrolments within `camera`'s scope), or just `persons` and `entries`; with `everyone`,
+        every enrolment and face watchlist entry whatever its status (a subject search). A person or entry
+        lacking one model's templates (enrolled before `face_fusion` was set) has none in that model's part.
+        """
         ctx = self.ctx
-        model = ctx.models.face_embedder.name
         purpose = ctx.camera_config(camera).purpose if camera is not None else ""
         now = ctx.now()
-        people_gallery = r.gallery.load(
-            model=model, cipher=ctx.cipher, active_at=now, camera=camera, purpose=purpose, only=persons
-        )
-        if entries is None or entries:
-            wl_people, blobs, owners = r.watchlists.active_identities(
-                model=model, now=now, policy=ctx.policy, cipher=ctx.cipher, only=entries
-            )
-        else:
-            wl_people, blobs, owners = [], [], []
-        people = list(people_gallery.people) + wl_people
-        offset = len(people_gallery.people)
-        vectors = [people_gallery.templates] + [np.frombuffer(b, dtype="<f4")[None, :] for b in blobs]
-        templates = np.concatenate(vectors).astype(np.float32) if blobs else people_gallery.templates
-        all_owners = np.concatenate([people_gallery.owners, np.asarray(owners, np.intp) + offset]).astype(np.intp)
-        return templates, all_owners, people
+        people: list[Identity] = []
+        index: dict[tuple[str, int], int] = {}
+        parts: list[Templates] = []
+        for model in ctx.config.face_models:
+            if everyone:
+                people_gallery = r.gallery.load(model=model, cipher=ctx.cipher)
+                wl_people, blobs, wl_owners = r.watchlists.all_identities(
+                    model=model, policy=ctx.policy, cipher=ctx.cipher
+                )
+            else:
+                people_gallery = r.gallery.load(
+                    model=model, cipher=ctx.cipher, active_at=now, camera=camera, purpose=purpose, only=persons
+                )
+                if entries is None or entries:
+                    wl_people, blobs, wl_owners = r.watchlists.active_identities(
+                        model=model, now=now, policy=ctx.policy, cipher=ctx.cipher, only=entries
+                    )
+                else:
+                    wl_people, blobs, wl_owners = [], [], []
+            local = list(people_gallery.people) + wl_people
+            common = np.zeros(len(local), np.intp)
+            for i, p in enumerate(local):
+                key = (p.kind, p.person_id)
+                if key not in index:
+                    index[key] = len(people)
+                    people.append(p)
+                common[i] = index[key]
+            offset = len(people_gallery.people)
+            vectors = [people_gallery.templates] + [np.frombuffer(b, dtype="<f4")[None, :] for b in blobs]
+            templates = np.concatenate(vectors).astype(np.float32) if blobs else people_gallery.templates
+            local_owners = np.concatenate([people_gallery.owners, np.asarray(wl_owners, np.intp) + offset])
+            parts.append((templates, common[local_owners.astype(np.intp)]))
+        return parts, people
+
+    def of_rows(self, rows: NDArray[np.float32], identity: Identity) -> Gallery:
+        """A gallery of one identity from descriptor rows as tracks carry them (every fused model side by side)."""
+        dims = [embedder.dim for _, embedder in self.ctx.models.face_models]
+        splits = np.cumsum(dims)[:-1].tolist()
+        owners = np.zeros(len(rows), np.intp)
+        return self._build([(np.ascontiguousarray(p), owners) for p in np.split(rows, splits, axis=1)], [identity])
+
+    def everyone(self) -> Gallery:
+        """Every enrolment and face watchlist entry, whatever its status, in one index (subject access)."""
+        with self.uow.read() as r:
+            parts, people = self._parts(r, None, everyone=True)
+        return self._build(parts, people)
 
     def person_active(self, person_id: int, camera: str) -> bool:
         """Whether an enrolment is approved, unexpired and covers `camera` now (checked at each decision)."""

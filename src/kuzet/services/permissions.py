@@ -28,6 +28,7 @@ PERMISSIONS: dict[str, Permission] = {
     "people.reject": Permission(("approver",), "reject enrolments"),
     "people.view": Permission(("admin", "operator", "approver", "auditor"), "list enrolled people"),
     "people.photos": Permission(("approver", "auditor", "admin"), "see enrolment photos"),
+    "people.reembed": Permission(("admin",), "describe stored photos with a newly configured face model"),
     "watchlist.request": Permission(("requester",), "request watchlist entries"),
     "watchlist.approve": Permission(("approver",), "approve watchlist entries"),
     "watchlist.reject": Permission(("approver",), "reject watchlist entries"),

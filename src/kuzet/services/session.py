@@ -16,7 +16,7 @@ from kuzet.core.types import Event, FaceSample, Frame, PictureAt, TrackDecision,
 from kuzet.governance.review import NewAlert
 from kuzet.pipeline.faces import FaceStats, rescale_sample
 from kuzet.pipeline.traffic import TrafficAnalyzer, sharper_plate_track, sharper_violation
-from kuzet.recognize.gallery import NumpyGallery
+from kuzet.recognize.gallery import FusedGallery, NumpyGallery
 from kuzet.services import views
 from kuzet.services.uow import Work
 from kuzet.store.evidence import write_evidence
@@ -125,7 +125,7 @@ class AnalysisSession:
         Approvals, rejections, expiries, erasures of enrolments and watchlist entries come from the change feed.
         """
         faces = self.pipeline.faces
-        if faces is None or not isinstance(faces.gallery, NumpyGallery):
+        if faces is None or not isinstance(faces.gallery, NumpyGallery | FusedGallery):
             return False
         got = self.svc.gallery.updated(self.camera, faces.gallery, self._gallery_seen)
         if got is None:
@@ -305,7 +305,7 @@ class AnalysisSession:
         ctx = self.svc.ctx
         for alert_id, a in zip(alert_ids, new_alerts, strict=True):
             if a.descriptors is not None and len(a.descriptors):
-                model = ctx.models.face_embedder.name
+                model = ctx.config.face_matcher  # descriptors of every fused model side by side
                 w.alerts.keep_appearance(alert_id, a.entry_id, a.descriptors, model=model, cipher=ctx.cipher)
         if first or self.pending:
             # A live run's later commits that only refresh its counters are not actions on anyone's data.

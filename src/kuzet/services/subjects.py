@@ -35,28 +35,24 @@ class SubjectService:
         )
 
     def matches(self, photo: Path) -> tuple[list[Match], list[Match]]:
-        """People and watchlist entries whose templates match the face in `photo`."""
+        """People and watchlist entries (any status) whose templates match the face in `photo`.
+
+        Scored as cameras score (fused with `face_fusion`), each against its own threshold: the configured one
+        for people, the category's for watchlist entries.
+        """
         ctx = self.ctx
-        vector, _, _ = self.gallery.face_template(photo, check_quality=False)  # a person asking is never turned away
-        with self.uow.read() as r:
-            people_gallery = r.gallery.load(model=ctx.models.face_embedder.name, cipher=ctx.cipher)
-            entries = r.watchlists.all_templates()
-        threshold = ctx.config.recognition.threshold
-        people = []
-        if len(people_gallery):
-            sims = people_gallery.person_similarities(vector[None, :])[0]
-            people = [
-                (p.person_id, p.name, float(sims[i]))
-                for i, p in enumerate(people_gallery.people)
-                if sims[i] >= threshold
-            ]
-        matched_entries = []
-        for entry_id, name, category, blob in entries:
-            template = np.frombuffer(ctx.cipher.decrypt(blob, context=f"watchlist:{entry_id}"), dtype="<f4")
-            cat = ctx.policy.category(category)
-            score = float(template @ vector)
-            if score >= (ctx.policy.threshold(category) if cat else threshold):
-                matched_entries.append((entry_id, name, score))
+        vectors, _, _ = self.gallery.face_template(photo, check_quality=False)  # a person asking is never turned away
+        query = np.concatenate([vectors[m] for m in ctx.config.face_models])[None, :].astype(np.float32)
+        index = self.gallery.everyone()
+        people: list[Match] = []
+        matched_entries: list[Match] = []
+        if not index.people:
+            return people, matched_entries
+        sims = index.person_similarities(query)[0]
+        for i, p in enumerate(index.people):
+            threshold = ctx.config.match_threshold if p.threshold is None else p.threshold
+            if sims[i] >= threshold:
+                (matched_entries if p.kind == "watchlist" else people).append((p.person_id, p.name, float(sims[i])))
         return people, matched_entries
 
     def search(self, actor: User, photo: Path, *, justification: str) -> dict[str, object]:

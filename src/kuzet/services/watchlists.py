@@ -65,7 +65,8 @@ class WatchlistService:
                 reason=refusal.reason,
                 hint="watchlists may only hold lawful, allowed categories; see docs/governance.md",
             )
-        template, model, rel, sha = self._template(req, photo, plate)
+        templates, rel, sha = self._template(req, photo, plate)
+        (model, template), *others = templates.items()
         try:
             with self.uow.tx() as w:
                 entry_id = w.watchlists.add(
@@ -78,6 +79,7 @@ class WatchlistService:
                     cipher=self.ctx.cipher,
                     now=self.ctx.now(),
                     kind=kind,
+                    extra=dict(others),
                 )
                 details: Details = {
                     "list": req.list_name,
@@ -97,8 +99,10 @@ class WatchlistService:
             raise
         return entry_id
 
-    def _template(self, req: wl.WatchlistRequest, photo: Path | None, plate: str | None) -> tuple[bytes, str, str, str]:
-        """(template, model, stored photo, sha256) of a request's face photo or plate."""
+    def _template(
+        self, req: wl.WatchlistRequest, photo: Path | None, plate: str | None
+    ) -> tuple[dict[str, bytes], str, str]:
+        """(template of each model, stored photo, sha256) of a request's face photo (every face model) or plate."""
         if plate is not None:
             if photo is not None:
                 raise InputError(
@@ -109,7 +113,7 @@ class WatchlistService:
                 raise InputError(
                     Phrase("plate {plate!r} is not 2-10 letters and digits", plate=plate), hint="e.g. --plate 123ABC02"
                 )
-            return text.encode(), wl.PLATE_MODEL, "", hashlib.sha256(text.encode()).hexdigest()
+            return {wl.PLATE_MODEL: text.encode()}, "", hashlib.sha256(text.encode()).hexdigest()
         if photo is None:
             raise InputError(
                 Phrase(
@@ -118,9 +122,9 @@ class WatchlistService:
                 ),
                 hint="give --photo FILE (command line) or the photo field (API and web form)",
             )
-        vector, crop, sha = self.gallery.face_template(photo)
+        vectors, crop, sha = self.gallery.face_template(photo)
         rel = self.ctx.media.save_encrypted(encode_jpeg(crop), cipher=self.ctx.cipher, kind="watchlist")
-        return np.ascontiguousarray(vector, "<f4").tobytes(), self.ctx.models.face_embedder.name, rel, sha
+        return {m: np.ascontiguousarray(v, "<f4").tobytes() for m, v in vectors.items()}, rel, sha
 
     def approve(self, actor: User, entry_id: int, *, reason: str) -> None:
         """Approve a pending entry with a written reason; the approver must not be its requester (checked inside)."""
@@ -273,10 +277,13 @@ class WatchlistService:
         ctx = self.ctx
         entry = d.identity.person_id
         with self.uow.read() as r:
-            marked = r.alerts.wrong_matches(entry, model=ctx.models.face_embedder.name, cipher=ctx.cipher)
+            marked = r.alerts.wrong_matches(entry, model=ctx.config.face_matcher, cipher=ctx.cipher)
         if not marked:
             return False
-        sims = [(float((d.descriptors @ rows.T).max(axis=1).mean()), alert_id) for alert_id, rows in marked]
+        sims = [
+            (float(self.gallery.of_rows(rows, d.identity).person_similarities(d.descriptors)[:, 0].mean()), alert_id)
+            for alert_id, rows in marked
+        ]
         similarity, alert_id = max(sims)
         if similarity < d.score:
             return False

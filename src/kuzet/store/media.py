@@ -96,3 +96,15 @@ def encode_jpeg(image: Image, *, quality: int = 90) -> bytes:
     if not ok:
         raise StoreError(f"could not encode a {image.shape} image as JPEG")
     return bytes(np.asarray(buf).tobytes())
+
+
+def decode_jpeg(data: bytes) -> Image:
+    """RGB pixels of JPEG bytes (as `encode_jpeg` writes them).
+
+    Raises:
+        StoreError: The bytes are not an image.
+    """
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise StoreError("a stored photo could not be decoded", hint="it may be damaged; see `kuzet audit verify`")
+    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))

@@ -24,10 +24,11 @@ from kuzet.store.repositories.changes import ChangeFeed
 
 @dataclass(frozen=True, slots=True)
 class NewTemplate:
-    """A descriptor to store, with the hash of the photo it came from."""
+    """A descriptor to store, with the hash of the photo it came from and the model that made it ("": the default)."""
 
     vector: NDArray[np.float32]
     photo_sha256: str
+    model: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +79,8 @@ class GalleryRepository:
     ) -> tuple[Identity, int]:
         """Create a pending enrolment (or renew a rejected or expired one of that name) with its templates.
 
-        A template whose photo is already among the person's is skipped.
+        Each template is stored under its own `model`, else `model`. A template whose photo is already among the
+        person's (for that model) is skipped.
 
         Returns:
             The person and the number of templates actually added.
@@ -111,17 +113,19 @@ class GalleryRepository:
         person.decided_at = None
         person.photos = json.dumps(list(enrolment.photos))
         self.session.flush()
-        known = set(self.session.scalars(select(TemplateRow.photo_sha256).where(TemplateRow.person_id == person.id)))
+        stored = select(TemplateRow.model, TemplateRow.photo_sha256).where(TemplateRow.person_id == person.id)
+        known = {(m, sha) for m, sha in self.session.execute(stored)}
         added = 0
         for t in templates:
-            if t.photo_sha256 in known:
+            key = (t.model or model, t.photo_sha256)
+            if key in known:
                 continue
-            known.add(t.photo_sha256)
+            known.add(key)
             vec = np.ascontiguousarray(t.vector, dtype="<f4")
             self.session.add(
                 TemplateRow(
                     person_id=person.id,
-                    model=model,
+                    model=key[0],
                     dim=int(vec.shape[0]),
                     vector=cipher.encrypt(vec.tobytes(), context=f"person:{person.id}"),
                     photo_sha256=t.photo_sha256,
@@ -131,6 +135,48 @@ class GalleryRepository:
             added += 1
         self.session.flush()
         return Identity(person_id=person.id, name=person.name), added
+
+    def lacking(self, models: tuple[str, ...]) -> list[tuple[int, list[str], list[str]]]:
+        """Pending and approved enrolments lacking templates of some of `models`: (id, models lacking, photos)."""
+        have: dict[int, set[str]] = {}
+        for person_id, model in self.session.execute(select(TemplateRow.person_id, TemplateRow.model).distinct()):
+            have.setdefault(person_id, set()).add(model)
+        rows = self.session.scalars(
+            select(PersonRow).where(PersonRow.status.in_(["pending", "approved"])).order_by(PersonRow.id)
+        )
+        out = []
+        for row in rows:
+            missing = [m for m in models if m not in have.get(row.id, set())]
+            if missing:
+                out.append((row.id, missing, list(json.loads(row.photos))))
+        return out
+
+    def add_model_templates(
+        self, person_id: int, templates: list[NewTemplate], *, cipher: DataCipher, now: datetime
+    ) -> int:
+        """Add templates of further models to a pending or approved enrolment (none if it is no longer in force).
+
+        Returns:
+            How many were added.
+        """
+        row = self.session.get(PersonRow, person_id)
+        if row is None or row.status not in ("pending", "approved"):
+            return 0
+        for t in templates:
+            vec = np.ascontiguousarray(t.vector, dtype="<f4")
+            self.session.add(
+                TemplateRow(
+                    person_id=person_id,
+                    model=t.model,
+                    dim=int(vec.shape[0]),
+                    vector=cipher.encrypt(vec.tobytes(), context=f"person:{person_id}"),
+                    photo_sha256=t.photo_sha256,
+                    created_at=now,
+                )
+            )
+        ChangeFeed(self.session).note(f"person:{person_id}")
+        self.session.flush()
+        return len(templates)
 
     def get_row(self, person_id: int) -> PersonRow:
         """The enrolment row, or NotFoundError."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
@@ -45,8 +46,12 @@ class WatchlistRepository:
         cipher: DataCipher,
         now: datetime,
         kind: str = "face",
+        extra: Mapping[str, bytes] | None = None,
     ) -> int:
-        """Store a new pending entry with its template (face descriptor or plate text, encrypted); returns its id."""
+        """Store a new pending entry with its template (face descriptor or plate text, encrypted); returns its id.
+
+        `extra`: the face templates of further models (`face_fusion`), by model.
+        """
         row = WatchlistEntryRow(
             list_name=req.list_name.strip(),
             subject_name=req.subject_name.strip(),
@@ -68,15 +73,46 @@ class WatchlistRepository:
         )
         self.session.add(row)
         self.session.flush()
-        self.session.add(
-            WatchlistTemplateRow(
-                entry_id=row.id,
-                model=model,
-                vector=cipher.encrypt(template, context=f"watchlist:{row.id}"),
-            )
-        )
+        for name, blob in {model: template, **(extra or {})}.items():
+            self.add_template(row.id, model=name, template=blob, cipher=cipher)
         self.session.flush()
         return row.id
+
+    def lacking(self, models: tuple[str, ...]) -> list[tuple[int, list[str], str]]:
+        """Pending and approved face entries lacking templates of some of `models`: (id, models lacking, photo)."""
+        have: dict[int, set[str]] = {}
+        pairs = select(WatchlistTemplateRow.entry_id, WatchlistTemplateRow.model).distinct()
+        for entry_id, model in self.session.execute(pairs):
+            have.setdefault(entry_id, set()).add(model)
+        rows = self.session.scalars(
+            select(WatchlistEntryRow)
+            .where(WatchlistEntryRow.kind == "face", WatchlistEntryRow.status.in_([PENDING, APPROVED]))
+            .order_by(WatchlistEntryRow.id)
+        )
+        out = []
+        for row in rows:
+            missing = [m for m in models if m not in have.get(row.id, set())]
+            if missing and row.photo:
+                out.append((row.id, missing, row.photo))
+        return out
+
+    def add_model_template(self, entry_id: int, *, model: str, template: bytes, cipher: DataCipher) -> bool:
+        """Add another face model's template to a pending or approved entry; False if it is no longer in force."""
+        row = self.session.get(WatchlistEntryRow, entry_id)
+        if row is None or row.status not in (PENDING, APPROVED):
+            return False
+        self.add_template(entry_id, model=model, template=template, cipher=cipher)
+        ChangeFeed(self.session).note(f"watchlist:{entry_id}")
+        self.session.flush()
+        return True
+
+    def add_template(self, entry_id: int, *, model: str, template: bytes, cipher: DataCipher) -> None:
+        """Store one more template of an entry (encrypted), e.g. another face model's."""
+        self.session.add(
+            WatchlistTemplateRow(
+                entry_id=entry_id, model=model, vector=cipher.encrypt(template, context=f"watchlist:{entry_id}")
+            )
+        )
 
     def get_row(self, entry_id: int) -> WatchlistEntryRow:
         """The entry row, or NotFoundError."""
@@ -205,17 +241,31 @@ class WatchlistRepository:
         row = self.session.get(WatchlistEntryRow, entry_id)
         return None if row is None else row.category
 
-    def all_templates(self) -> list[tuple[int, str, str, bytes]]:
-        """Every entry's template, whatever its status: (entry id, name, category, encrypted template)."""
+    def all_identities(
+        self, *, model: str, policy: Policy, cipher: DataCipher
+    ) -> tuple[list[Identity], list[bytes], list[int]]:
+        """Every face entry with a template of `model`, whatever its status: identities, decrypted templates, owners.
+
+        An entry whose category the policy no longer lists keeps the policy's default threshold.
+        """
         rows = self.session.execute(
             select(
                 WatchlistEntryRow.id,
                 WatchlistEntryRow.subject_name,
                 WatchlistEntryRow.category,
                 WatchlistTemplateRow.vector,
-            ).join(WatchlistTemplateRow, WatchlistTemplateRow.entry_id == WatchlistEntryRow.id)
+            )
+            .join(WatchlistTemplateRow, WatchlistTemplateRow.entry_id == WatchlistEntryRow.id)
+            .where(WatchlistEntryRow.kind == "face", WatchlistTemplateRow.model == model)
+            .order_by(WatchlistEntryRow.id)
         )
-        return [(i, n, c, v) for i, n, c, v in rows]
+        people: list[Identity] = []
+        blobs: list[bytes] = []
+        for entry_id, name, category, blob in rows:
+            threshold = policy.threshold(category) if policy.category(category) is not None else None
+            people.append(Identity(person_id=entry_id, name=name, kind="watchlist", threshold=threshold))
+            blobs.append(cipher.decrypt(blob, context=f"watchlist:{entry_id}"))
+        return people, blobs, list(range(len(people)))
 
     def due_for_expiry(self, now: datetime) -> list[WatchlistEntryRow]:
         """Pending or approved entries whose expiry has passed."""
