@@ -260,3 +260,14 @@ def test_the_transparency_report_in_kazakh(tmp_path: Path) -> None:
     assert code == 0 and "<h1>Transparency report</h1>" in (tmp_path / "report.html").read_text(encoding="utf-8")
     code, out = _kuzet(data, *period, "-o", str(tmp_path / "other.pdf"), "--lang", "de")
     assert code == 2 and "'de' is not one of 'kk', 'ru'" in out and not (tmp_path / "other.pdf").exists()
+
+
+def test_people_reembed_is_for_administrators_and_says_what_it_added(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    _signed_in_operator(data)  # olga, an operator, is signed in
+    code, out = _kuzet(data, "people", "reembed")
+    assert code != 0 and "olga may not describe stored photos" in out and "role admin" in out, out
+    assert _kuzet(data, "login", "root", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
+    code, out = _kuzet(data, "people", "reembed", "--json")
+    assert code == 0, out
+    assert json.loads(out) == {"people": 0, "entries": 0, "templates": 0, "failed": []}

@@ -103,6 +103,8 @@ def test_fused_matching_end_to_end_names_the_enrolled_and_alerts_on_the_watchlis
     svc, lfw = fused, faces_dir / LFW
     op, req = add_user(svc, "olga", "operator"), add_user(svc, "rustam", "requester")
     appr = add_user(svc, "aigul", "approver")
+    gallery = svc.services.gallery
+    seen, before = gallery.change_head(), gallery.load("default")  # a running camera's gallery, still empty
     enrol(svc, op, "Colin Powell", [lfw / "Colin_Powell" / "Colin_Powell_0001.jpg"])
     assert _models(svc, TemplateRow) == ["dlib-resnet", "sface"]  # one template per model per photo
     request = WatchlistRequest(
@@ -127,6 +129,38 @@ def test_fused_matching_end_to_end_names_the_enrolled_and_alerts_on_the_watchlis
     (alert,) = [a for a in svc.services.review.list(rev) if a.alert_id == alert_id]
     assert alert.threshold == pytest.approx(policy.threshold("wanted-person"), abs=1e-9)
     assert alert.score >= alert.threshold and alert.false_match_rate == 0.001
+
+    # A running camera's fused gallery, updated from the change feed, scores as one loaded afresh.
+    got = gallery.updated("default", before, seen)
+    assert got is not None and isinstance(got[0], FusedGallery)
+    fresh = gallery.load("default")
+    vectors, _, _ = gallery.face_template(lfw / "Colin_Powell" / "Colin_Powell_0003.jpg")
+    query = np.concatenate([vectors["dlib-resnet"], vectors["sface"]])[None, :]
+    scored = {
+        (p.kind, p.person_id): float(s)
+        for p, s in zip(got[0].people, got[0].person_similarities(query)[0], strict=True)
+    }
+    assert scored == pytest.approx(
+        {
+            (p.kind, p.person_id): float(s)
+            for p, s in zip(fresh.people, fresh.person_similarities(query)[0], strict=True)
+        }
+    )
+    # A subject search scores as cameras do: Colin Powell's photo finds his enrolment, not the watchlist entry.
+    people, entries = svc.services.subjects.matches(lfw / "Colin_Powell" / "Colin_Powell_0003.jpg")
+    assert [p[1] for p in people] == ["Colin Powell"] and entries == []
+    assert [e[1] for e in svc.services.subjects.matches(lfw / "George_W_Bush" / "George_W_Bush_0003.jpg")[1]] == [
+        "G. W. B."
+    ]
+
+    # A wrong-match mark keeps the fused descriptors and is compared in fused units.
+    svc.review(rev, alert_id, "reject", reason="marked to test the mark under fusion", wrong_match=True)
+    rev2 = add_user(svc, "saule", "reviewer")
+    svc.services.review.decide_mark(rev2, alert_id, "approve", reason="second look: the mark holds")
+    assert svc.analyze(op, str(lfw / "George_W_Bush" / "George_W_Bush_0002.jpg")).alert_ids == []
+    aud = add_user(svc, "timur", "auditor")
+    (why,) = [dict(e.details or {}) for e in svc.audit_log(aud, action="alert.suppressed")]
+    assert float(str(why["similarity"])) >= float(str(why["score"])) >= alert.threshold
 
 
 def test_people_enrolled_before_fusion_match_only_once_an_administrator_reembeds_their_photos(
