@@ -9,6 +9,7 @@ operator may not do it.
 from __future__ import annotations
 
 import importlib.resources
+import json
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from kuzet.recognize.fusion import load_fusion
 from kuzet.recognize.gallery import FusedGallery, NumpyGallery
 from kuzet.services.context import Models
 from kuzet.store.models import TemplateRow, WatchlistTemplateRow
+from kuzet.store.repositories.gallery import NewTemplate
 from tests.conftest import PASSWORD, add_user, admin_of, enrol, share_models
 
 pytestmark = pytest.mark.store
@@ -185,6 +187,30 @@ def test_people_enrolled_before_fusion_match_only_once_an_administrator_reembeds
     bush = str(lfw / "George_W_Bush" / "George_W_Bush_0002.jpg")
     assert svc.analyze(op, powell).events == []  # no SFace template: no match (unknown faces are only counted)
     assert svc.analyze(op, bush).alert_ids == []
+    # A person asking what kuzet holds is still found, by the first model alone, before any re-embedding.
+    people, _ = svc.services.subjects.matches(Path(powell))
+    assert [p[1] for p in people] == ["Colin Powell"] and people[0][2] >= svc.ctx.config.recognition.threshold
+    assert [e[1] for e in svc.services.subjects.matches(Path(bush))[1]] == ["G. W. B."]
+    # Templates are added only from the subject's own stored photo, while it is in force.
+    (person_id,) = [p.identity.person_id for p in svc.people(admin_of(svc))]
+    stray = NewTemplate(vector=np.ones(128, np.float32) / np.sqrt(128), photo_sha256="x", model="sface")
+    with svc.services.uow.tx() as w:
+        now = svc.ctx.now()
+        assert (
+            w.gallery.add_model_templates(
+                person_id, [("enrolment/not-its-photo.enc", stray)], cipher=svc.ctx.cipher, now=now
+            )
+            == 0
+        )
+        assert not w.watchlists.add_model_template(
+            entry,
+            model="sface",
+            template=b"x" * 512,
+            photo="watchlist/not-its-photo.enc",
+            cipher=svc.ctx.cipher,
+            now=now,
+        )
+    assert _models(svc, TemplateRow) == ["dlib-resnet"]
     with pytest.raises(PermissionDenied):
         svc.services.gallery.reembed(op)  # an operator may not make templates
     done = svc.services.gallery.reembed(admin_of(svc))
@@ -196,8 +222,11 @@ def test_people_enrolled_before_fusion_match_only_once_an_administrator_reembeds
     assert len(svc.analyze(op, bush).alert_ids) == 1
     aud = add_user(svc, "timur", "auditor")
     logged = [e for e in svc.audit_log(aud) if e.action == "templates.reembed"]
-    assert [e.actor for e in logged] == ["admin", "admin"]
-    assert logged[0].details is not None and logged[0].details["templates_added"] == 2
+    assert sorted((e.actor, e.object) for e in logged) == [
+        ("admin", f"person:{person_id}"),
+        ("admin", f"watchlist:{entry}"),
+    ]
+    assert all(e.details is not None and e.details["templates_added"] == 1 for e in logged)
     assert svc.audit_verify(aud).ok
     svc.close()
 
@@ -223,3 +252,16 @@ def test_fusion_refuses_raw_cosine_thresholds_mismatched_constants_and_one_model
     )
     with pytest.raises(ConfigError, match="fusion constants fuse dlib-resnet and sface"):
         _ = Models(swapped).face_extra
+    # Constants of one's own change what every score means: the shipped fusion calibration is refused for them.
+    shipped = json.loads(importlib.resources.files("kuzet.governance").joinpath("fusion.json").read_text())
+    shipped["models"][0]["weight"] = 0.9
+    own = tmp_path / "own-fusion.json"
+    own.write_text(json.dumps(shipped))
+    custom = KuzetConfig.model_validate({"face_fusion": {"constants": str(own)}})
+    assert custom.face_matcher.startswith("fusion(dlib-resnet+sface)@") and len(custom.face_matcher) == 38
+    with pytest.raises(ConfigError, match="measured with the dlib-resnet embedder"):
+        load_policy(None, matcher=custom.face_matcher).check_embedder(custom.face_matcher)
+    shipped["models"][1]["weight"] = 0.0
+    own.write_text(json.dumps(shipped))
+    with pytest.raises(ConfigError, match="positive scales and weights"):
+        load_fusion(own)

@@ -59,7 +59,9 @@ def config_policy(file: Annotated[Path, typer.Argument(help="Watchlist policy YA
     """Validate a watchlist policy file (no prohibited category; declared false-match rates the data can show)."""
     from kuzet.governance.policy import load_policy
 
-    policy = load_policy(file, calibration=_calibration_file())
+    matcher = given_config().face_matcher
+    policy = load_policy(file, calibration=_calibration_file(), matcher=matcher)
+    policy.check_embedder(matcher)  # under a fusion, thresholds must come from declared rates
     cats = ", ".join(f"{n} ({_limits(policy, n)})" for n in policy.model.categories)
     console.print(f"{file}: OK; categories: {cats}", highlight=False)
 

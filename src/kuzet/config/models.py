@@ -6,6 +6,8 @@ every model, so `from kuzet.config.models import CameraConfig` keeps working.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -226,10 +228,22 @@ class KuzetConfig(Strict):
 
     @property
     def face_matcher(self) -> str:
-        """The name of what face scores are in: the embedder's, or the fusion's (`fusion(dlib-resnet+sface)`)."""
+        """The name of what face scores are in: the embedder's, or the fusion's (`fusion(dlib-resnet+sface)`).
+
+        A fusion with constants of its own (`face_fusion.constants`) is named with their SHA-256 too
+        (`fusion(dlib-resnet+sface)@1a2b3c4d5e6f`): other constants give other scores, so a calibration measured
+        with the shipped ones is refused for them.
+        """
         if self.face_fusion is None:
             return self.face_embedder.type
-        return f"fusion({self.face_embedder.type}+{self.face_fusion.embedder.type})"
+        name = f"fusion({self.face_embedder.type}+{self.face_fusion.embedder.type})"
+        if self.face_fusion.constants is None:
+            return name
+        try:
+            digest = hashlib.sha256(Path(self.face_fusion.constants).expanduser().read_bytes()).hexdigest()[:12]
+        except OSError:
+            digest = "unreadable"  # loading the constants then says why
+        return f"{name}@{digest}"
 
     @property
     def face_models(self) -> tuple[str, ...]:
@@ -241,6 +255,11 @@ class KuzetConfig(Strict):
     def match_threshold(self) -> float:
         """The score a track must reach to match an enrolled person, in the matcher's units."""
         return self.recognition.threshold if self.face_fusion is None else self.face_fusion.threshold
+
+    @property
+    def match_margin(self) -> float:
+        """The lead the best person needs over the second best, in the matcher's units."""
+        return self.recognition.margin if self.face_fusion is None else self.face_fusion.margin
 
     @field_validator("cameras")
     @classmethod

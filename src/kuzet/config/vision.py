@@ -162,6 +162,13 @@ class FaceFusionConfig(Strict):
         "1: a typical same pair); the counterpart of `recognition.threshold`. Watchlist categories use their "
         "declared false-match rate.",
     )
+    margin: float = Field(
+        0.0,
+        ge=0.0,
+        le=5.0,
+        description="Required lead of the best person over the second best, in fused units (0 = off); the "
+        "counterpart of `recognition.margin`, which is in cosine units and not used under fusion.",
+    )
 
 
 class RedactionConfig(Strict):

@@ -163,8 +163,16 @@ class DerivedThreshold:
     """Share of the measured same-person pairs at or above the threshold (None when there were none)."""
 
 
+def score_range(embedder: str) -> tuple[float, float]:
+    """The range of a matcher's scores: [-1, 1] for a cosine, `FUSED_RANGE` for a fusion.
+
+    Fused scores (`fusion(...)`: 0 is a typical different pair, 1 a typical same pair) may pass 1.
+    """
+    return (-FUSED_RANGE, FUSED_RANGE) if embedder.startswith("fusion(") else (-1.0, 1.0)
+
+
 def derive_threshold(calibration: Calibration, rate: float, *, category: str = "") -> DerivedThreshold:
-    """The lowest cosine at which the measured impostor scores show a false-match rate of at most `rate`.
+    """The lowest score (cosine or fused) at which the measured impostor scores show a false-match rate <= `rate`.
 
     Raises:
         ConfigError: The calibration has too few impostor pairs to show `rate` (naming how many it would need).
@@ -183,8 +191,9 @@ def derive_threshold(calibration: Calibration, rate: float, *, category: str = "
     scores = calibration.impostor_scores
     # One rounding step above the (k+1)-th highest impostor: at most k impostors reach it, whatever the rounding hid.
     step = 10.0**-SCORE_DECIMALS
-    threshold = round(scores[k] + step, SCORE_DECIMALS) if k < n else -1.0
-    threshold = min(threshold, 1.0)
+    low, high = score_range(calibration.embedder)
+    threshold = round(scores[k] + step, SCORE_DECIMALS) if k < n else low
+    threshold = min(threshold, high)
     above = sum(1 for s in scores if s >= threshold)
     genuine = calibration.genuine_scores
     accepted = sum(1 for s in genuine if s >= threshold) / len(genuine) if genuine else None
@@ -232,9 +241,7 @@ def parse_calibration(text: str, *, source: str) -> Calibration:
         embedder, detector = str(data["embedder"]), str(data.get("detector", ""))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"calibration {source} lacks or garbles {exc}", hint=hint) from None
-    # Cosines lie in [-1, 1]; fused scores (`fusion(...)`, 0 = a typical different pair, 1 = a typical same pair)
-    # may pass 1 but stay within a few units.
-    low, high = (-1.0, 1.0) if not embedder.startswith("fusion(") else (-FUSED_RANGE, FUSED_RANGE)
+    low, high = score_range(embedder)
     if any(not low <= s <= high for s in impostor + genuine):
         raise ConfigError(f"calibration {source} holds scores outside [{low:g}, {high:g}]", hint=hint)
     made = make_calibration(embedder=embedder, detector=detector, sets=sets, impostor=impostor, genuine=genuine)

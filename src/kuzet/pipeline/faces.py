@@ -92,7 +92,10 @@ class FaceAnalyzer:
         self.aligner = aligner or build_face_aligner(config.face_embedder)
         self.extra = list(extra)
         """Fused models after the first (`face_fusion`): shots are cut and embedded by each, side by side."""
-        self.recognition = config.recognition.model_copy(update={"threshold": config.match_threshold})
+        self.recognition = config.recognition.model_copy(
+            update={"threshold": config.match_threshold, "margin": config.match_margin}
+        )
+        """Threshold and margin in the matcher's units (fused ones under `face_fusion`)."""
         self.gallery = gallery
         self.people = people
         self.config = config

@@ -159,9 +159,9 @@ def load_fusion(path: Path | None = None) -> ScoreFusion:
             f"cannot read the fusion constants {path or FUSION_FILE}: {exc}",
             hint="refit them with python bench/compare_face_models.py",
         ) from None
-    if len(models) < 2 or any(m.scale <= 0 for m in models):
+    if len(models) < 2 or any(m.scale <= 0 or m.weight <= 0 for m in models):
         raise ConfigError(
-            f"the fusion constants {path or FUSION_FILE} need two or more models with positive scales",
+            f"the fusion constants {path or FUSION_FILE} need two or more models with positive scales and weights",
             hint="refit them with python bench/compare_face_models.py",
         )
     return ScoreFusion(rule=rule, models=models)

@@ -166,6 +166,11 @@ class FusedGallery:
         """Length of a query: every model's descriptor side by side."""
         return int(sum(p.dim for p in self.parts))
 
+    def complete(self) -> NDArray[np.bool_]:
+        """Whether each person has templates of every model, shape (P,)."""
+        counts = np.stack([np.bincount(g.owners, minlength=len(self.people)) for g in self.parts])
+        return np.asarray((counts > 0).all(axis=0))
+
     def split(self, queries: NDArray[np.float32]) -> list[NDArray[np.float32]]:
         """Each model's descriptors of queries (N, dim)."""
         return [np.ascontiguousarray(q) for q in np.split(queries, self._splits, axis=1)]

@@ -290,60 +290,69 @@ class GalleryService:
         """Give enrolments and face watchlist entries the templates of every configured face model they lack.
 
         For pending and approved ones, after `face_fusion` is set: their stored, encrypted photos are described by
-        each model they lack a template of (audited: `templates.reembed`).
-
-        Nothing new is enrolled: only photos already approved (or waiting for approval) are described again. A
-        photo where the model's alignment finds no face is counted in `failed`; that subject keeps matching only
-        when the template is added later (re-enrol it).
+        each model they lack a template of. Nothing new is enrolled: only photos already approved (or waiting for
+        approval) are described again, and the writing transaction checks that each subject is still in force,
+        still holds that photo and still lacks that model. Each subject given templates, or whose photo showed no
+        face, gets its own ledger entry (`templates.reembed`); a subject whose photo showed no face keeps matching
+        nobody under fusion until it is enrolled again.
         """
         self.uow.require(actor, "people.reembed")
         ctx = self.ctx
+        self.expire()
         with self.uow.read() as r:
             people = r.gallery.lacking(ctx.config.face_models)
             entries = r.watchlists.lacking(ctx.config.face_models)
-        person_templates: dict[int, list[NewTemplate]] = {}
-        entry_templates: dict[int, dict[str, bytes]] = {}
-        failed: list[str] = []
+        person_templates: dict[int, list[tuple[str, NewTemplate]]] = {}
+        entry_templates: dict[int, tuple[str, dict[str, bytes]]] = {}
+        failed: set[str] = set()
         for person_id, missing, photos in people:
             for rel in photos:
                 got = self._redescribe(rel, missing)
                 if got is None:
-                    failed.append(f"person:{person_id}")
+                    failed.add(f"person:{person_id}")
                     continue
                 vectors, sha = got
                 person_templates.setdefault(person_id, []).extend(
-                    NewTemplate(vector=v, photo_sha256=sha, model=m) for m, v in vectors.items()
+                    (rel, NewTemplate(vector=v, photo_sha256=sha, model=m)) for m, v in vectors.items()
                 )
         for entry_id, missing, rel in entries:
-            got = self._redescribe(rel, missing)
-            if got is None:
-                failed.append(f"watchlist:{entry_id}")
+            found = self._redescribe(rel, missing)
+            if found is None:
+                failed.add(f"watchlist:{entry_id}")
                 continue
-            entry_templates[entry_id] = {m: np.ascontiguousarray(v, "<f4").tobytes() for m, v in got[0].items()}
-        added = 0
+            entry_templates[entry_id] = (
+                rel,
+                {m: np.ascontiguousarray(v, "<f4").tobytes() for m, v in found[0].items()},
+            )
+        done: dict[str, int] = {}
         with self.uow.tx() as w:
-            done_people = 0
+            now = ctx.now()
             for person_id, templates in person_templates.items():
-                n = w.gallery.add_model_templates(person_id, templates, cipher=ctx.cipher, now=ctx.now())
-                added += n
-                done_people += n > 0
-            done_entries = 0
-            for entry_id, blobs in entry_templates.items():
-                ok = [
-                    w.watchlists.add_model_template(entry_id, model=m, template=b, cipher=ctx.cipher)
+                n = w.gallery.add_model_templates(person_id, templates, cipher=ctx.cipher, now=now)
+                if n:
+                    done[f"person:{person_id}"] = n
+            for entry_id, (rel, blobs) in entry_templates.items():
+                n = sum(
+                    w.watchlists.add_model_template(
+                        entry_id, model=m, template=b, photo=rel, cipher=ctx.cipher, now=now
+                    )
                     for m, b in blobs.items()
-                ]
-                added += sum(ok)
-                done_entries += any(ok)
-            details: Details = {
-                "models": ",".join(ctx.config.face_models),
-                "people": done_people,
-                "entries": done_entries,
-                "templates_added": added,
-                "failed": ",".join(sorted(set(failed))),
-            }
-            w.audit(actor, "templates.reembed", details=details)
-        return ReembedResult(people=done_people, entries=done_entries, templates=added, failed=sorted(set(failed)))
+                )
+                if n:
+                    done[f"watchlist:{entry_id}"] = n
+            for subject in sorted(done.keys() | failed):
+                details: Details = {
+                    "models": ",".join(ctx.config.face_models),
+                    "templates_added": done.get(subject, 0),
+                    "no_face": subject in failed,
+                }
+                w.audit(actor, "templates.reembed", object=subject, details=details)
+        return ReembedResult(
+            people=sum(1 for s in done if s.startswith("person:")),
+            entries=sum(1 for s in done if s.startswith("watchlist:")),
+            templates=sum(done.values()),
+            failed=sorted(failed),
+        )
 
     def _redescribe(self, rel: str, models: list[str]) -> tuple[dict[str, NDArray[np.float32]], str] | None:
         """`models`' descriptors of the face in a stored (encrypted) photo and the photo's sha256; None: no face."""
@@ -359,7 +368,7 @@ class GalleryService:
         self.uow.require(actor, "people.view")
         self.expire()
         with self.uow.read() as r:
-            rows = r.gallery.people(status=status)
+            rows = r.gallery.people(status=status, model=self.ctx.config.face_embedder.type)
         self.uow.record(actor, "people.view", details={"count": len(rows), "status": status or "all"})
         return rows
 

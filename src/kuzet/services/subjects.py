@@ -8,6 +8,7 @@ import numpy as np
 
 from kuzet.core.types import User
 from kuzet.governance.retention import PurgeReport
+from kuzet.recognize.gallery import FusedGallery
 from kuzet.services import views
 from kuzet.services.context import ServiceContext
 from kuzet.services.gallery import GalleryService
@@ -38,7 +39,8 @@ class SubjectService:
         """People and watchlist entries (any status) whose templates match the face in `photo`.
 
         Scored as cameras score (fused with `face_fusion`), each against its own threshold: the configured one
-        for people, the category's for watchlist entries.
+        for people, the category's for watchlist entries. Under fusion, someone lacking the second model's templates
+        is matched by the first model's cosine against `recognition.threshold`, so that no one is missed.
         """
         ctx = self.ctx
         vectors, _, _ = self.gallery.face_template(photo, check_quality=False)  # a person asking is never turned away
@@ -49,10 +51,21 @@ class SubjectService:
         if not index.people:
             return people, matched_entries
         sims = index.person_similarities(query)[0]
-        for i, p in enumerate(index.people):
-            threshold = ctx.config.match_threshold if p.threshold is None else p.threshold
-            if sims[i] >= threshold:
-                (matched_entries if p.kind == "watchlist" else people).append((p.person_id, p.name, float(sims[i])))
+        threshold = np.array(
+            [ctx.config.match_threshold if p.threshold is None else p.threshold for p in index.people], np.float32
+        )
+        hit = sims >= threshold
+        if isinstance(index, FusedGallery):
+            # Someone stored before fusion (or whose photo re-embedding failed) has no template of the second model
+            # and no fused score worth the name: a person asking is still found, by the first model's own cosine.
+            first = index.parts[0]
+            cosine = first.person_similarities(index.split(query)[0])[0]
+            partial = ~index.complete() & (cosine >= ctx.config.recognition.threshold)
+            sims = np.where(partial, cosine, sims)
+            hit |= partial
+        for i in np.flatnonzero(hit).tolist():
+            p = index.people[i]
+            (matched_entries if p.kind == "watchlist" else people).append((p.person_id, p.name, float(sims[i])))
         return people, matched_entries
 
     def search(self, actor: User, photo: Path, *, justification: str) -> dict[str, object]:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from kuzet.core.errors import EnrolmentError, NotFoundError
@@ -152,9 +152,13 @@ class GalleryRepository:
         return out
 
     def add_model_templates(
-        self, person_id: int, templates: list[NewTemplate], *, cipher: DataCipher, now: datetime
+        self, person_id: int, templates: list[tuple[str, NewTemplate]], *, cipher: DataCipher, now: datetime
     ) -> int:
-        """Add templates of further models to a pending or approved enrolment (none if it is no longer in force).
+        """Add templates of models an enrolment lacks, each made from one of its stored photos.
+
+        Checked here, inside the writing transaction: the enrolment is pending or approved and unexpired, each
+        template's photo (media path, first of each pair) is still among its photos (not another enrolment's after a
+        rejection and renewal under the same id), and its model still has no template (a concurrent run added none).
 
         Returns:
             How many were added.
@@ -162,7 +166,14 @@ class GalleryRepository:
         row = self.session.get(PersonRow, person_id)
         if row is None or row.status not in ("pending", "approved"):
             return 0
-        for t in templates:
+        if row.expires_at is not None and aware(row.expires_at) <= now:
+            return 0
+        photos = set(json.loads(row.photos))
+        present = set(self.session.scalars(select(TemplateRow.model).where(TemplateRow.person_id == person_id)))
+        added = 0
+        for photo, t in templates:
+            if photo not in photos or t.model in present:
+                continue
             vec = np.ascontiguousarray(t.vector, dtype="<f4")
             self.session.add(
                 TemplateRow(
@@ -174,9 +185,11 @@ class GalleryRepository:
                     created_at=now,
                 )
             )
-        ChangeFeed(self.session).note(f"person:{person_id}")
-        self.session.flush()
-        return len(templates)
+            added += 1
+        if added:
+            ChangeFeed(self.session).note(f"person:{person_id}")
+            self.session.flush()
+        return added
 
     def get_row(self, person_id: int) -> PersonRow:
         """The enrolment row, or NotFoundError."""
@@ -322,11 +335,14 @@ class GalleryRepository:
         templates = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 128), np.float32)
         return NumpyGallery(templates, np.asarray(owners, np.intp), people)
 
-    def people(self, *, status: str | None = None) -> list[PersonSummary]:
-        """Every enrolment, by name."""
+    def people(self, *, status: str | None = None, model: str | None = None) -> list[PersonSummary]:
+        """Every enrolment, by name, with its templates (of `model` only, when given: one per photo)."""
+        joined = TemplateRow.person_id == PersonRow.id
+        if model is not None:
+            joined = and_(joined, TemplateRow.model == model)
         query = (
             select(PersonRow, func.count(TemplateRow.id))
-            .outerjoin(TemplateRow, TemplateRow.person_id == PersonRow.id)
+            .outerjoin(TemplateRow, joined)
             .group_by(PersonRow.id)
             .order_by(PersonRow.name)
         )

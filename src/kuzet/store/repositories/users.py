@@ -102,16 +102,19 @@ class UserRepository:
     def user_for_token(self, token: str, *, now: datetime) -> User:
         """The user a valid, unexpired session token belongs to."""
         digest = hashlib.sha256(token.encode()).hexdigest()
-        row = self.session.scalar(select(SessionRow).where(SessionRow.token_sha256 == digest))
-        if row is None or row.revoked:
+        # One query for the session and its user: every authenticated request runs it.
+        found = self.session.execute(
+            select(SessionRow.revoked, SessionRow.expires_at, UserRow.id, UserRow.name, UserRow.roles, UserRow.active)
+            .join(UserRow, UserRow.id == SessionRow.user_id, isouter=True)
+            .where(SessionRow.token_sha256 == digest)
+        ).first()
+        if found is None or found.revoked:
             raise AuthError("the session is not valid", hint="sign in again with `kuzet login NAME --password-stdin`")
-        expires = aware(row.expires_at)
-        if expires <= now:
+        if aware(found.expires_at) <= now:
             raise AuthError("the session has expired", hint="sign in again with `kuzet login NAME --password-stdin`")
-        user = self.session.get(UserRow, row.user_id)
-        if user is None or not user.active:
+        if found.id is None or not found.active:
             raise AuthError("the account is disabled", hint="ask an administrator")
-        return _user(user)
+        return User(user_id=found.id, name=found.name, roles=frozenset(r for r in found.roles.split(",") if r))
 
     def revoke(self, token: str) -> bool:
         """End a session; True if there was one."""

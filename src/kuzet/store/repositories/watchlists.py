@@ -96,10 +96,21 @@ class WatchlistRepository:
                 out.append((row.id, missing, row.photo))
         return out
 
-    def add_model_template(self, entry_id: int, *, model: str, template: bytes, cipher: DataCipher) -> bool:
-        """Add another face model's template to a pending or approved entry; False if it is no longer in force."""
+    def add_model_template(
+        self, entry_id: int, *, model: str, template: bytes, photo: str, cipher: DataCipher, now: datetime
+    ) -> bool:
+        """Add the template of a face model an entry lacks, made from its stored photo; whether it was added.
+
+        Checked inside the writing transaction: the entry is pending or approved and unexpired, `photo` is still its
+        photo, and `model` still has no template of it.
+        """
         row = self.session.get(WatchlistEntryRow, entry_id)
-        if row is None or row.status not in (PENDING, APPROVED):
+        if row is None or row.status not in (PENDING, APPROVED) or aware(row.expires_at) <= now or row.photo != photo:
+            return False
+        present = select(func.count()).where(
+            WatchlistTemplateRow.entry_id == entry_id, WatchlistTemplateRow.model == model
+        )
+        if self.session.scalar(present):
             return False
         self.add_template(entry_id, model=model, template=template, cipher=cipher)
         ChangeFeed(self.session).note(f"watchlist:{entry_id}")
