@@ -130,6 +130,15 @@ def test_config_check_explains_errors(tmp_path: Path) -> None:
     fused.write_text(f"face_fusion:\n  embedder: {{type: sface}}\n  constants: {constants}\n")
     code, out = _kuzet(tmp_path / "d", "config", "check", str(fused))
     assert code == 2 and "fuse dlib-resnet and arcface" in out, out
+    fused.write_text("face_fusion:\n  embedder: {type: sface}\n")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "categories:\n  border-alert:\n    purpose: Find people under an entry ban.\n    max_days: 30\n"
+        "    threshold: 0.93\nlegal_basis_types: [entry-ban]\n"
+    )
+    assert _kuzet(tmp_path / "d", "config", "policy", str(policy))[0] == 0  # one model: a cosine threshold
+    code, out = _kuzet(tmp_path / "d", "--config", str(fused), "config", "policy", str(policy))
+    assert code == 2 and "border-alert give a cosine threshold" in out, out
 
 
 def test_config_file_in_data_dir_is_used(tmp_path: Path, faces_dir: Path) -> None:

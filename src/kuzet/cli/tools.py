@@ -35,14 +35,14 @@ def config_check(file: Annotated[Path, typer.Argument(help="YAML config file to 
     cfg = load_config(file)
     live = [c for c in cfg.cameras if c.enabled and c.source.startswith(NETWORK_SCHEMES)]  # what `kuzet run` starts
     policy_file = common.data_dir() / "policy.yaml"
-    policy = load_policy(
-        policy_file if policy_file.is_file() else None, calibration=_calibration_file(), matcher=cfg.face_matcher
-    )
-    policy.check_embedder(cfg.face_matcher)
     if cfg.face_fusion is not None:
         from kuzet.services.context import Models
 
         _ = Models(cfg).face_fusion  # the constants must fuse exactly these models
+    policy = load_policy(
+        policy_file if policy_file.is_file() else None, calibration=_calibration_file(), matcher=cfg.face_matcher
+    )
+    policy.check_embedder(cfg.face_matcher)
     refused = purpose_problems(live, policy)
     if refused is not None:
         name, reason = refused
