@@ -21,7 +21,7 @@ import yaml
 from kuzet.app import Kuzet
 from kuzet.config.models import FaceFusionConfig, KuzetConfig, SFaceConfig
 from kuzet.core.errors import ConfigError, PermissionDenied
-from kuzet.core.types import Identity
+from kuzet.core.types import Identity, User
 from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.governance.policy import load_policy
 from kuzet.governance.watchlists import WatchlistRequest
@@ -99,22 +99,28 @@ def _models(svc: Kuzet, row: type[TemplateRow] | type[WatchlistTemplateRow]) -> 
         return sorted(m for (m,) in r.session.execute(r.session.query(row.model).statement))
 
 
-def test_fused_matching_end_to_end_names_the_enrolled_and_alerts_on_the_watchlist_with_a_declared_rate(
-    fused: Kuzet, faces_dir: Path
-) -> None:
-    svc, lfw = fused, faces_dir / LFW
+def _stock(svc: Kuzet, lfw: Path) -> tuple[User, int]:
+    """Colin Powell enrolled and G. W. B. on the wanted list, each approved by a second person: (operator, entry)."""
     op, req = add_user(svc, "olga", "operator"), add_user(svc, "rustam", "requester")
     appr = add_user(svc, "aigul", "approver")
-    gallery = svc.services.gallery
-    seen, before = gallery.change_head(), gallery.load("default")  # a running camera's gallery, still empty
     enrol(svc, op, "Colin Powell", [lfw / "Colin_Powell" / "Colin_Powell_0001.jpg"])
-    assert _models(svc, TemplateRow) == ["dlib-resnet", "sface"]  # one template per model per photo
     request = WatchlistRequest(
         list_name="wanted", subject_name="G. W. B.", category="wanted-person", legal_basis="court-order",
         reference="2-345/2026", authority="Almaty city court", expires=date.today() + timedelta(days=60), note="",
     )  # fmt: skip
     entry = svc.watchlist_request(req, request, lfw / "George_W_Bush" / "George_W_Bush_0001.jpg")
     svc.watchlist_approve(appr, entry, reason="court order checked with the court")
+    return op, entry
+
+
+def test_fused_matching_end_to_end_names_the_enrolled_and_alerts_on_the_watchlist_with_a_declared_rate(
+    fused: Kuzet, faces_dir: Path
+) -> None:
+    svc, lfw = fused, faces_dir / LFW
+    gallery = svc.services.gallery
+    seen, before = gallery.change_head(), gallery.load("default")  # a running camera's gallery, still empty
+    op, _ = _stock(svc, lfw)
+    assert _models(svc, TemplateRow) == ["dlib-resnet", "sface"]  # one template per model per photo
     assert _models(svc, WatchlistTemplateRow) == ["dlib-resnet", "sface"]
 
     powell = svc.analyze(op, str(lfw / "Colin_Powell" / "Colin_Powell_0002.jpg"))
@@ -171,15 +177,7 @@ def test_people_enrolled_before_fusion_match_only_once_an_administrator_reembeds
     lfw = faces_dir / LFW
     plain = share_models(Kuzet(tmp_path / "data"), centerface, embedder)
     plain.init_admin("admin", PASSWORD)
-    op, req = add_user(plain, "olga", "operator"), add_user(plain, "rustam", "requester")
-    appr = add_user(plain, "aigul", "approver")
-    enrol(plain, op, "Colin Powell", [lfw / "Colin_Powell" / "Colin_Powell_0001.jpg"])
-    request = WatchlistRequest(
-        list_name="wanted", subject_name="G. W. B.", category="wanted-person", legal_basis="court-order",
-        reference="2-345/2026", authority="Almaty city court", expires=date.today() + timedelta(days=60), note="",
-    )  # fmt: skip
-    entry = plain.watchlist_request(req, request, lfw / "George_W_Bush" / "George_W_Bush_0001.jpg")
-    plain.watchlist_approve(appr, entry, reason="court order checked with the court")
+    op, entry = _stock(plain, lfw)
     plain.close()
 
     svc = _fused(tmp_path / "data", centerface, embedder, sface)  # the integrator turns fusion on
