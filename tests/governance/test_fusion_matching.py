@@ -263,3 +263,18 @@ def test_fusion_refuses_raw_cosine_thresholds_mismatched_constants_and_one_model
     own.write_text(json.dumps(shipped))
     with pytest.raises(ConfigError, match="positive scales and weights"):
         load_fusion(own)
+
+
+def test_a_subject_search_reads_face_templates_only_beside_a_plate_entry(service: Kuzet, faces_dir: Path) -> None:
+    """Subject search once read every watchlist template as a face vector: one plate entry made it fail."""
+    lfw = faces_dir / LFW
+    _, entry = _stock(service, lfw)
+    stolen = WatchlistRequest(
+        list_name="stolen", subject_name="white Lada Vesta", category="stolen-vehicle",
+        legal_basis="stolen-vehicle-report", reference="KUSP-1234", authority="Almaty police",
+        expires=date.today() + timedelta(days=30), note="",
+    )  # fmt: skip
+    plate = service.watchlist_request(add_user(service, "aliya", "requester"), stolen, plate="123ABC02")
+    service.watchlist_approve(add_user(service, "erlan", "approver"), plate, reason="report KUSP-1234 checked")
+    people, entries = service.services.subjects.matches(lfw / "George_W_Bush" / "George_W_Bush_0003.jpg")
+    assert people == [] and [e[0] for e in entries] == [entry]
