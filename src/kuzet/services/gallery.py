@@ -299,31 +299,7 @@ class GalleryService:
         self.uow.require(actor, "people.reembed")
         ctx = self.ctx
         self.expire()
-        with self.uow.read() as r:
-            people = r.gallery.lacking(ctx.config.face_models)
-            entries = r.watchlists.lacking(ctx.config.face_models)
-        person_templates: dict[int, list[tuple[str, NewTemplate]]] = {}
-        entry_templates: dict[int, tuple[str, dict[str, bytes]]] = {}
-        failed: set[str] = set()
-        for person_id, missing, photos in people:
-            for rel in photos:
-                got = self._redescribe(rel, missing)
-                if got is None:
-                    failed.add(f"person:{person_id}")
-                    continue
-                vectors, sha = got
-                person_templates.setdefault(person_id, []).extend(
-                    (rel, NewTemplate(vector=v, photo_sha256=sha, model=m)) for m, v in vectors.items()
-                )
-        for entry_id, missing, rel in entries:
-            found = self._redescribe(rel, missing)
-            if found is None:
-                failed.add(f"watchlist:{entry_id}")
-                continue
-            entry_templates[entry_id] = (
-                rel,
-                {m: np.ascontiguousarray(v, "<f4").tobytes() for m, v in found[0].items()},
-            )
+        person_templates, entry_templates, failed = self._lacking_templates()
         done: dict[str, int] = {}
         with self.uow.tx() as w:
             now = ctx.now()
@@ -353,6 +329,42 @@ class GalleryService:
             templates=sum(done.values()),
             failed=sorted(failed),
         )
+
+    def _lacking_templates(
+        self,
+    ) -> tuple[dict[int, list[tuple[str, NewTemplate]]], dict[int, tuple[str, dict[str, bytes]]], set[str]]:
+        """The templates subjects lack, described from their stored photos (outside any transaction, it is slow).
+
+        Returns:
+            Per person, (photo, template) pairs; per watchlist entry, its photo and each model's template; and the
+            subjects (`person:ID`, `watchlist:ID`) whose photo showed no face.
+        """
+        with self.uow.read() as r:
+            people = r.gallery.lacking(self.ctx.config.face_models)
+            entries = r.watchlists.lacking(self.ctx.config.face_models)
+        person_templates: dict[int, list[tuple[str, NewTemplate]]] = {}
+        entry_templates: dict[int, tuple[str, dict[str, bytes]]] = {}
+        failed: set[str] = set()
+        for person_id, missing, photos in people:
+            for rel in photos:
+                got = self._redescribe(rel, missing)
+                if got is None:
+                    failed.add(f"person:{person_id}")
+                    continue
+                vectors, sha = got
+                person_templates.setdefault(person_id, []).extend(
+                    (rel, NewTemplate(vector=v, photo_sha256=sha, model=m)) for m, v in vectors.items()
+                )
+        for entry_id, missing, rel in entries:
+            found = self._redescribe(rel, missing)
+            if found is None:
+                failed.add(f"watchlist:{entry_id}")
+                continue
+            entry_templates[entry_id] = (
+                rel,
+                {m: np.ascontiguousarray(v, "<f4").tobytes() for m, v in found[0].items()},
+            )
+        return person_templates, entry_templates, failed
 
     def _redescribe(self, rel: str, models: list[str]) -> tuple[dict[str, NDArray[np.float32]], str] | None:
         """`models`' descriptors of the face in a stored (encrypted) photo and the photo's sha256; None: no face."""
