@@ -246,10 +246,14 @@ class KuzetConfig(Strict):
         return f"{name}@{digest}"
 
     @property
+    def face_embedders(self) -> tuple[DlibResNetConfig | SFaceConfig, ...]:
+        """The configs of the face models templates are made with: the embedder, then the fused one."""
+        return (self.face_embedder,) if self.face_fusion is None else (self.face_embedder, self.face_fusion.embedder)
+
+    @property
     def face_models(self) -> tuple[str, ...]:
-        """The face models templates are made with: the embedder's, then the fused one's (`face_fusion`)."""
-        extra = () if self.face_fusion is None else (self.face_fusion.embedder.type,)
-        return (self.face_embedder.type, *extra)
+        """The face models templates are made with, by name: the embedder's, then the fused one's."""
+        return tuple(c.type for c in self.face_embedders)
 
     @property
     def match_threshold(self) -> float:

@@ -67,7 +67,7 @@ def measure_set(
             f"{len(missing)} image(s) in {labels_file} are not under {root}, e.g. {missing[0]}", hint="check --root"
         )
     fusion = Models(config).face_fusion
-    embedders = [config.face_embedder] + ([] if config.face_fusion is None else [config.face_fusion.embedder])
+    embedders = config.face_embedders
     per_model = embed_images_with(
         root,
         names,

@@ -106,9 +106,11 @@ class GalleryService:
                 hint="crop the photo to the person being enrolled",
             )
         assert dets.landmarks is not None
+        wanted = [(a, e) for a, e in found.face_models if models is None or e.name in models]
+        chips = [aligner.align(image, dets.boxes, dets.landmarks) for aligner, _ in wanted]  # each model's own cut
         if check_quality:
-            chips = found.face_aligner.align(image, dets.boxes, dets.landmarks)
-            quality = view_quality(chips[0], dets.boxes[0], dets.landmarks[0])
+            assert models is None  # the quality measure reads the first model's chip
+            quality = view_quality(chips[0][0], dets.boxes[0], dets.landmarks[0])
             least = self.ctx.config.recognition.min_quality
             if quality.value < least:
                 raise EnrolmentError(
@@ -122,11 +124,7 @@ class GalleryService:
                     ),
                     hint="use a sharp, well-lit, frontal photo where the face is at least 100 px across",
                 )
-        vectors = {
-            embedder.name: embedder.embed(aligner.align(image, dets.boxes, dets.landmarks))[0]
-            for aligner, embedder in found.face_models
-            if models is None or embedder.name in models
-        }
+        vectors = {embedder.name: embedder.embed(c)[0] for (_, embedder), c in zip(wanted, chips, strict=True)}
         return vectors, dets.boxes[0]
 
     def enroll(
