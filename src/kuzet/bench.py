@@ -169,6 +169,7 @@ def bench_analysis(data: Path, videos: list[str], baseline_frames: int) -> dict[
                     "fps": round(result.stats.frames / seconds, 1),
                     "cpu_s": round(cpu, 1),
                     "gated_frames": result.stats.gated_frames,
+                    "searched_frames": result.stats.searched_frames,
                     "faces": result.stats.faces,
                     "tracks": result.stats.tracks,
                     "embedded_shots": result.stats.embedded_shots,

@@ -47,6 +47,16 @@ class CenterFaceConfig(Strict):
             " (docs/performance.md)."
         ),
     )
+    search: Literal["whole", "yunet"] = Field(
+        "yunet",
+        description=(
+            "`yunet`: on video frames with no open face track, YuNet first looks for any face on the frame shrunk"
+            " (a fifth of CenterFace's cost) and CenterFace runs only when it finds one; faces, boxes and landmarks"
+            " stay CenterFace's, while a track is open CenterFace runs on every frame, and photos always get its"
+            " full pass. `whole`: CenterFace runs on every frame the motion gate lets through. See"
+            ' docs/performance.md, "Searching with YuNet".'
+        ),
+    )
 
 
 class DlibHogConfig(Strict):

@@ -10,7 +10,7 @@ import numpy as np
 from kuzet.analytics.faces import decide_tracks
 from kuzet.config.models import KuzetConfig
 from kuzet.core.types import Detections, FaceSample, FaceTrack, Frame, Identity, Image, TrackDecision
-from kuzet.detect.face.base import FaceDetector
+from kuzet.detect.face.base import FaceDetector, FaceSearch
 from kuzet.ingest.motion import MotionGate
 from kuzet.recognize import build_face_aligner
 from kuzet.recognize.align import crop_region
@@ -66,6 +66,8 @@ class FaceStats:
     """Frames the motion gate let through without running the face detector."""
     region_frames: int = 0
     """Frames the face detector looked at only where they moved (`motion_gate.regions`)."""
+    searched_frames: int = 0
+    """Frames where the cheap search found no face, so the face detector did not run (`face_detector.search`)."""
     per_identity: dict[str, int] = field(default_factory=dict)
 
 
@@ -88,6 +90,8 @@ class FaceAnalyzer:
         extra: Sequence[tuple[FaceAligner, FaceEmbedder]] = (),
     ) -> None:
         self.detector = detector
+        self.search = detector if isinstance(detector, FaceSearch) else None
+        """Asked first on video frames without an open face track (CenterFace's `search: yunet`)."""
         self.embedder = embedder
         self.aligner = aligner or build_face_aligner(config.face_embedder)
         self.extra = list(extra)
@@ -148,6 +152,9 @@ class FaceAnalyzer:
         self.stats.frames += 1
         if not self.gate.needed(frame, busy=bool(self._tracks)):
             self.stats.gated_frames += 1
+            return []
+        if not (self._tracks or frame.still) and self.search is not None and not self.search.any_face(frame.image):
+            self.stats.searched_frames += 1  # the cheap search found no face: the detector's full pass is skipped
             return []
         dets = self._detect(frame)
         self.stats.faces += len(dets)

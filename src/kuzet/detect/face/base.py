@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from kuzet.core.types import Detections, Image
 
@@ -14,4 +14,13 @@ class FaceDetector(Protocol):
 
     def detect(self, image: Image) -> Detections:
         """Faces in `image` (RGB, (H, W, 3) uint8), with landmarks, best score first."""
+        ...
+
+
+@runtime_checkable
+class FaceSearch(Protocol):
+    """A detector that can tell cheaply whether a frame is worth its full pass (CenterFace's `search: yunet`)."""
+
+    def any_face(self, image: Image) -> bool:
+        """Whether `image` may hold a face: False only when the full pass would most likely find none."""
         ...
