@@ -202,6 +202,13 @@ def test_live_cameras_commit_as_they_go_and_publish_everywhere(
         assert not wall_path(root, "dead").exists()
         seen = CenterFaceDetector().detect(picture).boxes
         assert len(seen) == 0, f"a face is recognisable on the wall picture: {seen}"
+        # nobody watches: no new picture (`wall_idle_s`: 60 s), until the wall asks for one (then every 2 s)
+        first = wall_path(root, "stage").stat().st_mtime
+        time.sleep(4.5)
+        assert wall_path(root, "stage").stat().st_mtime == first
+        jpeg, taken = svc.services.cameras.snapshot(admin, "stage")
+        assert taken == first and jpeg == wall_path(root, "stage").read_bytes()
+        run.until(lambda: wall_path(root, "stage").stat().st_mtime > first, 10, "a live picture for the watcher")
     finally:
         run.sup.stop()
         time.sleep(0.5)

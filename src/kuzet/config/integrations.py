@@ -122,7 +122,14 @@ class RunConfig(Strict):
         ge=0,
         le=600,
         description="How often each live camera leaves a redacted picture (faces and plates pixelated) for the "
-        "camera wall; 0: never.",
+        "camera wall while someone watches it (asked for its picture in the last 30 s); 0: never.",
+    )
+    wall_idle_s: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="How often while nobody watches (redacting a picture costs as much as analysing several "
+        "frames); 0: only while watched. A wall opened shows a picture at most this old, then live ones.",
     )
     gallery_poll_s: float = Field(
         2.0,

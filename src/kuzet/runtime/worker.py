@@ -201,6 +201,8 @@ class CameraWorker:
         self._ended = ""
         """Why the last connection ended (after frames had arrived)."""
         self._draining: list[tuple[LiveStream, RecordingKeeper]] = []
+        self._wall_written = -float("inf")
+        """When the last wall picture was left (monotonic seconds)."""
         """Closed connections whose decoding thread may still hold a recording segment."""
         self._parent = parent_process()
         self.main: MainStream | None = None
@@ -431,7 +433,8 @@ class CameraWorker:
                 now = time.monotonic()
                 if cfg.wall_snapshot_s and now - last_wall >= cfg.wall_snapshot_s:
                     last_wall = now
-                    self._wall_picture(frame.image, session.traffic)
+                    if self._wall_due(now):
+                        self._wall_picture(frame.image, session.traffic)
                 if now - last_poll >= cfg.gallery_poll_s:
                     last_poll = now
                     full = now - last_reload >= cfg.gallery_refresh_s
@@ -463,6 +466,20 @@ class CameraWorker:
         if error is not None:
             self._ended = error.message
         return got_frames
+
+    def _wall_due(self, now: float) -> bool:
+        """A wall picture now? Every `wall_snapshot_s` while someone watches, else every `wall_idle_s`."""
+        from kuzet.store.status import wall_watched
+
+        idle = self.run_config.wall_idle_s
+        try:
+            watched = wall_watched(self.ctx.data_dir, self.spec.camera, now=time.time())
+        except OSError:
+            watched = True  # cannot tell: keep the picture live
+        if watched or (idle and now - self._wall_written >= idle):
+            self._wall_written = now
+            return True
+        return False
 
     def _wall_picture(self, image: Image, traffic: TrafficAnalyzer | None) -> None:
         """Leave the camera's latest picture for the wall, redacted like every picture shown, at most 640 px wide.

@@ -28,7 +28,7 @@ from kuzet.pipeline.traffic import TrafficAnalyzer
 from kuzet.services.context import ServiceContext
 from kuzet.services.uow import AuditedUnitOfWork
 from kuzet.store.media import encode_jpeg
-from kuzet.store.status import CameraStatus, ServiceStatus, read_status, read_wall_frame
+from kuzet.store.status import CameraStatus, ServiceStatus, mark_wall_watched, read_status, read_wall_frame
 
 log = logging.getLogger("kuzet")
 GEOJSON_TYPES = ("FeatureCollection", "Feature", "Polygon", "MultiPolygon", "LineString", "MultiLineString", "Point",
@@ -98,6 +98,7 @@ class CameraService:
             NotFoundError: The camera has no picture (not live, not up, or `run.wall_snapshot_s` is 0).
         """
         self.uow.require(actor, "cameras.view")
+        mark_wall_watched(self.ctx.data_dir, name)  # `kuzet run` keeps a watched picture live
         jpeg, taken = read_wall_frame(self.ctx.data_dir, name)
         key, now = (actor.user_id, name), time.monotonic()
         with self._snapshot_lock:

@@ -148,6 +148,29 @@ def write_wall_frame(data_dir: Path, camera: str, jpeg: bytes) -> None:
     write_private(path, jpeg)
 
 
+WALL_WATCH_S = 30.0
+"""A camera's wall picture is watched when it was asked for in the last this many seconds (the wall asks every 3)."""
+
+
+def mark_wall_watched(data_dir: Path, camera: str) -> None:
+    """Note that someone is watching a camera's wall picture, so `kuzet run` keeps it live (`wall_snapshot_s`)."""
+    path = wall_path(data_dir, camera).with_suffix(".watched")
+    private_dir(path.parent)
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        write_private(path, b"")
+
+
+def wall_watched(data_dir: Path, camera: str, *, now: float) -> bool:
+    """Whether a camera's wall picture was asked for in the last `WALL_WATCH_S` seconds (Unix time `now`)."""
+    try:
+        seen = wall_path(data_dir, camera).with_suffix(".watched").stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return now - seen <= WALL_WATCH_S
+
+
 def read_wall_frame(data_dir: Path, camera: str) -> tuple[bytes, float]:
     """A camera's latest wall picture and when it was taken (Unix time).
 
