@@ -10,7 +10,11 @@ so there is a real gallery). For N = 1, 2, 3 ... it measures a window after ever
 N is sustained in real time when no more than 5% of the frames sampled at 10/s were dropped. The ramp stops at the
 first N that is not sustained (or at --max-cameras). First, each sample video alone with motion gating on and off.
 
-Usage (from the repository root): python -m bench.bench_live [--seconds 30] [--max-cameras 8]
+With `--streams two` (the default), each camera is what an NVR user configures: the video re-encoded once at
+640x360 as its analysis stream (`source`) and at 1280x720 as its main stream (`record_source`, recorded in `events`
+mode); `--streams one` serves the sample files as they are, one stream per camera.
+
+Usage (from the repository root): python -m bench.bench_live [--seconds 30] [--max-cameras 8] [--streams two]
                                    [--out bench/results/live.json]
 """
 
@@ -24,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import av
 from tests.support.servers import RtspServer
 
 from kuzet.config.models import KuzetConfig
@@ -47,12 +52,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def measure(server: RtspServer, names: list[str], *, seconds: float, gate: bool, root: Path) -> dict[str, object]:
-    """Run `names` (mounts, repeated as needed) as cameras for a window; return rates, drops and CPU."""
-    cameras = [
+def measure(
+    server: RtspServer, names: list[str], *, seconds: float, gate: bool, root: Path, main: bool = False
+) -> dict[str, object]:
+    """Run `names` (mounts, repeated as needed) as cameras for a window; return rates, drops and CPU.
+
+    With `main`, each camera also records its main stream (mount `NAME-main`) in `events` mode.
+    """
+    cameras: list[dict[str, object]] = [
         {"name": f"cam{i}-{n}", "source": server.url(n), "purpose": "benchmark on loopback"}
         for i, n in enumerate(names)
     ]
+    if main:
+        for camera, n in zip(cameras, names, strict=True):
+            camera.update(record_source=server.url(f"{n}-main"), record={"mode": "events"})
     config = KuzetConfig.model_validate(
         {"cameras": cameras, "motion_gate": {"enabled": gate}, "run": {"reconnect_initial_s": 0.2}}
     )
@@ -75,10 +88,14 @@ def measure(server: RtspServer, names: list[str], *, seconds: float, gate: bool,
             sup.step(0.2)  # let the first seconds (model warm-up) pass
         pids = [s.status().pid for s in sup.slots.values()]
         start = {c.camera: c for c in sup.statuses()}
+        assert server.proc is not None
+        others = (server.proc.pid, os.getpid())  # the RTSP test server; the supervisor (this process)
         cpu0, t0 = sum(cpu_seconds(p) for p in pids), time.monotonic()
+        rest0 = [cpu_seconds(p) for p in others]
         while time.monotonic() - t0 < seconds:
             sup.step(0.25)
         cpu1, t1 = sum(cpu_seconds(p) for p in pids), time.monotonic()
+        rest1 = [cpu_seconds(p) for p in others]
         end = {c.camera: c for c in sup.statuses()}
         restarts = sum(c.worker_restarts for c in end.values())
     finally:
@@ -93,27 +110,54 @@ def measure(server: RtspServer, names: list[str], *, seconds: float, gate: bool,
         "cameras": n,
         "videos": names,
         "motion_gate": gate,
+        "main_stream": main,
         "window_s": round(window, 1),
         "analysed_fps_per_camera": round(analysed / window / n, 2),
         "dropped_share": round(dropped / max(1, analysed + dropped), 4),
         "gated_share": round(gated / max(1, analysed), 3),
         "cpu_per_camera": round((cpu1 - cpu0) / window / n, 3),
+        "rtsp_server_cores": round((rest1[0] - rest0[0]) / window, 3),
+        "supervisor_cores": round((rest1[1] - rest0[1]) / window, 3),
         "worker_restarts": restarts,
         "sustained": dropped <= 0.05 * (analysed + dropped) and restarts == 0,
     }
+
+
+def streams(videos: dict[str, Path], work: Path) -> dict[str, Path]:
+    """Each video as a camera's two streams: `NAME` at 640x360 (analysed) and `NAME-main` at 1280x720.
+
+    Key frames every 2 s and no B-frames, as IP cameras send.
+    """
+    from tests.support.servers import transcode
+
+    mounts: dict[str, Path] = {}
+    for name, video in videos.items():
+        with av.open(str(video)) as c:
+            gop = max(1, round(2 * float(c.streams.video[0].average_rate or 10)))
+        mounts[name] = transcode(video, work / f"{name}-sub.mp4", width=640, height=360, gop=gop)
+        mounts[f"{name}-main"] = transcode(video, work / f"{name}-main.mp4", width=1280, height=720, gop=gop)
+    return mounts
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window per configuration")
     parser.add_argument("--max-cameras", type=int, default=8)
+    parser.add_argument("--streams", choices=["one", "two"], default="two", help="two: 640x360 + 1280x720 main")
     parser.add_argument("--out", type=Path, default=Path("bench/results/live.json"))
     args = parser.parse_args()
-    server = RtspServer({n: DATA / "video" / f for n, f in VIDEOS.items()}, Path(tempfile.mkdtemp()) / "rtsp.log")
+    work = Path(tempfile.mkdtemp())
+    two = args.streams == "two"
+    mounts = {n: DATA / "video" / f for n, f in VIDEOS.items()}
+    if two:
+        print("encoding the analysis (640x360) and main (1280x720) streams once ...", flush=True)
+        mounts = streams(mounts, work)
+    server = RtspServer(mounts, work / "rtsp.log")
     server.start()
     results: dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
         "fps": 10,
+        "streams": "640x360 analysed, 1280x720 main recorded (events)" if two else "the sample files as they are",
     }
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -121,7 +165,7 @@ def main() -> None:
             for name in VIDEOS:
                 for gate in (True, False):
                     root = Path(tmp) / f"data-{name}-{gate}"
-                    r = measure(server, [name], seconds=args.seconds, gate=gate, root=root)
+                    r = measure(server, [name], seconds=args.seconds, gate=gate, root=root, main=two)
                     single.append(r)
                     print(
                         f"{name:7s} gate={'on ' if gate else 'off'} cpu/camera {r['cpu_per_camera']:.2f} cores, "
@@ -134,11 +178,12 @@ def main() -> None:
             names = list(VIDEOS)
             for n in range(1, args.max_cameras + 1):
                 cams = [names[i % len(names)] for i in range(n)]
-                r = measure(server, cams, seconds=args.seconds, gate=True, root=Path(tmp) / f"data-{n}")
+                r = measure(server, cams, seconds=args.seconds, gate=True, root=Path(tmp) / f"data-{n}", main=two)
                 ramp.append(r)
                 print(
                     f"N={n}: {r['analysed_fps_per_camera']} fps/camera, dropped {r['dropped_share']:.1%}, "
-                    f"cpu/camera {r['cpu_per_camera']:.2f} cores, sustained {r['sustained']}",
+                    f"cpu/camera {r['cpu_per_camera']:.2f} cores (RTSP server {r['rtsp_server_cores']:.2f}, supervisor "
+                    f"{r['supervisor_cores']:.2f}), sustained {r['sustained']}",
                     flush=True,
                 )
                 if not r["sustained"]:

@@ -134,7 +134,8 @@ def bench_embedders(chips: NDArray[np.uint8], runtimes: list[str]) -> dict[str, 
 def bench_analysis(data: Path, videos: list[str], baseline_frames: int) -> dict[str, Any]:
     """Frames/s and CPU seconds of `kuzet analyze` per video, three configs, and of the face_recognition way.
 
-    The configs: the default; `min_face: 40` (the smallest face HOG finds); the default without the motion gate.
+    The configs: the default; without YuNet's search first (`search: whole`, CenterFace on every moving frame);
+    `min_face: 40` (the smallest face HOG finds); the default without the motion gate.
     """
     from kuzet.services.container import build_services
 
@@ -142,6 +143,7 @@ def bench_analysis(data: Path, videos: list[str], baseline_frames: int) -> dict[
     results: dict[str, Any] = {}
     variants = {
         "default": KuzetConfig(),
+        "search_whole": KuzetConfig(face_detector=CenterFaceConfig(search="whole")),
         "min_face_40": KuzetConfig(face_detector=CenterFaceConfig(min_face=40)),
         "no_motion_gate": KuzetConfig(motion_gate=MotionGateConfig(enabled=False)),
     }

@@ -270,7 +270,8 @@ class LiveStream:
         self.opened_at = time.monotonic()
         self.last_frame_at = self.opened_at
         """Monotonic time of the newest frame queued for analysis (stall detection)."""
-        self._thread = threading.Thread(target=self._decode, name=f"decode:{self.name}", daemon=True)
+        role = "decode" if self._analyse else "record"  # a main stream's thread only demuxes and records
+        self._thread = threading.Thread(target=self._decode, name=f"{role}:{self.name}", daemon=True)
         self._thread.start()
 
     @property
