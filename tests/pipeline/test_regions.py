@@ -13,7 +13,7 @@ from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.ingest import open_source
 from kuzet.pipeline.faces import FaceAnalyzer
 from kuzet.recognize.base import FaceEmbedder
-from kuzet.recognize.gallery import NumpyGallery
+from tests.pipeline.test_search import make_analyzer
 
 
 def _config(regions: bool) -> KuzetConfig:
@@ -22,14 +22,7 @@ def _config(regions: bool) -> KuzetConfig:
 
 
 def _analyzer(detector: object, embedder: FaceEmbedder, *, regions: bool) -> FaceAnalyzer:
-    empty = NumpyGallery(np.zeros((0, 128), np.float32), np.zeros((0,), np.intp), [])
-    return FaceAnalyzer(
-        detector=detector,  # type: ignore[arg-type]
-        embedder=embedder,
-        gallery=empty,
-        people=[],
-        config=_config(regions),
-    )
+    return make_analyzer(detector, embedder, _config(regions))
 
 
 def test_regions_find_the_same_faces_and_tracks_on_a_real_video(video_dir: Path, embedder: FaceEmbedder) -> None:

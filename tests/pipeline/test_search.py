@@ -16,7 +16,8 @@ from kuzet.recognize.base import FaceEmbedder
 from kuzet.recognize.gallery import NumpyGallery
 
 
-def _analyzer(detector: object, embedder: FaceEmbedder, config: KuzetConfig | None = None) -> FaceAnalyzer:
+def make_analyzer(detector: object, embedder: FaceEmbedder, config: KuzetConfig | None = None) -> FaceAnalyzer:
+    """A face analyzer around `detector`, with an empty gallery."""
     empty = NumpyGallery(np.zeros((0, 128), np.float32), np.zeros((0,), np.intp), [])
     return FaceAnalyzer(
         detector=detector,  # type: ignore[arg-type]
@@ -42,7 +43,7 @@ def test_the_search_finds_the_same_tracks_on_a_real_video_with_fewer_detector_pa
             return detect(image)
 
         detector.detect = counted  # type: ignore[method-assign]
-        analyzer = _analyzer(detector, embedder)
+        analyzer = make_analyzer(detector, embedder)
         tracks = []
         with open_source(str(video_dir / "one-by-one-person-detection.mp4"), fps=10) as source:
             for frame in source:  # an empty hall, then two people walk up to the camera between 68 s and 78 s
@@ -93,7 +94,7 @@ def test_the_detector_runs_on_photos_and_while_a_track_is_open_whatever_the_sear
 ) -> None:
     detector = _Searching()
     config = KuzetConfig.model_validate({"motion_gate": {"enabled": False}})
-    analyzer = _analyzer(detector, embedder, config)
+    analyzer = make_analyzer(detector, embedder, config)
     image = np.full((240, 320, 3), 90, np.uint8)
     analyzer.process(Frame(image=image, pts=0.0, index=0, still=True))
     assert detector.detected == 1  # a photo always gets the full pass
