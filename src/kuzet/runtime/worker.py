@@ -201,9 +201,9 @@ class CameraWorker:
         self._ended = ""
         """Why the last connection ended (after frames had arrived)."""
         self._draining: list[tuple[LiveStream, RecordingKeeper]] = []
+        """Closed connections whose decoding thread may still hold a recording segment."""
         self._wall_written = -float("inf")
         """When the last wall picture was left (monotonic seconds)."""
-        """Closed connections whose decoding thread may still hold a recording segment."""
         self._parent = parent_process()
         self.main: MainStream | None = None
         """The camera's main stream (recorded, snapshots cut from it), when it names a `record_source`."""
