@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -193,6 +194,7 @@ def main() -> None:
             results["max_cameras_real_time"] = max(sustained) if sustained else 0
     finally:
         server.stop()
+        shutil.rmtree(work, ignore_errors=True)  # the re-encoded streams
     print(f"largest N sustained in real time at 10 fps with motion gating: {results['max_cameras_real_time']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -13,7 +13,7 @@ from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.ingest import open_source
 from kuzet.pipeline.faces import FaceAnalyzer
 from kuzet.recognize.base import FaceEmbedder
-from tests.pipeline.test_search import make_analyzer
+from tests.support.analyzer import make_analyzer
 
 
 def _config(regions: bool) -> KuzetConfig:

@@ -11,21 +11,8 @@ from kuzet.core.types import Detections, Frame
 from kuzet.detect.face.base import FaceSearch
 from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.ingest import load_image, open_source
-from kuzet.pipeline.faces import FaceAnalyzer
 from kuzet.recognize.base import FaceEmbedder
-from kuzet.recognize.gallery import NumpyGallery
-
-
-def make_analyzer(detector: object, embedder: FaceEmbedder, config: KuzetConfig | None = None) -> FaceAnalyzer:
-    """A face analyzer around `detector`, with an empty gallery."""
-    empty = NumpyGallery(np.zeros((0, 128), np.float32), np.zeros((0,), np.intp), [])
-    return FaceAnalyzer(
-        detector=detector,  # type: ignore[arg-type]
-        embedder=embedder,
-        gallery=empty,
-        people=[],
-        config=config or KuzetConfig(),
-    )
+from tests.support.analyzer import make_analyzer
 
 
 def test_the_search_finds_the_same_tracks_on_a_real_video_with_fewer_detector_passes(
@@ -70,10 +57,15 @@ def test_any_face_on_real_pictures(faces_dir: Path) -> None:
     assert isinstance(searching, FaceSearch)
     assert searching.any_face(face) and not searching.any_face(wall)
     assert CenterFaceDetector(CenterFaceConfig(search="whole")).any_face(wall)  # no search: always worth a pass
+    tiny = CenterFaceDetector(CenterFaceConfig(search="yunet", min_face=8))
+    assert tiny.any_face(wall) and not tiny.searches  # faces under YuNet's 12 px: CenterFace looks every time
+    assert searching.searches and not CenterFaceDetector(CenterFaceConfig(search="whole")).searches
 
 
 class _Searching:
     """A detector whose cheap search says what the test sets, and which finds one face when asked to detect."""
+
+    searches = True
 
     def __init__(self) -> None:
         self.face = False

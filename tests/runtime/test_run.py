@@ -153,6 +153,7 @@ def test_live_cameras_commit_as_they_go_and_publish_everywhere(
             "reconnect_initial_s": 0.3,
             "reconnect_max_s": 1.0,
             "failed_after": 2,
+            "wall_idle_s": 3600,  # no idle picture during the test: only the first, and those a watcher asks for
             "metrics_token": "secret:prom",
             "mqtt": {
                 "host": "127.0.0.1",
@@ -202,7 +203,7 @@ def test_live_cameras_commit_as_they_go_and_publish_everywhere(
         assert not wall_path(root, "dead").exists()
         seen = CenterFaceDetector().detect(picture).boxes
         assert len(seen) == 0, f"a face is recognisable on the wall picture: {seen}"
-        # nobody watches: no new picture (`wall_idle_s`: 60 s), until the wall asks for one (then every 2 s)
+        # nobody watches: no new picture (`wall_idle_s`), until the wall asks for one (then every 2 s)
         first = wall_path(root, "stage").stat().st_mtime
         time.sleep(4.5)
         assert wall_path(root, "stage").stat().st_mtime == first

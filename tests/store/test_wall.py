@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from kuzet.core.errors import NotFoundError
-from kuzet.store.status import WALL_WATCH_S, mark_wall_watched, wall_path, wall_watched
+from kuzet.app import Kuzet
+from kuzet.core.errors import NotFoundError, PermissionDenied
+from kuzet.store.status import WALL_WATCH_S, mark_wall_watched, wall_path, wall_watched, write_wall_frame
+from tests.conftest import PASSWORD
 
 
 def test_a_watch_mark_lasts_its_window_and_is_owner_only(tmp_path: Path) -> None:
@@ -35,3 +38,27 @@ def test_a_watch_mark_cannot_be_put_outside_the_wall_folder(tmp_path: Path, name
     with pytest.raises(NotFoundError):
         mark_wall_watched(tmp_path, name)
     assert not any(tmp_path.rglob("*.watched"))
+
+
+def test_many_viewers_at_once_all_mark_the_camera(tmp_path: Path) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: mark_wall_watched(tmp_path, "gate-2"), range(200)))
+    assert wall_watched(tmp_path, "gate-2", now=time.time())
+    assert [p.name for p in wall_path(tmp_path, "gate-2").parent.iterdir()] == ["gate-2.watched"]
+
+
+def test_only_a_camera_with_a_picture_is_marked_and_only_for_a_viewer(tmp_path: Path) -> None:
+    svc = Kuzet(tmp_path)
+    try:
+        admin = svc.init_admin("admin", PASSWORD)
+        requester = svc.services.users.add(admin, "requester", PASSWORD, ["requester"])
+        with pytest.raises(NotFoundError):  # a made-up name: no picture, and no file left behind
+            svc.services.cameras.snapshot(admin, "made-up-camera")
+        write_wall_frame(tmp_path, "gate-2", b"jpeg")
+        with pytest.raises(PermissionDenied):  # no camera right: nothing marked
+            svc.services.cameras.snapshot(requester, "gate-2")
+        assert not any(tmp_path.rglob("*.watched"))
+        assert svc.services.cameras.snapshot(admin, "gate-2")[0] == b"jpeg"
+        assert wall_watched(tmp_path, "gate-2", now=time.time())
+    finally:
+        svc.close()

@@ -90,7 +90,7 @@ class FaceAnalyzer:
         extra: Sequence[tuple[FaceAligner, FaceEmbedder]] = (),
     ) -> None:
         self.detector = detector
-        self.search = detector if isinstance(detector, FaceSearch) else None
+        self.search = detector if isinstance(detector, FaceSearch) and detector.searches else None
         """Asked first on video frames without an open face track (CenterFace's `search: yunet`)."""
         self.embedder = embedder
         self.aligner = aligner or build_face_aligner(config.face_embedder)
@@ -153,10 +153,11 @@ class FaceAnalyzer:
         if not self.gate.needed(frame, busy=bool(self._tracks)):
             self.stats.gated_frames += 1
             return []
-        if not (self._tracks or frame.still) and self.search is not None and not self.search.any_face(frame.image):
+        searched = not (self._tracks or frame.still) and self.search is not None
+        if searched and self.search is not None and not self.search.any_face(frame.image):
             self.stats.searched_frames += 1  # the cheap search found no face: the detector's full pass is skipped
             return []
-        dets = self._detect(frame)
+        dets = self._whole(frame) if searched else self._detect(frame)  # where the search saw a face, maybe still
         self.stats.faces += len(dets)
         update = self.tracker.update(dets, frame.pts)
         ended = list(update.finished)

@@ -98,8 +98,11 @@ class CameraService:
             NotFoundError: The camera has no picture (not live, not up, or `run.wall_snapshot_s` is 0).
         """
         self.uow.require(actor, "cameras.view")
-        mark_wall_watched(self.ctx.data_dir, name)  # `kuzet run` keeps a watched picture live
         jpeg, taken = read_wall_frame(self.ctx.data_dir, name)
+        try:  # only a camera with a picture is marked: a viewer cannot litter the folder with made-up names
+            mark_wall_watched(self.ctx.data_dir, name)  # `kuzet run` keeps a watched picture live
+        except OSError as exc:
+            log.warning("camera %s: wall picture not marked as watched (%s); it stays at run.wall_idle_s", name, exc)
         key, now = (actor.user_id, name), time.monotonic()
         with self._snapshot_lock:
             due = now - self._snapshot_seen.get(key, -self.SNAPSHOT_AUDIT_S) >= self.SNAPSHOT_AUDIT_S

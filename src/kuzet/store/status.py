@@ -153,13 +153,21 @@ WALL_WATCH_S = 30.0
 
 
 def mark_wall_watched(data_dir: Path, camera: str) -> None:
-    """Note that someone is watching a camera's wall picture, so `kuzet run` keeps it live (`wall_snapshot_s`)."""
+    """Note that someone is watching a camera's wall picture, so `kuzet run` keeps it live (`wall_snapshot_s`).
+
+    The mark is an empty owner-only file whose time is the last request's; two requests at once both succeed.
+
+    Raises:
+        OSError: The mark could not be written (callers treat marking as best effort).
+    """
     path = wall_path(data_dir, camera).with_suffix(".watched")
     private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
     try:
-        os.utime(path)
-    except FileNotFoundError:
-        write_private(path, b"")
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+    os.utime(path)
 
 
 def wall_watched(data_dir: Path, camera: str, *, now: float) -> bool:

@@ -21,6 +21,11 @@ class FaceDetector(Protocol):
 class FaceSearch(Protocol):
     """A detector that can tell cheaply whether a frame is worth its full pass (CenterFace's `search: yunet`)."""
 
+    @property
+    def searches(self) -> bool:
+        """Whether `any_face` may say no (else it is always True and not worth asking)."""
+        ...
+
     def any_face(self, image: Image) -> bool:
         """Whether `image` may hold a face: False only when the full pass would most likely find none."""
         ...

@@ -131,13 +131,19 @@ class CenterFaceDetector:
         cfg = self.config
         return YuNetDetector(YuNetConfig(score_threshold=SEARCH_SCORE, threads=cfg.threads, device=cfg.device))
 
+    @property
+    def searches(self) -> bool:
+        """Whether YuNet looks first: `search: yunet`, for faces of `SEARCH_INPUT_FACE` pixels or more."""
+        return self.config.search == "yunet" and self.config.min_face >= SEARCH_INPUT_FACE
+
     def any_face(self, image: Image) -> bool:
         """Whether CenterFace is worth running on this frame.
 
-        Always with `search: whole`; with `search: yunet`, when YuNet finds a face on the frame shrunk until a
-        `min_face` face is `SEARCH_INPUT_FACE` pixels.
+        Always with `search: whole`, and when `min_face` is under `SEARCH_INPUT_FACE` (YuNet finds faces from
+        about 10 px, and frames are never enlarged for it); with `search: yunet`, when YuNet finds a face on the
+        frame shrunk until a `min_face` face is `SEARCH_INPUT_FACE` pixels.
         """
-        if self.config.search == "whole":
+        if not self.searches:
             return True
         h, w = image.shape[:2]
         cfg = self.config
