@@ -9,6 +9,7 @@ import pytest
 
 from kuzet.config.models import CenterFaceConfig, KuzetConfig
 from kuzet.core.types import Detections, Frame
+from kuzet.detect.face.base import FaceDetector
 from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.ingest import open_source
 from kuzet.pipeline.faces import FaceAnalyzer
@@ -21,7 +22,7 @@ def _config(regions: bool) -> KuzetConfig:
     return base.model_copy(update={"motion_gate": base.motion_gate.model_copy(update={"regions": regions})})
 
 
-def _analyzer(detector: object, embedder: FaceEmbedder, *, regions: bool) -> FaceAnalyzer:
+def _analyzer(detector: FaceDetector, embedder: FaceEmbedder, *, regions: bool) -> FaceAnalyzer:
     return make_analyzer(detector, embedder, _config(regions))
 
 
@@ -48,6 +49,8 @@ def test_regions_find_the_same_faces_and_tracks_on_a_real_video(video_dir: Path,
 
 class _Recording:
     """A face detector that remembers what it was shown and finds one face where a test puts it."""
+
+    name = "recording"
 
     def __init__(self) -> None:
         self.shapes: list[tuple[int, int]] = []
