@@ -113,13 +113,16 @@ def test_integrations_leave_out_names_and_plates_unless_configured() -> None:
 
 
 def test_metrics_render_counters_states_and_latency(tmp_path: Path) -> None:
-    cam = CameraStatus(camera="gate", state="up", frames_analysed=42, frames_dropped=3, reconnects=2, node="n2/ab12")
+    cam = CameraStatus(
+        camera="gate", state="up", frames_analysed=42, frames_dropped=3, frames_searched=7, reconnects=2, node="n2/ab12"
+    )
     for s in (0.004, 0.03, 0.03, 7.0):
         cam.observe_latency(s)
     write_status(tmp_path, ServiceStatus(pid=1, started=0, updated=5, state="running", cameras=[cam]))
     text = render(read_status(tmp_path)).decode()
     assert 'kuzet_frames_analysed_total{camera="gate"} 42.0' in text
     assert 'kuzet_frames_dropped_total{camera="gate"} 3.0' in text
+    assert 'kuzet_frames_searched_total{camera="gate"} 7.0' in text
     assert 'kuzet_reconnects_total{camera="gate"} 2.0' in text
     assert 'kuzet_camera_state{camera="gate",state="up"} 1.0' in text
     assert 'kuzet_camera_node{camera="gate",node="n2/ab12"} 1.0' in text  # where its worker runs
@@ -129,11 +132,12 @@ def test_metrics_render_counters_states_and_latency(tmp_path: Path) -> None:
 
 
 def test_counters_add_up_across_worker_restarts() -> None:
-    first = CameraStatus(camera="c", frames_analysed=10, events=2)
+    first = CameraStatus(camera="c", frames_analysed=10, frames_searched=4, events=2)
     first.observe_latency(0.02)
-    second = CameraStatus(camera="c", frames_analysed=5, state="up")
+    second = CameraStatus(camera="c", frames_analysed=5, frames_searched=1, state="up")
     total = second.plus(first)
-    assert (total.frames_analysed, total.events, total.latency_count, total.state) == (15, 2, 1, "up")
+    got = (total.frames_analysed, total.frames_searched, total.events, total.latency_count, total.state)
+    assert got == (15, 5, 2, 1, "up")
 
 
 def test_live_stream_decodes_rtsp_and_the_newest_frame_wins(rtsp: RtspServer) -> None:

@@ -236,7 +236,10 @@ def test_live_cameras_commit_as_they_go_and_publish_everywhere(
         with av.open(str(plain)) as c:
             frames.append(sum(1 for _ in c.decode(video=0)))
     assert all(n >= 1 for n in frames), frames  # every kept segment plays
-    assert all(n > 10 for n in frames[:-1]), frames  # whole segments: 2 s of a 25 frames/s camera
+    final = next(c for c in read_status(root).cameras if c.camera == "stage")
+    connections = 1 + final.reconnects + final.worker_restarts
+    short = sum(n <= 10 for n in frames[:-1])  # whole segments: 2 s of a 25 frames/s camera, but for the last ones
+    assert short <= connections - 1, (frames, connections)  # of connections that ended (the test server loops)
     assert not list((root / "run" / "cache" / "stage").glob("*.mp4"))
     listed = svc.recordings(admin, camera="stage")
     assert {r.path for r in listed} == {p.relative_to(root / "media").as_posix() for p in recordings}
@@ -276,6 +279,8 @@ def test_a_camera_wall_picture_is_made_while_someone_watches_it(
     run.until(lambda: wall_path(root, "road").is_file(), 60, "the first wall picture")
     first = wall_path(root, "road").stat().st_mtime
     run.until(lambda: run.cam("road").frames_analysed > 30, 30, "3 s of analysis")
+    # cars move, nobody's face shows: YuNet's search says so and CenterFace does not run (counted for the status)
+    assert run.cam("road").frames_searched > 0
     assert wall_path(root, "road").stat().st_mtime == first  # nobody watches: no new picture
     jpeg, taken = svc.services.cameras.snapshot(admin, "road")  # the wall asks for it
     assert taken == first and jpeg == wall_path(root, "road").read_bytes()

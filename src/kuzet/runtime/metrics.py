@@ -17,6 +17,7 @@ _COUNTERS = (
     ("frames_analysed", "Frames analysed (after sampling to the camera's fps)"),
     ("frames_dropped", "Frames dropped because analysis was behind (the oldest waiting frame goes)"),
     ("frames_gated", "Analysed frames on which motion gating skipped the face detector"),
+    ("frames_searched", "Analysed frames on which the face search found no face, so the face detector did not run"),
     ("reconnects", "Connections reopened (stream ended, failed or stalled)"),
     ("worker_restarts", "Worker processes replaced after they died or hung"),
     ("events", "Gallery match events stored"),

@@ -423,12 +423,13 @@ class CameraWorker:
                     got_frames = True
                     self.backoff.reset()
                 self.state("up", self._up_reason(stream))  # the main stream's state may change under it
-                gated = session.stats.gated_frames
+                gated, searched = session.stats.gated_frames, session.stats.searched_frames
                 t0 = time.perf_counter()
                 session.process(frame)
                 st.observe_latency(time.perf_counter() - t0)
                 st.frames_analysed += 1
                 st.frames_gated += session.stats.gated_frames - gated
+                st.frames_searched += session.stats.searched_frames - searched
                 st.last_frame_at, st.stream_time = time.time(), frame.pts
                 now = time.monotonic()
                 if cfg.wall_snapshot_s and now - last_wall >= cfg.wall_snapshot_s:

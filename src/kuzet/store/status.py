@@ -26,6 +26,7 @@ COUNTERS = (
     "frames_analysed",
     "frames_dropped",
     "frames_gated",
+    "frames_searched",
     "reconnects",
     "worker_restarts",
     "events",
@@ -68,6 +69,9 @@ class CameraStatus:
     frames_dropped: int = 0
     frames_gated: int = 0
     """Analysed frames on which the motion gate skipped the face detector."""
+    frames_searched: int = 0
+    """Analysed frames on which the face search (YuNet, `face_detector.search`) found no face, so the face detector
+    did not run."""
     reconnects: int = 0
     worker_restarts: int = 0
     events: int = 0
