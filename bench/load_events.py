@@ -95,7 +95,9 @@ def run_wrk(base: str, token: str, clients: int, seconds: float) -> dict[str, fl
         raise SystemExit(f"could not read wrk's report:\n{out}")
     rate, total = float(rate_m.group(1)), int(total_m.group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    pct = {p: _ms(v) for p, v in re.findall(r"^\s+(50|99)%\s+(\S+)$", out, flags=re.M)}
+    pct = {p: _ms(v) for p, v in re.findall(r"^\s+(50|99)(?:\.0+)?%\s+(\S+)\s*$", out, flags=re.M)}
+    if set(pct) != {"50", "99"}:
+        raise SystemExit(f"could not read wrk's latency percentiles:\n{out}")
     return {"requests": total, "errors": int(bad.group(1)) if bad else 0, "seconds": seconds,
             "requests_per_s": rate, "p50_ms": pct["50"], "p99_ms": pct["99"]}  # fmt: skip
 
@@ -104,6 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--requests", type=int, default=20, help="per client")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (kuzet serve --workers)")
     parser.add_argument("--budget", type=float, default=300.0, help="seconds before the check gives up")
     parser.add_argument("--out", type=Path, default=Path("bench/results/load.json"))
     parser.add_argument(
@@ -118,7 +121,8 @@ def main() -> None:
             port = s.getsockname()[1]
         exe = Path(sys.executable).parent / "kuzet"
         server = subprocess.Popen(
-            [str(exe), "--data-dir", tmp, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [str(exe), "--data-dir", tmp, "serve", "--host", "127.0.0.1", "--port", str(port)]
+            + (["--workers", str(args.workers)] if args.workers > 1 else []),
             stdout=subprocess.DEVNULL,
             stderr=open(Path(tempfile.gettempdir()) / "kuzet-load-server.log", "w"),  # noqa: SIM115
         )

@@ -124,8 +124,10 @@ def test_threads_reading_events_leave_one_verified_chain_with_fewer_checkpoints(
 
 
 @pytest.mark.store
-def test_no_request_is_answered_before_its_audit_entry_is_committed(tmp_path: Path) -> None:
-    """Load on a real `kuzet serve`, killed (SIGKILL) mid-load: every answered request has its entry."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_no_request_is_answered_before_its_audit_entry_is_committed(tmp_path: Path, workers: int) -> None:
+    """Load on a real `kuzet serve` (one process, or two on one port), killed (SIGKILL) mid-load: every answered
+    request has its entry, and the ledger both processes appended to is one chain."""
     data = tmp_path / "data"
     svc = build_services(data)
     admin = svc.users.init_admin("admin", PASSWORD)
@@ -134,7 +136,8 @@ def test_no_request_is_answered_before_its_audit_entry_is_committed(tmp_path: Pa
     svc.close()
     answered: list[str] = []
     lock = threading.Lock()
-    with KuzetServe(data, tmp_path / "serve.log") as server:
+    with KuzetServe(data, tmp_path / "serve.log", args=("--workers", str(workers))) as server:
+        assert len(server.workers()) == (workers if workers > 1 else 0)
         stop = time.monotonic() + 60
         headers = {"Authorization": f"Bearer {token}"}
 
@@ -156,9 +159,7 @@ def test_no_request_is_answered_before_its_audit_entry_is_committed(tmp_path: Pa
             clients = [pool.submit(client, n) for n in range(16)]
             while len(answered) < 150 and time.monotonic() < stop:
                 time.sleep(0.01)
-            assert server.proc is not None
-            server.proc.kill()  # mid-load: requests are in flight
-            server.proc.wait(10)
+            server.kill()  # mid-load: requests are in flight
             for c in clients:
                 c.result()
     assert len(answered) >= 150

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,10 +18,19 @@ KUZET = str(Path(sys.executable).parent / "kuzet")
 
 
 class KuzetServe:
-    """`kuzet --data-dir DIR serve --port PORT` in a process of its own."""
+    """`kuzet --data-dir DIR serve --port PORT [ARGS]` in a process of its own."""
 
-    def __init__(self, data_dir: Path, log: Path, *, config: Path | None = None, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        log: Path,
+        *,
+        config: Path | None = None,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ):
         self.data_dir = data_dir
+        self.args = args
         self.log = log
         self.config = config
         self.env = {**os.environ, **(env or {})}
@@ -32,9 +42,10 @@ class KuzetServe:
         args = [KUZET, "--data-dir", str(self.data_dir)]
         if self.config is not None:
             args += ["--config", str(self.config)]
-        args += ["serve", "--port", str(self.port)]
+        args += ["serve", "--port", str(self.port), *self.args]
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=out, env=self.env)
+            # a process group of its own: `kill` reaches every worker of `serve --workers N` at once
+            self.proc = subprocess.Popen(args, stdout=out, stderr=out, env=self.env, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -46,6 +57,26 @@ class KuzetServe:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"kuzet serve did not answer: {self.log.read_text(errors='replace')[-2000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the server and every process it started (as a power cut or the OOM killer would), and reap it."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def workers(self) -> list[int]:
+        """The pids of the server's worker processes (`serve --workers N`; none with one process)."""
+        assert self.proc is not None
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                cmdline = (stat.parent / "cmdline").read_bytes()
+            except OSError:
+                continue  # gone meanwhile
+            if int(fields[1]) == self.proc.pid and b"spawn_main" in cmdline:
+                found.append(int(stat.parent.name))
+        return found
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -6,17 +6,13 @@ nothing of it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi import FastAPI
 
 from kuzet.api import docs, errors
 from kuzet.api.routers import ROUTERS
-from kuzet.api.security import BodyGuard
+from kuzet.api.security import BodyGuard, SecurityHeaders
 from kuzet.services.container import Services
 
-CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
 DESCRIPTION = (
     "Camera analytics with oversight built in. Every route except /api/health needs a signed-in "
     "user: a bearer token from POST /api/auth/login, or the browser's session cookie with the X-CSRF-Token "
@@ -38,14 +34,5 @@ def create_app(services: Services, *, secure_cookies: bool | None = None) -> Fas
     errors.install(app)
     docs.install(app)
     app.add_middleware(BodyGuard, authenticate=services.users.authenticate, max_bytes=config.api.max_body_mb * 2**20)
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response: Response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        return response
-
+    app.add_middleware(SecurityHeaders)  # outermost of the two: the guard's own refusals get the headers too
     return app

@@ -69,12 +69,16 @@ def data_dir() -> Path:
     return resolve_data_dir(state.data_dir)
 
 
+def config_path() -> Path | None:
+    """The config file of this invocation: --config, else DATA_DIR/config.yaml if present, else None (defaults)."""
+    if state.config is None and (data_dir() / "config.yaml").is_file():
+        return data_dir() / "config.yaml"
+    return state.config
+
+
 def config() -> KuzetConfig:
     """The config of this invocation: --config, else DATA_DIR/config.yaml if present, else the defaults."""
-    path = state.config
-    if path is None and (data_dir() / "config.yaml").is_file():
-        path = data_dir() / "config.yaml"
-    return load_config(path)
+    return load_config(config_path())
 
 
 def given_config() -> KuzetConfig:

@@ -48,21 +48,52 @@ def serve_app(services: Services, host: str, port: int) -> None:
 
     from kuzet.web.app import create_app
 
+    _note_beyond(host)
+    uvicorn.run(create_app(services), **uvicorn_options(host, port))
+
+
+def _note_beyond(host: str) -> None:
     if host not in LOCAL:
         err_console.print(
             "note: serving beyond this machine; put kuzet behind TLS (a reverse proxy) "
             "so cookies and tokens stay secret"
         )
-    uvicorn.run(create_app(services), **uvicorn_options(host, port))
 
 
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1", port: Port = 8080
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Port = 8080,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Server processes on the one port (each answers requests on a core of its own); default 1.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the REST API (OpenAPI at /docs) and the dashboard."""
     services = open_services()
     console.print(f"kuzet dashboard on http://{host}:{port}/ (API docs at /docs); Ctrl-C stops it", highlight=False)
-    serve_app(services, host, port)
+    if workers == 1:
+        serve_app(services, host, port)
+    else:
+        serve_workers(services, host, port, workers)
+
+
+def serve_workers(services: Services, host: str, port: int, workers: int) -> None:
+    """Run `workers` server processes on one port until interrupted (`kuzet.web.app.from_environment` in each)."""
+    import uvicorn
+
+    from kuzet.web.app import WORKER_CONFIG_ENV, WORKER_DATA_ENV
+
+    # The store is open and migrated here first, so the workers never race to migrate it; each opens its own.
+    path = common.config_path()
+    os.environ[WORKER_DATA_ENV] = str(services.ctx.data_dir.resolve())
+    os.environ[WORKER_CONFIG_ENV] = str(path.resolve()) if path is not None else ""
+    _note_beyond(host)
+    uvicorn.run("kuzet.web.app:from_environment", factory=True, workers=workers, **uvicorn_options(host, port))
 
 
 def run_live(
