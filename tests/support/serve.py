@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -58,6 +59,12 @@ class KuzetServe:
             time.sleep(0.2)
         raise RuntimeError(f"kuzet serve did not answer: {self.log.read_text(errors='replace')[-2000:]}")
 
+    @property
+    def pid(self) -> int:
+        """The server's (the parent's, with `--workers N`) process id."""
+        assert self.proc is not None
+        return self.proc.pid
+
     def kill(self) -> None:
         """SIGKILL the server and every process it started (as a power cut or the OOM killer would), and reap it."""
         assert self.proc is not None
@@ -78,6 +85,12 @@ class KuzetServe:
                 found.append(int(stat.parent.name))
         return found
 
+    @staticmethod
+    def cpu_ticks(pid: int) -> int:
+        """CPU time a process has used so far (user and system, in clock ticks)."""
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
@@ -88,4 +101,7 @@ class KuzetServe:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+            # whatever of its group is left (workers of `--workers N` whose parent a test killed)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc = None

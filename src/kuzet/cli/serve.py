@@ -37,6 +37,8 @@ def uvicorn_options(host: str, port: int) -> dict[str, Any]:
         "port": port,
         "log_level": "warning",
         "timeout_keep_alive": 30,
+        # open live streams (/api/stream) would hold a shutdown forever, and the services' close with it
+        "timeout_graceful_shutdown": 10,
         "proxy_headers": False,
         "forwarded_allow_ips": "",
     }
@@ -46,10 +48,13 @@ def serve_app(services: Services, host: str, port: int) -> None:
     """Run the API and dashboard until interrupted."""
     import uvicorn
 
-    from kuzet.web.app import create_app
+    from kuzet.web.app import closing, create_app
 
     _note_beyond(host)
-    uvicorn.run(create_app(services), **uvicorn_options(host, port))
+    app = create_app(services)
+    # closed as the server shuts down: uvicorn ends the process by signal after that, before the command's own close
+    app.router.lifespan_context = closing(app.router.lifespan_context, services.close)
+    uvicorn.run(app, **uvicorn_options(host, port))
 
 
 def _note_beyond(host: str) -> None:
@@ -69,7 +74,7 @@ def serve(
             "--workers",
             min=1,
             max=64,
-            help="Server processes on the one port (each answers requests on a core of its own); default 1.",
+            help="Server processes on the one port (one process answers on about one core); default 1.",
         ),
     ] = 1,
 ) -> None:
@@ -88,7 +93,8 @@ def serve_workers(services: Services, host: str, port: int, workers: int) -> Non
 
     from kuzet.web.app import WORKER_CONFIG_ENV, WORKER_DATA_ENV
 
-    # The store is open and migrated here first, so the workers never race to migrate it; each opens its own.
+    # The store is opened and prepared (migrated, a key rotation finished) here, once; each worker opens its own
+    # without preparing it again.
     path = common.config_path()
     os.environ[WORKER_DATA_ENV] = str(services.ctx.data_dir.resolve())
     os.environ[WORKER_CONFIG_ENV] = str(path.resolve()) if path is not None else ""

@@ -58,13 +58,15 @@ def build_services(
     policy: Policy | None = None,
     origin: str | None = None,
     clock: Now | None = None,
+    prepare: bool = True,
 ) -> Services:
     """Open `data_dir` (created, owner-only, migrated) and build every service over it.
 
     The policy in force is recorded in the ledger when it changed since it was last recorded, and watchlist photos
-    an older kuzet stored in the clear are encrypted.
+    an older kuzet stored in the clear are encrypted. Without `prepare` (the processes of `kuzet serve --workers N`,
+    whose parent prepared the directory) there is no migration, no key-rotation finish and no photo encryption.
     """
-    ctx = ServiceContext(data_dir, config, policy=policy, origin=origin, clock=clock)
+    ctx = ServiceContext(data_dir, config, policy=policy, origin=origin, clock=clock, prepare=prepare)
     uow = AuditedUnitOfWork(ctx)
     users = UserService(ctx, uow)
     gallery = GalleryService(ctx, uow)
@@ -89,7 +91,8 @@ def build_services(
         dashboard=DashboardService(ctx, uow),
     )
     users.record_policy()
-    watchlists.encrypt_plain_photos()
+    if prepare:
+        watchlists.encrypt_plain_photos()
     return services
 
 

@@ -143,6 +143,7 @@ class ServiceContext:
         A live camera worker passes `prepare=False`: the process that started it has prepared the directory.
         """
         self.data_dir = data_dir
+        self._closed = False
         self.config = config or KuzetConfig()
         self.origin = origin or f"cli@{socket.gethostname()}"
         self.clock = Clock(clock)
@@ -233,7 +234,10 @@ class ServiceContext:
             LedgerSigner.discard_staged(keys)
 
     def close(self) -> None:
-        """Deliver queued checkpoints to the witnesses and release the database."""
+        """Deliver queued checkpoints to the witnesses and release the database (again: nothing)."""
+        if self._closed:
+            return
+        self._closed = True
         if "witnesses" in self.__dict__:
             self.witnesses.close()
         self.db.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from kuzet.api.app import create_app as create_api
+from kuzet.core.errors import ConfigError
 from kuzet.services.container import Services
 from kuzet.web.chrome import error_page
 from kuzet.web.views import router
@@ -20,6 +22,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 WORKER_DATA_ENV = "KUZET_SERVE_DATA_DIR"
 WORKER_CONFIG_ENV = "KUZET_SERVE_CONFIG"
 """What `kuzet serve --workers N` hands its worker processes: the data directory and the config file (absolute)."""
+PR_SET_PDEATHSIG = 1
+"""prctl(2): the signal a process gets when its parent dies."""
 
 
 def create_app(services: Services, *, secure_cookies: bool | None = None) -> FastAPI:
@@ -35,21 +39,37 @@ def from_environment() -> FastAPI:
     """The app of one worker process of `kuzet serve --workers N` (uvicorn calls it in each process it starts).
 
     Each process opens its own `Services` over the data directory and config the command named (`WORKER_DATA_ENV`,
-    `WORKER_CONFIG_ENV`), and closes them when uvicorn stops it, so its last checkpoints reach the witnesses. Nothing
-    is shared in memory: sessions, sign-in throttling, the ledger and its checkpoints are in the store, whose write
-    lock orders the processes' commits (as it orders `kuzet run`'s workers and `kuzet serve`).
+    `WORKER_CONFIG_ENV`), already prepared by the command, and closes them when uvicorn stops it, so that its last
+    checkpoints reach the witnesses; it ends with the command's process. Sessions, sign-in throttling, the ledger and
+    its checkpoints are in the store, whose write lock orders the processes' commits (as it orders `kuzet run`'s
+    workers and `kuzet serve`). What stays per process is in docs/web.md.
     """
     from kuzet.config.loading import load_config
     from kuzet.services.container import build_services
 
-    config = os.environ.get(WORKER_CONFIG_ENV, "")
-    services = build_services(Path(os.environ[WORKER_DATA_ENV]), load_config(Path(config) if config else None))
+    data, config = os.environ.get(WORKER_DATA_ENV, ""), os.environ.get(WORKER_CONFIG_ENV, "")
+    if not data:
+        raise ConfigError(f"{WORKER_DATA_ENV} is not set", hint="start the server with `kuzet serve --workers N`")
+    _end_with_parent()
+    services = build_services(Path(data), load_config(Path(config) if config else None), prepare=False)
     app = create_app(services)
-    app.router.lifespan_context = _closing(app.router.lifespan_context, services.close)
+    app.router.lifespan_context = closing(app.router.lifespan_context, services.close)
     return app
 
 
-def _closing(
+def _end_with_parent() -> None:
+    """Linux: SIGTERM this worker when `kuzet serve` dies, even by SIGKILL (else it would hold the port, unseen)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: uvicorn's own supervision only
+        return
+    if os.getppid() == 1:  # the parent died before the line above
+        raise SystemExit(0)
+
+
+def closing(
     inner: Callable[[Any], AbstractAsyncContextManager[Any]], close: Callable[[], None]
 ) -> Callable[[Any], AbstractAsyncContextManager[Any]]:
     """A lifespan that runs `inner`'s, then `close` at shutdown."""
