@@ -83,7 +83,8 @@ def test_failures_are_told_in_words_with_the_transport() -> None:
         open_live(f"rtsp://127.0.0.1:{port}/x", transport="auto", open_timeout_s=2, read_timeout_s=2)
     message = refused.value.message
     assert message.endswith("over tcp: connection refused (nothing listens on that port)")  # UDP is not tried
-    assert "Errno" not in message and "111" not in message
+    words = message.replace(str(port), "PORT")  # a port such as 40111 holds the digits of ECONNREFUSED
+    assert "Errno" not in words and "111" not in words
     assert error_words(OSError(5, "Input/output error")).startswith("the connection failed or broke")
 
 
