@@ -7,6 +7,7 @@ nothing of it.
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from kuzet.api import docs, errors
 from kuzet.api.routers import ROUTERS
@@ -20,13 +21,25 @@ DESCRIPTION = (
 )
 
 
+class KuzetAPI(FastAPI):
+    """FastAPI with the security headers outside every layer, Starlette's error handling included.
+
+    A middleware added with `add_middleware` sits inside `ServerErrorMiddleware`, so the 500 answer to an unexpected
+    exception would go out without the headers; wrapping the whole stack puts them on that answer too.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """Starlette's stack (error handling, the added middleware, the routes) inside `SecurityHeaders`."""
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def create_app(services: Services, *, secure_cookies: bool | None = None) -> FastAPI:
     """The REST API over one `Services` (shared by every request).
 
     `secure_cookies` overrides the config's `api.secure_cookies` (set it when kuzet is reached over HTTPS).
     """
     config = services.ctx.config
-    app = FastAPI(title="kuzet", version="0.1.0", description=DESCRIPTION, docs_url=None, redoc_url=None)
+    app = KuzetAPI(title="kuzet", version="0.1.0", description=DESCRIPTION, docs_url=None, redoc_url=None)
     app.state.services = services
     app.state.secure_cookies = config.api.secure_cookies if secure_cookies is None else secure_cookies
     for router in ROUTERS:
@@ -34,5 +47,4 @@ def create_app(services: Services, *, secure_cookies: bool | None = None) -> Fas
     errors.install(app)
     docs.install(app)
     app.add_middleware(BodyGuard, authenticate=services.users.authenticate, max_bytes=config.api.max_body_mb * 2**20)
-    app.add_middleware(SecurityHeaders)  # outermost of the two: the guard's own refusals get the headers too
     return app

@@ -81,6 +81,17 @@ def install(app: FastAPI) -> None:
         kind = "PayloadTooLarge" if exc.status_code == 413 else "HTTPError"
         return await _answer(request, exc.status_code, _body(kind, str(exc.detail), HINT), exc.headers)
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette logs the exception with its traceback after this answer; the client learns nothing of it.
+        said = Phrase("something went wrong on the server")
+        hint = Phrase("try again; if it goes on, tell the administrator (the server's log has the details)")
+        body = _body("InternalError", said, hint)
+        try:
+            return await _answer(request, 500, body, None)
+        except Exception:  # the page for people failed too (e.g. the database is down): the plain body
+            return JSONResponse(body, status_code=500)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
