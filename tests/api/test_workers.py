@@ -17,7 +17,7 @@ from kuzet.config.loading import load_config
 from kuzet.services.container import build_services
 from tests.conftest import PASSWORD
 from tests.support.rawdb import raw_db
-from tests.support.serve import KuzetServe
+from tests.support.serve import KuzetServe, proc_stat
 
 
 def _data(tmp_path: Path, config: dict[str, object]) -> tuple[Path, Path, str]:
@@ -34,7 +34,7 @@ def _data(tmp_path: Path, config: dict[str, object]) -> tuple[Path, Path, str]:
 def _running(pid: int) -> bool:
     """Whether the process exists and has not ended (a zombie waits only for its exit status to be read)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return proc_stat(pid)[0] != "Z"
     except OSError:
         return False
 

@@ -18,6 +18,15 @@ from tests.support.servers import free_port
 KUZET = str(Path(sys.executable).parent / "kuzet")
 
 
+def proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...; the name may hold spaces and ")").
+
+    Raises:
+        OSError: The process does not exist (any more).
+    """
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 class KuzetServe:
     """`kuzet --data-dir DIR serve --port PORT [ARGS]` in a process of its own."""
 
@@ -76,19 +85,20 @@ class KuzetServe:
         assert self.proc is not None
         found = []
         for stat in Path("/proc").glob("[0-9]*/stat"):
+            pid = int(stat.parent.name)
             try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
+                fields = proc_stat(pid)
                 cmdline = (stat.parent / "cmdline").read_bytes()
             except OSError:
                 continue  # gone meanwhile
             if int(fields[1]) == self.proc.pid and b"spawn_main" in cmdline:
-                found.append(int(stat.parent.name))
+                found.append(pid)
         return found
 
     @staticmethod
     def cpu_ticks(pid: int) -> int:
         """CPU time a process has used so far (user and system, in clock ticks)."""
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = proc_stat(pid)
         return int(fields[11]) + int(fields[12])
 
     def __exit__(
