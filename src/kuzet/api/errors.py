@@ -83,7 +83,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
-        # Starlette logs the exception with its traceback after this answer; the client learns nothing of it.
+        # Starlette raises the exception again after this answer and the server logs its traceback; the client
+        # learns nothing of it.
         said = Phrase("something went wrong on the server")
         hint = Phrase("try again; if it goes on, tell the administrator (the server's log has the details)")
         body = _body("InternalError", said, hint)
