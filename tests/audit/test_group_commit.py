@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kuzet.audit.ledger import NewEntry
+from kuzet.audit.ledger import Checkpoint, NewEntry
+from kuzet.config.models import KuzetConfig
 from kuzet.core.errors import StoreError
 from kuzet.services.container import build_services
 from kuzet.services.uow import GroupCommit
@@ -190,5 +191,40 @@ def test_recording_inside_an_open_transaction_fails_at_once_instead_of_waiting_f
         svc.uow.record(None, "test.entry")  # and the unit of work is usable afterwards
         with svc.uow.read() as r:
             assert r.ledger.last("test.entry") is not None
+    finally:
+        svc.close()
+
+
+@pytest.mark.store
+def test_witnesses_get_one_process_checkpoints_in_commit_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread held up between its commit and handing the checkpoint on (descheduled, say) does not let a later
+    commit of the same process reach the witnesses first: a retained MQTT checkpoint would go back in time."""
+    witness = tmp_path / "elsewhere" / "witness.jsonl"
+    config = KuzetConfig.model_validate({"audit": {"witnesses": [{"type": "file", "path": str(witness)}]}})
+    svc = build_services(tmp_path / "data", config)
+    try:
+        publisher = svc.ctx.witnesses
+        publish, held = publisher.publish, threading.Event()
+
+        def slow_first(cp: Checkpoint) -> None:
+            if not held.is_set():
+                held.set()  # committed; the next transaction may start now
+                time.sleep(0.5)
+            publish(cp)
+
+        monkeypatch.setattr(publisher, "publish", slow_first)
+
+        def act(action: str) -> None:  # an action's own transaction (no group commit orders these)
+            with svc.uow.tx() as w:
+                w.audit(None, action)
+
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(act, "test.first")
+            assert held.wait(10)
+            second = pool.submit(act, "test.second")
+            first.result(), second.result()
+        publisher.flush()
+        sizes = [json.loads(line)["tree_size"] for line in witness.read_text().splitlines()]
+        assert len(sizes) >= 2 and sizes == sorted(sizes)
     finally:
         svc.close()

@@ -182,35 +182,40 @@ class AuditedUnitOfWork:
     def tx(self, *, signer: LedgerSigner | None = None) -> Iterator[Work]:
         """One transaction for an action and its audit entries, closed by a signed checkpoint.
 
-        The checkpoint is written to the outside copy before the commit and marked committed after it (see
-        `audit.checkpoint_log`), then handed to the witnesses: nothing is committed that the copy lacks.
+        The checkpoint is written to the outside copy before the commit (see `audit.checkpoint_log`): nothing is
+        committed that the copy lacks. After the commit it is handed to the witnesses, in this process's commit
+        order, and marked committed in the copy.
         """
         ctx = self.ctx
         cp: Checkpoint | None = None
         self._open.depth = getattr(self._open, "depth", 0) + 1
-        try:
-            with ctx.db.session() as session:
-                ledger = AuditLedger(session, clock=ctx.clock.now)
-                yield Work(session, ledger, ctx.origin)
-                cp = ledger.checkpoint(signer or ctx.signer)
+        # The witnesses get this process's checkpoints in commit order: the next transaction of this process waits
+        # until this one's checkpoint is queued (other processes publish their own: see docs/governance.md).
+        with ctx.db.write_turn:
+            try:
+                with ctx.db.session() as session:
+                    ledger = AuditLedger(session, clock=ctx.clock.now)
+                    yield Work(session, ledger, ctx.origin)
+                    cp = ledger.checkpoint(signer or ctx.signer)
+                    if cp is not None:
+                        ctx.checkpoint_log.prepare(cp)
+            except BaseException:
                 if cp is not None:
-                    ctx.checkpoint_log.prepare(cp)
-        except BaseException:
+                    try:
+                        ctx.checkpoint_log.rolled_back(cp)
+                    except OSError as exc:
+                        log.error("could not mark checkpoint %s as rolled back: %s", cp.checkpoint_id, exc)
+                raise
+            finally:
+                self._open.depth -= 1
             if cp is not None:
-                try:
-                    ctx.checkpoint_log.rolled_back(cp)
-                except OSError as exc:
-                    log.error("could not mark checkpoint %s as rolled back: %s", cp.checkpoint_id, exc)
-            raise
-        finally:
-            self._open.depth -= 1
+                ctx.witnesses.publish(cp)
         if cp is not None:
             try:
                 ctx.checkpoint_log.committed(cp)
             except OSError as exc:
                 # Committed and prepared in the copy already: the copy is not behind; only the marker is missing.
                 log.error("could not mark checkpoint %s as committed: %s", cp.checkpoint_id, exc)
-            ctx.witnesses.publish(cp)
 
     @contextmanager
     def read(self) -> Iterator[Work]:

@@ -166,6 +166,15 @@ class Database:
                 f"cannot open or migrate the database at {redact_db_url(self.url)}: {exc.orig}", hint=hint
             ) from None
 
+    @property
+    def write_turn(self) -> threading.RLock:
+        """The lock that gives this process's threads their turn to write (reentrant; `session` takes it too).
+
+        Hold it across a commit and what must follow the commits in their order: queuing the checkpoint for the
+        witnesses.
+        """
+        return self._writer
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on any error."""
