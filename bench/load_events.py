@@ -102,6 +102,12 @@ def run_wrk(base: str, token: str, clients: int, seconds: float) -> dict[str, fl
             "requests_per_s": rate, "p50_ms": pct["50"], "p99_ms": pct["99"]}  # fmt: skip
 
 
+def _listening(port: int) -> int:
+    """How many sockets listen on loopback `port` (each of `kuzet serve --workers N` has its own)."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=100)
@@ -134,6 +140,8 @@ def main() -> None:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.2)
+            while _listening(port) < args.workers and time.monotonic() < deadline:
+                time.sleep(0.2)  # the first worker up answers; each other listens once it has built its app
             if args.client == "wrk":
                 measured = run_wrk(f"http://127.0.0.1:{port}", token, args.clients, 10.0)
             else:

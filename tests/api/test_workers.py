@@ -1,5 +1,5 @@
-"""`kuzet serve --workers N`: every process hands its checkpoints to the witnesses as it stops, and none outlives
-the command."""
+"""`kuzet serve --workers N`: every process listens on a socket of its own, hands its checkpoints to the witnesses
+as it stops, and none outlives the command."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from kuzet.config.loading import load_config
 from kuzet.services.container import build_services
 from tests.conftest import PASSWORD
 from tests.support.rawdb import raw_db
-from tests.support.serve import KuzetServe, proc_stat
+from tests.support.serve import ESTABLISHED, LISTEN, KuzetServe, proc_stat, tcp_sockets
 
 
 def _data(tmp_path: Path, config: dict[str, object]) -> tuple[Path, Path, str]:
@@ -37,6 +37,25 @@ def _running(pid: int) -> bool:
         return proc_stat(pid)[0] != "Z"
     except OSError:
         return False
+
+
+def test_each_worker_listens_on_its_own_socket_and_gets_its_share_of_connections(tmp_path: Path) -> None:
+    """One socket shared by every worker leaves most connections to whichever wakes first (a p99 set by one
+    queue); a socket each (SO_REUSEPORT) lets the kernel spread them."""
+    data, cfg, _ = _data(tmp_path, {})
+    with KuzetServe(data, tmp_path / "serve.log", config=cfg, args=("--workers", "2")) as server:
+        workers = server.workers()
+        listening = [tcp_sockets(pid, server.port, LISTEN) for pid in workers]
+        assert [len(s) for s in listening] == [1, 1] and listening[0] != listening[1]
+        clients = [httpx.Client(base_url=server.url, timeout=10) for _ in range(60)]
+        try:
+            for c in clients:  # each keeps its connection open
+                assert c.get("/api/health").status_code == 200
+            shares = [len(tcp_sockets(pid, server.port, ESTABLISHED)) for pid in workers]
+        finally:
+            for c in clients:
+                c.close()
+    assert sum(shares) == 60 and min(shares) >= 10  # an even split by hash; under 10 of 60: about 1 in 10^7
 
 
 def test_each_worker_hands_its_last_checkpoints_to_the_witnesses_as_it_stops(tmp_path: Path) -> None:

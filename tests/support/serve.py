@@ -27,6 +27,30 @@ def proc_stat(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
+LISTEN, ESTABLISHED = "0A", "01"
+
+
+def tcp_sockets(pid: int, port: int, state: str) -> set[int]:
+    """The inodes of the TCP sockets process `pid` holds on local port `port` in `state` (from /proc).
+
+    Raises:
+        OSError: The process does not exist (any more).
+    """
+    held = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # a descriptor closed meanwhile
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                held.add(int(target[8:-1]))
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state and int(fields[9]) in held:
+                found.add(int(fields[9]))
+    return found
+
+
 class KuzetServe:
     """`kuzet --data-dir DIR serve --port PORT [ARGS]` in a process of its own."""
 
@@ -61,12 +85,23 @@ class KuzetServe:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"kuzet serve exited: {self.log.read_text(errors='replace')[-2000:]}")
             try:
-                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200 and self._all_listening():
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"kuzet serve did not answer: {self.log.read_text(errors='replace')[-2000:]}")
+
+    def _all_listening(self) -> bool:
+        """With `--workers N`: whether all N listen (the first one up answers; each listens once its app is built)."""
+        wanted = int(self.args[self.args.index("--workers") + 1]) if "--workers" in self.args else 1
+        if wanted == 1:
+            return True  # one process: it serves itself
+        workers = self.workers()
+        try:
+            return len(workers) == wanted and all(tcp_sockets(pid, self.port, LISTEN) for pid in workers)
+        except OSError:
+            return False  # a worker ended meanwhile (the supervisor starts another)
 
     @property
     def pid(self) -> int:

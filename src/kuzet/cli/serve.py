@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -90,6 +92,7 @@ def serve(
 def serve_workers(services: Services, host: str, port: int, workers: int) -> None:
     """Run `workers` server processes on one port until interrupted (`kuzet.web.app.from_environment` in each)."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from kuzet.web.app import WORKER_CONFIG_ENV, WORKER_DATA_ENV
 
@@ -99,7 +102,58 @@ def serve_workers(services: Services, host: str, port: int, workers: int) -> Non
     os.environ[WORKER_DATA_ENV] = str(services.ctx.data_dir.resolve())
     os.environ[WORKER_CONFIG_ENV] = str(path.resolve()) if path is not None else ""
     _note_beyond(host)
-    uvicorn.run("kuzet.web.app:from_environment", factory=True, workers=workers, **uvicorn_options(host, port))
+    config = uvicorn.Config(
+        "kuzet.web.app:from_environment", factory=True, workers=workers, **uvicorn_options(host, port)
+    )
+    port_share = PortShare.claim(host, port)
+    try:
+        Multiprocess(config, sockets=[port_share]).run()  # restarts a worker that dies; SIGTERM or Ctrl-C stops all
+    except KeyboardInterrupt:
+        pass
+    finally:
+        port_share.close()
+
+
+class PortShare(socket.socket):
+    """The port as `kuzet serve --workers N`'s supervising process holds it: bound, never listening.
+
+    Each worker process gets a listening socket of its own on the same port (SO_REUSEPORT): a worker unpickles this
+    object as a new socket bound to the same address. The kernel then spreads new connections evenly over the
+    workers; with one socket shared by all of them, whichever worker woke first took most (up to 95 of `wrk -c100`'s
+    connections). Linux lets only processes of the same user join the port, and the supervisor's bound socket keeps
+    anyone else from taking it while a worker restarts.
+    """
+
+    @classmethod
+    def claim(cls, host: str, port: int) -> PortShare:
+        """Bind `host:port` (IPv6 when the host has a colon; port 0 picks a free port for every worker)."""
+        sock = cls(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            _reuse_port(sock).bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise InputError(
+                f"cannot listen on {host}:{port}: {exc.strerror}",
+                hint="choose another --port, or stop whatever holds this one (`ss -ltnp` names it)",
+            ) from None
+        return sock
+
+    def __reduce__(self) -> tuple[Callable[[int, str, int], socket.socket], tuple[int, str, int]]:
+        host, port = self.getsockname()[:2]
+        return _worker_socket, (int(self.family), host, port)
+
+
+def _reuse_port(sock: socket.socket) -> socket.socket:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    return sock
+
+
+def _worker_socket(family: int, host: str, port: int) -> socket.socket:
+    """A worker's own socket on the supervisor's port (uvicorn makes it listen)."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    _reuse_port(sock).bind((host, port))
+    return sock
 
 
 def run_live(

@@ -151,7 +151,10 @@ class DatabaseConfig(Strict):
         30.0, gt=0, le=3600, description="A statement running longer is cancelled (PostgreSQL)."
     )
     lock_timeout_s: float = Field(
-        30.0, gt=0, le=3600, description="Longest wait for the ledger's write lock before giving up (PostgreSQL)."
+        30.0,
+        gt=0,
+        le=3600,
+        description="Longest wait for the store's write lock before giving up (PostgreSQL; SQLite: for a turn at it).",
     )
 
     @field_validator("url")

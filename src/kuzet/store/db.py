@@ -12,7 +12,7 @@ import importlib.resources
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from kuzet.config.models import DatabaseConfig
 from kuzet.core.errors import StoreError
 from kuzet.store.files import FILE_MODE, tighten
+from kuzet.store.turns import WriterTurns
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -55,12 +56,17 @@ def _begin_deferred(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The database file an SQLite URL names (None for an in-memory database or another engine)."""
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return None
+    return Path(url.removeprefix("sqlite:///"))
+
+
 def _private_sqlite_file(url: str) -> None:
     """Create the SQLite file owner-only before SQLite does (its -wal and -shm files copy the file's mode)."""
-    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
-        return
-    path = Path(url.removeprefix("sqlite:///"))
-    if path.parent.is_dir():
+    path = _sqlite_file(url)
+    if path is not None and path.parent.is_dir():
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
         for suffix in ("", "-wal", "-shm"):
             tighten(path.with_name(path.name + suffix))
@@ -129,6 +135,9 @@ class Database:
         # Every transaction takes the write lock at BEGIN; threads of this process queue here first, which is
         # fairer and cheaper than the database's own waiting (other processes still meet the lock timeout).
         self._writer = threading.RLock()
+        # SQLite: processes on one file take turns at its write lock (see `store.turns`).
+        file = _sqlite_file(self.url)
+        self._turns = WriterTurns(file, cfg.lock_timeout_s) if file is not None else None
 
     def _write_lock(self, conn: Any) -> None:
         """PostgreSQL: wait (at most `lock_timeout_s`) for the one write lock, held until the transaction ends."""
@@ -179,12 +188,15 @@ class Database:
     def session(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on any error."""
         try:
-            with self._writer, self._sessions() as session, session.begin():
+            with self._writer, self._turn(), self._sessions() as session, session.begin():
                 if self.postgres:
                     self._write_lock(session.connection())
                 yield session
         except DBAPIError as exc:
             raise self._unavailable(exc, writing=True) from None
+
+    def _turn(self) -> AbstractContextManager[None]:
+        return self._turns.turn() if self._turns is not None else nullcontext()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -216,3 +228,5 @@ class Database:
         """Close every pooled connection."""
         self.engine.dispose()
         self.read_engine.dispose()
+        if self._turns is not None:
+            self._turns.close()
