@@ -70,10 +70,11 @@ def _decision(svc: Services) -> None:
 WORK: dict[str, Callable[[Services], None]] = {"append": _append, "decision": _decision}
 
 
-def _writer(data_dir: str, url: str, work: str, threads: int, go: Any, stop_at: Any, out: Any) -> None:
+def _writer(data_dir: str, url: str, work: str, threads: int, ready: Any, go: Any, stop_at: Any, out: Any) -> None:
     svc = _services(data_dir, url)
     fn = WORK[work]
     counts = [0] * threads
+    ready.put(1)
     go.wait()
 
     def loop(i: int) -> None:
@@ -93,14 +94,16 @@ def _writer(data_dir: str, url: str, work: str, threads: int, go: Any, stop_at: 
 def rate(data_dir: str, url: str, work: str, processes: int, threads: int, seconds: float) -> float:
     """Operations per second over `seconds`, `processes` writer processes of `threads` threads each."""
     ctx = mp.get_context("spawn")
-    go, out = ctx.Event(), ctx.Queue()
+    ready, go, out = ctx.Queue(), ctx.Event(), ctx.Queue()
     stop_at = ctx.Value("d", 0.0)
     procs = [
-        ctx.Process(target=_writer, args=(data_dir, url, work, threads, go, stop_at, out)) for _ in range(processes)
+        ctx.Process(target=_writer, args=(data_dir, url, work, threads, ready, go, stop_at, out))
+        for _ in range(processes)
     ]
     for p in procs:
         p.start()
-    time.sleep(3.0 + 0.3 * processes)  # every writer has opened its services
+    for _ in procs:  # every writer has opened its services (16 take a while to start on 2 cores)
+        ready.get(timeout=300)
     stop_at.value = time.time() + seconds
     go.set()
     total = sum(out.get(timeout=seconds + 120) for _ in procs)

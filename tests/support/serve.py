@@ -90,6 +90,7 @@ class KuzetServe:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
+        self.kill()  # not left running behind the failed test
         raise RuntimeError(f"kuzet serve did not answer: {self.log.read_text(errors='replace')[-2000:]}")
 
     def _all_listening(self) -> bool:

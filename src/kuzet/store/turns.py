@@ -7,7 +7,8 @@ Under `wrk -c100` one worker of two used twice the CPU of the other, and the p99
 
 So each process first takes its turn here, with two file locks (`flock`) beside the database: it queues at the
 turnstile, takes the writer lock, and leaves the turnstile. A process that has just written must pass the turnstile
-again, where the waiting one stands, so busy processes take turns. The waits poll (every 0.2 ms) so that they give up
+again, where the waiting one stands, so busy processes take turns. The waits poll (the process next in line every
+0.2 ms, the others less often) so that they give up
 at the lock timeout ("the database is busy") instead of hanging behind a stopped process; the kernel drops a dead
 process's locks. SQLite's own lock still guards the data: a turn only orders who asks for it.
 """
@@ -26,7 +27,9 @@ from kuzet.core.errors import StoreError
 from kuzet.store.files import FILE_MODE, tighten
 
 POLL_S = 0.0002
-"""How often a waiting process looks at a lock again."""
+"""How often the process next in line looks at the writer lock again."""
+GATE_POLL_S = 0.002
+"""How often, at most, the others look at the turnstile (from POLL_S, doubling): only one process polls fast."""
 
 
 class WriterTurns:
@@ -54,9 +57,9 @@ class WriterTurns:
             return
         gate, writer = self._open()
         deadline = time.monotonic() + self.timeout_s
-        _take(gate, deadline)
+        _take(gate, deadline, GATE_POLL_S)
         try:
-            _take(writer, deadline)
+            _take(writer, deadline, POLL_S)
         finally:
             fcntl.flock(gate, fcntl.LOCK_UN)
         self._depth = 1
@@ -86,7 +89,8 @@ class WriterTurns:
             self._fds = None
 
 
-def _take(fd: int, deadline: float) -> None:
+def _take(fd: int, deadline: float, longest_s: float) -> None:
+    pause = POLL_S
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -96,4 +100,5 @@ def _take(fd: int, deadline: float) -> None:
                 raise StoreError(
                     "the database is busy (another process holds its write lock)", hint="retry in a moment"
                 ) from None
-            time.sleep(POLL_S)
+            time.sleep(pause)
+            pause = min(2 * pause, longest_s)
