@@ -191,7 +191,7 @@ class AuditedUnitOfWork:
         self._open.depth = getattr(self._open, "depth", 0) + 1
         # The witnesses get this process's checkpoints in commit order: the next transaction of this process waits
         # until this one's checkpoint is queued (other processes publish their own: see docs/governance.md).
-        with ctx.db.write_turn:
+        with ctx.db.writer_lock:
             try:
                 with ctx.db.session() as session:
                     ledger = AuditLedger(session, clock=ctx.clock.now)

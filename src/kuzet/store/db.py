@@ -176,8 +176,8 @@ class Database:
             ) from None
 
     @property
-    def write_turn(self) -> threading.RLock:
-        """The lock that gives this process's threads their turn to write (reentrant; `session` takes it too).
+    def writer_lock(self) -> threading.RLock:
+        """The lock that lets one thread of this process write at a time (reentrant; `session` takes it too).
 
         Hold it across a commit and what must follow the commits in their order: queuing the checkpoint for the
         witnesses.
