@@ -141,6 +141,9 @@ def transcode(src: Path, dst: Path, *, width: int, height: int, gop: int = 30) -
         rate = ins.average_rate
         outs = out.add_stream("libx264", rate=rate)
         outs.width, outs.height, outs.pix_fmt = width, height, "yuv420p"
+        # the input's time base, not 1/rate: rounding to a 1/29.97 s grid moved every frame by half a frame (15 ms),
+        # so the two streams' pictures of one moment were half a frame apart and "the nearest" was a coin toss
+        outs.codec_context.time_base = outs.time_base = ins.time_base
         outs.options = {"preset": "ultrafast", "g": str(gop), "bf": "0"}
         for frame in inp.decode(ins):
             scaled = frame.reformat(width=width, height=height, format="yuv420p")

@@ -252,22 +252,25 @@ class LiveStream:
         """Whether frames arrive a segment at a time (HLS): then the decoder waits for room instead of dropping."""
         untrusted = bool(demuxer & WALL_FORMATS) or self._stream.codec_context.name == "mjpeg"
         self.clock: str = "wall" if clock == "wall" or (clock == "auto" and untrusted) else "stream"
+        self.opened_at = time.monotonic()
         """Where frame times come from: `stream` or `wall`."""
         self._sink = make_sink(self._stream) if make_sink is not None else None
         self.ring = PacketRing(self._stream, keep_s=keep_s) if keep_s > 0 else None
         """The last `keep_s` seconds of packets, for pictures decoded on demand (None when not kept)."""
         self.size: tuple[int, int] | None = None
         """Width and height of the frames (None until the first is seen; read from the codec when not decoding)."""
-        self.offset: float | None = None
-        """Monotonic time minus stream time, at the least delayed frame seen: maps this stream's times onto
-        another connection's (a camera's sub- and main streams are two RTSP sessions with their own clocks)."""
+        self.offset: float | None = self.opened_at if self.clock == "wall" else None
+        """Monotonic time minus stream time: maps this stream's times onto another connection's (a camera's sub- and
+        main streams are two RTSP sessions with clocks of their own). On the stream's clock it is the lag of the
+        least delayed packet, taken as it is read, before any decoding, the same way on every stream of a camera
+        (a lag taken after decoding is later by the decoding time, on the analysed stream only). On the wall clock
+        it is the moment the connection opened, time zero of the frames' times."""
         self._frames: deque[Frame] = deque(maxlen=None if self.bursty else queue_size)
         self._room = queue_size
         self._ready = threading.Condition()
         self._failure: InputError | None = None
         self._stop = threading.Event()
         self.counters = StreamCounters()
-        self.opened_at = time.monotonic()
         self.last_frame_at = self.opened_at
         """Monotonic time of the newest frame queued for analysis (stall detection)."""
         role = "decode" if self._analyse else "record"  # a main stream's thread only demuxes and records
@@ -324,6 +327,8 @@ class LiveStream:
                 if packet.dts is None:
                     continue  # a flush packet at the end of the stream
                 self.counters.packets += 1
+                if wall is None and packet.pts is not None:
+                    self._arrived(float(packet.pts * packet.time_base), time.monotonic())
                 if not self._analyse:
                     self._record_only(packet)
                     continue
@@ -347,7 +352,7 @@ class LiveStream:
                             hint="raise ingest.max_pixels in the config or pick the camera's smaller stream",
                         )
                     image = np.asarray(vframe.to_ndarray(format="rgb24"), dtype=np.uint8)
-                    self._observe(t, image.shape[1], image.shape[0])
+                    self.size = (image.shape[1], image.shape[0])
                     self._push(Frame(image=image, pts=t, index=self.counters.decoded - 1, origin=self.name))
             self._fail(InputError(f"{self.name}: the stream ended", hint="the camera closed the connection"))
         except InputError as exc:
@@ -362,18 +367,18 @@ class LiveStream:
                 self._sink.close()
             self._container.close()  # this thread owns the connection: closed here, even after a late timeout
 
-    def _observe(self, t: float, width: int, height: int) -> None:
-        lag = time.monotonic() - t
+    def _arrived(self, t: float, at: float) -> None:
+        """A packet of stream time `t` was read at monotonic time `at`: the least delayed one sets `offset`."""
+        lag = at - t
         if self.offset is None or lag < self.offset:
             self.offset = lag
-        self.size = (width, height)
 
     def _record_only(self, packet: Any) -> None:
         """A packet of a stream that is recorded, not analysed: held, recorded on the monotonic clock, never decoded."""
         if packet.pts is None:
             return
         cc = self._stream.codec_context
-        self._observe(float(packet.pts * packet.time_base), cc.width, cc.height)
+        self.size = (cc.width, cc.height)
         if self.ring is not None:
             self.ring.add(packet)
         if self._sink is not None:
