@@ -29,12 +29,25 @@ def services(request: Request) -> Services:
     return found
 
 
+async def services_dependency(request: Request) -> Services:
+    """`services` for `Depends`: a coroutine, resolved on the event loop.
+
+    FastAPI runs a plain function dependency in its thread pool: a hand-over to a worker thread and back, on every
+    request, to read one attribute.
+    """
+    return services(request)
+
+
 def current_user(request: Request) -> User:
-    """The signed-in user (bearer token, or session cookie with CSRF on unsafe methods)."""
+    """The signed-in user (bearer token, or session cookie with CSRF on unsafe methods).
+
+    A plain function, so it runs in the thread pool: checking the session queries the database, which must not
+    block the event loop.
+    """
     return authenticate(request, services(request).users.authenticate)
 
 
-Svc = Annotated[Services, Depends(services)]
+Svc = Annotated[Services, Depends(services_dependency)]
 Actor = Annotated[User, Depends(current_user)]
 Id = Annotated[int, PathParam(ge=1, le=2**53, description="A record id")]
 Name = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
