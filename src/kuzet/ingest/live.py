@@ -252,8 +252,8 @@ class LiveStream:
         """Whether frames arrive a segment at a time (HLS): then the decoder waits for room instead of dropping."""
         untrusted = bool(demuxer & WALL_FORMATS) or self._stream.codec_context.name == "mjpeg"
         self.clock: str = "wall" if clock == "wall" or (clock == "auto" and untrusted) else "stream"
-        self.opened_at = time.monotonic()
         """Where frame times come from: `stream` or `wall`."""
+        self.opened_at = time.monotonic()
         self._sink = make_sink(self._stream) if make_sink is not None else None
         self.ring = PacketRing(self._stream, keep_s=keep_s) if keep_s > 0 else None
         """The last `keep_s` seconds of packets, for pictures decoded on demand (None when not kept)."""
