@@ -33,6 +33,17 @@ def test_bench_writes_figures_for_every_runtime_and_gallery(tmp_path: Path, data
     assert "face descriptor" in result.output
 
 
+def test_the_smallest_gallery_is_queried_once_per_template(tmp_path: Path, data_root: Path) -> None:
+    """100 templates (the least --gallery-size takes) and 200 queries: each template is queried once."""
+    out = tmp_path / "bench.json"
+    args = ["bench", "--data", str(data_root), "-o", str(out), "--no-video", "--chips", "4", "--gallery-size", "100"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    row = json.loads(out.read_text())["gallery"]["100"]
+    assert row["queries"] == 100
+    assert row["exact"]["recall_at_1"] == 1.0
+
+
 def test_bench_refuses_a_folder_without_the_data(tmp_path: Path) -> None:
     result = runner.invoke(app, ["bench", "--data", str(tmp_path), "-o", str(tmp_path / "b.json")])
     assert result.exit_code == 2
