@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -42,6 +43,26 @@ def test_the_smallest_gallery_is_queried_once_per_template(tmp_path: Path, data_
     row = json.loads(out.read_text())["gallery"]["100"]
     assert row["queries"] == 100
     assert row["exact"]["recall_at_1"] == 1.0
+
+
+def test_rounds_interleave_every_way_and_report_medians(tmp_path: Path, data_root: Path) -> None:
+    """--rounds 2 on one video: each config and the baseline run twice; fps and speedup are the rounds' medians."""
+    out = tmp_path / "bench.json"
+    args = ["bench", "--data", str(data_root), "-o", str(out), "--chips", "2", "--gallery-size", "100"]
+    args += ["--video", "car-detection.mp4", "--baseline-frames", "4", "--rounds", "2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    row = json.loads(out.read_text())["analyze"]["car-detection.mp4"]
+    base = row["face_recognition_style"]["fps_rounds"]
+    assert len(base) == 2 and row["face_recognition_style"]["fps"] == round(statistics.median(base), 2)
+    for name in ("default", "search_whole", "min_face_40", "no_motion_gate"):
+        fps = row[name]["fps_rounds"]
+        assert len(fps) == 2 and all(f > 0 for f in fps)
+        assert row[name]["fps"] == round(statistics.median(fps), 1)
+        ratios = [f / b for f, b in zip(fps, base, strict=True)]
+        assert abs(row[name]["speedup"] - statistics.median(ratios)) <= 0.05 + 1e-9
+        assert row[name]["frames"] == 377
+    assert row["default"]["gated_frames"] > 0 and row["no_motion_gate"]["gated_frames"] == 0
 
 
 def test_bench_refuses_a_folder_without_the_data(tmp_path: Path) -> None:

@@ -320,6 +320,12 @@ def bench(
     ] = None,
     no_video: Annotated[bool, typer.Option("--no-video", help="Skip the video figures.")] = False,
     chips: Annotated[int, typer.Option("--chips", min=1, help="Face chips for the embedder figures.")] = 96,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            "--rounds", min=1, max=20, help="Runs of each video, every way interleaved; medians are reported."
+        ),
+    ] = 1,
 ) -> None:
     """Speed: faces/s per embedder runtime, analyze frames/s against the face_recognition way, gallery latency."""
     from kuzet.bench import BenchOptions, run_bench
@@ -327,7 +333,7 @@ def bench(
     root = data or Path(os.environ.get("KUZET_DATA", "../shared/data"))
     if not (root / "faces").is_dir() or not (root / "video").is_dir():
         raise InputError(f"{root} has no faces/ and video/ folders", hint="pass --data ../shared/data")
-    options = BenchOptions(data=root, baseline_frames=baseline_frames, max_chips=chips)
+    options = BenchOptions(data=root, baseline_frames=baseline_frames, max_chips=chips, rounds=rounds)
     if videos:
         missing = [v for v in videos if not (root / "video" / v).is_file()]
         if missing:
