@@ -46,3 +46,19 @@ def test_policy_errors_are_explained(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_policy(p)
     assert "max_days" in info.value.message and "legal_basis_types" in info.value.message
+
+
+def test_a_default_enrolment_longer_than_the_maximum_is_refused(tmp_path: Path) -> None:
+    """Such a policy loaded fine, and then every enrolment that named no expiry was refused."""
+    base = "categories:\n  missing-person:\n    purpose: Find missing people.\n    max_days: 30\n"
+    base += "legal_basis_types: [missing-person-report]\n"
+    p = tmp_path / "p.yaml"
+    p.write_text(base + "enrolment:\n  max_days: 730\n  default_days: 1000\n")
+    with pytest.raises(ConfigError, match="default_days") as info:
+        load_policy(p)
+    assert "max_days" in info.value.message
+    p.write_text(base + "enrolment:\n  max_days: 730\n  default_days: 730\n")
+    assert load_policy(p).model.enrolment.default_days == 730
+    p.write_text(base + "version: 99\n")
+    with pytest.raises(ConfigError, match="version"):
+        load_policy(p)

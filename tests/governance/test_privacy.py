@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from kuzet.app import Kuzet
-from kuzet.core.errors import PermissionDenied, PolicyRefusal, StoreError
+from kuzet.core.errors import NotFoundError, PermissionDenied, PolicyRefusal, StoreError
 from kuzet.core.geometry import iou_matrix
 from kuzet.core.types import User
 from kuzet.detect.face.centerface import CenterFaceDetector
@@ -185,6 +185,15 @@ def test_key_rotation_keeps_everything_readable(service: Kuzet, team: dict[str, 
         team["aud"], "event", result.events[0].event_id, unredacted=True, justification="after rotation"
     )
     fresh.close()
+
+
+def test_a_hold_on_a_record_that_does_not_exist_is_refused(service: Kuzet, team: dict[str, User]) -> None:
+    """A mistyped id must not look like a hold: the real record would be left to retention."""
+    for kind in ("event", "alert", "person", "watchlist", "violation"):
+        with pytest.raises(NotFoundError, match=f"no {kind} 999 to hold"):
+            service.hold_add(team["aud"], "CASE-7", kind, 999, reason="evidence in case 7")
+    assert service.holds(team["aud"]) == []
+    assert not service.audit_log(team["aud"], action="hold.add")
 
 
 def test_purge_removes_what_is_due_and_nothing_else(service: Kuzet, team: dict[str, User], faces_dir: Path) -> None:
@@ -358,6 +367,18 @@ def test_refusals_of_privacy_actions_are_audited(service: Kuzet, team: dict[str,
             lambda: service.access_grant(admin, "olga", hours=500, justification="a long enough reason"),
             "access.grant_refused",
         ),
+        (
+            lambda: service.access_grant(admin, "olga", hours=1e-9, justification="a long enough reason"),
+            "access.grant_refused",
+        ),
+        (
+            lambda: service.access_grant(admin, "olga", hours=float("nan"), justification="a long enough reason"),
+            "access.grant_refused",
+        ),
+        (
+            lambda: service.access_grant(admin, "boss", hours=4, justification="I want to see for myself"),
+            "access.grant_refused",
+        ),
         (lambda: service.subject_search(team["aud"], photo, justification="x"), "subject.search_refused"),
         (lambda: service.subject_erase(team["aud"], photo, justification=""), "subject.erase_refused"),
         (lambda: service.hold_add(team["aud"], "", "event", 1, reason="r"), "hold.refused"),
@@ -371,6 +392,8 @@ def test_refusals_of_privacy_actions_are_audited(service: Kuzet, team: dict[str,
         with pytest.raises((PolicyRefusal, PermissionDenied)):
             attempt()
         assert service.audit_log(team["aud"], action=action), action
+    # each refused grant has its own entry: no justification, too long, too short, NaN hours, to oneself
+    assert len(service.audit_log(team["aud"], action="access.grant_refused")) == 5
 
 
 def test_redact_video_also_hides_what_the_camera_adds(tmp_path: Path, centerface: CenterFaceDetector) -> None:

@@ -37,6 +37,13 @@ def test_fps_sampling_keeps_requested_rate(video_dir: Path) -> None:
     assert np.mean(np.diff(pts)) == pytest.approx(0.5, abs=0.01)
 
 
+@pytest.mark.parametrize("fps", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_rate_that_is_not_a_positive_number_is_refused(video_dir: Path, fps: float) -> None:
+    """NaN slips past `fps <= 0` (and analysed one frame); infinity analysed every frame without saying so."""
+    with pytest.raises(InputError, match="--fps must be a positive number"):
+        open_source(str(video_dir / "car-detection.mp4"), fps=fps)
+
+
 def test_sampler_jumps_over_gaps() -> None:
     s = FrameSampler(1.0)
     kept = [t for t in [0.0, 0.4, 1.0, 1.5, 5.2, 5.9, 6.2] if s.keep(t)]

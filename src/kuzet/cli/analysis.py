@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kuzet.cli import common
-from kuzet.cli.common import console, err_console, session, write_json
+from kuzet.cli.common import console, err_console, session, writable, write_json
 from kuzet.core.types import Event, User
 from kuzet.services import views
 from kuzet.services.analysis import AnalysisResult, TrafficResult
@@ -95,9 +95,14 @@ def analyze(
     source: Annotated[str, typer.Argument(help="Video file, image, folder of images, or rtsp:// / http:// URL.")],
     camera: Annotated[str, typer.Option("--camera", help="Camera name recorded on the events.")] = "default",
     fps: Annotated[float | None, typer.Option("--fps", help="Analyse this many frames per second.")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the events as JSON to this file.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the events as JSON to this file.", callback=writable())
+    ] = None,
     traffic_json: Annotated[
-        Path | None, typer.Option("--traffic-json", help="Write passages and violations (traffic cameras) as JSON.")
+        Path | None,
+        typer.Option(
+            "--traffic-json", help="Write passages and violations (traffic cameras) as JSON.", callback=writable()
+        ),
     ] = None,
 ) -> None:
     """Find enrolled people and watchlist hits, and (traffic cameras) count, time and check vehicles."""

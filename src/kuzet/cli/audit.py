@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kuzet.audit.verify import load_trusted
-from kuzet.cli.common import TOKEN_ENV, console, err_console, json_out, session
+from kuzet.cli.common import MAX_ID, TOKEN_ENV, console, err_console, json_out, session
 from kuzet.core.errors import AuthError, InputError
 
 audit_app = typer.Typer(help="Verify and read the tamper-evident audit ledger.", no_args_is_help=True)
@@ -94,8 +94,8 @@ def audit_rotate_key() -> None:
 @audit_app.command("log")
 def audit_log(
     json_flag: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    start: Annotated[int, typer.Option("--from", min=1, help="First entry number.")] = 1,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many entries.")] = 1000,
+    start: Annotated[int, typer.Option("--from", min=1, max=MAX_ID, help="First entry number.")] = 1,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_ID, help="At most this many entries.")] = 1000,
     action: Annotated[str | None, typer.Option("--action", help="Only this action, e.g. watchlist.refused.")] = None,
 ) -> None:
     """Read the ledger (audited)."""
@@ -139,7 +139,7 @@ def audit_checkpoints() -> None:
 
 @audit_app.command("prove")
 def audit_prove(
-    entry: Annotated[int, typer.Argument(help="Ledger entry number.")],
+    entry: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Ledger entry number.")],
     json_flag: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Inclusion proof of one entry in the newest signed checkpoint (RFC 6962 audit path)."""
@@ -174,8 +174,8 @@ def audit_prove(
 
 @audit_app.command("consistency")
 def audit_consistency(
-    old: Annotated[int, typer.Argument(help="Earlier checkpoint id.")],
-    new: Annotated[int, typer.Argument(help="Later checkpoint id.")],
+    old: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Earlier checkpoint id.")],
+    new: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Later checkpoint id.")],
 ) -> None:
     """Consistency proof: the later checkpoint's ledger extends the earlier one without changing it."""
     services, actor = session()

@@ -159,6 +159,47 @@ def json_out(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+MAX_ID = 2**53
+"""The largest record id a command takes (the API's too): anything larger is refused before the database sees it."""
+
+
+def check_output(path: Path, *, suffixes: tuple[str, ...] = (), source: Path | None = None, what: str = "") -> None:
+    """Refuse an output path before any work is done.
+
+    Refused: a missing folder, a folder itself, a type the writer cannot make (`suffixes`, lower case with the
+    dot), and the `source` file itself (a copy must never replace its original).
+    """
+    if path.is_dir():
+        raise InputError(f"{path} is a folder", hint="give a file name for the output")
+    if not path.parent.is_dir():
+        raise InputError(
+            f"cannot write {path}: the folder {path.parent} does not exist", hint="create it first, or choose another"
+        )
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise InputError(
+            f"cannot write {what or 'the output'} as {path.name!r}", hint=f"name it with one of {', '.join(suffixes)}"
+        )
+    if source is not None and path.exists() and path.samefile(source):  # also through a link
+        raise InputError(
+            f"{path} is the source file itself: the copy would replace the original",
+            hint="write the output to another file",
+        )
+
+
+def writable(suffixes: tuple[str, ...] = ()) -> Any:
+    """A typer option callback: the output path is checked (`check_output`) before the command does any work."""
+
+    def check(value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                check_output(value, suffixes=suffixes)
+            except InputError as exc:
+                raise typer.BadParameter(f"{exc.message} ({exc.hint})" if exc.hint else str(exc.message)) from None
+        return value
+
+    return check
+
+
 def write_json(path: Path, data: object) -> None:
     """Write JSON to a file."""
     try:

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kuzet.cli.common import console, err_console, given_config, session
+from kuzet.cli.common import MAX_ID, check_output, console, err_console, given_config, session, writable
 from kuzet.config.models import KuzetConfig
 from kuzet.core.errors import InputError
 
@@ -17,6 +17,9 @@ media_app = typer.Typer(help="Export stored media (redacted by default).", no_ar
 access_app = typer.Typer(help="Time-limited access to unredacted media.", no_args_is_help=True)
 recordings_app = typer.Typer(help="Recordings of live cameras (encrypted; exports audited).", no_args_is_help=True)
 Justification = Annotated[str, typer.Option("--justification", help="Why (required, audited).")]
+IMAGE_OUTPUTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+VIDEO_OUTPUTS = (".mp4", ".m4v", ".mov", ".mkv")
+"""What `kuzet redact` writes: Pillow's image formats, and the containers that carry its H.264."""
 
 
 def _redact_image(source: Path, out: Path, cfg: KuzetConfig, method: str) -> None:
@@ -72,7 +75,10 @@ def redact(
     cfg = given_config()
     if not source.is_file():
         raise InputError(f"{source} does not exist or is not a file", hint="give an image or video file")
-    if is_still_image(source):
+    still = is_still_image(source)
+    kind = "a redacted image" if still else "a redacted video"
+    check_output(out, suffixes=IMAGE_OUTPUTS if still else VIDEO_OUTPUTS, source=source, what=kind)
+    if still:
         _redact_image(source, out, cfg, method)
     else:
         _redact_video(source, out, cfg, method)
@@ -81,7 +87,7 @@ def redact(
 @media_app.command("export")
 def media_export(
     kind: Annotated[str, typer.Argument(help="event, alert or watchlist (an entry's enrolled photo).")],
-    object_id: Annotated[int, typer.Argument(help="Its id.")],
+    object_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Its id.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Folder to write the JPEG file(s) to.")],
     unredacted: Annotated[bool, typer.Option("--unredacted", help="The original, unredacted media.")] = False,
     justification: Annotated[str, typer.Option("--justification", help="Why (required for --unredacted).")] = "",
@@ -114,7 +120,7 @@ def recordings_list(
 @recordings_app.command("export")
 def recordings_export(
     path: Annotated[str, typer.Argument(help="A path from `kuzet recordings list`.")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="MP4 file to write.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="MP4 file to write.", callback=writable((".mp4",)))],
     justification: Justification = "",
     unredacted: Annotated[
         bool, typer.Option("--unredacted", help="The camera's original video (reviewer/auditor or a grant).")

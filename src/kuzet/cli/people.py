@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from kuzet.cli.common import console, json_out, session
+from kuzet.cli.common import MAX_ID, console, json_out, session
 from kuzet.governance.watchlists import parse_expiry
 
 people_app = typer.Typer(help="Enrolments of consenting people: list, approve, reject, re-embed.")
@@ -76,7 +76,9 @@ def people(
 
 @people_app.command("approve")
 def people_approve(
-    person_id: Annotated[int, typer.Argument(help="Person id (from `kuzet people --status pending`).")],
+    person_id: Annotated[
+        int, typer.Argument(min=1, max=MAX_ID, help="Person id (from `kuzet people --status pending`).")
+    ],
     reason: Annotated[str, typer.Option("--reason", help="Why it is approved (audited).")] = "",
 ) -> None:
     """Approve a pending enrolment (approver role; not the person who enrolled them)."""
@@ -87,7 +89,7 @@ def people_approve(
 
 @people_app.command("reject")
 def people_reject(
-    person_id: Annotated[int, typer.Argument(help="Person id.")],
+    person_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Person id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why it is rejected (required, audited).")],
 ) -> None:
     """Reject a pending enrolment; its templates and photos are destroyed."""

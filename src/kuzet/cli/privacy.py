@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from kuzet.cli.common import console, session, write_json
+from kuzet.cli.common import MAX_ID, console, session, writable, write_json
 from kuzet.core.errors import InputError
 from kuzet.core.i18n import DEFAULT, Language
 from kuzet.services import views
@@ -30,11 +30,17 @@ SubjectPhoto = Annotated[Path, typer.Argument(help="A photo of the person asking
 def hold_add(
     case: Annotated[str, typer.Option("--case", help="Case reference.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (required, audited).")],
-    event: Annotated[int | None, typer.Option("--event", help="Hold this event.")] = None,
-    alert: Annotated[int | None, typer.Option("--alert", help="Hold this alert.")] = None,
-    person: Annotated[int | None, typer.Option("--person", help="Hold this person's records.")] = None,
-    watchlist: Annotated[int | None, typer.Option("--watchlist", help="Hold this entry's alerts.")] = None,
-    violation: Annotated[int | None, typer.Option("--violation", help="Hold this traffic violation.")] = None,
+    event: Annotated[int | None, typer.Option("--event", min=1, max=MAX_ID, help="Hold this event.")] = None,
+    alert: Annotated[int | None, typer.Option("--alert", min=1, max=MAX_ID, help="Hold this alert.")] = None,
+    person: Annotated[
+        int | None, typer.Option("--person", min=1, max=MAX_ID, help="Hold this person's records.")
+    ] = None,
+    watchlist: Annotated[
+        int | None, typer.Option("--watchlist", min=1, max=MAX_ID, help="Hold this entry's alerts.")
+    ] = None,
+    violation: Annotated[
+        int | None, typer.Option("--violation", min=1, max=MAX_ID, help="Hold this traffic violation.")
+    ] = None,
 ) -> None:
     """Put a record under legal hold: retention and erasure skip it until the case is released."""
     given = {"event": event, "alert": alert, "person": person, "watchlist": watchlist, "violation": violation}
@@ -88,7 +94,9 @@ def retention_run() -> None:
 def subject_search(
     photo: SubjectPhoto,
     justification: Reference,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON here.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the report as JSON here.", callback=writable())
+    ] = None,
 ) -> None:
     """What kuzet holds about a person: gallery records, events, watchlist entries, alerts, media."""
     services, actor = session()
@@ -123,7 +131,12 @@ def subject_erase(photo: SubjectPhoto, justification: Reference) -> None:
 def report_transparency(
     start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
     end: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD.")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="OUT.html, OUT.json or OUT.pdf.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "-o", "--out", help="OUT.html, OUT.json or OUT.pdf.", callback=writable((".html", ".json", ".pdf"))
+        ),
+    ],
     lang: Annotated[
         Language, typer.Option("--lang", help="Language of the HTML or PDF: kk (Kazakh), ru (Russian) or en (English).")
     ] = DEFAULT,

@@ -301,8 +301,11 @@ def demo(
             "the demo runs on its own SQLite store, never on a shared database",
             hint=f"unset {DATABASE_ENV} (and database.url in the --config file) for the demo",
         )
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root} is a file, not a folder", hint="give the demo a folder: kuzet --data-dir DIR demo")
     if root.exists() and any(root.iterdir()):
-        legacy = {p.name for p in root.iterdir()} == {"demo"}  # an older kuzet kept its demo in DATA_DIR/demo
+        # an older kuzet kept its demo's data directory in DATA_DIR/demo; a folder merely named so is not one
+        legacy = {p.name for p in root.iterdir()} == {"demo"} and (root / "demo" / "kuzet.db").is_file()
         if not (root / DEMO_MARK).is_file() and not legacy:
             raise InputError(
                 f"{root} holds data that is not kuzet's demo; the demo does not touch it",

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kuzet.cli import common
-from kuzet.cli.common import console, err_console, given_config, write_json
+from kuzet.cli.common import console, err_console, given_config, writable, write_json
 from kuzet.config.loading import load_config
 from kuzet.core.errors import ConfigError, InputError
 
@@ -89,8 +89,12 @@ def _limits(policy: Policy, name: str) -> str:
 def eval_pairs(
     root: Annotated[Path, typer.Option("--root", help="Folder the pair paths are relative to.")],
     pairs: Annotated[Path, typer.Option("--pairs", help="CSV of img1,img2,same.")],
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures as JSON here.")] = None,
-    plot: Annotated[Path | None, typer.Option("--plot", help="Draw the DET curve to this PNG.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the figures as JSON here.", callback=writable())
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Draw the DET curve to this PNG.", callback=writable((".png",)))
+    ] = None,
     models: Annotated[
         str | None,
         typer.Option(
@@ -141,7 +145,10 @@ def _print_pairs(reports: dict[str, PairsReport], *, title: str) -> None:
 
 @eval_app.command("calibrate")
 def eval_calibrate(
-    out: Annotated[Path, typer.Option("-o", "--out", help="Calibration JSON to write (DATA_DIR/calibration.json).")],
+    out: Annotated[
+        Path,
+        typer.Option("-o", "--out", help="Calibration JSON to write (DATA_DIR/calibration.json).", callback=writable()),
+    ],
     labels: Annotated[
         list[Path] | None,
         typer.Option("--labels", help="CSV of file,identity (repeat): every pair of its images is scored."),
@@ -199,7 +206,9 @@ RATES = (1e-2, 1e-3, 1e-4)
 def eval_redact(
     root: Annotated[Path, typer.Option("--root", help="Folder the image paths of the ground truth are relative to.")],
     gt: Annotated[Path, typer.Option("--gt", help="Ground truth in the WIDER FACE text format.")],
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures (and every miss) here.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the figures (and every miss) here.", callback=writable())
+    ] = None,
 ) -> None:
     """Redaction as it hides faces: share of faces hidden per face width and subset, and image area obscured."""
     from kuzet.eval.runner import run_redact_eval
@@ -230,7 +239,9 @@ def eval_redact(
 def eval_detect(
     root: Annotated[Path, typer.Option("--root", help="Folder the image paths of the ground truth are relative to.")],
     gt: Annotated[Path, typer.Option("--gt", help="Ground truth in the WIDER FACE text format.")],
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures here.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the figures here.", callback=writable())
+    ] = None,
     detector: Annotated[
         str | None,
         typer.Option(
@@ -262,7 +273,9 @@ def eval_detect(
 def eval_plates(
     labels: Annotated[Path, typer.Option("--labels", help="CSV of file,region,x,y,w,h,plate.")],
     root: Annotated[Path, typer.Option("--root", help="Folder the label paths are relative to.")],
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures and every read here.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the figures and every read here.", callback=writable())
+    ] = None,
     formats: Annotated[
         list[str] | None,
         typer.Option(
@@ -290,7 +303,7 @@ def eval_plates(
 @eval_app.command("make-pairs")
 def eval_make_pairs(
     labels: Annotated[Path, typer.Option("--labels", help="CSV of file,identity.")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="Pairs CSV to write.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Pairs CSV to write.", callback=writable())],
     seed: Annotated[int, typer.Option("--seed", help="Seed for sampling different-person pairs.")] = 0,
 ) -> None:
     """Build LFW-style pairs: every same-person pair plus as many random different-person pairs."""
@@ -306,9 +319,9 @@ def bench(
     data: Annotated[
         Path | None, typer.Option("--data", help="The shared data folder (faces/, video/); default $KUZET_DATA.")
     ] = None,
-    out: Annotated[Path, typer.Option("-o", "--out", help="Write the figures as JSON here.")] = Path(
-        "bench/results/bench.json"
-    ),
+    out: Annotated[
+        Path, typer.Option("-o", "--out", help="Write the figures as JSON here.", callback=writable())
+    ] = Path("bench/results/bench.json"),
     videos: Annotated[
         list[str] | None, typer.Option("--video", help="Video file names under video/ (repeat); default all three.")
     ] = None,
@@ -319,7 +332,7 @@ def bench(
         list[int] | None, typer.Option("--gallery-size", min=100, help="Gallery sizes (repeat); default 10k 100k 1M.")
     ] = None,
     no_video: Annotated[bool, typer.Option("--no-video", help="Skip the video figures.")] = False,
-    chips: Annotated[int, typer.Option("--chips", min=1, help="Face chips for the embedder figures.")] = 96,
+    chips: Annotated[int, typer.Option("--chips", min=2, help="Face chips for the embedder figures (2 or more).")] = 96,
     rounds: Annotated[
         int,
         typer.Option(

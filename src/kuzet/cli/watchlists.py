@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from kuzet.cli.common import console, json_out, session
+from kuzet.cli.common import MAX_ID, console, json_out, session
 from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.services import views
 
@@ -53,7 +53,7 @@ def watchlist_request(
 
 @watchlist_app.command("approve")
 def watchlist_approve(
-    entry_id: Annotated[int, typer.Argument(help="Entry id.")],
+    entry_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Entry id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why it is approved (required, audited).")],
 ) -> None:
     """Approve a requested entry (approver role; not its requester)."""
@@ -64,7 +64,7 @@ def watchlist_approve(
 
 @watchlist_app.command("reject")
 def watchlist_reject(
-    entry_id: Annotated[int, typer.Argument(help="Entry id.")],
+    entry_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Entry id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why it is rejected (required, audited).")],
 ) -> None:
     """Reject a requested entry; its template and photo are destroyed."""
@@ -75,7 +75,7 @@ def watchlist_reject(
 
 @watchlist_app.command("withdraw")
 def watchlist_withdraw(
-    entry_id: Annotated[int, typer.Argument(help="Entry id.")],
+    entry_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Entry id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why it is withdrawn early (required, audited).")],
 ) -> None:
     """Withdraw a pending or approved entry early (its requester or an approver); its template is destroyed."""
@@ -178,7 +178,7 @@ def _review(alert_id: int, decision: str, reason: str, *, wrong_match: bool = Fa
 
 @review_app.command("confirm")
 def review_confirm(
-    alert_id: Annotated[int, typer.Argument(help="Alert id.")],
+    alert_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Alert id.")],
     reason: Annotated[str, typer.Option("--reason", help="What you compared (required, audited).")],
 ) -> None:
     """Confirm that the alert shows the watchlisted person."""
@@ -187,7 +187,7 @@ def review_confirm(
 
 @review_app.command("reject")
 def review_reject(
-    alert_id: Annotated[int, typer.Argument(help="Alert id.")],
+    alert_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Alert id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why it is not the person (required, audited).")],
     wrong_match: Annotated[
         bool,
@@ -234,7 +234,7 @@ def _decide_mark(alert_id: int, decision: str, reason: str) -> None:
 
 @review_app.command("approve-mark")
 def review_approve_mark(
-    alert_id: Annotated[int, typer.Argument(help="The marked alert's id (`kuzet review marks`).")],
+    alert_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="The marked alert's id (`kuzet review marks`).")],
     reason: Annotated[str, typer.Option("--reason", help="What you compared (required, audited).")],
 ) -> None:
     """Approve another reviewer's wrong-match mark (compare the alert's best shots with the entry's photo first)."""
@@ -243,7 +243,7 @@ def review_approve_mark(
 
 @review_app.command("reject-mark")
 def review_reject_mark(
-    alert_id: Annotated[int, typer.Argument(help="The marked alert's id (`kuzet review marks`).")],
+    alert_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="The marked alert's id (`kuzet review marks`).")],
     reason: Annotated[str, typer.Option("--reason", help="Why the mark does not hold (required, audited).")],
 ) -> None:
     """Reject a reviewer's wrong-match mark: the appearance is destroyed and the same look is alerted again."""

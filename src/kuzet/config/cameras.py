@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ from kuzet.config.vision import (
     ObjectDetectorConfig,
     Point,
 )
+from kuzet.core.errors import InputError
 
 
 class CountingLine(Strict):
@@ -78,6 +80,22 @@ class TrafficConfig(Strict):
 
 CAMERA_NAME = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$"
 """Camera names become folder names (recordings, caches): no path separators and no leading dot (`.`, `..`)."""
+
+
+def checked_camera_name(name: str) -> str:
+    """A camera name given outside the config (`kuzet analyze --camera`), held to the config's rule.
+
+    Raises:
+        InputError: It is empty, longer than 64 characters, or has other characters than the config allows
+            (control characters reached the public transparency report).
+    """
+    if len(name) > 64 or not re.fullmatch(CAMERA_NAME, name):
+        raise InputError(
+            f"invalid camera name {name[:80]!r}",
+            hint="use 1-64 letters, digits, '_', '-' and '.' (not first), as the config's camera names",
+        )
+    return name
+
 
 SECRET_REF = r"^(env|secret):[A-Za-z_][A-Za-z0-9_.\-]*$"
 """A secret is never written in the config: `env:NAME` reads an environment variable, `secret:NAME` the secrets file."""

@@ -9,9 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kuzet.core.errors import InputError
 from kuzet.core.i18n import Phrase
 
 PENDING, APPROVED, REJECTED, EXPIRED, WITHDRAWN = "pending", "approved", "rejected", "expired", "withdrawn"
+STATUSES = (PENDING, APPROVED, REJECTED, EXPIRED, WITHDRAWN)
+
+
+def checked_status(status: str | None, allowed: tuple[str, ...]) -> str | None:
+    """A listing's status filter, refused when unknown (an empty list would read as "there are none").
+
+    Raises:
+        InputError: `status` is not one of `allowed`.
+    """
+    if status is not None and status not in allowed:
+        raise InputError(f"unknown status {status!r}", hint=f"use one of {', '.join(allowed)}")
+    return status
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,13 +101,22 @@ class EnrolmentPolicy(BaseModel):
     max_days: int = Field(730, ge=1, le=3650, description="Longest allowed time from enrolment to expiry, in days.")
     default_days: int = Field(365, ge=1, le=3650, description="Expiry of an enrolment that names none, in days.")
 
+    @model_validator(mode="after")
+    def _default_within_max(self) -> EnrolmentPolicy:
+        if self.default_days > self.max_days:
+            raise ValueError(
+                f"default_days ({self.default_days}) is longer than max_days ({self.max_days}): every enrolment "
+                "that names no expiry would be refused; make default_days at most max_days"
+            )
+        return self
+
 
 class PolicyModel(BaseModel):
     """The whole policy file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: int = Field(1, description="Policy format version.")
+    version: int = Field(1, ge=1, le=1, description="Policy format version (this kuzet reads version 1).")
     categories: dict[str, CategoryPolicy] = Field(..., description="Allowed categories by name.")
     legal_basis_types: list[str] = Field(..., min_length=1, description="Accepted kinds of legal basis.")
     languages: list[str] = Field(default_factory=lambda: ["en", "ru", "kk"], description="Screened languages.")

@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 from kuzet.core.i18n import Phrase
 
 PENDING, CONFIRMED, REJECTED = "pending", "confirmed", "rejected"
+STATUSES = (PENDING, CONFIRMED, REJECTED)
 DECISIONS = ("confirm", "reject")
 
 

@@ -7,6 +7,7 @@ analysis. Timestamps come from the stream's presentation times, never from the w
 from __future__ import annotations
 
 import errno
+import math
 import queue
 import re
 import threading
@@ -476,8 +477,8 @@ def open_source(spec: str, *, fps: float | None = None, config: IngestConfig | N
 
     """
     config = config or IngestConfig()
-    if fps is not None and fps <= 0:
-        raise InputError(f"--fps must be positive, got {fps}", hint="e.g. --fps 5")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):  # NaN passes `fps <= 0`
+        raise InputError(f"--fps must be a positive number, got {fps}", hint="e.g. --fps 5")
     if spec.startswith(NETWORK_SCHEMES):
         return VideoSource(spec, fps=fps, config=config)
     if "://" in spec:

@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 
 from kuzet.analytics.traffic import Passage, Violation, counting_lines_summary
 from kuzet.audit.ledger import Details
+from kuzet.config.cameras import checked_camera_name
 from kuzet.config.models import CameraConfig
 from kuzet.core.errors import KuzetError
 from kuzet.core.types import Event, FaceSample, Frame, Image, TrackDecision, User
@@ -97,6 +98,7 @@ class AnalysisService:
             on_frame: Called after each analysed frame (for progress bars).
         """
         self.uow.require(actor, "analysis.run")
+        checked_camera_name(camera)
         if self.retention is not None:
             self.retention.maybe_purge()  # retention runs on its own schedule, not when someone remembers
         session = AnalysisSession(self, actor, camera=camera, source=source)

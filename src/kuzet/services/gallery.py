@@ -15,7 +15,7 @@ from kuzet.core.errors import EnrolmentError, InputError
 from kuzet.core.i18n import Phrase
 from kuzet.core.timeutil import iso_utc
 from kuzet.core.types import Identity, User
-from kuzet.governance.approval import decision_refusal
+from kuzet.governance.approval import STATUSES, checked_status, decision_refusal
 from kuzet.governance.enrolment import ALL_CAMERAS, EnrolmentRequest, check_enrolment, in_scope, resolved_expiry
 from kuzet.governance.watchlists import expiry_instant
 from kuzet.ingest.images import load_image
@@ -376,6 +376,7 @@ class GalleryService:
     def people(self, actor: User, *, status: str | None = None) -> list[PersonSummary]:
         """Every enrolment (pending, approved, rejected, expired), with consent, scope and expiry (audited)."""
         self.uow.require(actor, "people.view")
+        checked_status(status, STATUSES)
         self.expire()
         with self.uow.read() as r:
             rows = r.gallery.people(status=status, model=self.ctx.config.face_embedder.type)

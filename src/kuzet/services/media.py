@@ -51,6 +51,10 @@ SEGMENT = re.compile(r"[0-9]{4}/[0-9]{2}/[0-9]{2}/[A-Za-z0-9_-]{1,80}\.mp4")
 """A segment as `Recording.segment` names it: no other shape is looked up (no `..`, no other folder or file)."""
 
 
+GRANT_MIN_HOURS = 5 / 60
+"""The shortest grant of unredacted access (a grant shorter than the time to use it only fills the ledger)."""
+
+
 class MediaService:
     """Snapshots, best shots, photos and recordings, exported; grants of unredacted access."""
 
@@ -78,13 +82,21 @@ class MediaService:
             reason=Phrase("a grant needs a written justification"),
             hint="explain why in at least 10 characters",
         )
-        if not 0 < hours <= 72:
+        if not GRANT_MIN_HOURS <= hours <= 72:  # also NaN
             raise self.uow.refuse(
                 actor,
                 "access.grant_refused",
                 object=obj,
-                reason=Phrase("a grant lasts between a few minutes and 72 hours"),
+                reason=Phrase("a grant lasts between 5 minutes and 72 hours"),
                 hint="e.g. --hours 4",
+            )
+        if name == actor.name:
+            raise self.uow.refuse(
+                actor,
+                "access.grant_refused",
+                object=obj,
+                reason=Phrase("nobody grants unredacted access to themselves"),
+                hint="another administrator grants it, and the ledger shows who",
             )
         with self.uow.tx() as w:
             user = w.users.by_name(name)

@@ -9,13 +9,14 @@ from datetime import datetime
 from kuzet.core.errors import InputError, KuzetError
 from kuzet.core.i18n import Phrase
 from kuzet.core.types import User
-from kuzet.governance.approval import decision_refusal
+from kuzet.governance.approval import checked_status, decision_refusal
 from kuzet.governance.policy import Policy, checked_severity
 from kuzet.governance.review import (
     DECISIONS,
     MARK_DECISIONS,
     NO_REASON,
     PENDING,
+    STATUSES,
     Alert,
     WrongMatchMark,
     review_refusal,
@@ -62,9 +63,10 @@ class ReviewService:
         in the policy); viewing them is audited.
 
         Raises:
-            InputError: An unknown severity.
+            InputError: An unknown status or severity.
         """
         self.uow.require(actor, "alerts.view")
+        checked_status(status, STATUSES)
         policy = self.ctx.policy
         only: list[str] | None = None
         never: list[str] = []

@@ -13,6 +13,7 @@ from kuzet.core.i18n import Phrase
 from kuzet.core.types import Identity, TrackDecision, User
 from kuzet.detect.plate.formats import clean as clean_plate
 from kuzet.governance import watchlists as wl
+from kuzet.governance.approval import checked_status
 from kuzet.governance.policy import CategoryPolicy
 from kuzet.services.context import ServiceContext
 from kuzet.services.gallery import GalleryService, four_eyes
@@ -221,6 +222,7 @@ class WatchlistService:
     def show(self, actor: User, *, status: str | None = None) -> list[wl.WatchlistEntry]:
         """Watchlist entries (never their templates); viewing them is audited."""
         self.uow.require(actor, "watchlist.view")
+        checked_status(status, wl.STATUSES)
         self.expire()
         with self.uow.read() as r:
             rows = r.watchlists.list(status=status)

@@ -8,8 +8,27 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kuzet.core.errors import NotFoundError
 from kuzet.core.timeutil import aware
-from kuzet.store.models import AccessGrantRow, HoldRow
+from kuzet.store.models import (
+    AccessGrantRow,
+    AlertRow,
+    Base,
+    EventRow,
+    HoldRow,
+    PersonRow,
+    ViolationRow,
+    WatchlistEntryRow,
+)
+
+_HELD_ROWS: dict[str, type[Base]] = {
+    "event": EventRow,
+    "alert": AlertRow,
+    "person": PersonRow,
+    "watchlist": WatchlistEntryRow,
+    "violation": ViolationRow,
+}
+"""The table of each kind of record a hold can keep."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +49,17 @@ class HoldRepository:
         self.session = session
 
     def add(self, case: str, object_type: str, object_id: int, *, reason: str, user_id: int, now: datetime) -> int:
-        """Place a hold; returns its id."""
+        """Place a hold; returns its id.
+
+        Raises:
+            NotFoundError: There is no such record (a mistyped id would hold nothing and leave the real record to
+                retention).
+        """
+        table = _HELD_ROWS.get(object_type)
+        if table is None or self.session.get(table, object_id) is None:
+            raise NotFoundError(
+                f"there is no {object_type} {object_id} to hold", hint="check the id (kuzet events, people, ...)"
+            )
         row = HoldRow(
             case_ref=case,
             object_type=object_type,
