@@ -58,9 +58,10 @@ def test_rounds_interleave_every_way_and_report_medians(tmp_path: Path, data_roo
     for name in ("default", "search_whole", "min_face_40", "no_motion_gate"):
         fps = row[name]["fps_rounds"]
         assert len(fps) == 2 and all(f > 0 for f in fps)
-        assert row[name]["fps"] == round(statistics.median(fps), 1)
+        # the rounds are kept to 2 decimals and the medians rounded to 1: equal within that rounding
+        assert abs(row[name]["fps"] - statistics.median(fps)) <= 0.05 + 0.006
         ratios = [f / b for f, b in zip(fps, base, strict=True)]
-        assert abs(row[name]["speedup"] - statistics.median(ratios)) <= 0.05 + 1e-9
+        assert abs(row[name]["speedup"] - statistics.median(ratios)) <= 0.05 + 0.002
         assert row[name]["frames"] == 377
     assert row["default"]["gated_frames"] > 0 and row["no_motion_gate"]["gated_frames"] == 0
 
