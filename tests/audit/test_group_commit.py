@@ -99,6 +99,47 @@ def test_a_single_caller_commits_at_once() -> None:
     assert batches == [1, 1, 1]
 
 
+def test_queued_entries_are_settled_only_once_committed_and_close_commits_what_waits() -> None:
+    committed: list[str] = []
+    gate = threading.Event()
+
+    def commit(entries: list[NewEntry]) -> None:
+        gate.wait(5)  # the first commit holds until the test has looked
+        committed.extend(e.object for e in entries)
+
+    group = GroupCommit(commit)
+    futures = [group.enqueue(_entry(i)) for i in range(5)]
+    time.sleep(0.05)
+    assert not any(f.done() for f in futures)  # nothing settled before its commit
+    gate.set()
+    for f in futures:
+        f.result(timeout=5)
+    assert sorted(committed) == sorted(f"item:{i}" for i in range(5))
+    late = group.enqueue(_entry(5))
+    group.close()  # commits what is queued, then stops the committer
+    assert late.done() and "item:5" in committed
+    with pytest.raises(StoreError, match="closed"):
+        group.enqueue(_entry(6))
+
+
+def test_a_failed_commit_fails_every_queued_entry_of_its_batch_and_the_committer_goes_on() -> None:
+    fail = threading.Event()
+    fail.set()
+
+    def commit(entries: list[NewEntry]) -> None:
+        if fail.is_set():
+            raise RuntimeError("disk full")
+
+    group = GroupCommit(commit)
+    first = group.enqueue(_entry(0))
+    with pytest.raises(StoreError, match="the audit entry could not be written: disk full"):
+        first.result(timeout=5)
+    fail.clear()
+    group.enqueue(_entry(1)).result(timeout=5)  # the committer thread survived the failure
+    group.submit(_entry(2))  # and a waiting caller still leads its own commit
+    group.close()
+
+
 @pytest.mark.store
 def test_threads_reading_events_leave_one_verified_chain_with_fewer_checkpoints(tmp_path: Path) -> None:
     svc = build_services(tmp_path / "data")

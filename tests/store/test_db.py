@@ -12,7 +12,7 @@ from kuzet.core.errors import StoreError
 from kuzet.store.crypto import DataCipher, key_id
 from kuzet.store.db import HEAD_REVISION, Database
 from kuzet.store.media import MediaStore
-from kuzet.store.repositories.events import EventRepository, NewEvent, RunRecord
+from kuzet.store.repositories.events import EventRepository, NewEvent, RunRecord, list_events
 from kuzet.store.repositories.gallery import GalleryRepository, NewTemplate
 from tests.support.rawdb import new_database
 
@@ -90,7 +90,7 @@ def test_failed_transaction_stores_nothing(db: Database) -> None:
         raise RuntimeError("crash mid-way")
     with db.session() as s:
         assert GalleryRepository(s).people() == []
-        assert EventRepository(s).list() == []
+    assert list_events(db) == []
 
 
 def test_events_filter_by_camera_and_identity(db: Database) -> None:
@@ -104,11 +104,18 @@ def test_events_filter_by_camera_and_identity(db: Database) -> None:
         run = RunRecord(cam, "src", datetime.datetime.now(datetime.UTC), 10, 2, 2, 1, 1)
         with db.session() as s:
             EventRepository(s).save_run(run, [NewEvent(ann.person_id, "Ann", 0.95, 1.0, 2.0, 3, "x.jpg")], now=NOW)
+    # read on the driver (`Database.fetch`): parameters and columns converted as the ORM converts them
+    listed = list_events(db)
+    assert [e.camera for e in listed] == ["hall", "gate"]  # newest first
+    assert [e.camera for e in list_events(db, camera="gate")] == ["gate"]
+    assert list_events(db, identity="Nobody") == []
     with db.session() as s:
-        repo = EventRepository(s)
-        assert len(repo.list()) == 2
-        assert [e.camera for e in repo.list(camera="gate")] == ["gate"]
-        assert repo.list(identity="Nobody") == []
+        stored = [EventRepository(s).get(e.event_id) for e in listed]
+    assert listed == stored  # the same events, times and all, as the session's way of reading them
+    day = datetime.timedelta(days=1)
+    assert len(list_events(db, since=NOW - day, until=NOW + day)) == 2  # datetimes bound as the column stores them
+    assert list_events(db, since=NOW + day) == [] and list_events(db, until=NOW - day) == []
+    assert [e.camera for e in list_events(db, limit=1, offset=1)] == ["gate"]
 
 
 def test_media_store_refuses_escaping_paths(tmp_path: Path) -> None:

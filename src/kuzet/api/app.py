@@ -11,7 +11,7 @@ from starlette.types import ASGIApp
 
 from kuzet.api import docs, errors
 from kuzet.api.routers import ROUTERS
-from kuzet.api.security import BodyGuard, SecurityHeaders
+from kuzet.api.security import AnswerAfterAudit, BodyGuard, SecurityHeaders
 from kuzet.services.container import Services
 
 DESCRIPTION = (
@@ -25,12 +25,17 @@ class KuzetAPI(FastAPI):
     """FastAPI with the security headers outside every layer, Starlette's error handling included.
 
     A middleware added with `add_middleware` sits inside `ServerErrorMiddleware`, so the 500 answer to an unexpected
-    exception would go out without the headers; wrapping the whole stack puts them on that answer too.
+    exception would go out without the headers, or before its request's audit entries are committed; wrapping the
+    whole stack holds that answer too.
     """
 
     def build_middleware_stack(self) -> ASGIApp:
-        """Starlette's stack (error handling, the added middleware, the routes) inside `SecurityHeaders`."""
-        return SecurityHeaders(super().build_middleware_stack())
+        """Starlette's stack (error handling, the added middleware, the routes) inside `AnswerAfterAudit`.
+
+        Both wrap the whole stack: an error answer, a 500 too, waits for its request's audit entries and carries the
+        security headers.
+        """
+        return SecurityHeaders(AnswerAfterAudit(super().build_middleware_stack()))
 
 
 def create_app(services: Services, *, secure_cookies: bool | None = None) -> FastAPI:

@@ -13,8 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kuzet.core.errors import AuthError
+from kuzet.core.errors import AuthError, KuzetError
 from kuzet.core.types import User
+from kuzet.services.group_commit import DEFERRED, Deferred
 
 SESSION_COOKIE = "kuzet_session"
 CSRF_COOKIE = "kuzet_csrf"
@@ -55,6 +56,47 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class AnswerAfterAudit:
+    """ASGI middleware: no answer starts before every ledger entry its request recorded is committed.
+
+    A request's audit entries are queued for the group commit while its thread goes on (`group_commit.Deferred`):
+    the thread is free for the next request instead of waiting out a commit. The answer is held here until they are
+    durable; if their commit failed, the answer is a 503 saying so and the route's answer is never sent. Once an
+    answer has started (a streamed body), later entries are waited for where they are recorded.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the request with its entries deferred; hold its answer until they are committed."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deferred = Deferred()
+        token = DEFERRED.set(deferred)
+        failed = False
+
+        async def after_audit(message: Message) -> None:
+            nonlocal failed
+            if failed:
+                return  # the route's answer, after the 503 that replaced it
+            if message["type"] == "http.response.start":
+                deferred.open = False
+                try:
+                    await deferred.settled()
+                except KuzetError as exc:
+                    failed = True
+                    await _plain(send, 503, "StoreError", str(exc.message), hint=exc.hint)
+                    return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, after_audit)
+        finally:
+            DEFERRED.reset(token)
 
 
 def client_address(request: Request, trusted_proxies: list[str] | None = None) -> str:
@@ -202,9 +244,15 @@ def _mib(n: int) -> str:
 
 
 async def _plain(
-    send: Send, status: int, kind: str, message: str, extra: list[tuple[bytes, bytes]] | None = None
+    send: Send,
+    status: int,
+    kind: str,
+    message: str,
+    extra: list[tuple[bytes, bytes]] | None = None,
+    *,
+    hint: str = "see /docs",
 ) -> None:
-    body = json.dumps({"error": {"type": kind, "message": message, "hint": "see /docs"}}).encode()
+    body = json.dumps({"error": {"type": kind, "message": message, "hint": hint}}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(extra or [])]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -47,7 +47,8 @@ class Services:
     dashboard: DashboardService
 
     def close(self) -> None:
-        """Deliver queued checkpoints to the witnesses and release the database."""
+        """Commit queued ledger entries, deliver queued checkpoints to the witnesses and release the database."""
+        self.uow.close()
         self.ctx.close()
 
 

@@ -17,6 +17,7 @@ from kuzet.services import views
 from kuzet.services.context import ServiceContext
 from kuzet.services.uow import AuditedUnitOfWork
 from kuzet.store.evidence import verify_evidence
+from kuzet.store.repositories.events import list_events
 
 
 class RecordService:
@@ -40,8 +41,9 @@ class RecordService:
     ) -> list[Event]:
         """Stored events, newest first; viewing them is audited."""
         self.uow.require(actor, "events.view")
-        with self.uow.read() as r:
-            rows = r.events.list(camera=camera, identity=identity, limit=limit, offset=offset, since=since, until=until)
+        rows = list_events(
+            self.ctx.db, camera=camera, identity=identity, limit=limit, offset=offset, since=since, until=until
+        )
         details = {"camera": camera, "identity": identity, "count": len(rows)}
         self.uow.record(actor, "events.view", justification=justification, details=details)
         return rows
@@ -64,8 +66,7 @@ class RecordService:
             reason=Phrase("an export needs a written justification"), hint="say why, e.g. the case or request number",
         )  # fmt: skip
         self.uow.screen(actor, "events.export_refused", "events", {"justification": why})
-        with self.uow.read() as r:
-            rows = r.events.list(camera=camera, identity=identity, limit=limit, offset=0, since=since, until=until)
+        rows = list_events(self.ctx.db, camera=camera, identity=identity, limit=limit, since=since, until=until)
         details = {"camera": camera, "identity": identity, "count": len(rows), "format": "csv"}
         self.uow.record(actor, "events.export", justification=why, details=details)
         out = io.StringIO()

@@ -13,17 +13,17 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
 from kuzet.audit.ledger import AuditLedger, Checkpoint, Details, NewEntry
 from kuzet.audit.signing import LedgerSigner
-from kuzet.core.errors import KuzetError, PermissionDenied, PolicyRefusal, StoreError
+from kuzet.core.errors import PermissionDenied, PolicyRefusal
 from kuzet.core.types import User
 from kuzet.services import permissions
 from kuzet.services.context import ServiceContext
+from kuzet.services.group_commit import DEFERRED, GroupCommit
 from kuzet.store.repositories.alerts import AlertRepository
 from kuzet.store.repositories.changes import ChangeFeed
 from kuzet.store.repositories.events import EventRepository
@@ -110,66 +110,6 @@ class Work:
         )
 
 
-class GroupCommit:
-    """Group commit of ledger entries: whoever arrives while no commit runs commits every entry waiting, in one go.
-
-    A caller queues its entry; if no commit is under way it becomes the leader: it takes every queued entry (its
-    own and those queued while the previous commit ran), commits them in one transaction with one signed
-    checkpoint, and wakes their callers. Everyone else waits for the commit that holds their entry. Each caller
-    returns only once its own entry is durable, or raises the commit's error: no request is answered on an entry
-    that was not written. With one caller at a time (the command line) this is one transaction per entry, as before;
-    under load, one transaction (one fsync, one signature) serves every request that arrived during the previous one.
-    """
-
-    def __init__(self, commit: Callable[[list[NewEntry]], None], *, max_batch: int = 2000) -> None:
-        self._commit = commit
-        self._max_batch = max_batch
-        self._cond = threading.Condition()
-        self._queue: list[_Waiting] = []
-        self._leading = False
-
-    def submit(self, entry: NewEntry) -> None:
-        """Queue `entry` and return once it is committed (or raise why it could not be)."""
-        me = _Waiting(entry)
-        with self._cond:
-            self._queue.append(me)
-        while True:
-            with self._cond:
-                while self._leading and not me.done:
-                    self._cond.wait()
-                if me.done:
-                    break
-                self._leading = True  # lead until my own entry is in a committed (or failed) batch
-                batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
-            error: BaseException | None = None
-            try:
-                self._commit([w.entry for w in batch])
-            except BaseException as exc:  # every caller of the batch hears of it; a KeyboardInterrupt too
-                error = exc
-            with self._cond:
-                for w in batch:
-                    w.error, w.done, w.leader = error, True, me
-                self._leading = False
-                self._cond.notify_all()
-        error = me.error
-        if error is None:
-            return
-        if me.leader is me:  # this thread's own commit failed: its error as it was raised
-            raise error
-        if isinstance(error, KuzetError):  # the others: the same message in an exception of their own
-            raise StoreError(error.message, hint=error.hint) from error
-        raise StoreError(f"the audit entry could not be written: {error}", hint="retry in a moment") from error
-
-
-@dataclass(slots=True, eq=False)
-class _Waiting:
-    entry: NewEntry
-    done: bool = False
-    error: BaseException | None = None
-    leader: _Waiting | None = None
-    """Whose commit settled this entry."""
-
-
 class AuditedUnitOfWork:
     """Transactions with their audit entries and checkpoints, refusals, and the permission check."""
 
@@ -187,6 +127,7 @@ class AuditedUnitOfWork:
         order, and marked committed in the copy.
         """
         ctx = self.ctx
+        _own_entries_first()
         cp: Checkpoint | None = None
         self._open.depth = getattr(self._open, "depth", 0) + 1
         # The witnesses get this process's checkpoints in commit order: the next transaction of this process waits
@@ -220,6 +161,7 @@ class AuditedUnitOfWork:
     @contextmanager
     def read(self) -> Iterator[Work]:
         """A read transaction (no lock, no ledger entry): for plain reads that are not anyone's data."""
+        _own_entries_first()
         with self.ctx.db.read() as session:
             yield Work(session, AuditLedger(session, clock=self.ctx.clock.now), self.ctx.origin)
 
@@ -235,13 +177,23 @@ class AuditedUnitOfWork:
         """One ledger entry, committed (with a signed checkpoint) before this returns.
 
         Entries recorded at the same time by several threads (the requests a server answers at once) are appended
-        in one transaction with one checkpoint: see `GroupCommit`. Never call it inside an open `tx()`.
+        in one transaction with one checkpoint: see `GroupCommit`. Within a request of the API the entry is queued
+        and this returns at once; the request's answer waits for it (`group_commit.Deferred`). Never call it inside
+        an open `tx()`.
         """
         if getattr(self._open, "depth", 0):
             # the commit needs the write lock this thread holds: it would wait for itself
             raise RuntimeError(f"record({action!r}) inside an open transaction: write it with w.audit instead")
-        name = actor.name if actor else SYSTEM
-        self._group.submit(NewEntry(name, action, object, justification, details, self.ctx.origin))
+        entry = NewEntry(actor.name if actor else SYSTEM, action, object, justification, details, self.ctx.origin)
+        deferred = DEFERRED.get()
+        if deferred is not None and deferred.open:
+            deferred.futures.append(self._group.enqueue(entry))
+        else:
+            self._group.submit(entry)
+
+    def close(self) -> None:
+        """Commit the entries still queued (and stop the committer thread)."""
+        self._group.close()
 
     def _commit_entries(self, entries: list[NewEntry]) -> None:
         with self.tx() as w:
@@ -278,3 +230,10 @@ class AuditedUnitOfWork:
         refusal = self.ctx.policy.screener.screen_all(fields)
         if refusal is not None:
             raise self.refuse(actor, action, object=obj, reason=refusal.reason)
+
+
+def _own_entries_first() -> None:
+    """Within a request, wait for the entries it has queued: its later reads and writes come after them."""
+    deferred = DEFERRED.get()
+    if deferred is not None and deferred.futures:
+        deferred.wait()

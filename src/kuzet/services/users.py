@@ -8,6 +8,7 @@ from kuzet.core.i18n import Phrase
 from kuzet.core.types import User
 from kuzet.services.context import ServiceContext
 from kuzet.services.uow import AuditedUnitOfWork
+from kuzet.store.repositories.users import session_user
 
 
 class UserService:
@@ -87,8 +88,7 @@ class UserService:
 
     def authenticate(self, token: str) -> User:
         """The user a session token belongs to."""
-        with self.uow.read() as r:
-            return r.users.user_for_token(token, now=self.ctx.now())
+        return session_user(self.ctx.db, token, now=self.ctx.now())
 
     def logout(self, token: str) -> None:
         """End a session."""

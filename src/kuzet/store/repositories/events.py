@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, Row, bindparam, func, select
+from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from kuzet.core.errors import NotFoundError
 from kuzet.core.timeutil import iso_utc
 from kuzet.core.types import Event
+from kuzet.store.db import Database
 from kuzet.store.models import AnalysisRunRow, EventRow
 
 
@@ -97,22 +98,6 @@ class EventRepository:
         self.session.flush()
         return row.id, [_event(r) for r in rows]
 
-    def list(
-        self,
-        *,
-        camera: str | None = None,
-        identity: str | None = None,
-        limit: int = 1000,
-        offset: int = 0,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> list[Event]:
-        """Stored events, newest first, optionally filtered by camera, identity and creation time."""
-        query = _listing(since is not None, until is not None, bool(camera), bool(identity))
-        values = {"since": since, "until": until, "camera": camera, "identity": identity}
-        found = self.session.connection().execute(query, {"limit": limit, "offset": offset, **values})
-        return [_event(r) for r in found]
-
     def run_of_commit(self, commit_key: str) -> int | None:
         """The run whose last commit had `commit_key` (a commit whose answer was lost did happen), else None."""
         found = self.session.scalar(select(AnalysisRunRow.id).where(AnalysisRunRow.last_commit == commit_key))
@@ -174,8 +159,27 @@ _EVENT_COLUMNS = (EventRow.id, EventRow.camera, EventRow.identity, EventRow.pers
 """What an `Event` is made of: read as columns, which costs less than loading `EventRow` objects."""
 
 
+def list_events(
+    db: Database,
+    *,
+    camera: str | None = None,
+    identity: str | None = None,
+    limit: int = 1000,
+    offset: int = 0,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[Event]:
+    """Stored events, newest first, optionally filtered by camera, identity and creation time.
+
+    The API lists events on every request: one query, run on the driver (`Database.fetch`), outside any session.
+    """
+    query = _listing(since is not None, until is not None, bool(camera), bool(identity))
+    values = {"since": since, "until": until, "camera": camera, "identity": identity}
+    return [_event(r) for r in db.fetch(query, {"limit": limit, "offset": offset, **values})]
+
+
 @functools.cache
-def _listing(since: bool, until: bool, camera: bool, identity: bool) -> Executable:
+def _listing(since: bool, until: bool, camera: bool, identity: bool) -> Select[*tuple[Any, ...]]:
     """The events listing with the filters given, built once per combination of filters.
 
     The API lists events on every request; a statement built once keeps SQLAlchemy's cache key and compiled SQL.

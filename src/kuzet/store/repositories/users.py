@@ -16,6 +16,7 @@ from kuzet.core.i18n import Phrase
 from kuzet.core.timeutil import aware
 from kuzet.core.types import User
 from kuzet.governance.users import NAME_PATTERN, check_password, check_roles
+from kuzet.store.db import Database
 from kuzet.store.models import SessionRow, ThrottleRow, UserRow
 
 SESSION_HOURS = 12
@@ -31,6 +32,22 @@ _SESSION_USER = (
 )
 """The session and its user in one query: every authenticated request runs it, so it is built once (SQLAlchemy
 then reuses its cache key and compiled SQL instead of building both per request)."""
+
+
+def session_user(db: Database, token: str, *, now: datetime) -> User:
+    """The user a valid, unexpired session token belongs to.
+
+    Every authenticated request asks: one query, run on the driver (`Database.fetch`), outside any session.
+    """
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    found = next(iter(db.fetch(_SESSION_USER, {"digest": digest})), None)
+    if found is None or found.revoked:
+        raise AuthError("the session is not valid", hint="sign in again with `kuzet login NAME --password-stdin`")
+    if aware(found.expires_at) <= now:
+        raise AuthError("the session has expired", hint="sign in again with `kuzet login NAME --password-stdin`")
+    if found.id is None or not found.active:
+        raise AuthError("the account is disabled", hint="ask an administrator")
+    return User(user_id=found.id, name=found.name, roles=frozenset(r for r in found.roles.split(",") if r))
 
 
 def _user(row: UserRow) -> User:
@@ -107,18 +124,6 @@ class UserRepository:
         )
         self.session.flush()
         return token
-
-    def user_for_token(self, token: str, *, now: datetime) -> User:
-        """The user a valid, unexpired session token belongs to."""
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        found = self.session.connection().execute(_SESSION_USER, {"digest": digest}).first()
-        if found is None or found.revoked:
-            raise AuthError("the session is not valid", hint="sign in again with `kuzet login NAME --password-stdin`")
-        if aware(found.expires_at) <= now:
-            raise AuthError("the session has expired", hint="sign in again with `kuzet login NAME --password-stdin`")
-        if found.id is None or not found.active:
-            raise AuthError("the account is disabled", hint="ask an administrator")
-        return User(user_id=found.id, name=found.name, roles=frozenset(r for r in found.roles.split(",") if r))
 
     def revoke(self, token: str) -> bool:
         """End a session; True if there was one."""
