@@ -133,6 +133,21 @@ def test_sql_lives_only_in_the_store_and_the_ledger() -> None:
     assert not wrong, "\n".join(wrong)
 
 
+def test_request_statuses_are_defined_once() -> None:
+    """Watchlist entries and enrolments share one set of statuses (`governance.approval`); nothing defines its own."""
+    defining = sorted(
+        {
+            m.name
+            for m in MODULES
+            for node in m.tree.body
+            if isinstance(node, ast.Assign)
+            for c in (node.value.elts if isinstance(node.value, ast.Tuple) else [node.value])
+            if isinstance(c, ast.Constant) and c.value in ("approved", "withdrawn")  # `X = "approved"`, `A, B = ...`
+        }
+    )
+    assert defining == ["governance/approval.py"]
+
+
 def _calls(m: Module) -> list[tuple[int, str]]:
     """(line, dotted name) of every call in a module, e.g. (12, "actor.has") or (30, "datetime.now")."""
     out = []

@@ -14,6 +14,7 @@ from kuzet.core.i18n import Phrase
 
 PENDING, APPROVED, REJECTED, EXPIRED, WITHDRAWN = "pending", "approved", "rejected", "expired", "withdrawn"
 STATUSES = (PENDING, APPROVED, REJECTED, EXPIRED, WITHDRAWN)
+"""Every status of a request (a watchlist entry or an enrolment), defined here only: listings check against it."""
 
 
 def checked_status(status: str | None, allowed: tuple[str, ...]) -> str | None:

@@ -10,9 +10,6 @@ from kuzet.core.i18n import Phrase
 from kuzet.governance.policy import Policy
 from kuzet.governance.screening import Refusal
 
-PENDING, APPROVED, REJECTED, EXPIRED, WITHDRAWN = "pending", "approved", "rejected", "expired", "withdrawn"
-STATUSES = (PENDING, APPROVED, REJECTED, EXPIRED, WITHDRAWN)
-
 
 @dataclass(frozen=True, slots=True)
 class WatchlistRequest:

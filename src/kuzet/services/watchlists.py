@@ -13,7 +13,7 @@ from kuzet.core.i18n import Phrase
 from kuzet.core.types import Identity, TrackDecision, User
 from kuzet.detect.plate.formats import clean as clean_plate
 from kuzet.governance import watchlists as wl
-from kuzet.governance.approval import checked_status
+from kuzet.governance.approval import APPROVED, PENDING, REJECTED, STATUSES, checked_status
 from kuzet.governance.policy import CategoryPolicy
 from kuzet.services.context import ServiceContext
 from kuzet.services.gallery import GalleryService, four_eyes
@@ -156,7 +156,7 @@ class WatchlistService:
                 why = reason
                 destroyed, photo = w.watchlists.decide(
                     entry_id,
-                    status=wl.APPROVED if approve else wl.REJECTED,
+                    status=APPROVED if approve else REJECTED,
                     approver_id=actor.user_id,
                     reason=why,
                     now=self.ctx.now(),
@@ -187,7 +187,7 @@ class WatchlistService:
         try:
             with self.uow.tx() as w:
                 status, requester, _ = w.watchlists.decision_facts(entry_id)
-                if status not in (wl.PENDING, wl.APPROVED):
+                if status not in (PENDING, APPROVED):
                     raise Refused(
                         Phrase(
                             "entry {entry} is {status}; only a pending or approved entry can be withdrawn",
@@ -222,7 +222,7 @@ class WatchlistService:
     def show(self, actor: User, *, status: str | None = None) -> list[wl.WatchlistEntry]:
         """Watchlist entries (never their templates); viewing them is audited."""
         self.uow.require(actor, "watchlist.view")
-        checked_status(status, wl.STATUSES)
+        checked_status(status, STATUSES)
         self.expire()
         with self.uow.read() as r:
             rows = r.watchlists.list(status=status)

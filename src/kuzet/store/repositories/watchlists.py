@@ -12,17 +12,9 @@ from kuzet.core.errors import NotFoundError
 from kuzet.core.i18n import Phrase
 from kuzet.core.timeutil import aware, iso_utc
 from kuzet.core.types import Identity
+from kuzet.governance.approval import APPROVED, EXPIRED, PENDING, WITHDRAWN
 from kuzet.governance.policy import Policy
-from kuzet.governance.watchlists import (
-    APPROVED,
-    EXPIRED,
-    PENDING,
-    PLATE_MODEL,
-    WITHDRAWN,
-    WatchlistEntry,
-    WatchlistRequest,
-    expiry_instant,
-)
+from kuzet.governance.watchlists import PLATE_MODEL, WatchlistEntry, WatchlistRequest, expiry_instant
 from kuzet.store.crypto import DataCipher, blob_key_id
 from kuzet.store.models import AppearanceRow, UserRow, WatchlistEntryRow, WatchlistTemplateRow
 from kuzet.store.repositories.changes import ChangeFeed
