@@ -97,3 +97,12 @@ def test_listings_refuse_an_unknown_status_and_analysis_a_bad_camera_name(tmp_pa
         assert code != 0 and "invalid camera name" in out, (camera, out)
     code, out = _kuzet(data, "analyze", photo, "--camera", "gate-2.north")
     assert code == 0, out
+
+
+@pytest.mark.store
+def test_releasing_a_case_without_holds_is_an_error(tmp_path: Path) -> None:
+    """It answered as if all was well: "released 0 hold(s)", exit 0, the real case still held."""
+    data = tmp_path / "d"
+    _signed_in_operator(data)
+    code, out = _as(data, "root", "hold", "release", "--case", "nosuch", "--reason", "case closed by the court")
+    assert code == 2 and "case 'nosuch' has no active hold to release" in out and "kuzet hold list" in out, out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from kuzet.core.errors import KuzetError
+from kuzet.core.errors import InputError, KuzetError
 from kuzet.core.i18n import Phrase
 from kuzet.core.types import User
 from kuzet.governance.retention import HOLD_TYPES, PurgeReport
@@ -50,8 +50,14 @@ class RetentionService:
         return hold_id
 
     def release(self, actor: User, case: str, *, reason: str) -> int:
-        """Release every hold of a case (with a written reason); returns how many."""
+        """Release every hold of a case (with a written reason); returns how many.
+
+        Raises:
+            InputError: The case has no active hold (a mistyped case would otherwise read as released); nothing
+                changes.
+        """
         self.uow.require(actor, "holds.release")
+        case = case.strip()  # as `hold` stored it
         self.uow.justified(
             actor,
             "hold.release_refused",
@@ -62,6 +68,11 @@ class RetentionService:
         )
         with self.uow.tx() as w:
             n = w.holds.release(case, now=self.ctx.now())
+            if not n:  # rolls back: nothing released, nothing ledgered
+                raise InputError(
+                    f"case {case[:100]!r} has no active hold to release",
+                    hint="check the case reference against `kuzet hold list`",
+                )
             w.audit(actor, "hold.release", object=f"case:{case}", justification=reason.strip(), details={"holds": n})
         return n
 

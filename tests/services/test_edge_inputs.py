@@ -1,0 +1,64 @@
+"""Bad input to the services: a clear error (ledgered where it is a governance refusal), and nothing changed.
+
+Each case was a silent wrong answer or an unbounded text before; none of them needs a face model, so the services are
+built without loading one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from kuzet.config.models import KuzetConfig
+from kuzet.core.errors import InputError
+from kuzet.core.types import User
+from kuzet.governance.watchlists import WatchlistRequest
+from kuzet.services.container import Services, build_services
+from tests.conftest import PASSWORD
+from tests.support.rawdb import raw_db
+
+pytestmark = pytest.mark.store
+STOLEN = WatchlistRequest(
+    list_name="stolen", subject_name="white Lada Vesta", category="stolen-vehicle",
+    legal_basis="stolen-vehicle-report", reference="KUSP-1234", authority="Almaty police",
+    expires=date.today() + timedelta(days=30), note="stolen 28 Nov from Abay avenue",
+)  # fmt: skip
+
+
+@pytest.fixture
+def team(tmp_path: Path) -> Iterator[tuple[Services, dict[str, User]]]:
+    svc = build_services(tmp_path / "data", KuzetConfig())
+    admin = svc.users.init_admin("admin", PASSWORD)
+    roles = {"req": "requester", "req2": "requester", "appr": "approver", "aud": "auditor", "op": "operator"}
+    users = {"admin": admin} | {k: svc.users.add(admin, k, PASSWORD, [r]) for k, r in roles.items()}
+    yield svc, users
+    svc.close()
+
+
+def _actions(svc: Services, action: str) -> list[tuple[str, str]]:
+    with raw_db(svc.ctx.data_dir, read_only=True) as db:
+        rows = db.execute("SELECT object, justification FROM audit_entries WHERE action = ?", (action,))
+        return [tuple(r) for r in rows.fetchall()]
+
+
+def test_releasing_a_case_without_holds_is_an_error_and_changes_nothing(
+    team: tuple[Services, dict[str, User]],
+) -> None:
+    """A mistyped case read as "released 0 hold(s)": the real case stayed held while people thought it released."""
+    svc, u = team
+    entry = svc.watchlists.request(u["req"], STOLEN, plate="123ABC02")
+    svc.retention.hold(u["aud"], "CASE-7", "watchlist", entry, reason="evidence in case 7")
+    with pytest.raises(InputError, match="case 'CASE-8' has no active hold") as info:
+        svc.retention.release(u["aud"], "CASE-8", reason="case 8 closed by the court")
+    assert "kuzet hold list" in info.value.hint
+    assert [(h.case, h.object_id) for h in svc.retention.holds(u["aud"])] == [("CASE-7", entry)]
+    assert not _actions(svc, "hold.release")
+    # the case as `hold` stored it (stripped) is found, once; a second release finds nothing left
+    assert svc.retention.release(u["aud"], " CASE-7 ", reason="case 7 closed by the court") == 1
+    assert svc.retention.holds(u["aud"]) == []
+    with pytest.raises(InputError, match="no active hold"):
+        svc.retention.release(u["aud"], "CASE-7", reason="case 7 closed by the court")
+    assert len(_actions(svc, "hold.release")) == 1
