@@ -100,9 +100,14 @@ def test_listings_refuse_an_unknown_status_and_analysis_a_bad_camera_name(tmp_pa
 
 
 @pytest.mark.store
-def test_releasing_a_case_without_holds_is_an_error(tmp_path: Path) -> None:
-    """It answered as if all was well: "released 0 hold(s)", exit 0, the real case still held."""
+def test_releasing_a_case_without_holds_and_a_backwards_consistency_proof_are_errors(tmp_path: Path) -> None:
+    """Both answered as if all was well: "released 0 hold(s)", and a proof of the pair swapped round."""
     data = tmp_path / "d"
     _signed_in_operator(data)
     code, out = _as(data, "root", "hold", "release", "--case", "nosuch", "--reason", "case closed by the court")
     assert code == 2 and "case 'nosuch' has no active hold to release" in out and "kuzet hold list" in out, out
+    code, out = _as(data, "root", "audit", "consistency", "2", "1")
+    assert code == 2 and "checkpoint 2" in out and "is newer than checkpoint 1" in out, out
+    assert "kuzet audit consistency 1 2" in _said(out)
+    code, out = _as(data, "root", "audit", "consistency", "1", "2")
+    assert code == 0 and "CONSISTENT" in out, out

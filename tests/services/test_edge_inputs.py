@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kuzet.config.models import KuzetConfig
-from kuzet.core.errors import InputError
+from kuzet.core.errors import InputError, NotFoundError
 from kuzet.core.types import User
 from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.services.container import Services, build_services
@@ -62,3 +62,33 @@ def test_releasing_a_case_without_holds_is_an_error_and_changes_nothing(
     with pytest.raises(InputError, match="no active hold"):
         svc.retention.release(u["aud"], "CASE-7", reason="case 7 closed by the court")
     assert len(_actions(svc, "hold.release")) == 1
+
+
+def test_a_consistency_proof_between_checkpoints_given_the_wrong_way_round_is_refused(
+    team: tuple[Services, dict[str, User]],
+) -> None:
+    """The pair was swapped silently: the answer ("1 -> 2: CONSISTENT") was to a question nobody asked."""
+    svc, u = team
+    checkpoints = svc.audit.checkpoints(u["aud"])
+    first, later = checkpoints[0], checkpoints[-1]
+    assert first.tree_size < later.tree_size
+    with pytest.raises(InputError, match=f"checkpoint {later.checkpoint_id} .* is newer than") as info:
+        svc.audit.consistency(u["aud"], later.checkpoint_id, first.checkpoint_id)
+    assert f"consistency {first.checkpoint_id} {later.checkpoint_id}" in info.value.hint
+    proof = svc.audit.consistency(u["aud"], first.checkpoint_id, later.checkpoint_id)
+    assert proof.valid and (proof.old, proof.new) == (first, later)
+    assert svc.audit.consistency(u["aud"], later.checkpoint_id, later.checkpoint_id).valid
+    with pytest.raises(NotFoundError, match="there is no checkpoint 999999"):
+        svc.audit.consistency(u["aud"], first.checkpoint_id, 999999)
+
+
+def test_a_consistency_proof_over_a_truncated_ledger_is_invalid_not_a_crash(
+    team: tuple[Services, dict[str, User]],
+) -> None:
+    svc, u = team
+    checkpoints = svc.audit.checkpoints(u["aud"])
+    first, later = checkpoints[1], checkpoints[-1]
+    with raw_db(svc.ctx.data_dir) as db:  # an insider drops every entry after the first checkpoint's
+        db.execute("DELETE FROM audit_entries WHERE seq > ?", (checkpoints[0].tree_size,))
+        db.commit()
+    assert not svc.audit.consistency(u["aud"], first.checkpoint_id, later.checkpoint_id).valid

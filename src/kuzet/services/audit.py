@@ -153,16 +153,30 @@ class AuditService:
         return InclusionProof(entry=entries[0], checkpoint=cp, path=[p.hex() for p in path], valid=valid)
 
     def consistency(self, actor: User, old_id: int, new_id: int) -> ConsistencyProof:
-        """Consistency proof between two checkpoints: the newer tree extends the older one."""
+        """Consistency proof between two checkpoints: the newer tree extends the older one.
+
+        Not valid (no proof can be) when the ledger holds fewer entries than the newer checkpoint covers.
+
+        Raises:
+            NotFoundError: There is no such checkpoint.
+            InputError: The "older" checkpoint covers more entries than the "newer" one (given the wrong way round).
+        """
         self.uow.require(actor, "audit.consistency")
         with self.uow.read() as r:
             by_id = {c.checkpoint_id: c for c in r.ledger.checkpoints()}
-            if old_id not in by_id or new_id not in by_id:
-                raise NotFoundError("no such checkpoint", hint="see `kuzet audit checkpoints`")
+            missing = [i for i in (old_id, new_id) if i not in by_id]
+            if missing:
+                raise NotFoundError(f"there is no checkpoint {missing[0]}", hint="see `kuzet audit checkpoints`")
             old, new = by_id[old_id], by_id[new_id]
-            if old.tree_size > new.tree_size:
-                old, new = new, old
+            if old.tree_size > new.tree_size:  # a proof of the swapped pair would answer another question
+                raise InputError(
+                    f"checkpoint {old_id} ({old.tree_size} entries) is newer than checkpoint {new_id} "
+                    f"({new.tree_size} entries): the earlier checkpoint comes first",
+                    hint=f"give the earlier one first: `kuzet audit consistency {new_id} {old_id}`",
+                )
             leaves = r.ledger.leaves(new.tree_size)
+        if len(leaves) < new.tree_size:  # entries the checkpoint covers are gone: the ledger was truncated
+            return ConsistencyProof(old=old, new=new, path=[], valid=False)
         path = merkle.consistency_proof(old.tree_size, leaves)
         valid = merkle.verify_consistency(
             old.tree_size, new.tree_size, bytes.fromhex(old.root_hash), bytes.fromhex(new.root_hash), path
