@@ -111,3 +111,25 @@ def test_releasing_a_case_without_holds_and_a_backwards_consistency_proof_are_er
     assert "kuzet audit consistency 1 2" in _said(out)
     code, out = _as(data, "root", "audit", "consistency", "1", "2")
     assert code == 0 and "CONSISTENT" in out, out
+
+
+@pytest.mark.parametrize(
+    ("rows", "said"),
+    [
+        (["a1.jpg,ann", "a2.jpg,ann", "a3.jpg,ann"], r"labels one identity only \(ann\): different-person pairs"),
+        (["a1.jpg,ann", "b1.jpg,bob", "c1.jpg,cem"], "no identity in .* has two or more photos"),
+        (["a1.jpg,ann", "a1.jpg,bob"], "line 3: a1.jpg is listed twice"),
+        (["a1.jpg,", "b1.jpg,bob"], "line 2: a row needs a file and an identity"),
+    ],
+)
+def test_make_pairs_refuses_labels_that_cannot_give_both_kinds_of_pair(
+    tmp_path: Path, rows: list[str], said: str
+) -> None:
+    """One person's photos gave same-person pairs only (or one photo each gave none at all), written with exit 0."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,identity\n" + "\n".join(rows) + "\n")
+    code, out = _kuzet(tmp_path / "d", "eval", "make-pairs", "--labels", str(labels), "-o", str(tmp_path / "p.csv"))
+    assert code == 2 and re.search(said, _said(out)), out
+    assert not (tmp_path / "p.csv").exists()
+    code, out = _kuzet(tmp_path / "d", "eval", "make-pairs", "--labels", str(tmp_path), "-o", str(tmp_path / "p.csv"))
+    assert code == 2 and "cannot read labels file" in out, out

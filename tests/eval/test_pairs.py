@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +55,22 @@ def test_make_pairs_balanced_and_deterministic(faces_dir: Path) -> None:
     a, b = make_pairs(labels), make_pairs(labels)
     assert a == b
     assert sum(p.same for p in a) == 450 and len(a) == 900
+
+
+def test_make_pairs_on_a_small_set_stops_at_every_distinct_different_pair(tmp_path: Path) -> None:
+    """Ten photos of one person and one of another: 45 same pairs, but only 20 different ones exist (it never ended).
+
+    Run in a process of its own, so that the old endless loop fails the test instead of hanging the run.
+    """
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,identity\n" + "".join(f"a{i}.jpg,ann\n" for i in range(10)) + "b0.jpg,bob\n")
+    code = (
+        "import sys; from pathlib import Path; from kuzet.eval.pairs import make_pairs; "
+        "p = make_pairs(Path(sys.argv[1])); print(sum(x.same for x in p), sum(not x.same for x in p))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(labels)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["45", "20"]
 
 
 def test_read_pairs_rejects_bad_rows(tmp_path: Path) -> None:

@@ -84,14 +84,16 @@ def read_pairs(path: Path) -> list[Pair]:
 
 
 def make_pairs(labels: Path, *, negatives_per_positive: float = 1.0, seed: int = 0) -> list[Pair]:
-    """Every same-identity pair from a `file,identity` labels CSV, plus as many sampled different pairs."""
-    with labels.open(newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f)]
-    if not rows or "file" not in rows[0] or "identity" not in rows[0]:
-        raise InputError(f"{labels} must have columns file,identity", hint="see ../shared/data/README.md")
-    by_id: dict[str, list[str]] = {}
-    for r in rows:
-        by_id.setdefault(r["identity"], []).append(r["file"])
+    """Every same-identity pair from a `file,identity` labels CSV, plus as many sampled different pairs.
+
+    As many different pairs as there are distinct ones when the photos allow fewer (a small set).
+
+    Raises:
+        InputError: The file cannot be read, lacks the columns, has a row without a file or identity or a file
+            listed twice, or cannot give both kinds of pair: same-person pairs need an identity with two or more
+            photos, different-person pairs at least two identities.
+    """
+    by_id = read_labels(labels)
     positives = [
         Pair(files[i], files[j], True)
         for files in by_id.values()
@@ -101,11 +103,50 @@ def make_pairs(labels: Path, *, negatives_per_positive: float = 1.0, seed: int =
     rng = random.Random(seed)
     ids = sorted(by_id)
     negatives: set[tuple[str, str]] = set()
-    want = int(len(positives) * negatives_per_positive)
-    while len(negatives) < want and len(ids) > 1:
+    sizes = [len(files) for files in by_id.values()]
+    distinct = sum(sizes) ** 2 - sum(n * n for n in sizes)  # (photo of one, photo of another): files are unique
+    want = min(int(len(positives) * negatives_per_positive), distinct)  # more could never be found
+    while len(negatives) < want:
         a, b = rng.sample(ids, 2)
         negatives.add((rng.choice(by_id[a]), rng.choice(by_id[b])))
     return positives + [Pair(a, b, False) for a, b in sorted(negatives)]
+
+
+def read_labels(labels: Path) -> dict[str, list[str]]:
+    """Identity -> its photos, from a `file,identity` labels CSV that can give same- and different-person pairs.
+
+    Raises:
+        InputError: See `make_pairs`.
+    """
+    try:
+        with labels.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        problem = exc.strerror if isinstance(exc, OSError) else "not a UTF-8 CSV file"
+        raise InputError(f"cannot read labels file {labels}: {problem}", hint="give a CSV of file,identity") from None
+    if not rows or "file" not in rows[0] or "identity" not in rows[0]:
+        raise InputError(f"{labels} must have columns file,identity", hint="see ../shared/data/README.md")
+    by_id: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for n, r in enumerate(rows, start=2):  # line 1 is the header
+        file, identity = r["file"], r["identity"]
+        if not file or not identity:
+            raise InputError(f"{labels} line {n}: a row needs a file and an identity", hint="fix the row")
+        if file in seen:
+            raise InputError(f"{labels} line {n}: {file} is listed twice", hint="label each photo once")
+        seen.add(file)
+        by_id.setdefault(identity, []).append(file)
+    if len(by_id) < 2:
+        raise InputError(
+            f"{labels} labels one identity only ({next(iter(by_id))}): different-person pairs need at least two",
+            hint="label photos of at least two people",
+        )
+    if all(len(files) < 2 for files in by_id.values()):
+        raise InputError(
+            f"no identity in {labels} has two or more photos: same-person pairs need two photos of one person",
+            hint="label at least two photos of one of the people",
+        )
+    return by_id
 
 
 def pick_subject(dets: Detections, width: int, height: int) -> int:
