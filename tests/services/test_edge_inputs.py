@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from kuzet.config.models import KuzetConfig
-from kuzet.core.errors import InputError, NotFoundError
+from kuzet.core.errors import InputError, NotFoundError, PolicyRefusal
 from kuzet.core.types import User
 from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.services.container import Services, build_services
+from kuzet.services.uow import MAX_JUSTIFICATION
 from tests.conftest import PASSWORD
 from tests.support.rawdb import raw_db
 
@@ -92,3 +93,29 @@ def test_a_consistency_proof_over_a_truncated_ledger_is_invalid_not_a_crash(
         db.execute("DELETE FROM audit_entries WHERE seq > ?", (checkpoints[0].tree_size,))
         db.commit()
     assert not svc.audit.consistency(u["aud"], first.checkpoint_id, later.checkpoint_id).valid
+
+
+def test_an_over_long_justification_is_refused_and_ledgered(team: tuple[Services, dict[str, User]]) -> None:
+    svc, u = team
+    entry = svc.watchlists.request(u["req"], STOLEN, plate="123ABC02")
+    with pytest.raises(PolicyRefusal, match=f"more than the {MAX_JUSTIFICATION} allowed"):
+        svc.watchlists.approve(u["appr"], entry, reason="report checked " + "x" * MAX_JUSTIFICATION)
+    ((obj, why),) = _actions(svc, "watchlist.approve_refused")
+    assert obj == f"watchlist:{entry}" and "more than the 2000 allowed" in why
+    (shown,) = svc.watchlists.show(u["appr"])
+    assert shown.status == "pending"
+    with pytest.raises(PolicyRefusal, match="more than the 2000 allowed"):
+        svc.retention.release(u["aud"], "CASE-1", reason="y" * 100_000)
+    svc.watchlists.approve(u["appr"], entry, reason="  " + "z" * MAX_JUSTIFICATION + "  ")  # stripped, at the cap
+
+
+def test_an_over_long_consent_is_refused_before_any_photo_is_read(
+    team: tuple[Services, dict[str, User]], tmp_path: Path
+) -> None:
+    """A 100,000-character "consent" was stored; the photo is never opened (it does not even exist here)."""
+    svc, u = team
+    with pytest.raises(PolicyRefusal, match="consent record has 100000 characters, more than the 500"):
+        svc.gallery.enroll(u["op"], "Aigerim", [tmp_path / "missing.jpg"], consent="x" * 100_000)
+    ((obj, why),) = _actions(svc, "enrol.refused")
+    assert obj == "person:Aigerim" and "reference of the signed consent form" in why
+    assert svc.gallery.people(u["admin"]) == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from kuzet.services.uow import MAX_JUSTIFICATION
+
 
 class ErrorBody(BaseModel):
     """Every error response: {"error": {"type", "message", "hint"}}."""
@@ -21,13 +23,13 @@ class LoginBody(BaseModel):
 class JustificationBody(BaseModel):
     """Why an export is needed (at least 10 characters; recorded in the audit ledger)."""
 
-    justification: str = Field("", max_length=2000)
+    justification: str = Field("", max_length=MAX_JUSTIFICATION)
 
 
 class ReasonBody(BaseModel):
     """A decision's reason."""
 
-    reason: str = Field("", max_length=2000)
+    reason: str = Field("", max_length=MAX_JUSTIFICATION)
 
 
 class ReviewBody(BaseModel):

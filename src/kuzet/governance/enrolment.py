@@ -17,6 +17,8 @@ from kuzet.governance.policy import Policy
 from kuzet.governance.screening import Refusal, fold
 
 ALL_CAMERAS = "*"
+MAX_CONSENT = 500
+"""Characters a consent record (the reference of the signed form, not its text) may have at the most."""
 _CAMERA = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")
 
 
@@ -42,6 +44,17 @@ def check_enrolment(req: EnrolmentRequest, policy: Policy, *, today: date) -> Re
             "consent",
             req.consent,
             Phrase("an enrolment needs a consent record: the reference of the signed consent form"),
+        )
+    if len(req.consent) > MAX_CONSENT:  # before screening: nothing is done with an over-long text
+        return Refusal(
+            "consent",
+            req.consent[:100],
+            Phrase(
+                "the consent record has {length} characters, more than the {most} allowed; "
+                "give the reference of the signed consent form, not its text",
+                length=len(req.consent),
+                most=MAX_CONSENT,
+            ),
         )
     if not req.scope or any(not s.strip() or len(s) > 200 for s in req.scope):
         return Refusal("scope", ",".join(req.scope), Phrase("each scope entry is a camera name or a camera purpose"))

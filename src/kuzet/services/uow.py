@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from kuzet.audit.ledger import AuditLedger, Checkpoint, Details, NewEntry
 from kuzet.audit.signing import LedgerSigner
 from kuzet.core.errors import PermissionDenied, PolicyRefusal
+from kuzet.core.i18n import Phrase
 from kuzet.core.types import User
 from kuzet.services import permissions
 from kuzet.services.context import ServiceContext
@@ -41,6 +42,8 @@ SYSTEM = "system"
 ANONYMOUS = "anonymous"
 MIN_JUSTIFICATION = 10
 """Characters a written justification or reason needs at the least."""
+MAX_JUSTIFICATION = 2000
+"""Characters a written justification or reason may have at the most (the API's request models allow as many)."""
 
 
 class Refused(Exception):
@@ -205,10 +208,23 @@ class AuditedUnitOfWork:
         return PolicyRefusal(reason, hint=hint or "see docs/governance.md")
 
     def justified(self, actor: User, action: str, text: str, *, object: str, reason: str, hint: str = "") -> str:
-        """`text` stripped, or a refusal (ledgered) when it is shorter than a written reason (MIN_JUSTIFICATION)."""
-        if len(text.strip()) < MIN_JUSTIFICATION:
+        """`text` stripped, or a refusal (ledgered) when it is not the length of a written reason.
+
+        Shorter than MIN_JUSTIFICATION: refused with `reason` and `hint`; longer than MAX_JUSTIFICATION: refused
+        saying so. Services check it before any work, so every way in (command line, API, web) gets the same answer.
+        """
+        text = text.strip()
+        if len(text) < MIN_JUSTIFICATION:
             raise self.refuse(actor, action, object=object, reason=reason, hint=hint)
-        return text.strip()
+        if len(text) > MAX_JUSTIFICATION:
+            too_long = Phrase(
+                "the written reason has {length} characters, more than the {most} allowed",
+                length=len(text),
+                most=MAX_JUSTIFICATION,
+            )
+            hint = "shorten it: keep the full text in the case file and give its reference"
+            raise self.refuse(actor, action, object=object, reason=too_long, hint=hint)
+        return text
 
     def deny(self, actor: User, action: str, *, object: str, reason: str, hint: str) -> PermissionDenied:
         """Record a refusal for want of a right (in its own transaction) and build the error."""

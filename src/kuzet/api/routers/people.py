@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from kuzet.api.deps import Actor, Id, Svc, enrol_with_uploads
 from kuzet.api.schemas import ReasonBody
 from kuzet.core.errors import InputError
+from kuzet.governance.enrolment import MAX_CONSENT
 from kuzet.services import views
 
 router = APIRouter(prefix="/api/people", tags=["people"])
@@ -30,7 +31,9 @@ async def enrol_person(
     actor: Actor,
     name: Annotated[str, Form(max_length=200)],
     photos: Annotated[list[UploadFile], File()],
-    consent: Annotated[str, Form(min_length=1, max_length=500, description="Reference of the signed consent record")],
+    consent: Annotated[
+        str, Form(min_length=1, max_length=MAX_CONSENT, description="Reference of the signed consent record")
+    ],
     scope: Annotated[list[str] | None, Form(description="Camera names or purposes (default: every camera)")] = None,
     expires: Annotated[str | None, Form(max_length=10, description="YYYY-MM-DD (default from the policy)")] = None,
 ) -> dict[str, Any]:
