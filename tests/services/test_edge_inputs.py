@@ -6,6 +6,7 @@ built without loading one.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -119,3 +120,28 @@ def test_an_over_long_consent_is_refused_before_any_photo_is_read(
     ((obj, why),) = _actions(svc, "enrol.refused")
     assert obj == "person:Aigerim" and "reference of the signed consent form" in why
     assert svc.gallery.people(u["admin"]) == []
+
+
+def test_the_same_watchlist_request_twice_is_refused_while_the_first_is_pending(
+    team: tuple[Services, dict[str, User]],
+) -> None:
+    """Two identical pending requests asked approvers to decide the same thing twice (and could both be approved)."""
+    svc, u = team
+    entry = svc.watchlists.request(u["req"], STOLEN, plate="123ABC02")
+    with pytest.raises(PolicyRefusal, match=f"already pending as entry {entry}") as info:
+        svc.watchlists.request(u["req"], STOLEN, plate="123 abc 02")  # the same plate, as the reader cleans it
+    assert f"kuzet watchlist withdraw {entry}" in info.value.hint
+    assert [(o, w) for o, w in _actions(svc, "watchlist.refused")] == [
+        ("watchlist-request:stolen", f"the same request is already pending as entry {entry}")
+    ]
+    assert [e.entry_id for e in svc.watchlists.show(u["appr"])] == [entry]
+    # not the same request: another plate, another legal basis, another requester
+    others = [
+        svc.watchlists.request(u["req"], STOLEN, plate="777XYZ02"),
+        svc.watchlists.request(u["req"], dataclasses.replace(STOLEN, reference="KUSP-9999"), plate="123ABC02"),
+        svc.watchlists.request(u["req2"], STOLEN, plate="123ABC02"),
+    ]
+    assert len(set(others)) == 3
+    # once the first is decided (or withdrawn), the request may be filed again
+    svc.watchlists.reject(u["appr"], entry, reason="report KUSP-1234 not found")
+    assert svc.watchlists.request(u["req"], STOLEN, plate="123ABC02") > max(others)

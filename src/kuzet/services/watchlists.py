@@ -17,7 +17,7 @@ from kuzet.governance.approval import APPROVED, PENDING, REJECTED, STATUSES, che
 from kuzet.governance.policy import CategoryPolicy
 from kuzet.services.context import ServiceContext
 from kuzet.services.gallery import GalleryService, four_eyes
-from kuzet.services.uow import AuditedUnitOfWork, Refused
+from kuzet.services.uow import AuditedUnitOfWork, Refused, Work
 from kuzet.store.media import encode_jpeg
 
 
@@ -52,8 +52,8 @@ class WatchlistService:
         A face category needs `photo` (one face); a plate category (e.g. stolen-vehicle) needs `plate`.
 
         Raises:
-            PolicyRefusal: A prohibited category or label, a missing legal basis, or an expiry beyond the maximum;
-                the refusal is audited.
+            PolicyRefusal: A prohibited category or label, a missing legal basis, an expiry beyond the maximum, or
+                the same request still pending from the same requester; the refusal is audited.
         """
         self.uow.require(actor, "watchlist.request")
         kind = "plate" if plate is not None else "face"
@@ -67,37 +67,48 @@ class WatchlistService:
                 hint="watchlists may only hold lawful, allowed categories; see docs/governance.md",
             )
         templates, rel, sha = self._template(req, photo, plate)
-        (model, template), *others = templates.items()
         try:
             with self.uow.tx() as w:
-                entry_id = w.watchlists.add(
-                    req,
-                    requester_id=actor.user_id,
-                    template=template,
-                    model=model,
-                    photo=rel,
-                    sha=sha,
-                    cipher=self.ctx.cipher,
-                    now=self.ctx.now(),
-                    kind=kind,
-                    extra=dict(others),
-                )
-                details: Details = {
-                    "list": req.list_name,
-                    "category": req.category,
-                    "legal_basis": req.legal_basis,
-                    "reference": req.reference,
-                    "authority": req.authority,
-                    "expires": req.expires.isoformat(),
-                }
-                basis = f"{req.legal_basis} {req.reference} ({req.authority})"
-                w.audit(
-                    actor, "watchlist.request", object=f"watchlist:{entry_id}", justification=basis, details=details
-                )
-        except BaseException:
+                entry_id = self._file(w, actor, req, templates, photo=rel, sha=sha, kind=kind)
+        except BaseException as exc:
             if rel:
                 self.ctx.media.delete(rel)
+            if isinstance(exc, Refused):
+                obj = f"watchlist-request:{req.list_name}"
+                raise self.uow.refuse(
+                    actor, "watchlist.refused", object=obj, reason=exc.reason, hint=exc.hint
+                ) from None
             raise
+        return entry_id
+
+    def _file(
+        self, w: Work, actor: User, req: wl.WatchlistRequest, templates: dict[str, bytes], *, photo: str, sha: str,
+        kind: str,
+    ) -> int:  # fmt: skip
+        """Store a request as a pending entry and ledger it; `Refused` when the same request is pending already."""
+        now = self.ctx.now()
+        pending = w.watchlists.pending_same(req, requester_id=actor.user_id, kind=kind, sha=sha, now=now)
+        if pending is not None:  # a second copy would ask approvers to decide the same thing twice
+            raise Refused(
+                Phrase("the same request is already pending as entry {entry}", entry=pending),
+                hint=f"wait for the decision on entry {pending}, or withdraw it "
+                f"(`kuzet watchlist withdraw {pending} --reason ...`) and file a changed request",
+            )
+        (model, template), *others = templates.items()
+        entry_id = w.watchlists.add(
+            req, requester_id=actor.user_id, template=template, model=model, photo=photo, sha=sha,
+            cipher=self.ctx.cipher, now=now, kind=kind, extra=dict(others),
+        )  # fmt: skip
+        details: Details = {
+            "list": req.list_name,
+            "category": req.category,
+            "legal_basis": req.legal_basis,
+            "reference": req.reference,
+            "authority": req.authority,
+            "expires": req.expires.isoformat(),
+        }
+        basis = f"{req.legal_basis} {req.reference} ({req.authority})"
+        w.audit(actor, "watchlist.request", object=f"watchlist:{entry_id}", justification=basis, details=details)
         return entry_id
 
     def _template(

@@ -70,6 +70,33 @@ class WatchlistRepository:
         self.session.flush()
         return row.id
 
+    def pending_same(
+        self, req: WatchlistRequest, *, requester_id: int, kind: str, sha: str, now: datetime
+    ) -> int | None:
+        """The id of a pending, unexpired entry `requester_id` filed for the same request, if any.
+
+        The same request: the same list and person, the same photo or plate (`sha`, as `add` stores it), category
+        and legal basis (type, reference, authority).
+        """
+        return self.session.scalar(
+            select(WatchlistEntryRow.id)
+            .where(
+                WatchlistEntryRow.status == PENDING,
+                WatchlistEntryRow.expires_at > now,
+                WatchlistEntryRow.requester_id == requester_id,
+                WatchlistEntryRow.list_name == req.list_name.strip(),
+                WatchlistEntryRow.subject_name == req.subject_name.strip(),
+                WatchlistEntryRow.kind == kind,
+                WatchlistEntryRow.photo_sha256 == sha,
+                WatchlistEntryRow.category == req.category,
+                WatchlistEntryRow.legal_basis == req.legal_basis,
+                WatchlistEntryRow.reference == req.reference.strip(),
+                WatchlistEntryRow.authority == req.authority.strip(),
+            )
+            .order_by(WatchlistEntryRow.id)
+            .limit(1)
+        )
+
     def lacking(self, models: tuple[str, ...]) -> list[tuple[int, list[str], str]]:
         """Pending and approved face entries lacking templates of some of `models`: (id, models lacking, photo)."""
         have: dict[int, set[str]] = {}
