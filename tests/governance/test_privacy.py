@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from kuzet.app import Kuzet
-from kuzet.core.errors import NotFoundError, PermissionDenied, PolicyRefusal, StoreError
+from kuzet.core.errors import InputError, NotFoundError, PermissionDenied, PolicyRefusal, StoreError
 from kuzet.core.geometry import iou_matrix
 from kuzet.core.types import User
 from kuzet.detect.face.centerface import CenterFaceDetector
@@ -438,3 +438,21 @@ def test_redact_video_also_hides_what_the_camera_adds(tmp_path: Path, centerface
     car[150:300, 290:410] = 200  # a car drives into it
     zones = places(car)
     assert len(zones) and all(z[0] >= 270 and z[2] <= 430 and z[1] >= 130 and z[3] <= 320 for z in zones)
+
+
+def test_a_subject_search_photo_is_refused_in_the_words_of_a_search(
+    service: Kuzet, team: dict[str, User], faces_dir: Path, tmp_path: Path
+) -> None:
+    """The errors spoke of an enrolment ("an enrolment photo", "the person being enrolled"): nobody was enrolled."""
+    two = faces_dir / EXAMPLES / "two_people.jpg"
+    with pytest.raises(InputError, match="2 faces found in .*two_people.jpg; the photo must show only the person ask"):
+        service.subject_search(team["aud"], two, justification="access request 2026-17")
+    blank = tmp_path / "wall.png"
+    Image.new("RGB", (320, 240), (200, 200, 200)).save(blank)
+    with pytest.raises(InputError, match="no face found in .*wall.png") as info:
+        service.subject_erase(team["aud"], blank, justification="erasure request 2026-18")
+    assert "photo of the person asking" in info.value.hint
+    for refused in (two, blank):
+        with pytest.raises(InputError) as info:
+            service.subject_search(team["aud"], refused, justification="access request 2026-17")
+        assert "enrol" not in f"{info.value.message} {info.value.hint}"

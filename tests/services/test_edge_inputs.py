@@ -145,3 +145,16 @@ def test_the_same_watchlist_request_twice_is_refused_while_the_first_is_pending(
     # once the first is decided (or withdrawn), the request may be filed again
     svc.watchlists.reject(u["appr"], entry, reason="report KUSP-1234 not found")
     assert svc.watchlists.request(u["req"], STOLEN, plate="123ABC02") > max(others)
+
+
+def test_a_subject_search_photo_that_cannot_be_read_is_reported_as_a_search(
+    team: tuple[Services, dict[str, User]], tmp_path: Path
+) -> None:
+    """The error said "cannot enrol from ...": nobody was being enrolled."""
+    svc, u = team
+    photo = tmp_path / "asking.jpg"
+    photo.write_bytes(b"not a picture")
+    for attempt in (svc.subjects.search, svc.subjects.erase):
+        with pytest.raises(InputError, match="cannot look for the person in .*asking.jpg") as info:
+            attempt(u["aud"], photo, justification="access request 2026-17")
+        assert "enrol" not in str(info.value)

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kuzet.audit.ledger import Details
-from kuzet.core.errors import EnrolmentError, InputError
+from kuzet.core.errors import EnrolmentError, InputError, KuzetError
 from kuzet.core.i18n import Phrase
 from kuzet.core.timeutil import iso_utc
 from kuzet.core.types import Identity, User
@@ -59,6 +59,37 @@ def four_eyes(what: str, status: str, requester_id: int | None, actor: User) -> 
         raise Refused(refusal.reason, refusal.hint)
 
 
+def _not_one_face(photo: Path, faces: int, *, search: bool) -> KuzetError:
+    """The error for a photo that shows no face or several, where one person's face is wanted.
+
+    With `search` the photo is of a person asking what kuzet holds about them (an `InputError`); else it is an
+    enrolment or watchlist photo (an `EnrolmentError`).
+    """
+    if search and faces == 0:
+        return InputError(
+            Phrase("no face found in {photo}", photo=photo),
+            hint="use a clear, frontal photo of the person asking where the face is at least 40 px",
+        )
+    if search:
+        return InputError(
+            Phrase(
+                "{faces} faces found in {photo}; the photo must show only the person asking", faces=faces, photo=photo
+            ),
+            hint="crop the photo to the person whose data is asked for",
+        )
+    if faces == 0:
+        return EnrolmentError(
+            Phrase("no face found in {photo}", photo=photo),
+            hint="use a clear, frontal photo where the face is at least 40 px",
+        )
+    return EnrolmentError(
+        Phrase(
+            "{faces} faces found in {photo}; an enrolment photo must show one person only", faces=faces, photo=photo
+        ),
+        hint="crop the photo to the person being enrolled",
+    )
+
+
 class GalleryService:
     """Enrolments (requested, approved or rejected, expiring) and the per-camera gallery built from them."""
 
@@ -67,7 +98,7 @@ class GalleryService:
         self.uow = uow
 
     def face_template(
-        self, photo: Path, *, check_quality: bool = True
+        self, photo: Path, *, check_quality: bool = True, search: bool = False
     ) -> tuple[dict[str, NDArray[np.float32]], NDArray[np.uint8], str]:
         """(descriptor of each face model, face crop, photo sha256) from a photo that must show exactly one face.
 
@@ -75,36 +106,37 @@ class GalleryService:
         alignment. With `check_quality` (enrolments and watchlist photos) the face must also be good enough for a
         reliable template by the measure recognition gates tracks on (size x frontal pose x sharpness against
         `recognition.min_quality`); a poor one is refused, saying whether it is small, turned, dark or blurred.
+        With `search` (the photo of a person asking what kuzet holds about them) its errors speak of the search (as
+        `InputError`), not of an enrolment.
         """
         try:
             image = load_image(photo, max_pixels=self.ctx.config.ingest.max_pixels)
         except InputError as exc:
+            if search:
+                raise InputError(
+                    Phrase("cannot look for the person in {photo}: {problem}", photo=photo, problem=exc.message),
+                    hint=exc.hint,
+                ) from None
             raise EnrolmentError(
                 Phrase("cannot enrol from {photo}: {problem}", photo=photo, problem=exc.message), hint=exc.hint
             ) from None
-        vectors, box = self._describe(image, photo, check_quality=check_quality)
+        vectors, box = self._describe(image, photo, check_quality=check_quality, search=search)
         return vectors, crop_with_margin(image, box), hashlib.sha256(photo.read_bytes()).hexdigest()
 
     def _describe(
-        self, image: NDArray[np.uint8], photo: Path, *, check_quality: bool, models: list[str] | None = None
+        self,
+        image: NDArray[np.uint8],
+        photo: Path,
+        *,
+        check_quality: bool,
+        models: list[str] | None = None,
+        search: bool = False,
     ) -> tuple[dict[str, NDArray[np.float32]], NDArray[np.float32]]:
         """Each face model's descriptor (just `models`, by name) of the one face in `image`, and its box."""
         found = self.ctx.models
         dets = found.face_detector.detect(image)
-        if len(dets) == 0:
-            raise EnrolmentError(
-                Phrase("no face found in {photo}", photo=photo),
-                hint="use a clear, frontal photo where the face is at least 40 px",
-            )
-        if len(dets) > 1:
-            raise EnrolmentError(
-                Phrase(
-                    "{faces} faces found in {photo}; an enrolment photo must show one person only",
-                    faces=len(dets),
-                    photo=photo,
-                ),
-                hint="crop the photo to the person being enrolled",
-            )
+        if len(dets) != 1:
+            raise _not_one_face(photo, len(dets), search=search)
         assert dets.landmarks is not None
         wanted = [(a, e) for a, e in found.face_models if models is None or e.name in models]
         chips = [aligner.align(image, dets.boxes, dets.landmarks) for aligner, _ in wanted]  # each model's own cut

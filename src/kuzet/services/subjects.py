@@ -43,7 +43,8 @@ class SubjectService:
         is matched by the first model's cosine against `recognition.threshold`, so that no one is missed.
         """
         ctx = self.ctx
-        vectors, _, _ = self.gallery.face_template(photo, check_quality=False)  # a person asking is never turned away
+        # a person asking is never turned away for a poor photo
+        vectors, _, _ = self.gallery.face_template(photo, check_quality=False, search=True)
         query = np.concatenate([vectors[m] for m in ctx.config.face_models])[None, :].astype(np.float32)
         index = self.gallery.everyone()
         people: list[Match] = []
