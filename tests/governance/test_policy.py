@@ -62,3 +62,24 @@ def test_a_default_enrolment_longer_than_the_maximum_is_refused(tmp_path: Path) 
     p.write_text(base + "version: 99\n")
     with pytest.raises(ConfigError, match="version"):
         load_policy(p)
+
+
+def test_leaving_a_language_out_of_the_policy_cannot_switch_its_built_in_labels_off(tmp_path: Path) -> None:
+    """`languages` names what the policy's own labels are written in: an insider who lists English only still has
+    every Russian and Kazakh built-in label screened, and labels in an unlisted language are refused."""
+    base = "categories:\n  missing-person:\n    purpose: Find missing people.\n    max_days: 30\n"
+    base += "legal_basis_types: [missing-person-report]\n"
+    p = tmp_path / "p.yaml"
+    p.write_text(base + "languages: [en]\n")
+    screener = load_policy(p).screener
+    for text in ("гражданский активист", "белсенді блогер", "civil activist"):
+        assert screener.screen_all({"note": text}) is not None, text
+    p.write_text(base + "languages: [en]\nprohibited_labels: {de: [aktivist]}\n")
+    with pytest.raises(ConfigError, match="de, which languages") as info:
+        load_policy(p)
+    assert "add the language to languages" in info.value.message
+    p.write_text(base + "languages: [en, de]\nprohibited_labels: {de: [regimegegner]}\n")
+    assert load_policy(p).screener.screen_all({"note": "ein Regimegegner"}) is not None
+    p.write_text(base + "languages: [English]\n")
+    with pytest.raises(ConfigError, match="languages"):
+        load_policy(p)

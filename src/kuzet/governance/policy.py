@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from kuzet.config.loading import explain_validation_error
 from kuzet.core.errors import ConfigError, InputError
@@ -119,13 +119,27 @@ class PolicyModel(BaseModel):
     version: int = Field(1, ge=1, le=1, description="Policy format version (this kuzet reads version 1).")
     categories: dict[str, CategoryPolicy] = Field(..., description="Allowed categories by name.")
     legal_basis_types: list[str] = Field(..., min_length=1, description="Accepted kinds of legal basis.")
-    languages: list[str] = Field(default_factory=lambda: ["en", "ru", "kk"], description="Screened languages.")
+    languages: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]] = Field(
+        default_factory=lambda: ["en", "ru", "kk"],
+        description="Languages the policy's own prohibited_labels are written in (ISO 639 codes). The built-in labels "
+        "of every language are screened whatever this lists: leaving a language out cannot switch them off.",
+    )
     prohibited_categories: list[str] = Field(default_factory=list, description="Added to the built-in list.")
     prohibited_labels: dict[str, list[str]] = Field(
         default_factory=dict, description="Extra prohibited labels by language; added to the built-in lists."
     )
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy, description="Retention per kind of data.")
     enrolment: EnrolmentPolicy = Field(default_factory=EnrolmentPolicy, description="Enrolment of consenting people.")
+
+    @model_validator(mode="after")
+    def _labels_in_listed_languages(self) -> PolicyModel:
+        stray = sorted(set(self.prohibited_labels) - set(self.languages))
+        if stray:
+            raise ValueError(
+                f"prohibited_labels has labels in {', '.join(stray)}, which languages ({', '.join(self.languages)}) "
+                "does not list; add the language to languages, or give the labels under a listed one"
+            )
+        return self
 
 
 class Policy:
