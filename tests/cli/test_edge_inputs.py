@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,17 @@ def test_make_pairs_refuses_labels_that_cannot_give_both_kinds_of_pair(
     assert not (tmp_path / "p.csv").exists()
     code, out = _kuzet(tmp_path / "d", "eval", "make-pairs", "--labels", str(tmp_path), "-o", str(tmp_path / "p.csv"))
     assert code == 2 and "cannot read labels file" in out, out
+
+
+def test_serve_on_a_port_in_use_or_an_unknown_host_says_so_before_printing_where_it_serves(tmp_path: Path) -> None:
+    """uvicorn said so only after kuzet had printed "kuzet dashboard on http://..." as if it were serving."""
+    data = tmp_path / "d"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code, out = _kuzet(data, "serve", "--port", str(port))
+    assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in out and "--port" in out, out
+    assert "dashboard on" not in out and not (data / "kuzet.db").exists()  # nothing opened, nothing created
+    code, out = _kuzet(data, "serve", "--host", "no-such-host.invalid", "--port", str(port))
+    assert code == 2 and "cannot listen on no-such-host.invalid: no such address" in _said(out), out

@@ -81,12 +81,38 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the REST API (OpenAPI at /docs) and the dashboard."""
+    check_can_listen(host, port)
     services = open_services()
     console.print(f"kuzet dashboard on http://{host}:{port}/ (API docs at /docs); Ctrl-C stops it", highlight=False)
     if workers == 1:
         serve_app(services, host, port)
     else:
         serve_workers(services, host, port, workers)
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Refuse a host this machine cannot listen on, or a port another program holds, before anything is opened.
+
+    uvicorn would say so only after kuzet had printed the address it serves on, and then exit with its own log line.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no hindrance
+            probe.bind(address)
+    except socket.gaierror:
+        raise InputError(
+            f"cannot listen on {host}: no such address on this machine",
+            hint="give an address of this machine, "
+            "e.g. --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (every interface)",
+        ) from None
+    except OSError as exc:
+        raise InputError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="another program (another kuzet serve?) holds the port: choose another with --port, or stop it",
+        ) from None
 
 
 def serve_workers(services: Services, host: str, port: int, workers: int) -> None:
