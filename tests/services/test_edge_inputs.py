@@ -147,6 +147,22 @@ def test_the_same_watchlist_request_twice_is_refused_while_the_first_is_pending(
     assert svc.watchlists.request(u["req"], STOLEN, plate="123ABC02") > max(others)
 
 
+def test_an_over_long_watchlist_request_field_is_refused_and_the_ledger_keeps_only_its_start(
+    team: tuple[Services, dict[str, User]],
+) -> None:
+    """The CLI took any length (the API's form had limits): a 100,000-character note or list name went to the
+    approvers and, for the list name, into the ledger entry's object."""
+    svc, u = team
+    for field, length in (("note", 2001), ("reference", 201), ("list_name", 100_000)):
+        req = dataclasses.replace(STOLEN, **{field: "x" * length})
+        with pytest.raises(PolicyRefusal, match=f"{field} has {length} characters, more than the"):
+            svc.watchlists.request(u["req"], req, plate="123ABC02")
+    refused = _actions(svc, "watchlist.refused")
+    assert len(refused) == 3 and all(len(obj) <= len("watchlist-request:") + 100 for obj, _ in refused)
+    assert svc.watchlists.show(u["appr"]) == []  # nothing filed
+    assert svc.watchlists.request(u["req"], dataclasses.replace(STOLEN, note="x" * 2000), plate="123ABC02") > 0
+
+
 def test_a_subject_search_photo_that_cannot_be_read_is_reported_as_a_search(
     team: tuple[Services, dict[str, User]], tmp_path: Path
 ) -> None:

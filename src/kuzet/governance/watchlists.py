@@ -10,6 +10,24 @@ from kuzet.core.i18n import Phrase
 from kuzet.governance.policy import Policy
 from kuzet.governance.screening import Refusal
 
+MAX_LENGTHS = {"list_name": 100, "subject_name": 200, "category": 64, "legal_basis": 64, "reference": 200,
+               "authority": 200, "note": 2000}  # fmt: skip
+"""Characters each text field of a request may have at the most (the API's form takes its limits from here)."""
+
+
+def too_long(req: WatchlistRequest) -> Refusal | None:
+    """The first text field of a request longer than its limit (`MAX_LENGTHS`), else None."""
+    for field, most in MAX_LENGTHS.items():
+        value: str = getattr(req, field)
+        if len(value) > most:
+            return Refusal(
+                field,
+                value[:100],
+                Phrase("{field} has {length} characters, more than the {most} allowed", field=field,
+                       length=len(value), most=most),
+            )  # fmt: skip
+    return None
+
 
 @dataclass(frozen=True, slots=True)
 class WatchlistRequest:
@@ -89,6 +107,9 @@ def expiry_instant(day: date) -> datetime:
 
 def check_request(req: WatchlistRequest, policy: Policy, *, today: date, kind: str = "face") -> Refusal | None:
     """The first policy problem with a request for a `kind` ("face" or "plate") entry, or None when it may be filed."""
+    refusal = too_long(req)  # before screening: nothing is done with an over-long text
+    if refusal is not None:
+        return refusal
     screener = policy.screener
     refusal = screener.screen_category(req.category)
     if refusal is not None:

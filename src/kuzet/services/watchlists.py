@@ -62,7 +62,7 @@ class WatchlistService:
             raise self.uow.refuse(
                 actor,
                 "watchlist.refused",
-                object=f"watchlist-request:{req.list_name}",
+                object=f"watchlist-request:{req.list_name[: wl.MAX_LENGTHS['list_name']]}",
                 reason=refusal.reason,
                 hint="watchlists may only hold lawful, allowed categories; see docs/governance.md",
             )

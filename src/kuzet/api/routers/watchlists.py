@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 
 from kuzet.api.deps import Actor, Id, Svc, request_with_upload
 from kuzet.api.schemas import ReasonBody
-from kuzet.governance.watchlists import WatchlistRequest
+from kuzet.governance.watchlists import MAX_LENGTHS, WatchlistRequest
 
 router = APIRouter(prefix="/api/watchlists", tags=["watchlists"])
 
@@ -28,16 +28,16 @@ def list_watchlists(
 async def request_entry(
     svc: Svc,
     actor: Actor,
-    list_name: Annotated[str, Form(max_length=100)],
-    name: Annotated[str, Form(max_length=200)],
-    category: Annotated[str, Form(max_length=64)],
-    legal_basis: Annotated[str, Form(max_length=64)],
-    reference: Annotated[str, Form(max_length=200)],
-    authority: Annotated[str, Form(max_length=200)],
+    list_name: Annotated[str, Form(max_length=MAX_LENGTHS["list_name"])],
+    name: Annotated[str, Form(max_length=MAX_LENGTHS["subject_name"])],
+    category: Annotated[str, Form(max_length=MAX_LENGTHS["category"])],
+    legal_basis: Annotated[str, Form(max_length=MAX_LENGTHS["legal_basis"])],
+    reference: Annotated[str, Form(max_length=MAX_LENGTHS["reference"])],
+    authority: Annotated[str, Form(max_length=MAX_LENGTHS["authority"])],
     expires: Annotated[str, Form(max_length=10)],
     photo: Annotated[UploadFile | None, File()] = None,
     plate: Annotated[str | None, Form(max_length=20)] = None,
-    note: Annotated[str, Form(max_length=2000)] = "",
+    note: Annotated[str, Form(max_length=MAX_LENGTHS["note"])] = "",
 ) -> dict[str, int]:
     """Request a watchlist entry (requesters); it matches nothing until another user approves it.
 
