@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kuzet.config.models import KuzetConfig
-from kuzet.core.errors import InputError, NotFoundError, PolicyRefusal
+from kuzet.core.errors import EnrolmentError, InputError, NotFoundError, PolicyRefusal
 from kuzet.core.types import User
 from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.services.container import Services, build_services
@@ -174,3 +174,17 @@ def test_a_subject_search_photo_that_cannot_be_read_is_reported_as_a_search(
         with pytest.raises(InputError, match="cannot look for the person in .*asking.jpg") as info:
             attempt(u["aud"], photo, justification="access request 2026-17")
         assert "enrol" not in str(info.value)
+
+
+def test_a_watchlist_photo_that_cannot_be_read_is_reported_as_a_watchlist_photo(
+    team: tuple[Services, dict[str, User]], tmp_path: Path
+) -> None:
+    """The error said "cannot enrol from ...": a watchlist entry enrols nobody (and needs no consent)."""
+    svc, u = team
+    photo = tmp_path / "suspect.jpg"
+    photo.write_bytes(b"not a picture")
+    wanted = dataclasses.replace(STOLEN, category="wanted-person", legal_basis="court-order", list_name="wanted")
+    with pytest.raises(EnrolmentError, match="cannot use .*suspect.jpg for a watchlist entry") as info:
+        svc.watchlists.request(u["req"], wanted, photo)
+    assert "enrol" not in str(info.value)
+    assert svc.watchlists.show(u["appr"]) == []

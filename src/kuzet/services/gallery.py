@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,7 +16,7 @@ from kuzet.core.errors import EnrolmentError, InputError, KuzetError
 from kuzet.core.i18n import Phrase
 from kuzet.core.timeutil import iso_utc
 from kuzet.core.types import Identity, User
-from kuzet.governance.approval import STATUSES, checked_status, decision_refusal
+from kuzet.governance.approval import PENDING, STATUSES, checked_status, decision_refusal
 from kuzet.governance.enrolment import ALL_CAMERAS, EnrolmentRequest, check_enrolment, in_scope, resolved_expiry
 from kuzet.governance.watchlists import expiry_instant
 from kuzet.ingest.images import load_image
@@ -59,18 +60,34 @@ def four_eyes(what: str, status: str, requester_id: int | None, actor: User) -> 
         raise Refused(refusal.reason, refusal.hint)
 
 
-def _not_one_face(photo: Path, faces: int, *, search: bool) -> KuzetError:
+Purpose = Literal["enrolment", "watchlist", "search"]
+"""What a photo of one person is for: its errors speak of that (`GalleryService.face_template`)."""
+
+
+def _unreadable(photo: Path, problem: str, hint: str, purpose: Purpose) -> KuzetError:
+    """The error for a photo that cannot be read."""
+    if purpose == "search":
+        said = Phrase("cannot look for the person in {photo}: {problem}", photo=photo, problem=problem)
+        return InputError(said, hint=hint)
+    if purpose == "watchlist":
+        return EnrolmentError(
+            Phrase("cannot use {photo} for a watchlist entry: {problem}", photo=photo, problem=problem), hint=hint
+        )
+    return EnrolmentError(Phrase("cannot enrol from {photo}: {problem}", photo=photo, problem=problem), hint=hint)
+
+
+def _not_one_face(photo: Path, faces: int, purpose: Purpose) -> KuzetError:
     """The error for a photo that shows no face or several, where one person's face is wanted.
 
-    With `search` the photo is of a person asking what kuzet holds about them (an `InputError`); else it is an
+    For a search the photo is of a person asking what kuzet holds about them (an `InputError`); else it is an
     enrolment or watchlist photo (an `EnrolmentError`).
     """
-    if search and faces == 0:
+    if purpose == "search" and faces == 0:
         return InputError(
             Phrase("no face found in {photo}", photo=photo),
             hint="use a clear, frontal photo of the person asking where the face is at least 40 px",
         )
-    if search:
+    if purpose == "search":
         return InputError(
             Phrase(
                 "{faces} faces found in {photo}; the photo must show only the person asking", faces=faces, photo=photo
@@ -81,6 +98,13 @@ def _not_one_face(photo: Path, faces: int, *, search: bool) -> KuzetError:
         return EnrolmentError(
             Phrase("no face found in {photo}", photo=photo),
             hint="use a clear, frontal photo where the face is at least 40 px",
+        )
+    if purpose == "watchlist":
+        return EnrolmentError(
+            Phrase(
+                "{faces} faces found in {photo}; a watchlist photo must show one person only", faces=faces, photo=photo
+            ),
+            hint="crop the photo to the person the entry is about",
         )
     return EnrolmentError(
         Phrase(
@@ -98,7 +122,7 @@ class GalleryService:
         self.uow = uow
 
     def face_template(
-        self, photo: Path, *, check_quality: bool = True, search: bool = False
+        self, photo: Path, *, check_quality: bool = True, purpose: Purpose = "enrolment"
     ) -> tuple[dict[str, NDArray[np.float32]], NDArray[np.uint8], str]:
         """(descriptor of each face model, face crop, photo sha256) from a photo that must show exactly one face.
 
@@ -106,21 +130,14 @@ class GalleryService:
         alignment. With `check_quality` (enrolments and watchlist photos) the face must also be good enough for a
         reliable template by the measure recognition gates tracks on (size x frontal pose x sharpness against
         `recognition.min_quality`); a poor one is refused, saying whether it is small, turned, dark or blurred.
-        With `search` (the photo of a person asking what kuzet holds about them) its errors speak of the search (as
-        `InputError`), not of an enrolment.
+        Its errors speak of the photo's `purpose`: an enrolment, a watchlist entry, or a search (the photo of a
+        person asking what kuzet holds about them: an `InputError`).
         """
         try:
             image = load_image(photo, max_pixels=self.ctx.config.ingest.max_pixels)
         except InputError as exc:
-            if search:
-                raise InputError(
-                    Phrase("cannot look for the person in {photo}: {problem}", photo=photo, problem=exc.message),
-                    hint=exc.hint,
-                ) from None
-            raise EnrolmentError(
-                Phrase("cannot enrol from {photo}: {problem}", photo=photo, problem=exc.message), hint=exc.hint
-            ) from None
-        vectors, box = self._describe(image, photo, check_quality=check_quality, search=search)
+            raise _unreadable(photo, exc.message, exc.hint, purpose) from None
+        vectors, box = self._describe(image, photo, check_quality=check_quality, purpose=purpose)
         return vectors, crop_with_margin(image, box), hashlib.sha256(photo.read_bytes()).hexdigest()
 
     def _describe(
@@ -130,13 +147,13 @@ class GalleryService:
         *,
         check_quality: bool,
         models: list[str] | None = None,
-        search: bool = False,
+        purpose: Purpose = "enrolment",
     ) -> tuple[dict[str, NDArray[np.float32]], NDArray[np.float32]]:
         """Each face model's descriptor (just `models`, by name) of the one face in `image`, and its box."""
         found = self.ctx.models
         dets = found.face_detector.detect(image)
         if len(dets) != 1:
-            raise _not_one_face(photo, len(dets), search=search)
+            raise _not_one_face(photo, len(dets), purpose)
         assert dets.landmarks is not None
         wanted = [(a, e) for a, e in found.face_models if models is None or e.name in models]
         chips = [aligner.align(image, dets.boxes, dets.landmarks) for aligner, _ in wanted]  # each model's own cut
@@ -258,7 +275,7 @@ class GalleryService:
             "basis": "consent",
             "scope": ",".join(req.scope),
             "expires": expiry.isoformat(),
-            "status": "pending",
+            "status": PENDING,
         }
         w.audit(actor, "enrol", object=f"person:{identity.person_id}", justification=req.consent, details=details)
         return identity, added

@@ -44,7 +44,7 @@ class SubjectService:
         """
         ctx = self.ctx
         # a person asking is never turned away for a poor photo
-        vectors, _, _ = self.gallery.face_template(photo, check_quality=False, search=True)
+        vectors, _, _ = self.gallery.face_template(photo, check_quality=False, purpose="search")
         query = np.concatenate([vectors[m] for m in ctx.config.face_models])[None, :].astype(np.float32)
         index = self.gallery.everyone()
         people: list[Match] = []

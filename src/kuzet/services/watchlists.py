@@ -134,7 +134,7 @@ class WatchlistService:
                 ),
                 hint="give --photo FILE (command line) or the photo field (API and web form)",
             )
-        vectors, crop, sha = self.gallery.face_template(photo)
+        vectors, crop, sha = self.gallery.face_template(photo, purpose="watchlist")
         rel = self.ctx.media.save_encrypted(encode_jpeg(crop), cipher=self.ctx.cipher, kind="watchlist")
         return {m: np.ascontiguousarray(v, "<f4").tobytes() for m, v in vectors.items()}, rel, sha
 

@@ -15,6 +15,7 @@ from kuzet.core.errors import EnrolmentError, NotFoundError
 from kuzet.core.i18n import Phrase
 from kuzet.core.timeutil import aware, iso_utc
 from kuzet.core.types import Identity
+from kuzet.governance.approval import APPROVED, PENDING, REJECTED
 from kuzet.governance.enrolment import in_scope
 from kuzet.recognize.gallery import NumpyGallery
 from kuzet.store.crypto import DataCipher, blob_key_id
@@ -38,7 +39,7 @@ class PersonSummary:
     identity: Identity
     templates: int
     created_at: str
-    status: str = "approved"
+    status: str = APPROVED
     consent: str = ""
     scope: list[str] = field(default_factory=lambda: ["*"])
     expires_at: str = ""
@@ -90,7 +91,7 @@ class GalleryRepository:
         """
         enrolment = enrolment or Enrolment(consent=consent, requester_id=enrolled_by)
         person = self.session.scalar(select(PersonRow).where(PersonRow.name == name))
-        if person is not None and person.status in ("pending", "approved"):
+        if person is not None and person.status in (PENDING, APPROVED):
             raise EnrolmentError(
                 Phrase(
                     "{name!r} is already enrolled (person {person}, {status})",
@@ -103,7 +104,7 @@ class GalleryRepository:
         if person is None:
             person = PersonRow(name=name, created_at=now)
             self.session.add(person)
-        person.status = "pending"
+        person.status = PENDING
         person.consent_basis = enrolment.consent
         person.enrolled_by = enrolment.requester_id
         person.scope = json.dumps(list(enrolment.scope))
@@ -142,7 +143,7 @@ class GalleryRepository:
         for person_id, model in self.session.execute(select(TemplateRow.person_id, TemplateRow.model).distinct()):
             have.setdefault(person_id, set()).add(model)
         rows = self.session.scalars(
-            select(PersonRow).where(PersonRow.status.in_(["pending", "approved"])).order_by(PersonRow.id)
+            select(PersonRow).where(PersonRow.status.in_([PENDING, APPROVED])).order_by(PersonRow.id)
         )
         out = []
         for row in rows:
@@ -164,7 +165,7 @@ class GalleryRepository:
             How many were added.
         """
         row = self.session.get(PersonRow, person_id)
-        if row is None or row.status not in ("pending", "approved"):
+        if row is None or row.status not in (PENDING, APPROVED):
             return 0
         if row.expires_at is not None and aware(row.expires_at) <= now:
             return 0
@@ -243,7 +244,7 @@ class GalleryRepository:
         if not approve:
             destroyed = self.destroy_templates(person_id)
             photos, row.photos = json.loads(row.photos), "[]"
-        row.status = "approved" if approve else "rejected"
+        row.status = APPROVED if approve else REJECTED
         ChangeFeed(self.session).note(f"person:{person_id}")
         row.approver_id = approver_id
         row.decision_reason = reason
@@ -273,7 +274,7 @@ class GalleryRepository:
     def active_scope(self, person_id: int, now: datetime) -> list[str] | None:
         """The scope of an approved, unexpired enrolment; None when it is not (or no longer) in force."""
         row = self.session.get(PersonRow, person_id)
-        if row is None or row.status != "approved":
+        if row is None or row.status != APPROVED:
             return None
         if row.expires_at is not None and aware(row.expires_at) <= now:
             return None
@@ -284,7 +285,7 @@ class GalleryRepository:
         return list(
             self.session.scalars(
                 select(PersonRow).where(
-                    PersonRow.status.in_(["pending", "approved"]),
+                    PersonRow.status.in_([PENDING, APPROVED]),
                     PersonRow.expires_at.is_not(None),
                     PersonRow.expires_at <= now,
                 )
@@ -317,7 +318,7 @@ class GalleryRepository:
             query = query.where(TemplateRow.person_id.in_(sorted(only)))
         if active_at is not None:
             query = query.where(
-                PersonRow.status == "approved",
+                PersonRow.status == APPROVED,
                 (PersonRow.expires_at.is_(None)) | (PersonRow.expires_at > active_at),
             )
         people: list[Identity] = []
