@@ -188,3 +188,19 @@ def test_a_watchlist_photo_that_cannot_be_read_is_reported_as_a_watchlist_photo(
         svc.watchlists.request(u["req"], wanted, photo)
     assert "enrol" not in str(info.value)
     assert svc.watchlists.show(u["appr"]) == []
+
+
+def test_over_long_hold_and_review_texts_are_refused_and_ledgered(team: tuple[Services, dict[str, User]]) -> None:
+    """A hold's case and reason, and a reviewer's reason, had no limit off the API (a 101-character case broke the
+    PostgreSQL column with a database error)."""
+    svc, u = team
+    with pytest.raises(PolicyRefusal, match="case has 101 characters, more than the 100 allowed"):
+        svc.retention.hold(u["admin"], "C" * 101, "event", 1, reason="court order 17")
+    with pytest.raises(PolicyRefusal, match="reason has 2001 characters, more than the 2000 allowed"):
+        svc.retention.hold(u["admin"], "CASE-1", "event", 1, reason="r" * 2001)
+    reviewer = svc.users.add(u["admin"], "rev", PASSWORD, ["reviewer"])
+    with pytest.raises(PolicyRefusal, match="reason has 2001 characters"):
+        svc.review.decide(reviewer, 1, "confirm", reason="r" * 2001)
+    assert [o for o, _ in _actions(svc, "hold.refused")] == ["event:1", "event:1"]
+    assert [o for o, _ in _actions(svc, "review.refused")] == ["alert:1"]
+    assert svc.retention.holds(u["admin"]) == []

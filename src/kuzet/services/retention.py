@@ -16,6 +16,9 @@ from kuzet.services.watchlists import WatchlistService
 from kuzet.store.repositories.holds import Hold
 from kuzet.store.repositories.retention import purge
 
+MAX_CASE = 100
+"""Characters a case reference may have (the column's width)."""
+
 
 class RetentionService:
     """Legal holds, and deleting what is due."""
@@ -42,6 +45,8 @@ class RetentionService:
                 reason=Phrase("a hold needs a case reference and a reason"),
                 hint="give --case and --reason",
             )
+        self.uow.capped(actor, "hold.refused", obj, {"case": case}, most=MAX_CASE)
+        self.uow.capped(actor, "hold.refused", obj, {"reason": reason})
         with self.uow.tx() as w:
             hold_id = w.holds.add(
                 case.strip(), object_type, object_id, reason=reason.strip(), user_id=actor.user_id, now=self.ctx.now()

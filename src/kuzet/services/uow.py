@@ -242,10 +242,19 @@ class AuditedUnitOfWork:
             raise
 
     def screen(self, actor: User, action: str, obj: str, fields: dict[str, str]) -> None:
-        """Refuse (audited) free text that carries a prohibited label."""
+        """Refuse (audited) free text longer than MAX_JUSTIFICATION or that carries a prohibited label."""
+        self.capped(actor, action, obj, fields)
         refusal = self.ctx.policy.screener.screen_all(fields)
         if refusal is not None:
             raise self.refuse(actor, action, object=obj, reason=refusal.reason)
+
+    def capped(self, actor: User, action: str, obj: str, fields: dict[str, str], most: int = MAX_JUSTIFICATION) -> None:
+        """Refuse (audited) a free-text field longer than `most` characters, before anything is done with it."""
+        for field, value in fields.items():
+            if len(value) > most:
+                said = Phrase("{field} has {length} characters, more than the {most} allowed", field=field,
+                              length=len(value), most=most)  # fmt: skip
+                raise self.refuse(actor, action, object=obj, reason=said, hint="shorten it")
 
 
 def _own_entries_first() -> None:
