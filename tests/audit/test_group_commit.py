@@ -6,6 +6,7 @@ fail); the others use the real store on both engines, in threads and through a r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -19,7 +20,7 @@ from kuzet.audit.ledger import Checkpoint, NewEntry
 from kuzet.config.models import KuzetConfig
 from kuzet.core.errors import StoreError
 from kuzet.services.container import build_services
-from kuzet.services.uow import GroupCommit
+from kuzet.services.group_commit import Deferred, GroupCommit
 from tests.conftest import PASSWORD
 from tests.support.rawdb import raw_db
 from tests.support.serve import KuzetServe
@@ -137,6 +138,34 @@ def test_a_failed_commit_fails_every_queued_entry_of_its_batch_and_the_committer
     fail.clear()
     group.enqueue(_entry(1)).result(timeout=5)  # the committer thread survived the failure
     group.submit(_entry(2))  # and a waiting caller still leads its own commit
+    group.close()
+
+
+def test_a_request_that_stops_waiting_still_has_its_entry_written_and_the_committer_goes_on() -> None:
+    """A client that goes away (a browser's player aborting a range request) cancels its request's wait; asyncio
+    passes the cancellation on to the entry's future. The committer thread then found the future cancelled, died
+    settling it, and every later request waited for ever."""
+    committed: list[str] = []
+    gate = threading.Event()
+
+    def commit(entries: list[NewEntry]) -> None:
+        gate.wait(5)
+        committed.extend(e.object for e in entries)
+
+    group = GroupCommit(commit)
+
+    async def request_that_goes_away() -> None:
+        deferred = Deferred(futures=[group.enqueue(_entry(0))])
+        waiting = asyncio.ensure_future(deferred.settled())
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    asyncio.run(request_that_goes_away())
+    gate.set()
+    group.enqueue(_entry(1)).result(timeout=5)  # the committer is alive
+    assert committed == ["item:0", "item:1"]  # and the abandoned request's entry was written all the same
     group.close()
 
 

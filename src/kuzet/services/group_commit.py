@@ -11,14 +11,17 @@ in the thread pool for the length of a commit.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from kuzet.audit.ledger import NewEntry
 from kuzet.core.errors import KuzetError, StoreError
+
+log = logging.getLogger("kuzet")
 
 
 @dataclass(slots=True, eq=False)
@@ -83,7 +86,12 @@ class GroupCommit:
 
     def enqueue(self, entry: NewEntry) -> Future[None]:
         """Queue `entry` for the committer thread; the future is settled once it is committed (or could not be)."""
-        me = _Waiting(entry, future=Future())
+        future: Future[None] = Future()
+        # Running from now on, so it can no longer be cancelled: a request whose client went away cancels its wait
+        # (asyncio passes that on to this future), but its entry is still written, and the committer thread, which
+        # settles the future, must never find it cancelled.
+        future.set_running_or_notify_cancel()
+        me = _Waiting(entry, future=future)
         with self._cond:
             if self._closed:
                 raise StoreError("the audit ledger is closed", hint="the server is stopping; retry in a moment")
@@ -122,11 +130,15 @@ class GroupCommit:
             self._leading = False
             self._cond.notify_all()
         for w in batch:
-            if w.future is not None:
+            if w.future is None:
+                continue
+            try:
                 if error is None:
                     w.future.set_result(None)
                 else:
                     w.future.set_exception(_as_store_error(error))
+            except InvalidStateError:  # settled already: nothing may stop the committer thread
+                log.error("a ledger entry's future was settled twice (%s)", w.entry.action)
 
     def _commit_forever(self) -> None:
         """The committer thread: lead whenever entries wait and nobody else leads; stop when closed and drained."""
