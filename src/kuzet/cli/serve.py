@@ -288,6 +288,11 @@ def _status_table(status: ServiceStatus) -> Table:
             str(c.events + c.alerts + c.passages + c.violations),
             c.reason,
         )
+    if status.detector_pid or status.detector_frames:
+        table.caption = (
+            f"shared detector (pid {status.detector_pid}): {status.detector_frames} frames in {status.detector_calls}"
+            f" model calls, largest batch {status.detector_largest_batch}, {status.detector_restarts} restarts"
+        )
     return table
 
 

@@ -141,6 +141,13 @@ class RunConfig(Strict):
     gallery_refresh_s: float = Field(
         3600.0, gt=0, le=86400, description="How often a running camera reloads its whole gallery (a safety net)."
     )
+    shared_detector: bool = Field(
+        False,
+        description="Run CenterFace once for every face camera of this machine, in a detector process of its own: "
+        "each camera sends it the frames that need the full pass and it runs every frame waiting as one batched "
+        "call (one model instance for many streams, the way to share a GPU). Off: each camera's worker runs its own "
+        "(a crash stays in one camera). The local engine only; needs `face_detector.type: centerface`.",
+    )
     retention_interval_s: float = Field(3600.0, gt=0, description="How often retention runs while kuzet runs.")
     secrets_file: str | None = Field(
         None, description="YAML file of NAME: value secrets (owner-only permissions); default DATA_DIR/secrets.yaml."

@@ -75,6 +75,12 @@ class _StatusCollector(Collector):
         yield CounterMetricFamily(
             "kuzet_mqtt_published", "Messages the MQTT broker acknowledged", value=float(self.status.mqtt_published)
         )
+        shared = CounterMetricFamily(
+            "kuzet_detector", "The shared detector's frames and model calls (run.shared_detector)", labels=["count"]
+        )
+        shared.add_metric(["frames"], float(self.status.detector_frames))
+        shared.add_metric(["calls"], float(self.status.detector_calls))
+        yield shared
         hooks = CounterMetricFamily("kuzet_webhook_deliveries", "Webhook deliveries by result", labels=["result"])
         hooks.add_metric(["delivered"], float(self.status.webhooks_delivered))
         hooks.add_metric(["failed"], float(self.status.webhooks_failed))

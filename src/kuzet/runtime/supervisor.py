@@ -13,13 +13,14 @@ import os
 import signal
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from kuzet.config.models import CameraConfig
+from kuzet.config.models import CameraConfig, CenterFaceConfig
 from kuzet.config.secrets import Secrets, camera_url
 from kuzet.core.errors import ConfigError, KuzetError
 from kuzet.ingest.sources import NETWORK_SCHEMES, endpoint, redact_url
+from kuzet.runtime.detector import SharedDetector
 from kuzet.runtime.engines import Engine, ProcessEngine, WorkerHandle
 from kuzet.runtime.integrations import Integrations, Notice
 from kuzet.runtime.outbox import OutboxRelay
@@ -111,6 +112,8 @@ class Supervisor:
         services.cameras.check_purposes(actor, chosen)
         run = ctx.config.run
         origin = f"run@{socket.gethostname()}"
+        self.engine = engine or ProcessEngine()
+        shared = self._shared_detector_config(chosen)
         specs = [
             WorkerSpec(
                 data_dir=str(ctx.data_dir),
@@ -125,14 +128,38 @@ class Supervisor:
             )
             for c in chosen
         ]
+        self.detector = SharedDetector(shared, hang_timeout_s=run.hang_timeout_s) if shared is not None else None
+        if self.detector is not None:  # made once every camera's URL was found: nothing to clean up before
+            specs = [replace(s, detector=self.detector.address, detector_key=self.detector.authkey) for s in specs]
         self.integrations = integrations or Integrations.from_config(run.mqtt, run.webhooks, secrets)
         self.relay = OutboxRelay(services, list(self.integrations.destinations()))
-        self.engine = engine or ProcessEngine()
         self.slots = {s.camera: _Slot(s) for s in specs}
         self.started = time.time()
         self.stopping = False
         self._last_write = 0.0
         self._last_purge = time.monotonic()
+
+    def _shared_detector_config(self, cameras: list[CameraConfig]) -> CenterFaceConfig | None:
+        """The detector the face cameras share (`run.shared_detector`, when some camera analyses faces), or None.
+
+        Raises:
+            ConfigError: Asked for on a Ray cluster, or with a face detector other than CenterFace.
+
+        """
+        run, detector = self.config.run, self.config.face_detector
+        if not run.shared_detector or not any("faces" in c.analytics for c in cameras):
+            return None
+        if self.engine.name != "local":
+            raise ConfigError(
+                "run.shared_detector works with the local engine only",
+                hint="on a Ray cluster each camera's actor runs its own detector: set run.shared_detector: false",
+            )
+        if detector.type != "centerface":
+            raise ConfigError(
+                f"run.shared_detector serves CenterFace, but face_detector.type is {detector.type}",
+                hint="use face_detector.type: centerface, or set run.shared_detector: false",
+            )
+        return detector
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -152,8 +179,12 @@ class Supervisor:
         mains = ",".join(f"{c.name}={redact_url(c.record_source)}" for c in cams if c.record_source)
         if mains:  # the main streams recorded and cut for snapshots are where data comes from too
             details["main_streams"] = mains
+        if self.detector is not None:
+            details["shared_detector"] = "centerface"
         self.services.cameras.record_service_event(self.actor, "service.started", details=details)
         self.relay.start()  # each destination's cursor, before any worker can commit a notice
+        if self.detector is not None:
+            self.detector.start()  # before the cameras, which connect to it
         for slot in self.slots.values():
             self._spawn(slot)
         self._write(force=True)
@@ -220,6 +251,10 @@ class Supervisor:
             self.integrations.send(Notice(kind="camera", camera=st.camera, data=dict(st.payload())))
 
     def _watch(self) -> None:
+        if self.detector is not None:
+            happened = self.detector.watch()
+            if happened:
+                log.warning("kuzet run: %s", happened)
         now = time.monotonic()
         hang = self.config.run.hang_timeout_s
         for slot in self.slots.values():
@@ -260,6 +295,7 @@ class Supervisor:
         """The whole service's status."""
         mqtt = self.integrations.mqtt
         hooks = self.integrations.webhooks
+        shared = self.detector.totals() if self.detector is not None else None
         return ServiceStatus(
             pid=os.getpid(),
             started=self.started,
@@ -270,6 +306,11 @@ class Supervisor:
             mqtt_connected=bool(mqtt and mqtt.connected),
             webhooks_delivered=sum(w.delivered for w in hooks),
             webhooks_failed=sum(w.failed for w in hooks),
+            detector_pid=self.detector.pid if self.detector is not None else 0,
+            detector_frames=shared.frames if shared is not None else 0,
+            detector_calls=shared.calls if shared is not None else 0,
+            detector_largest_batch=shared.largest_batch if shared is not None else 0,
+            detector_restarts=self.detector.restarts if self.detector is not None else 0,
         )
 
     def _write(self, *, force: bool = False) -> None:
@@ -292,6 +333,8 @@ class Supervisor:
             if w is not None and w.alive():
                 w.terminate()
         self.step(0.0)  # the last statuses and notices
+        if self.detector is not None:
+            self.detector.stop()  # after the cameras: their last frames were still detected
         for slot in self.slots.values():
             if slot.current is not None:
                 slot.current.set_state("stopped", "kuzet run stopped")

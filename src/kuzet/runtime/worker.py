@@ -80,6 +80,10 @@ class WorkerSpec:
     """Where the worker runs (a Ray actor's node); empty: this machine's name."""
     record_url: str = field(default="", repr=False)
     """The main stream's URL with credentials, when the camera names a `record_source` (else empty)."""
+    detector: str = ""
+    """The shared detector's socket (`run.shared_detector`), else empty: the worker runs its own."""
+    detector_key: bytes = field(default=b"", repr=False)
+    """The key that socket asks for (this run's own, never written anywhere)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +190,12 @@ class CameraWorker:
         self.analysis = build_analysis(Path(spec.data_dir), self.config, origin=spec.origin)
         self.ctx = self.analysis.ctx
         self.camera = self.ctx.camera_config(spec.camera)
+        if spec.detector and self.config.face_detector.type == "centerface":
+            from kuzet.runtime.detector import SharedCenterFace
+
+            self.ctx.models.face_detector = SharedCenterFace(
+                self.config.face_detector, spec.detector, spec.detector_key
+            )
         self.status = CameraStatus(
             camera=spec.camera,
             source=redact_url(self.camera.source),

@@ -136,6 +136,13 @@ class ServiceStatus:
     mqtt_connected: bool = False
     webhooks_delivered: int = 0
     webhooks_failed: int = 0
+    detector_pid: int = 0
+    """The shared detector's process (`run.shared_detector`); 0 without one."""
+    detector_frames: int = 0
+    detector_calls: int = 0
+    """Model calls of the shared detector: fewer than its frames when cameras' frames were batched."""
+    detector_largest_batch: int = 0
+    detector_restarts: int = 0
 
 
 def wall_path(data_dir: Path, camera: str) -> Path:

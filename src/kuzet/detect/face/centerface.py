@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,11 @@ SEARCH_INPUT_FACE = 12
 SEARCH_SCORE = 0.5
 """YuNet's score threshold as a searcher. Its own default (0.6) lost a track of the hall video (one person's first
 faces); 0.4 found one face more and the same tracks, but its false alarms ran CenterFace 1.6x as often there."""
+
+
+def padded(height: int, width: int) -> tuple[int, int]:
+    """CenterFace's input size for a frame: each side rounded up to a multiple of 32."""
+    return -(-height // 32) * 32, -(-width // 32) * 32
 
 
 def _load_model_bytes() -> bytes:
@@ -85,8 +90,8 @@ class CenterFaceDetector:
         self._buffer: NDArray[np.float32] | None = None
         self._filled = (0, 0)
 
-    def _blob(self, image: Image) -> tuple[NDArray[np.float32], float]:
-        """Resize (keeping the aspect ratio) and pad to a multiple of 32; returns blob (1,3,H,W) and scale."""
+    def _shrink(self, image: Image) -> tuple[Image, float]:
+        """The frame at the detector's input scale (keeping the aspect ratio), and that scale."""
         h, w = image.shape[:2]
         cfg = self.config
         scale = min(1.0, cfg.max_side / max(h, w), cfg.input_min_face / cfg.min_face)
@@ -96,7 +101,12 @@ class CenterFaceDetector:
             interp = cv2.INTER_LINEAR if scale >= 0.5 else cv2.INTER_AREA
             image = np.asarray(cv2.resize(image, (nw, nh), interpolation=interp), dtype=np.uint8)
         h2, w2 = image.shape[:2]
-        ph, pw = -(-h2 // 32) * 32, -(-w2 // 32) * 32
+        return image, (w2 / w + h2 / h) / 2  # scale back with the real ratio of each side
+
+    def _fill(self, image: Image) -> NDArray[np.float32]:
+        """A shrunk frame as the blob (1, 3, H, W), padded to a multiple of 32 (one buffer, reused)."""
+        h2, w2 = image.shape[:2]
+        ph, pw = padded(h2, w2)
         buf = self._buffer
         if buf is None or buf.shape != (1, 3, ph, pw):
             buf = np.zeros((1, 3, ph, pw), np.float32)
@@ -105,19 +115,54 @@ class CenterFaceDetector:
             buf.fill(0.0)  # same blob, other image size: clear the old image out of the padding
         self._filled = (h2, w2)  # frames of one video rewrite only the image area; the padding stays zero
         buf[0, :, :h2, :w2] = image.transpose(2, 0, 1)
-        # scale back with the real ratio of each side
-        return buf, (w2 / w + h2 / h) / 2
+        return buf
+
+    def _blob(self, image: Image) -> tuple[NDArray[np.float32], float]:
+        """Resize (keeping the aspect ratio) and pad to a multiple of 32; returns blob (1,3,H,W) and scale."""
+        small, scale = self._shrink(image)
+        return self._fill(small), scale
 
     def detect(self, image: Image) -> Detections:
         """Faces in an RGB image, best score first (boxes and landmarks in the image's pixels)."""
-        blob, scale = self._blob(image)
-        heatmap, sizes, offsets, lms = self._session.run(_OUTPUTS, {_INPUT: blob})
-        dets = self._decode(heatmap[0, 0], sizes[0], offsets[0], lms[0])
+        small, scale = self._shrink(image)
+        h, w = image.shape[:2]
+        return self.restore(self._detect_small(small), scale, (h, w))
+
+    def _detect_small(self, small: Image) -> Detections:
+        """Faces of one frame at the input scale, in its pixels (the shared detector's client sends it instead)."""
+        heatmap, sizes, offsets, lms = self._session.run(_OUTPUTS, {_INPUT: self._fill(small)})
+        return self._decode(heatmap[0, 0], sizes[0], offsets[0], lms[0])
+
+    def detect_shrunk(self, images: Sequence[Image]) -> list[Detections]:
+        """Faces of frames already at the input scale (several cameras'), one model call for each padded size.
+
+        What `kuzet run`'s shared detector does with the frames its cameras send: the results are those of one
+        frame at a time (the padding is zero either way).
+        """
+        out: list[Detections] = [Detections.empty()] * len(images)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(images):
+            groups.setdefault(padded(*image.shape[:2]), []).append(i)
+        for (ph, pw), members in groups.items():
+            if len(members) == 1:
+                out[members[0]] = self._detect_small(images[members[0]])
+                continue
+            blob = np.zeros((len(members), 3, ph, pw), np.float32)
+            for k, i in enumerate(members):
+                h2, w2 = images[i].shape[:2]
+                blob[k, :, :h2, :w2] = images[i].transpose(2, 0, 1)
+            heatmap, sizes, offsets, lms = self._session.run(_OUTPUTS, {_INPUT: blob})
+            for k, i in enumerate(members):
+                out[i] = self._decode(heatmap[k, 0], sizes[k], offsets[k], lms[k])
+        return out
+
+    def restore(self, dets: Detections, scale: float, size: tuple[int, int]) -> Detections:
+        """Detections at the input scale back in the frame's pixels (`size`: height, width), small faces dropped."""
         if len(dets) == 0:
             return dets
         boxes = dets.boxes / scale
         landmarks = None if dets.landmarks is None else dets.landmarks / scale
-        h, w = image.shape[:2]
+        h, w = size
         boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, w)
         boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, h)
         out = Detections(boxes=boxes.astype(np.float32), scores=dets.scores, landmarks=landmarks)
