@@ -20,7 +20,7 @@ from kuzet.config.models import CameraConfig, CenterFaceConfig
 from kuzet.config.secrets import Secrets, camera_url
 from kuzet.core.errors import ConfigError, KuzetError
 from kuzet.ingest.sources import NETWORK_SCHEMES, endpoint, redact_url
-from kuzet.runtime.detector import SharedDetector
+from kuzet.runtime.detector import DetectorStats, SharedDetector
 from kuzet.runtime.engines import Engine, ProcessEngine, WorkerHandle
 from kuzet.runtime.integrations import Integrations, Notice
 from kuzet.runtime.outbox import OutboxRelay
@@ -128,11 +128,11 @@ class Supervisor:
             )
             for c in chosen
         ]
-        self.detector = SharedDetector(shared, hang_timeout_s=run.hang_timeout_s) if shared is not None else None
-        if self.detector is not None:  # made once every camera's URL was found: nothing to clean up before
-            specs = [replace(s, detector=self.detector.address, detector_key=self.detector.authkey) for s in specs]
         self.integrations = integrations or Integrations.from_config(run.mqtt, run.webhooks, secrets)
         self.relay = OutboxRelay(services, list(self.integrations.destinations()))
+        self.detector = SharedDetector(shared, hang_timeout_s=run.hang_timeout_s) if shared is not None else None
+        if self.detector is not None:  # its socket's folder is made last: nothing after it can fail and leave it
+            specs = [replace(s, detector=self.detector.address, detector_key=self.detector.authkey) for s in specs]
         self.slots = {s.camera: _Slot(s) for s in specs}
         self.started = time.time()
         self.stopping = False
@@ -295,7 +295,7 @@ class Supervisor:
         """The whole service's status."""
         mqtt = self.integrations.mqtt
         hooks = self.integrations.webhooks
-        shared = self.detector.totals() if self.detector is not None else None
+        shared = self.detector.totals() if self.detector is not None else DetectorStats()
         return ServiceStatus(
             pid=os.getpid(),
             started=self.started,
@@ -307,9 +307,9 @@ class Supervisor:
             webhooks_delivered=sum(w.delivered for w in hooks),
             webhooks_failed=sum(w.failed for w in hooks),
             detector_pid=self.detector.pid if self.detector is not None else 0,
-            detector_frames=shared.frames if shared is not None else 0,
-            detector_calls=shared.calls if shared is not None else 0,
-            detector_largest_batch=shared.largest_batch if shared is not None else 0,
+            detector_frames=shared.frames,
+            detector_calls=shared.calls,
+            detector_largest_batch=shared.largest_batch,
             detector_restarts=self.detector.restarts if self.detector is not None else 0,
         )
 
