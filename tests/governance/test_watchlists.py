@@ -91,6 +91,24 @@ def test_approver_must_differ_from_requester(service: Kuzet, people: dict[str, U
     assert shown.status == "approved" and shown.requester == "dana" and shown.approver == "aigul"
 
 
+def test_a_copy_of_a_pending_face_request_is_refused_before_its_photo_is_described(
+    service: Kuzet, people: dict[str, User], faces_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repeated request cost a whole detector and embedder pass before the transaction refused it."""
+    photo = faces_dir / EXAMPLES / "lin-manuel-miranda.png"
+    entry = service.watchlist_request(people["req"], _request(), photo)
+    detector = service.ctx.models.face_detector
+    passes: list[int] = []
+    real = detector.detect
+    monkeypatch.setattr(detector, "detect", lambda image: passes.append(1) or real(image))
+    with pytest.raises(PolicyRefusal, match=f"already pending as entry {entry}"):
+        service.watchlist_request(people["req"], _request(), photo)
+    assert passes == [] and len(_refusals(service, people["aud"])) == 1
+    # a changed request (another reference) is described and filed as before
+    assert service.watchlist_request(people["req"], _request(reference="2-346/2026"), photo) > entry
+    assert passes == [1]
+
+
 def test_roles_gate_each_step(service: Kuzet, people: dict[str, User], faces_dir: Path) -> None:
     photo = faces_dir / EXAMPLES / "lin-manuel-miranda.png"
     with pytest.raises(PermissionDenied):

@@ -66,6 +66,7 @@ class WatchlistService:
                 reason=refusal.reason,
                 hint="watchlists may only hold lawful, allowed categories; see docs/governance.md",
             )
+        self._not_pending(actor, req, kind, photo, plate)  # before the model's pass over the photo
         templates, rel, sha = self._template(req, photo, plate)
         try:
             with self.uow.tx() as w:
@@ -81,6 +82,27 @@ class WatchlistService:
             raise
         return entry_id
 
+    def _not_pending(
+        self, actor: User, req: wl.WatchlistRequest, kind: str, photo: Path | None, plate: str | None
+    ) -> None:
+        """Refuse (audited) a request whose exact copy is pending already, before any photo is described.
+
+        A cheap look by the photo's or plate's sha256; the check inside `_file`'s transaction stays the one that
+        counts (two identical requests at once).
+        """
+        if plate is not None and photo is None:
+            sha = hashlib.sha256(clean_plate(plate).encode()).hexdigest()
+        elif photo is not None and photo.is_file():
+            sha = hashlib.sha256(photo.read_bytes()).hexdigest()
+        else:
+            return  # `_template` says what is wrong with it
+        with self.uow.read() as r:
+            pending = r.watchlists.pending_same(req, requester_id=actor.user_id, kind=kind, sha=sha, now=self.ctx.now())
+        if pending is not None:
+            refused = _pending_refusal(pending)
+            obj = f"watchlist-request:{req.list_name}"
+            raise self.uow.refuse(actor, "watchlist.refused", object=obj, reason=refused.reason, hint=refused.hint)
+
     def _file(
         self, w: Work, actor: User, req: wl.WatchlistRequest, templates: dict[str, bytes], *, photo: str, sha: str,
         kind: str,
@@ -89,11 +111,7 @@ class WatchlistService:
         now = self.ctx.now()
         pending = w.watchlists.pending_same(req, requester_id=actor.user_id, kind=kind, sha=sha, now=now)
         if pending is not None:  # a second copy would ask approvers to decide the same thing twice
-            raise Refused(
-                Phrase("the same request is already pending as entry {entry}", entry=pending),
-                hint=f"wait for the decision on entry {pending}, or withdraw it "
-                f"(`kuzet watchlist withdraw {pending} --reason ...`) and file a changed request",
-            )
+            raise _pending_refusal(pending)
         (model, template), *others = templates.items()
         entry_id = w.watchlists.add(
             req, requester_id=actor.user_id, template=template, model=model, photo=photo, sha=sha,
@@ -318,3 +336,11 @@ class WatchlistService:
         ctx = self.ctx
         with self.uow.read() as r:
             return r.watchlists.active_plates(now=ctx.now(), policy=ctx.policy, cipher=ctx.cipher)
+
+
+def _pending_refusal(pending: int) -> Refused:
+    return Refused(
+        Phrase("the same request is already pending as entry {entry}", entry=pending),
+        hint=f"wait for the decision on entry {pending}, or withdraw it "
+        f"(`kuzet watchlist withdraw {pending} --reason ...`) and file a changed request",
+    )
