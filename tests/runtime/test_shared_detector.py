@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import stat
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, wait
 from pathlib import Path
@@ -24,6 +26,7 @@ from kuzet.config.models import CenterFaceConfig, KuzetConfig
 from kuzet.core.errors import ConfigError, ModelError
 from kuzet.core.types import Detections, Image
 from kuzet.detect.face.centerface import CenterFaceDetector
+from kuzet.runtime import detector as detector_module
 from kuzet.runtime.detector import DetectorServer, SharedCenterFace, SharedDetector, encode_frame
 from kuzet.runtime.engines import ProcessEngine
 from kuzet.runtime.supervisor import Supervisor
@@ -47,23 +50,32 @@ def frames(path: Path, count: int, step: int = 7) -> list[Image]:
     return out
 
 
+@pytest.fixture(autouse=True)
+def patient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cameras wait for answers as long as a loaded test machine may need (the timeout has its own test)."""
+    monkeypatch.setattr(detector_module, "REPLY_TIMEOUT_S", 120.0)
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> tuple[DetectorServer, str]:
+def server(tmp_path: Path) -> Iterator[tuple[DetectorServer, str]]:
     address = str(tmp_path / "detector.sock")
     srv = DetectorServer(CenterFaceDetector(CenterFaceConfig()), address, KEY)
     yield srv, address
     srv.close()
 
 
+def until(condition: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {seconds:.0f} s for {what}"
+        time.sleep(0.02)
+
+
 def connected(srv: DetectorServer, clients: list[SharedCenterFace]) -> None:
     """Connect every client and let the server take them in (before any of them sends a frame)."""
     for c in clients:
         c._conn = c._connect()
-    deadline = 50
-    while len(srv.clients) < len(clients) and deadline:
-        srv.serve_once(0.05)
-        deadline -= 1
-    assert len(srv.clients) == len(clients)
+    until(lambda: srv.adopt() or len(srv.clients) == len(clients), "the server to take the clients in")
 
 
 def ask_at_once(srv: DetectorServer, clients: list[SharedCenterFace], images: list[Image]) -> list[Detections]:
@@ -76,9 +88,9 @@ def ask_at_once(srv: DetectorServer, clients: list[SharedCenterFace], images: li
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(clients))]
     for t in threads:
         t.start()
-    for _ in range(200):
-        if len(wait(srv.clients, 0.05)) == len(clients):
-            break
+    until(  # adopting a client that connected again by itself
+        lambda: srv.adopt() or len(wait(srv.clients, 0.05)) == len(clients), "every client's frame"
+    )
     assert srv.serve_once(1.0) == len(clients)
     for t in threads:
         t.join(10)
@@ -128,7 +140,7 @@ def test_a_process_without_the_runs_key_is_refused_and_the_cameras_are_still_ser
     connected(srv, [camera])
     with pytest.raises(AuthenticationError):
         Client(address, family="AF_UNIX", authkey=b"guessed" * 5)
-    assert srv.stats.refused == 1
+    until(lambda: srv.stats.refused == 1, "the refusal to be counted")
     intruder = SharedCenterFace(CenterFaceConfig(), address, b"wrong")
     with pytest.raises(ModelError, match="refused this camera's key"):
         intruder.detect(frames(video_dir / "short_hamilton_clip.mp4", 1)[0])
@@ -142,6 +154,7 @@ def test_malformed_and_oversized_frames_are_refused_with_the_reason_and_serving_
 ) -> None:
     srv, address = server
     raw = Client(address, family="AF_UNIX", authkey=KEY)
+    until(lambda: srv.adopt() or len(srv.clients) == 1, "the server to take the connection in")
     small = np.zeros((40, 60, 3), np.uint8)
     good = encode_frame(small)
     bad = {
@@ -153,21 +166,69 @@ def test_malformed_and_oversized_frames_are_refused_with_the_reason_and_serving_
     for request, reason in bad.items():
         raw.send_bytes(request)
         srv.serve_once(1.0)
+        assert raw.poll(30)
         answer = raw.recv_bytes()
         assert answer.startswith(b"KZE1") and reason in answer
     assert srv.stats.refused == len(bad) and srv.stats.frames == 0
     raw.send_bytes(good)
     srv.serve_once(1.0)
-    assert raw.recv_bytes() == b"KZD1" + bytes(4)  # no face in a black frame
+    assert raw.poll(30) and raw.recv_bytes() == b"KZD1" + bytes(4)  # no face in a black frame
     huge = threading.Thread(target=send_quietly, args=(raw, bytes(8 + 1281 * 1281 * 3)))
     huge.start()  # larger than any frame can be: the connection is dropped without reading it
-    srv.serve_once(1.0)
+    until(lambda: srv.serve_once(0.2) == 0 and srv.clients == [], "the connection to be dropped")
     huge.join(10)
-    assert srv.clients == [] and srv.stats.frames == 1
+    assert srv.stats.frames == 1
     camera = SharedCenterFace(CenterFaceConfig(), address, KEY)
     connected(srv, [camera])
     image = frames(video_dir / "short_hamilton_clip.mp4", 1)[0]
     assert len(ask_at_once(srv, [camera], [image])[0]) >= 1
+
+
+def test_a_connection_that_stays_silent_holds_up_no_camera_and_is_dropped(
+    server: tuple[DetectorServer, str], video_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An insider's process connects and never answers the key challenge: it used to block every later camera."""
+    monkeypatch.setattr(detector_module, "HANDSHAKE_S", 1.0)
+    srv, address = server
+    silent = socket.socket(socket.AF_UNIX)
+    silent.connect(address)
+    silent.settimeout(30)
+    camera = SharedCenterFace(CenterFaceConfig(), address, KEY)
+    connected(srv, [camera])  # served while the silent one still holds its connection
+    image = frames(video_dir / "short_hamilton_clip.mp4", 1)[0]
+    assert len(ask_at_once(srv, [camera], [image])[0]) >= 1
+    got = b""
+    while chunk := silent.recv(4096):  # the challenge, which it never answers, then the end: shut after HANDSHAKE_S
+        got += chunk
+    assert b"#CHALLENGE#" in got
+    assert len(srv.clients) == 1
+    silent.close()
+
+
+def test_a_batch_the_model_fails_on_is_tried_one_frame_at_a_time(
+    server: tuple[DetectorServer, str], video_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch too large for the device failed every camera in it; each frame is now tried alone before refusing."""
+    srv, address = server
+    assert srv.detector is not None
+    real = srv.detector.detect_shrunk
+
+    def fails_on_batches(images: list[Image]) -> list[Detections]:
+        if len(images) > 1:
+            raise RuntimeError("out of memory")
+        return real(images)
+
+    monkeypatch.setattr(srv.detector, "detect_shrunk", fails_on_batches)
+    clients = [SharedCenterFace(CenterFaceConfig(), address, KEY) for _ in range(3)]
+    connected(srv, clients)
+    images = frames(video_dir / "short_hamilton_clip.mp4", 3)
+    found = ask_at_once(srv, clients, images)
+    alone = CenterFaceDetector(CenterFaceConfig())
+    for image, faces in zip(images, found, strict=True):
+        same_faces(faces, alone.detect(image))
+    assert (srv.stats.frames, srv.stats.calls, srv.stats.largest_batch) == (3, 3, 1)
+    for c in clients:
+        c.close()
 
 
 def test_a_camera_whose_detector_went_away_says_so_and_reconnects_to_the_new_one(
@@ -229,7 +290,7 @@ def test_cameras_share_one_detector_that_is_restarted_when_killed(
     run.until(lambda: run.cam("stage").events >= 1, 90, "an event from the stage camera")
     run.until(lambda: detector.totals().clients == 2, 30, "both cameras connected to the detector")
     served = detector.totals().frames
-    assert served > 0 and detector.totals().calls <= served
+    assert served > 0
     status = read_status(root)
     assert status.detector_pid == detector.pid and status.detector_frames > 0
     committed = event_ids(root)

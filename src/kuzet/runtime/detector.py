@@ -8,9 +8,11 @@ GPU (or the cores) serves many streams with one model instance, and the cameras'
 waiting for each other.
 
 The socket lives in a private temporary folder (owner-only) and every connection must prove the run's random key
-(`multiprocessing.connection`'s HMAC challenge), so another local user cannot reach it and a process of the same
-user cannot use it without the key. Nothing on the wire is unpickled: a frame is a fixed header and its pixels, an
-answer a count and the faces' numbers, and anything malformed is refused and answered with the reason.
+(`multiprocessing.connection`'s HMAC challenge, which must be over within a few seconds), so another local user
+cannot reach it and a process of the same user cannot use it without the key, nor hold it up by connecting and
+staying silent. Nothing on the wire is unpickled: a frame is a fixed header and its pixels, an answer a count and the
+faces' numbers; a malformed frame is refused and answered with the reason, and a message larger than any frame can be
+ends its connection unread.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import multiprocessing as mp
 import os
 import shutil
 import signal
+import socket
 import struct
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
 from multiprocessing import AuthenticationError, parent_process
-from multiprocessing.connection import Client, Connection, Listener, wait
+from multiprocessing.connection import Client, Connection, Listener, answer_challenge, deliver_challenge, wait
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -55,6 +58,40 @@ REPLY_TIMEOUT_S = 10.0
 CONNECT_WAIT_S = 15.0
 """How long a camera waits for the detector's socket to appear (it starts beside the workers)."""
 HEARTBEAT_S = 1.0
+HANDSHAKE_S = 5.0
+"""How long either side of a new connection may take to prove the run's key."""
+MAX_BATCH = 16
+"""The most frames in one model call (a GPU's memory is finite); more waiting frames go in further calls."""
+
+
+def _prove(conn: Connection, key: bytes, *, serving: bool) -> None:
+    """Both sides prove the run's key (the server asks first); past HANDSHAKE_S the socket is shut and it fails.
+
+    Raises:
+        AuthenticationError: The other side does not hold the key.
+        OSError: It went away, or did not finish in time (EOFError too).
+
+    """
+    done = threading.Event()
+
+    def shut() -> None:
+        if not done.is_set():
+            with contextlib.suppress(OSError, ValueError), socket.socket(fileno=os.dup(conn.fileno())) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(HANDSHAKE_S, shut)
+    timer.daemon = True
+    timer.start()
+    try:
+        if serving:
+            deliver_challenge(conn, key)
+            answer_challenge(conn, key)
+        else:
+            answer_challenge(conn, key)
+            deliver_challenge(conn, key)
+    finally:
+        done.set()
+        timer.cancel()
 
 
 def encode_frame(image: Image) -> bytes:
@@ -130,42 +167,65 @@ class DetectorStats:
 class DetectorServer:
     """Serves a CenterFace detector to the camera workers on a Unix socket, one model call per input size."""
 
-    def __init__(self, detector: CenterFaceDetector, address: str, authkey: bytes) -> None:
+    def __init__(self, detector: CenterFaceDetector | None, address: str, authkey: bytes, *, max_side: int = 0) -> None:
+        """Listen on `address` at once; `detector` may come later (`load`), so cameras can connect while it loads."""
         self.detector = detector
         self.address = address
+        self._authkey = authkey
         with contextlib.suppress(FileNotFoundError):
             os.unlink(address)  # left by a detector that was killed
-        self.listener = Listener(address, family="AF_UNIX", authkey=authkey)
+        self.listener = Listener(address, family="AF_UNIX")  # the key is proven per connection, with a deadline
         os.chmod(address, 0o600)
         self.stats = DetectorStats()
         self.clients: list[Connection] = []
         self._new: list[Connection] = []
         self._lock = threading.Lock()
         self._closed = False
-        self._max_side = detector.config.max_side
+        self._max_side = detector.config.max_side if detector is not None else max_side
         threading.Thread(target=self._accept, name="kuzet-detector-accept", daemon=True).start()
 
     def _accept(self) -> None:
         while not self._closed:
             try:
                 conn = self.listener.accept()
-            except AuthenticationError:
-                self.stats.refused += 1
-                log.warning("shared detector: refused a connection that did not prove the run's key")
-                continue
-            except (OSError, EOFError):
+            except Exception:  # a descriptor limit, or the listener closed
                 if self._closed:
                     return
-                continue  # a client that went away during the handshake
-            with self._lock:
+                time.sleep(0.05)
+                continue
+            if self._closed:
+                conn.close()
+                return
+            threading.Thread(target=self._admit, args=(conn,), name="kuzet-detector-admit", daemon=True).start()
+
+    def _admit(self, conn: Connection) -> None:
+        """Take a connection in once it proves the run's key within HANDSHAKE_S (each in its own thread)."""
+        try:
+            _prove(conn, self._authkey, serving=True)
+        except AuthenticationError:
+            self.stats.refused += 1
+            log.warning("shared detector: refused a connection that did not prove the run's key")
+            conn.close()
+            return
+        except Exception:  # silent past the deadline, gone mid-handshake, or garbled
+            conn.close()
+            return
+        with self._lock:
+            if self._closed:
+                conn.close()
+            else:
                 self._new.append(conn)
 
-    def serve_once(self, timeout: float) -> int:
-        """Wait up to `timeout` s for frames, run every frame that is waiting, answer each; returns how many."""
+    def adopt(self) -> None:
+        """Serve the connections admitted since the last look."""
         with self._lock:
             self.clients += self._new
             self._new.clear()
         self.stats.clients = len(self.clients)
+
+    def serve_once(self, timeout: float) -> int:
+        """Wait up to `timeout` s for frames, run every frame that is waiting, answer each; returns how many."""
+        self.adopt()
         if not self.clients:
             time.sleep(min(timeout, 0.05))
             return 0
@@ -182,21 +242,29 @@ class DetectorServer:
             except ValueError as exc:
                 self.stats.refused += 1
                 self._send(conn, _ERROR + str(exc).encode())
-        if not asks:
-            return 0
+        for first in range(0, len(asks), MAX_BATCH):
+            self._run(asks[first : first + MAX_BATCH])
+        return len(asks)
+
+    def _run(self, asks: list[tuple[Connection, Image]]) -> None:
+        """Detect a batch and answer each camera; a batch the model fails on is tried again one frame at a time."""
+        assert self.detector is not None, "load() the model before serving"
         try:
             found = self.detector.detect_shrunk([image for _, image in asks])
-        except Exception as exc:  # onnxruntime's errors: every waiting camera is told, the detector goes on
-            log.exception("shared detector: a batch of %d frames failed", len(asks))
-            for conn, _ in asks:
-                self._send(conn, _ERROR + f"the model failed ({type(exc).__name__})".encode())
-            return 0
+        except Exception as exc:  # onnxruntime's errors (a GPU out of memory): the detector goes on
+            if len(asks) > 1:
+                log.warning("shared detector: a batch of %d frames failed (%s); one at a time", len(asks), exc)
+                for ask in asks:
+                    self._run([ask])
+                return
+            log.exception("shared detector: a frame failed")
+            self._send(asks[0][0], _ERROR + f"the model failed ({type(exc).__name__})".encode())
+            return
         self.stats.frames += len(asks)
         self.stats.calls += len({padded(*image.shape[:2]) for _, image in asks})
         self.stats.largest_batch = max(self.stats.largest_batch, len(asks))
         for (conn, _), dets in zip(asks, found, strict=True):
             self._send(conn, encode_faces(dets))
-        return len(asks)
 
     def _send(self, conn: Connection, data: bytes) -> None:
         try:
@@ -211,9 +279,13 @@ class DetectorServer:
 
     def close(self) -> None:
         """Stop accepting, close every connection and remove the socket."""
-        self._closed = True
+        with self._lock:
+            self._closed = True
+            waiting, self._new = self._new, []
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as wake:
+            wake.connect(self.address)  # the accept thread sees `_closed` and ends
         self.listener.close()
-        for conn in self.clients:
+        for conn in self.clients + waiting:
             conn.close()
         self.clients.clear()
 
@@ -238,11 +310,8 @@ class SharedCenterFace(CenterFaceDetector):
         deadline = time.monotonic() + CONNECT_WAIT_S
         while True:
             try:
-                return Client(self.address, family="AF_UNIX", authkey=self._authkey)
-            except AuthenticationError:
-                raise ModelError(
-                    "the shared detector refused this camera's key", hint="restart kuzet run (each run has its own key)"
-                ) from None
+                conn = Client(self.address, family="AF_UNIX")
+                break
             except (FileNotFoundError, ConnectionRefusedError):
                 if time.monotonic() > deadline:
                     raise ModelError(
@@ -250,6 +319,19 @@ class SharedCenterFace(CenterFaceDetector):
                         hint="kuzet run restarts it; see its log",
                     ) from None
                 time.sleep(0.1)
+        try:
+            _prove(conn, self._authkey, serving=False)
+        except AuthenticationError:
+            conn.close()
+            raise ModelError(
+                "the shared detector refused this camera's key", hint="restart kuzet run (each run has its own key)"
+            ) from None
+        except Exception:  # OSError, EOFError: it went away or did not finish the handshake in time
+            conn.close()
+            raise ModelError(
+                "the shared detector did not take the connection", hint="kuzet run restarts it; see its log"
+            ) from None
+        return conn
 
     def _detect_small(self, small: Image) -> Detections:
         conn = self._conn = self._conn or self._connect()
@@ -279,7 +361,9 @@ def detector_main(config_json: str, address: str, authkey: bytes, messages: Mess
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: quit_now.set())
     share_cores(1)  # every core for the model, whose threads sleep while they wait (the cameras need them too)
-    server = DetectorServer(CenterFaceDetector(CenterFaceConfig.model_validate_json(config_json)), address, authkey)
+    config = CenterFaceConfig.model_validate_json(config_json)
+    server = DetectorServer(None, address, authkey, max_side=config.max_side)  # cameras connect while it loads
+    server.detector = CenterFaceDetector(config)
     parent = parent_process()
     sent = 0.0
     try:
@@ -299,8 +383,9 @@ class SharedDetector:
     def __init__(self, config: CenterFaceConfig, *, hang_timeout_s: float) -> None:
         self.config = config
         self.hang_timeout_s = hang_timeout_s
-        self._folder = tempfile.mkdtemp(prefix="kuzet-detector-")  # owner-only; a short path (sockets allow 107 bytes)
-        self.address = os.path.join(self._folder, "socket")
+        self._folder = ""
+        self.address = ""
+        """The socket (in an owner-only folder made by the first `start`)."""
         self.authkey = os.urandom(32)
         self._ctx: Any = mp.get_context("spawn")
         self._stop = self._ctx.Event()
@@ -321,12 +406,16 @@ class SharedDetector:
         return int(self.process.pid or 0) if self.process is not None else 0
 
     def start(self) -> None:
-        """Start the detector process."""
+        """Start the detector process (the first start makes the socket's folder, which `stop` removes)."""
+        if not self._folder:
+            self._folder = tempfile.mkdtemp(prefix="kuzet-detector-")  # owner-only; short (sockets allow 107 bytes)
+            self.address = os.path.join(self._folder, "socket")
         self._queue = self._ctx.Queue()
         self.process = self._ctx.Process(
             target=detector_main,
             args=(self.config.model_dump_json(), self.address, self.authkey, self._queue, self._stop),
             name="kuzet-detector",
+            daemon=True,  # never keeps kuzet run from exiting
         )
         self.process.start()
         self.stats = DetectorStats()
@@ -388,4 +477,5 @@ class SharedDetector:
                 self.process.kill()
                 self.process.join(5)
             self._read()
-        shutil.rmtree(self._folder, ignore_errors=True)
+        if self._folder:
+            shutil.rmtree(self._folder, ignore_errors=True)

@@ -131,8 +131,6 @@ class Supervisor:
         self.integrations = integrations or Integrations.from_config(run.mqtt, run.webhooks, secrets)
         self.relay = OutboxRelay(services, list(self.integrations.destinations()))
         self.detector = SharedDetector(shared, hang_timeout_s=run.hang_timeout_s) if shared is not None else None
-        if self.detector is not None:  # its socket's folder is made last: nothing after it can fail and leave it
-            specs = [replace(s, detector=self.detector.address, detector_key=self.detector.authkey) for s in specs]
         self.slots = {s.camera: _Slot(s) for s in specs}
         self.started = time.time()
         self.stopping = False
@@ -184,7 +182,9 @@ class Supervisor:
         self.services.cameras.record_service_event(self.actor, "service.started", details=details)
         self.relay.start()  # each destination's cursor, before any worker can commit a notice
         if self.detector is not None:
-            self.detector.start()  # before the cameras, which connect to it
+            self.detector.start()  # before the cameras, which connect to it; its socket's folder is made here
+            for slot in self.slots.values():
+                slot.spec = replace(slot.spec, detector=self.detector.address, detector_key=self.detector.authkey)
         for slot in self.slots.values():
             self._spawn(slot)
         self._write(force=True)
@@ -323,18 +323,20 @@ class Supervisor:
         """Ask every worker to finish (they commit what they decided), wait, then end those that do not."""
         self.stopping = True
         self.engine.stop_all()
-        deadline = time.monotonic() + timeout
-        while any(s.worker is not None and s.worker.alive() for s in self.slots.values()):
-            if time.monotonic() > deadline:
-                break
-            self.step(0.2)
-        for slot in self.slots.values():
-            w = slot.worker
-            if w is not None and w.alive():
-                w.terminate()
-        self.step(0.0)  # the last statuses and notices
-        if self.detector is not None:
-            self.detector.stop()  # after the cameras: their last frames were still detected
+        try:
+            deadline = time.monotonic() + timeout
+            while any(s.worker is not None and s.worker.alive() for s in self.slots.values()):
+                if time.monotonic() > deadline:
+                    break
+                self.step(0.2)
+            for slot in self.slots.values():
+                w = slot.worker
+                if w is not None and w.alive():
+                    w.terminate()
+            self.step(0.0)  # the last statuses and notices
+        finally:
+            if self.detector is not None:
+                self.detector.stop()  # after the cameras (their last frames were still detected), whatever happened
         for slot in self.slots.values():
             if slot.current is not None:
                 slot.current.set_state("stopped", "kuzet run stopped")
