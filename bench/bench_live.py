@@ -14,10 +14,11 @@ largest N near a known one (the cameras are then N of the same rotation: people,
 
 With `--streams two` (the default), each camera is what an NVR user configures: the video re-encoded once at
 640x360 as its analysis stream (`source`) and at 1280x720 as its main stream (`record_source`, recorded in `events`
-mode); `--streams one` serves the sample files as they are, one stream per camera.
+mode); `--streams one` serves the sample files as they are, one stream per camera. `--shared-detector` turns on
+`run.shared_detector` (one CenterFace process for every camera; its CPU is counted in the cameras' CPU).
 
 Usage (from the repository root): python -m bench.bench_live [--seconds 30] [--from 1] [--max-cameras 8]
-                                   [--streams two] [--no-single] [--out bench/results/live.json]
+                                   [--streams two] [--no-single] [--shared-detector] [--out bench/results/live.json]
 """
 
 from __future__ import annotations
@@ -56,11 +57,19 @@ def cpu_seconds(pid: int) -> float:
 
 
 def measure(
-    server: RtspServer, names: list[str], *, seconds: float, gate: bool, root: Path, main: bool = False
+    server: RtspServer,
+    names: list[str],
+    *,
+    seconds: float,
+    gate: bool,
+    root: Path,
+    main: bool = False,
+    shared: bool = False,
 ) -> dict[str, object]:
     """Run `names` (mounts, repeated as needed) as cameras for a window; return rates, drops and CPU.
 
-    With `main`, each camera also records its main stream (mount `NAME-main`) in `events` mode.
+    With `main`, each camera also records its main stream (mount `NAME-main`) in `events` mode. With `shared`, the
+    cameras share one detector process (`run.shared_detector`), whose CPU counts towards the cameras'.
     """
     cameras: list[dict[str, object]] = [
         {"name": f"cam{i}-{n}", "source": server.url(n), "purpose": "benchmark on loopback"}
@@ -70,7 +79,11 @@ def measure(
         for camera, n in zip(cameras, names, strict=True):
             camera.update(record_source=server.url(f"{n}-main"), record={"mode": "events"})
     config = KuzetConfig.model_validate(
-        {"cameras": cameras, "motion_gate": {"enabled": gate}, "run": {"reconnect_initial_s": 0.2}}
+        {
+            "cameras": cameras,
+            "motion_gate": {"enabled": gate},
+            "run": {"reconnect_initial_s": 0.2, "shared_detector": shared},
+        }
     )
     svc = build_services(root, config)
     svc.users.init_admin("bench", PASSWORD)
@@ -90,6 +103,9 @@ def measure(
         for _ in range(10):
             sup.step(0.2)  # let the first seconds (model warm-up) pass
         pids = [s.status().pid for s in sup.slots.values()]
+        if sup.detector is not None:
+            pids.append(sup.detector.pid)
+        batches0 = sup.service_status()
         start = {c.camera: c for c in sup.statuses()}
         assert server.proc is not None
         others = (server.proc.pid, os.getpid())  # the RTSP test server; the supervisor (this process)
@@ -100,6 +116,7 @@ def measure(
         cpu1, t1 = sum(cpu_seconds(p) for p in pids), time.monotonic()
         rest1 = [cpu_seconds(p) for p in others]
         end = {c.camera: c for c in sup.statuses()}
+        batches1 = sup.service_status()
         restarts = sum(c.worker_restarts for c in end.values())
     finally:
         sup.stop()
@@ -122,6 +139,12 @@ def measure(
         "rtsp_server_cores": round((rest1[0] - rest0[0]) / window, 3),
         "supervisor_cores": round((rest1[1] - rest0[1]) / window, 3),
         "worker_restarts": restarts,
+        "shared_detector": shared,
+        "detector_frames_per_call": round(
+            (batches1.detector_frames - batches0.detector_frames)
+            / max(1, batches1.detector_calls - batches0.detector_calls),
+            2,
+        ),
         "sustained": dropped <= 0.05 * (analysed + dropped) and restarts == 0,
     }
 
@@ -149,6 +172,7 @@ def main() -> None:
     parser.add_argument("--max-cameras", type=int, default=8)
     parser.add_argument("--no-single", action="store_true", help="skip each video alone, gate on and off")
     parser.add_argument("--streams", choices=["one", "two"], default="two", help="two: 640x360 + 1280x720 main")
+    parser.add_argument("--shared-detector", action="store_true", help="run.shared_detector: one CenterFace process")
     parser.add_argument("--out", type=Path, default=Path("bench/results/live.json"))
     args = parser.parse_args()
     if not 1 <= args.first <= args.max_cameras:
@@ -164,6 +188,7 @@ def main() -> None:
     results: dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
         "fps": 10,
+        "shared_detector": args.shared_detector,
         "streams": "640x360 analysed, 1280x720 main recorded (events)" if two else "the sample files as they are",
     }
     try:
@@ -172,7 +197,15 @@ def main() -> None:
             for name in [] if args.no_single else VIDEOS:
                 for gate in (True, False):
                     root = Path(tmp) / f"data-{name}-{gate}"
-                    r = measure(server, [name], seconds=args.seconds, gate=gate, root=root, main=two)
+                    r = measure(
+                        server,
+                        [name],
+                        seconds=args.seconds,
+                        gate=gate,
+                        root=root,
+                        main=two,
+                        shared=args.shared_detector,
+                    )
                     single.append(r)
                     print(
                         f"{name:7s} gate={'on ' if gate else 'off'} cpu/camera {r['cpu_per_camera']:.2f} cores, "
@@ -185,7 +218,10 @@ def main() -> None:
             names = list(VIDEOS)
             for n in range(args.first, args.max_cameras + 1):
                 cams = [names[i % len(names)] for i in range(n)]
-                r = measure(server, cams, seconds=args.seconds, gate=True, root=Path(tmp) / f"data-{n}", main=two)
+                root = Path(tmp) / f"data-{n}"
+                r = measure(
+                    server, cams, seconds=args.seconds, gate=True, root=root, main=two, shared=args.shared_detector
+                )
                 ramp.append(r)
                 print(
                     f"N={n}: {r['analysed_fps_per_camera']} fps/camera, dropped {r['dropped_share']:.1%}, "

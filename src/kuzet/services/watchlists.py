@@ -93,7 +93,8 @@ class WatchlistService:
         if plate is not None and photo is None:
             sha = hashlib.sha256(clean_plate(plate).encode()).hexdigest()
         elif photo is not None and photo.is_file():
-            sha = hashlib.sha256(photo.read_bytes()).hexdigest()
+            with photo.open("rb") as f:
+                sha = hashlib.file_digest(f, "sha256").hexdigest()
         else:
             return  # `_template` says what is wrong with it
         with self.uow.read() as r:
