@@ -168,7 +168,7 @@ class DetectorServer:
     """Serves a CenterFace detector to the camera workers on a Unix socket, one model call per input size."""
 
     def __init__(self, detector: CenterFaceDetector | None, address: str, authkey: bytes, *, max_side: int = 0) -> None:
-        """Listen on `address` at once; `detector` may come later (`load`), so cameras can connect while it loads."""
+        """Listen on `address` at once; `detector` may be set later, so cameras can connect while the model loads."""
         self.detector = detector
         self.address = address
         self._authkey = authkey
@@ -248,7 +248,7 @@ class DetectorServer:
 
     def _run(self, asks: list[tuple[Connection, Image]]) -> None:
         """Detect a batch and answer each camera; a batch the model fails on is tried again one frame at a time."""
-        assert self.detector is not None, "load() the model before serving"
+        assert self.detector is not None, "set the detector before serving"
         try:
             found = self.detector.detect_shrunk([image for _, image in asks])
         except Exception as exc:  # onnxruntime's errors (a GPU out of memory): the detector goes on
