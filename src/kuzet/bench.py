@@ -136,7 +136,7 @@ def bench_embedders(chips: NDArray[np.uint8], runtimes: list[str]) -> dict[str, 
 def bench_analysis(data: Path, videos: list[str], baseline_frames: int, rounds: int = 1) -> dict[str, Any]:
     """Frames/s and CPU seconds of `kuzet analyze` per video, four configs, and of the face_recognition way.
 
-    The configs: the default; without YuNet's search first (`search: whole`, CenterFace on every moving frame);
+    The configs: the default; every frame with open face tracks detected at full resolution (`tracked_share: 0`);
     `min_face: 40` (the smallest face HOG finds); the default without the motion gate. With `rounds` above 1, each
     round runs every config and the face_recognition way once more, one after the other, and the figures are the
     medians (a config's speedup: the median of its rounds' ratios to the same round's face_recognition way), so
@@ -170,7 +170,7 @@ def _bench_services(data: Path, warm_video: str, tmp: Path) -> dict[str, tuple[A
     lin = data / "faces" / "face_recognition_examples" / "lin-manuel-miranda.png"
     variants = {
         "default": KuzetConfig(),
-        "search_whole": KuzetConfig(face_detector=CenterFaceConfig(search="whole")),
+        "tracked_full": KuzetConfig(face_detector=CenterFaceConfig(tracked_share=0.0)),
         "min_face_40": KuzetConfig(face_detector=CenterFaceConfig(min_face=40)),
         "no_motion_gate": KuzetConfig(motion_gate=MotionGateConfig(enabled=False)),
     }

@@ -55,7 +55,7 @@ def test_rounds_interleave_every_way_and_report_medians(tmp_path: Path, data_roo
     row = json.loads(out.read_text())["analyze"]["car-detection.mp4"]
     base = row["face_recognition_style"]["fps_rounds"]
     assert len(base) == 2 and row["face_recognition_style"]["fps"] == round(statistics.median(base), 2)
-    for name in ("default", "search_whole", "min_face_40", "no_motion_gate"):
+    for name in ("default", "tracked_full", "min_face_40", "no_motion_gate"):
         fps = row[name]["fps_rounds"]
         assert len(fps) == 2 and all(f > 0 for f in fps)
         # the rounds are kept to 2 decimals and the medians rounded to 1: equal within that rounding

@@ -34,6 +34,17 @@ class CenterFaceConfig(Strict):
             " faces are large (checkpoints) and detection gets faster by the square of the shrink."
         ),
     )
+    tracked_share: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "On video frames with open face tracks, between whole passes (at least every `motion_gate.refresh_s`),"
+            " the frame is shrunk until a face of this share of the smallest tracked face is `input_min_face`"
+            " pixels (never more than `min_face` needs): large tracked faces, as in a broadcast, cost a fraction of"
+            " the full pass, and a new face smaller than that is found at the next whole pass. 0 turns it off."
+        ),
+    )
     threads: int = Field(0, ge=0, description="onnxruntime threads; 0 uses every core.")
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="`auto` runs on a CUDA GPU when onnxruntime-gpu sees one, else on the CPU."

@@ -10,7 +10,7 @@ import numpy as np
 from kuzet.analytics.faces import decide_tracks
 from kuzet.config.models import KuzetConfig
 from kuzet.core.types import Detections, FaceSample, FaceTrack, Frame, Identity, Image, TrackDecision
-from kuzet.detect.face.base import FaceDetector, FaceSearch
+from kuzet.detect.face.base import FaceDetector, FaceSearch, TrackFollower
 from kuzet.ingest.motion import MotionGate
 from kuzet.recognize import build_face_aligner
 from kuzet.recognize.align import crop_region
@@ -68,6 +68,8 @@ class FaceStats:
     """Frames the face detector looked at only where they moved (`motion_gate.regions`)."""
     searched_frames: int = 0
     """Frames where the cheap search found no face, so the face detector did not run (`face_detector.search`)."""
+    followed_frames: int = 0
+    """Frames the face detector looked at only as finely as the open tracks needed (`tracked_share`)."""
     per_identity: dict[str, int] = field(default_factory=dict)
 
 
@@ -92,6 +94,8 @@ class FaceAnalyzer:
         self.detector = detector
         self.search = detector if isinstance(detector, FaceSearch) and detector.searches else None
         """Asked first on video frames without an open face track (CenterFace's `search: yunet`)."""
+        self.follow = detector if isinstance(detector, TrackFollower) and detector.follows else None
+        """Looks at frames with open face tracks only as finely as they need (CenterFace's `tracked_share`)."""
         self.embedder = embedder
         self.aligner = aligner or build_face_aligner(config.face_embedder)
         self.extra = list(extra)
@@ -110,23 +114,31 @@ class FaceAnalyzer:
         self._last_whole = -np.inf
 
     def _detect(self, frame: Frame) -> Detections:
-        """Faces of a frame: on its moving regions when they are enough, else on the whole frame.
+        """Faces of a video frame: the whole frame, its moving regions, or the whole frame as coarse as tracks allow.
 
-        The whole frame is searched at least every `refresh_s` (someone standing still), when the moving regions
-        cover more than `region_max_share` of it, and when an open track's expected box is not inside them (so a
-        track is never lost for want of looking).
+        The whole frame gets the full pass at least every `refresh_s` (someone standing still, a small face
+        arriving). Between, the moving regions are searched when they are enough (`regions`: they cover at most
+        `region_max_share` of the frame and hold every open track's expected box, so a track is never lost for
+        want of looking), else the whole frame at the scale its open tracks need (`tracked_share`).
         """
         cfg = self.config.motion_gate
         pts = frame.pts
-        due = pts - self._last_whole >= cfg.refresh_s or pts < self._last_whole
-        if not (cfg.enabled and cfg.regions) or frame.still or due:
+        if frame.still or pts - self._last_whole >= cfg.refresh_s or pts < self._last_whole:
             return self._whole(frame)
+        if cfg.enabled and cfg.regions:
+            found = self._in_regions(frame)
+            if found is not None:
+                return found
+        return self._following(frame)
+
+    def _in_regions(self, frame: Frame) -> Detections | None:
+        """Faces found in the frame's moving regions, or None when those are not enough to look at."""
         regions = self.gate.regions()
         h, w = frame.image.shape[:2]
         share = float(((regions[:, 2] - regions[:, 0]) * (regions[:, 3] - regions[:, 1])).sum()) / (w * h)
-        if not len(regions) or share > cfg.region_max_share:
-            return self._whole(frame)
-        tracked = self.tracker.predicted(pts)
+        if not len(regions) or share > self.config.motion_gate.region_max_share:
+            return None
+        tracked = self.tracker.predicted(frame.pts)
         inside = (
             (tracked[:, None, 0] >= regions[None, :, 0])
             & (tracked[:, None, 1] >= regions[None, :, 1])
@@ -134,7 +146,7 @@ class FaceAnalyzer:
             & (tracked[:, None, 3] <= regions[None, :, 3])
         ).any(axis=1)
         if not inside.all():
-            return self._whole(frame)
+            return None
         parts = []
         for x1, y1, x2, y2 in np.round(regions).astype(int).tolist():
             found = self.detector.detect(np.ascontiguousarray(frame.image[y1:y2, x1:x2]))
@@ -142,6 +154,15 @@ class FaceAnalyzer:
                 parts.append(found.shifted(x1, y1))
         self.stats.region_frames += 1
         return Detections.joined(parts)
+
+    def _following(self, frame: Frame) -> Detections:
+        """The whole frame, shrunk as far as its open tracks' smallest face allows (`tracked_share`)."""
+        tracked = self.tracker.predicted(frame.pts)
+        if self.follow is None or not len(tracked):
+            return self._whole(frame)
+        smallest = float(np.minimum(tracked[:, 2] - tracked[:, 0], tracked[:, 3] - tracked[:, 1]).min())
+        self.stats.followed_frames += 1
+        return self.follow.detect_following(frame.image, smallest)
 
     def _whole(self, frame: Frame) -> Detections:
         self._last_whole = frame.pts

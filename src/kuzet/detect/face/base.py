@@ -29,3 +29,17 @@ class FaceSearch(Protocol):
     def any_face(self, image: Image) -> bool:
         """Whether `image` may hold a face: False only when the full pass would most likely find none."""
         ...
+
+
+@runtime_checkable
+class TrackFollower(Protocol):
+    """A detector that can look at a video frame only as finely as its open face tracks need (CenterFace)."""
+
+    @property
+    def follows(self) -> bool:
+        """Whether `detect_following` may be coarser than `detect` (else it is not worth asking)."""
+        ...
+
+    def detect_following(self, image: Image, smallest: float) -> Detections:
+        """Faces of `image` at least as large as a share of `smallest`, the smallest tracked face (pixels)."""
+        ...

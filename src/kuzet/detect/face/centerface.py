@@ -90,11 +90,14 @@ class CenterFaceDetector:
         self._buffer: NDArray[np.float32] | None = None
         self._filled = (0, 0)
 
-    def _shrink(self, image: Image) -> tuple[Image, float]:
-        """The frame at the detector's input scale (keeping the aspect ratio), and that scale."""
+    def _shrink(self, image: Image, face: float = 0.0) -> tuple[Image, float]:
+        """The frame at the detector's input scale (keeping the aspect ratio), and that scale.
+
+        The scale is the one where a `min_face` face (or a `face` one, when larger) is `input_min_face` pixels.
+        """
         h, w = image.shape[:2]
         cfg = self.config
-        scale = min(1.0, cfg.max_side / max(h, w), cfg.input_min_face / cfg.min_face)
+        scale = min(1.0, cfg.max_side / max(h, w), cfg.input_min_face / max(cfg.min_face, face))
         if scale < 1.0:
             nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
             # bilinear is enough down to half size and several times cheaper than INTER_AREA at odd ratios
@@ -125,6 +128,22 @@ class CenterFaceDetector:
     def detect(self, image: Image) -> Detections:
         """Faces in an RGB image, best score first (boxes and landmarks in the image's pixels)."""
         small, scale = self._shrink(image)
+        h, w = image.shape[:2]
+        return self.restore(self._detect_small(small), scale, (h, w))
+
+    @property
+    def follows(self) -> bool:
+        """Whether frames with open face tracks may be detected coarser (`tracked_share` above 0)."""
+        return self.config.tracked_share > 0
+
+    def detect_following(self, image: Image, smallest: float) -> Detections:
+        """Faces of a video frame whose open tracks' smallest face is `smallest` pixels (shorter side).
+
+        The frame is shrunk until a face of `tracked_share` times `smallest` is `input_min_face` pixels (never
+        finer than the full pass): the tracked faces and any as large are found as by the full pass, at a fraction
+        of its cost when they are large. Smaller new faces wait for the next full pass.
+        """
+        small, scale = self._shrink(image, self.config.tracked_share * smallest)
         h, w = image.shape[:2]
         return self.restore(self._detect_small(small), scale, (h, w))
 

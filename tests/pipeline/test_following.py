@@ -1,0 +1,126 @@
+"""Frames with open face tracks detected only as finely as the tracked faces need (`tracked_share`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kuzet.config.models import CenterFaceConfig, DlibResNetConfig, KuzetConfig
+from kuzet.core.types import Detections, Frame, Image
+from kuzet.detect.face.base import TrackFollower
+from kuzet.detect.face.centerface import CenterFaceDetector
+from kuzet.ingest import load_image, open_source
+from kuzet.recognize import build_face_aligner
+from kuzet.recognize.base import FaceEmbedder
+from tests.support.analyzer import make_analyzer
+
+
+class _Measured(CenterFaceDetector):
+    """The real CenterFace, remembering the input size of every model call."""
+
+    def __init__(self, config: CenterFaceConfig) -> None:
+        super().__init__(config)
+        self.inputs: list[int] = []
+
+    def _detect_small(self, small: Image) -> Detections:
+        self.inputs.append(small.shape[0] * small.shape[1])
+        return super()._detect_small(small)
+
+
+def _stage(video_dir: Path, embedder: FaceEmbedder, share: float) -> tuple[_Measured, list[tuple[float, bool]], int]:
+    """The stage clip at 10 frames/s: the detector, (start, recognisable) of every track, followed frames."""
+    detector = _Measured(CenterFaceConfig(tracked_share=share))
+    analyzer = make_analyzer(detector, embedder)
+    decisions = []
+    with open_source(str(video_dir / "short_hamilton_clip.mp4"), fps=10) as source:
+        for frame in source:
+            decisions += analyzer.process(frame)
+    decisions += analyzer.finish()
+    tracks = sorted((round(d.track.start, 1), d.recognisable) for d in decisions)
+    return detector, tracks, analyzer.stats.followed_frames
+
+
+def test_a_broadcast_is_detected_coarser_with_the_same_recognisable_tracks(
+    video_dir: Path, embedder: FaceEmbedder
+) -> None:
+    full, full_tracks, none_followed = _stage(video_dir, embedder, 0.0)
+    coarse, coarse_tracks, followed = _stage(video_dir, embedder, 0.5)
+    assert none_followed == 0 and max(full.inputs) == min(full.inputs)  # every pass at the full pass's size
+    assert followed > len(coarse.inputs) // 2  # a face is tracked on most frames of the clip
+    assert sum(coarse.inputs) < 0.8 * sum(full.inputs)  # a fifth fewer pixels through the model (measured 30%)
+    recognisable = [t for t in full_tracks if t[1]]
+    assert recognisable and [t for t in coarse_tracks if t[1]] == recognisable  # the same faces become matchable
+    assert len(coarse_tracks) >= len(full_tracks) - 2
+
+
+def test_the_coarse_pass_finds_large_faces_as_the_full_pass_does(faces_dir: Path, embedder: FaceEmbedder) -> None:
+    examples = faces_dir / "face_recognition_examples"
+    detector = _Measured(CenterFaceConfig())
+    two = load_image(examples / "knn_test_kit_with_rose.jpg", max_pixels=50_000_000)
+    full = detector.detect(two)
+    assert len(full) == 2 and len(detector.detect_following(two, _smallest(full))) == 2
+    image = load_image(examples / "knn_test_obama1.jpg", max_pixels=50_000_000)
+    detector.inputs.clear()
+    full = detector.detect(image)
+    side = _smallest(full)
+    assert side > 80  # a face large enough to be followed at well under the full scale
+    coarse = detector.detect_following(image, side)
+    assert detector.inputs[1] < detector.inputs[0] / 4
+    assert len(coarse) == len(full) == 1 and full.landmarks is not None and coarse.landmarks is not None
+    assert np.linalg.norm(coarse.landmarks - full.landmarks, axis=-1).mean() < 0.06 * side  # measured 3%
+    aligner = build_face_aligner(DlibResNetConfig())
+    both = np.concatenate([full.boxes, coarse.boxes]), np.concatenate([full.landmarks, coarse.landmarks])
+    d = embedder.embed(aligner.align(image, *both))
+    assert float(d[0] @ d[1]) / float(np.linalg.norm(d[0]) * np.linalg.norm(d[1])) > 0.97  # measured 0.986
+    off = CenterFaceDetector(CenterFaceConfig(tracked_share=0.0))
+    assert not off.follows and isinstance(off, TrackFollower)
+
+
+def _smallest(found: Detections) -> float:
+    return float(np.minimum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1]).min())
+
+
+class _Following:
+    """A face detector with one fixed face, telling whole passes from coarse ones."""
+
+    name = "following"
+    follows = True
+
+    def __init__(self) -> None:
+        self.calls: list[str | float] = []
+
+    def _face(self) -> Detections:
+        box = np.array([[100, 60, 160, 130]], np.float32)  # 60 px wide, 70 high
+        marks = np.array([[[115, 85], [145, 85], [130, 100], [118, 115], [142, 115]]], np.float32)
+        return Detections(boxes=box, scores=np.array([0.9], np.float32), landmarks=marks)
+
+    def detect(self, image: Image) -> Detections:
+        self.calls.append("whole")
+        return self._face()
+
+    def detect_following(self, image: Image, smallest: float) -> Detections:
+        self.calls.append(smallest)
+        return self._face()
+
+
+def test_the_whole_frame_gets_the_full_pass_on_the_refresh_and_the_tracked_size_between(
+    embedder: FaceEmbedder,
+) -> None:
+    detector = _Following()
+    analyzer = make_analyzer(detector, embedder)
+    image = np.full((240, 320, 3), 90, np.uint8)
+    for i in range(12):  # 1.2 s at 10 frames/s of a face standing still
+        analyzer.process(Frame(image=image, pts=i / 10, index=i))
+    calls = detector.calls
+    assert calls[0] == "whole" and calls[10] == "whole"  # the first frame and the refresh after 1 s
+    assert all(abs(float(c) - 60) < 1 for c in calls[1:10] + calls[11:])  # the tracked face's shorter side
+    detector.calls.clear()
+    analyzer.process(Frame(image=image, pts=0.0, index=0))  # time went back (a new file, a seek): whole again
+    assert detector.calls == ["whole"]
+    detector.follows = False  # `tracked_share: 0`: never coarse
+    analyzer = make_analyzer(detector, embedder, KuzetConfig())
+    detector.calls.clear()
+    for i in range(5):
+        analyzer.process(Frame(image=image, pts=i / 10, index=i))
+    assert detector.calls == ["whole"] * 5
