@@ -7,7 +7,8 @@ Two measurements on a video (default: the stage clip, where a face is tracked on
   through CenterFace, faces, tracks and tracks with a usable best shot.
 - On every frame with faces, both passes on the same frame (the coarse one at the full pass's smallest face, as a
   track would ask): faces the coarse pass missed, its landmarks' distance from the full pass's (mean over the five
-  points, share of the face's shorter side) and the cosine between the descriptors of the chips cut from each.
+  points, share of the face's shorter side) and the cosine between the descriptors of the chips cut from each
+  (frames whose faces are too small to go coarser are left out: they get the full pass).
 
 Usage: python bench/bench_following.py [-o bench/results/following.json] [--share 0.5] [--video NAME]
 """
@@ -87,6 +88,8 @@ def fidelity(video: Path, share: float, fps: float) -> dict[str, Any]:
                 continue
             sides = np.minimum(full.boxes[:, 2] - full.boxes[:, 0], full.boxes[:, 3] - full.boxes[:, 1])
             coarse = detector.detect_following(frame.image, float(sides.min()))
+            if coarse is None:
+                continue  # faces too small to go coarser: the full pass runs, nothing to compare
             faces += len(full)
             ious = iou_matrix(full.boxes, coarse.boxes) if len(coarse) else np.zeros((len(full), 1), np.float32)
             for i, j in enumerate(ious.argmax(axis=1).tolist()):

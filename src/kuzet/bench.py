@@ -199,6 +199,7 @@ def _timed_analysis(svc: Any, admin: Any, path: Path) -> dict[str, Any]:
         "cpu_s": cpu,
         "gated_frames": result.stats.gated_frames,
         "searched_frames": result.stats.searched_frames,
+        "followed_frames": result.stats.followed_frames,
         "faces": result.stats.faces,
         "tracks": result.stats.tracks,
         "embedded_shots": result.stats.embedded_shots,

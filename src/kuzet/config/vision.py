@@ -39,10 +39,10 @@ class CenterFaceConfig(Strict):
         ge=0.0,
         le=1.0,
         description=(
-            "On video frames with open face tracks, between whole passes (at least every `motion_gate.refresh_s`),"
+            "On video frames with open face tracks, between full passes (at least every `motion_gate.refresh_s`),"
             " the frame is shrunk until a face of this share of the smallest tracked face is `input_min_face`"
-            " pixels (never more than `min_face` needs): large tracked faces, as in a broadcast, cost a fraction of"
-            " the full pass, and a new face smaller than that is found at the next whole pass. 0 turns it off."
+            " pixels (never finer than the full pass): large tracked faces, as in a broadcast, cost a fraction of"
+            " the full pass, and a new face smaller than that is found at the next full pass. 0 turns it off."
         ),
     )
     threads: int = Field(0, ge=0, description="onnxruntime threads; 0 uses every core.")
@@ -321,8 +321,8 @@ class MotionGateConfig(Strict):
     regions: bool = Field(
         True,
         description="On frames where only part of the picture moves, run the face detector on the moving regions "
-        "only (merged, padded and cropped), with a whole-frame pass at least every `refresh_s` and whenever an open "
-        "track is not inside them.",
+        "only (merged, padded and cropped), with a whole-frame pass at least every `refresh_s`; when an open track is "
+        "not inside them, the whole frame is searched at the scale the tracks need (`face_detector.tracked_share`).",
     )
     region_max_share: float = Field(
         0.4,

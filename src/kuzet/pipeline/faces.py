@@ -161,8 +161,11 @@ class FaceAnalyzer:
         if self.follow is None or not len(tracked):
             return self._whole(frame)
         smallest = float(np.minimum(tracked[:, 2] - tracked[:, 0], tracked[:, 3] - tracked[:, 1]).min())
+        found = self.follow.detect_following(frame.image, smallest)
+        if found is None:  # the tracked faces need the full pass's resolution: it counts as one
+            return self._whole(frame)
         self.stats.followed_frames += 1
-        return self.follow.detect_following(frame.image, smallest)
+        return found
 
     def _whole(self, frame: Frame) -> Detections:
         self._last_whole = frame.pts

@@ -2,7 +2,8 @@
 
 With `run.shared_detector: true`, `kuzet run` starts one detector process beside the camera workers (as Frigate
 does). Each worker keeps its own decoding, motion gate, search (YuNet), tracking and decisions, and sends the frames
-that need CenterFace's full pass, already shrunk to the detector's input scale, to that process over a Unix socket.
+that need CenterFace, already shrunk to the detector's input scale (the full pass's, or a step of it for frames that
+follow large tracked faces), to that process over a Unix socket.
 The detector takes every frame that arrived while it was busy and runs them as one model call per input size, so a
 GPU (or the cores) serves many streams with one model instance, and the cameras' frames are batched without
 waiting for each other.

@@ -40,6 +40,9 @@ class TrackFollower(Protocol):
         """Whether `detect_following` may be coarser than `detect` (else it is not worth asking)."""
         ...
 
-    def detect_following(self, image: Image, smallest: float) -> Detections:
-        """Faces of `image` at least as large as a share of `smallest`, the smallest tracked face (pixels)."""
+    def detect_following(self, image: Image, smallest: float) -> Detections | None:
+        """Faces of `image` at least as large as a share of `smallest`, the smallest tracked face (pixels).
+
+        None when that would be no cheaper than `detect`.
+        """
         ...

@@ -27,6 +27,10 @@ _STRIDE = 4
 _INPUT = "input.1"
 _OUTPUTS = ["537", "538", "539", "540"]  # heatmap, scale, offset, landmarks
 
+FOLLOW_STEP = 2**-0.125
+"""Followed frames are detected at the full pass's scale times a power of this (`detect_following`)."""
+FOLLOW_MIN_SIDE = 128
+"""A followed frame is shrunk to no less than this many pixels on its shorter side."""
 SEARCH_INPUT_FACE = 12
 """`search: yunet`: the frame is shrunk for YuNet until a `min_face` face is this many pixels (it finds 10 px)."""
 SEARCH_SCORE = 0.5
@@ -90,14 +94,11 @@ class CenterFaceDetector:
         self._buffer: NDArray[np.float32] | None = None
         self._filled = (0, 0)
 
-    def _shrink(self, image: Image, face: float = 0.0) -> tuple[Image, float]:
-        """The frame at the detector's input scale (keeping the aspect ratio), and that scale.
-
-        The scale is the one where a `min_face` face (or a `face` one, when larger) is `input_min_face` pixels.
-        """
+    def _shrink(self, image: Image) -> tuple[Image, float]:
+        """The frame at the detector's input scale (keeping the aspect ratio), and that scale."""
         h, w = image.shape[:2]
         cfg = self.config
-        scale = min(1.0, cfg.max_side / max(h, w), cfg.input_min_face / max(cfg.min_face, face))
+        scale = min(1.0, cfg.max_side / max(h, w), cfg.input_min_face / cfg.min_face)
         if scale < 1.0:
             nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
             # bilinear is enough down to half size and several times cheaper than INTER_AREA at odd ratios
@@ -136,16 +137,29 @@ class CenterFaceDetector:
         """Whether frames with open face tracks may be detected coarser (`tracked_share` above 0)."""
         return self.config.tracked_share > 0
 
-    def detect_following(self, image: Image, smallest: float) -> Detections:
+    def detect_following(self, image: Image, smallest: float) -> Detections | None:
         """Faces of a video frame whose open tracks' smallest face is `smallest` pixels (shorter side).
 
-        The frame is shrunk until a face of `tracked_share` times `smallest` is `input_min_face` pixels (never
-        finer than the full pass): the tracked faces and any as large are found as by the full pass, at a fraction
-        of its cost when they are large. Smaller new faces wait for the next full pass.
+        The frame is shrunk until a face of `tracked_share` times `smallest` is `input_min_face` pixels: the
+        tracked faces and any as large are found as by the full pass, at a fraction of its cost when they are
+        large. The scale is rounded up to a step of `FOLLOW_STEP` below the full pass's (a few input sizes, so that
+        the shared detector's frames of several cameras still batch) and the shrunk frame's shorter side is kept to
+        at least `FOLLOW_MIN_SIDE` (whole-pixel sizes scale the two sides a little differently). None when that is
+        no coarser than the full pass, which the caller then runs.
         """
-        small, scale = self._shrink(image, self.config.tracked_share * smallest)
         h, w = image.shape[:2]
-        return self.restore(self._detect_small(small), scale, (h, w))
+        cfg = self.config
+        full = min(1.0, cfg.max_side / max(h, w), cfg.input_min_face / cfg.min_face)
+        needed = max(cfg.input_min_face / max(1.0, cfg.tracked_share * smallest), FOLLOW_MIN_SIDE / min(h, w))
+        steps = np.floor(np.log(full / needed) / np.log(1 / FOLLOW_STEP)) if needed < full else 0.0
+        if steps < 1:
+            return None
+        scale = full * FOLLOW_STEP ** float(steps)
+        interp = cv2.INTER_LINEAR if scale >= 0.5 else cv2.INTER_AREA  # as `_shrink`
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = np.asarray(cv2.resize(image, size, interpolation=interp), np.uint8)
+        h2, w2 = small.shape[:2]
+        return self.restore(self._detect_small(small), (w2 / w + h2 / h) / 2, (h, w))
 
     def _detect_small(self, small: Image) -> Detections:
         """Faces of one frame at the input scale, in its pixels (the shared detector's client sends it instead)."""
