@@ -16,6 +16,7 @@ With `--streams two` (the default), each camera is what an NVR user configures: 
 640x360 as its analysis stream (`source`) and at 1280x720 as its main stream (`record_source`, recorded in `events`
 mode); `--streams one` serves the sample files as they are, one stream per camera. `--shared-detector` turns on
 `run.shared_detector` (one CenterFace process for every camera; its CPU is counted in the cameras' CPU).
+`--tracked-share 0` turns off following tracked faces at the scale they need (`face_detector.tracked_share`).
 
 Usage (from the repository root): python -m bench.bench_live [--seconds 30] [--from 1] [--max-cameras 8]
                                    [--streams two] [--no-single] [--shared-detector] [--out bench/results/live.json]
@@ -65,6 +66,7 @@ def measure(
     root: Path,
     main: bool = False,
     shared: bool = False,
+    tracked_share: float = 0.5,
 ) -> dict[str, object]:
     """Run `names` (mounts, repeated as needed) as cameras for a window; return rates, drops and CPU.
 
@@ -82,6 +84,7 @@ def measure(
         {
             "cameras": cameras,
             "motion_gate": {"enabled": gate},
+            "face_detector": {"type": "centerface", "tracked_share": tracked_share},
             "run": {"reconnect_initial_s": 0.2, "shared_detector": shared},
         }
     )
@@ -173,6 +176,7 @@ def main() -> None:
     parser.add_argument("--no-single", action="store_true", help="skip each video alone, gate on and off")
     parser.add_argument("--streams", choices=["one", "two"], default="two", help="two: 640x360 + 1280x720 main")
     parser.add_argument("--shared-detector", action="store_true", help="run.shared_detector: one CenterFace process")
+    parser.add_argument("--tracked-share", type=float, default=0.5, help="face_detector.tracked_share (0: off)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/live.json"))
     args = parser.parse_args()
     if not 1 <= args.first <= args.max_cameras:
@@ -189,6 +193,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
         "fps": 10,
         "shared_detector": args.shared_detector,
+        "tracked_share": args.tracked_share,
         "streams": "640x360 analysed, 1280x720 main recorded (events)" if two else "the sample files as they are",
     }
     try:
@@ -205,6 +210,7 @@ def main() -> None:
                         root=root,
                         main=two,
                         shared=args.shared_detector,
+                        tracked_share=args.tracked_share,
                     )
                     single.append(r)
                     print(
@@ -220,7 +226,14 @@ def main() -> None:
                 cams = [names[i % len(names)] for i in range(n)]
                 root = Path(tmp) / f"data-{n}"
                 r = measure(
-                    server, cams, seconds=args.seconds, gate=True, root=root, main=two, shared=args.shared_detector
+                    server,
+                    cams,
+                    seconds=args.seconds,
+                    gate=True,
+                    root=root,
+                    main=two,
+                    shared=args.shared_detector,
+                    tracked_share=args.tracked_share,
                 )
                 ramp.append(r)
                 print(
