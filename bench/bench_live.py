@@ -197,21 +197,18 @@ def main() -> None:
         "streams": "640x360 analysed, 1280x720 main recorded (events)" if two else "the sample files as they are",
     }
     try:
+        common = {
+            "seconds": args.seconds,
+            "main": two,
+            "shared": args.shared_detector,
+            "tracked_share": args.tracked_share,
+        }
         with tempfile.TemporaryDirectory() as tmp:
             single = []
             for name in [] if args.no_single else VIDEOS:
                 for gate in (True, False):
                     root = Path(tmp) / f"data-{name}-{gate}"
-                    r = measure(
-                        server,
-                        [name],
-                        seconds=args.seconds,
-                        gate=gate,
-                        root=root,
-                        main=two,
-                        shared=args.shared_detector,
-                        tracked_share=args.tracked_share,
-                    )
+                    r = measure(server, [name], gate=gate, root=root, **common)
                     single.append(r)
                     print(
                         f"{name:7s} gate={'on ' if gate else 'off'} cpu/camera {r['cpu_per_camera']:.2f} cores, "
@@ -225,16 +222,7 @@ def main() -> None:
             for n in range(args.first, args.max_cameras + 1):
                 cams = [names[i % len(names)] for i in range(n)]
                 root = Path(tmp) / f"data-{n}"
-                r = measure(
-                    server,
-                    cams,
-                    seconds=args.seconds,
-                    gate=True,
-                    root=root,
-                    main=two,
-                    shared=args.shared_detector,
-                    tracked_share=args.tracked_share,
-                )
+                r = measure(server, cams, gate=True, root=root, **common)
                 ramp.append(r)
                 print(
                     f"N={n}: {r['analysed_fps_per_camera']} fps/camera, dropped {r['dropped_share']:.1%}, "
