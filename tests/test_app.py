@@ -91,6 +91,43 @@ def test_enrolment_refuses_faces_too_poor_for_a_reliable_template(
     assert service.services.gallery.face_template(blurred, check_quality=False)[0]["dlib-resnet"].shape == (128,)
 
 
+def test_a_photo_swapped_while_it_is_described_leaves_the_digest_of_what_was_described(
+    service: Kuzet, faces_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An insider swaps the file just after it is decoded: the stored sha256 must still be of the described photo.
+
+    Enrolment and watchlist requests store the photo's digest beside its template (duplicates, pending copies, and
+    the link to the photo an approver or court saw); a digest of other bytes would tie the template to a photo it
+    was not made from.
+    """
+    import hashlib
+    import io
+
+    from PIL import Image as PILImage
+
+    import kuzet.ingest.images as images
+
+    described, other = faces_dir / EXAMPLES / "lin-manuel-miranda.png", faces_dir / EXAMPLES / "alex-lacamoire.png"
+    photo = tmp_path / "request.png"
+    photo.write_bytes(described.read_bytes())
+    real_open = images.PILImage.open
+
+    def open_then_swap(fp: io.BytesIO | Path) -> PILImage.Image:
+        opened = real_open(fp)
+        photo.write_bytes(other.read_bytes())  # the swap, as soon as the first read is done
+        return opened
+
+    monkeypatch.setattr(images.PILImage, "open", open_then_swap)
+    gallery = service.services.gallery
+    vectors, _, sha = gallery.face_template(photo)
+    monkeypatch.undo()
+    assert photo.read_bytes() == other.read_bytes()  # the swap happened
+    assert sha == hashlib.sha256(described.read_bytes()).hexdigest()
+    expected, _, _ = gallery.face_template(described)
+    for model, vector in vectors.items():
+        assert float(vector @ expected[model]) > 0.999, model  # and the template is of that same photo
+
+
 def test_enrol_several_photos_and_duplicates(service: Kuzet, operator: User, faces_dir: Path) -> None:
     photos = [faces_dir / EXAMPLES / n for n in ("knn_train_obama_obama.jpg", "knn_train_obama_obama2.jpg")]
     first = enrol(service, operator, "Barack Obama", [*photos, photos[0]])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import warnings
 from pathlib import Path
 
@@ -44,11 +46,36 @@ def load_image(path: Path, *, max_pixels: int) -> Image:
         raise InputError(Phrase("{path} does not exist", path=path), hint="check the path")
     if not path.is_file():
         raise InputError(Phrase("{path} is not a file", path=path), hint="give an image file")
+    return _decode(path, path, max_pixels)
+
+
+def load_image_and_digest(path: Path, *, max_pixels: int) -> tuple[Image, str]:
+    """`load_image`, and the sha256 of exactly the bytes decoded.
+
+    The file is read once: a file swapped between a decode and a separate hash would otherwise leave a digest that
+    does not describe the pixels (what enrolment and watchlist requests store as the photo's sha256).
+    """
+    if not path.exists():
+        raise InputError(Phrase("{path} does not exist", path=path), hint="check the path")
+    if not path.is_file():
+        raise InputError(Phrase("{path} is not a file", path=path), hint="give an image file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(
+            Phrase("{path} cannot be read ({problem})", path=path, problem=exc.strerror or exc),
+            hint="check the file's permissions",
+        ) from None
+    return _decode(io.BytesIO(data), path, max_pixels), hashlib.sha256(data).hexdigest()
+
+
+def _decode(source: Path | io.BytesIO, path: Path, max_pixels: int) -> Image:
+    """RGB pixels of `source` (the file at `path`, or its bytes), refused over `max_pixels`."""
     try:
         with warnings.catch_warnings():
             # The size check below replaces Pillow's decompression-bomb warning with a clear error.
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
-            with PILImage.open(path) as im:
+            with PILImage.open(source) as im:
                 w, h = im.size
                 if w * h > max_pixels:
                     raise InputError(

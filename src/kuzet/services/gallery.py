@@ -19,7 +19,7 @@ from kuzet.core.types import Identity, User
 from kuzet.governance.approval import PENDING, STATUSES, checked_status, decision_refusal
 from kuzet.governance.enrolment import ALL_CAMERAS, EnrolmentRequest, check_enrolment, in_scope, resolved_expiry
 from kuzet.governance.watchlists import expiry_instant
-from kuzet.ingest.images import load_image
+from kuzet.ingest.images import load_image_and_digest
 from kuzet.recognize.align import crop_with_margin
 from kuzet.recognize.gallery import FusedGallery, Gallery, build_gallery
 from kuzet.services.context import ServiceContext
@@ -133,12 +133,12 @@ class GalleryService:
         Its errors speak of the photo's `purpose`: an enrolment, a watchlist entry, or a search (the photo of a
         person asking what kuzet holds about them: an `InputError`).
         """
-        try:
-            image = load_image(photo, max_pixels=self.ctx.config.ingest.max_pixels)
+        try:  # one read: the digest is of the very bytes described
+            image, sha = load_image_and_digest(photo, max_pixels=self.ctx.config.ingest.max_pixels)
         except InputError as exc:
             raise _unreadable(photo, exc.message, exc.hint, purpose) from None
         vectors, box = self._describe(image, photo, check_quality=check_quality, purpose=purpose)
-        return vectors, crop_with_margin(image, box), hashlib.sha256(photo.read_bytes()).hexdigest()
+        return vectors, crop_with_margin(image, box), sha
 
     def _describe(
         self,
