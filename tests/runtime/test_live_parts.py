@@ -114,7 +114,15 @@ def test_integrations_leave_out_names_and_plates_unless_configured() -> None:
 
 def test_metrics_render_counters_states_and_latency(tmp_path: Path) -> None:
     cam = CameraStatus(
-        camera="gate", state="up", frames_analysed=42, frames_dropped=3, frames_searched=7, reconnects=2, node="n2/ab12"
+        camera="gate",
+        state="up",
+        frames_analysed=42,
+        frames_dropped=3,
+        frames_searched=7,
+        reconnects=2,
+        node="n2/ab12",
+        frames_regions=5,
+        frames_followed=11,
     )
     for s in (0.004, 0.03, 0.03, 7.0):
         cam.observe_latency(s)
@@ -123,6 +131,8 @@ def test_metrics_render_counters_states_and_latency(tmp_path: Path) -> None:
     assert 'kuzet_frames_analysed_total{camera="gate"} 42.0' in text
     assert 'kuzet_frames_dropped_total{camera="gate"} 3.0' in text
     assert 'kuzet_frames_searched_total{camera="gate"} 7.0' in text
+    assert 'kuzet_frames_regions_total{camera="gate"} 5.0' in text
+    assert 'kuzet_frames_followed_total{camera="gate"} 11.0' in text
     assert 'kuzet_reconnects_total{camera="gate"} 2.0' in text
     assert 'kuzet_camera_state{camera="gate",state="up"} 1.0' in text
     assert 'kuzet_camera_node{camera="gate",node="n2/ab12"} 1.0' in text  # where its worker runs

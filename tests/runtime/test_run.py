@@ -191,6 +191,8 @@ def test_live_cameras_commit_as_they_go_and_publish_everywhere(
         stage = next(c for c in written.cameras if c.camera == "stage")
         assert stage.frames_analysed > 0
         assert f'kuzet_frames_analysed_total{{camera="stage"}} {float(stage.frames_analysed)}' in text
+        assert 0 < stage.frames_followed < stage.frames_analysed  # tracked faces followed between full passes
+        assert f'kuzet_frames_followed_total{{camera="stage"}} {float(stage.frames_followed)}' in text
         assert 'kuzet_camera_state{camera="dead",state="failed"} 1.0' in text
         assert svc.metrics_token_ok("metrics-token-1") and not svc.metrics_token_ok("guess")
 

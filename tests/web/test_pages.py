@@ -237,7 +237,8 @@ def test_system_page_shows_store_ledger_and_each_cameras_rates(site: tuple[Servi
     assert "not running" in idle and "never verified" in idle
     now = time.time()
     gate = CameraStatus("gate-1", state="up", node="node-a", frames_decoded=1000, frames_analysed=400,
-                        frames_dropped=50, frames_gated=120, frames_searched=230, queue_depth=2)  # fmt: skip
+                        frames_dropped=50, frames_gated=120, frames_searched=230, frames_regions=30,
+                        frames_followed=17, queue_depth=2)  # fmt: skip
     for _ in range(19):
         gate.observe_latency(0.04)
     gate.observe_latency(3.0)
@@ -248,6 +249,7 @@ def test_system_page_shows_store_ledger_and_each_cameras_rates(site: tuple[Servi
     cells = re.findall(r"<td>(.*?)</td>", row)
     assert cells[1:5] == ["node-a", "10.0", "4.0", "50 (5.0%)"]  # decoded/s, analysed/s over 100 s; drops
     assert cells[5:7] == ["120", "230"]  # frames the motion gate skipped; frames where the search found no face
+    assert cells[7:9] == ["30", "17"]  # frames seen only where they moved; only as finely as the tracks needed
     assert "ms" in row and "/ 50 ms" in row  # 19 of 20 frames under 50 ms: p95 is 50 ms
     _sign_in(client, "requester")
     assert client.get("/system").status_code == 403

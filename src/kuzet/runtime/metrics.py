@@ -18,6 +18,8 @@ _COUNTERS = (
     ("frames_dropped", "Frames dropped because analysis was behind (the oldest waiting frame goes)"),
     ("frames_gated", "Analysed frames on which motion gating skipped the face detector"),
     ("frames_searched", "Analysed frames on which the face search found no face, so the face detector did not run"),
+    ("frames_regions", "Analysed frames on which the face detector looked only where the frame moved"),
+    ("frames_followed", "Analysed frames on which the face detector looked only as finely as the open tracks needed"),
     ("reconnects", "Connections reopened (stream ended, failed or stalled)"),
     ("worker_restarts", "Worker processes replaced after they died or hung"),
     ("events", "Gallery match events stored"),

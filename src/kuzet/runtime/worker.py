@@ -34,6 +34,7 @@ from kuzet.store.status import CameraStatus
 if TYPE_CHECKING:
     from kuzet.core.types import Image, User
     from kuzet.ingest.live import LiveStream
+    from kuzet.pipeline.faces import FaceStats
     from kuzet.pipeline.traffic import TrafficAnalyzer
     from kuzet.runtime.recording import MainStream, RecordingKeeper
     from kuzet.services.session import AnalysisSession
@@ -44,6 +45,25 @@ HEARTBEAT_S = 1.0
 AUTH_RECHECK_S = 5.0
 """While a camera's credentials are locked out, how often the worker looks for changed secrets."""
 StopCheck = Callable[[], bool]
+
+_DETECTOR_COUNTS = {
+    "frames_gated": "gated_frames",
+    "frames_searched": "searched_frames",
+    "frames_regions": "region_frames",
+    "frames_followed": "followed_frames",
+}
+"""`CameraStatus` counter: the `FaceStats` count it adds up across sessions."""
+
+
+def _detector_counts(stats: FaceStats) -> dict[str, int]:
+    """`stats`' counts of frames by how the face detector saw them."""
+    return {name: getattr(stats, name) for name in _DETECTOR_COUNTS.values()}
+
+
+def _add_detector_counts(st: CameraStatus, stats: FaceStats, before: dict[str, int]) -> None:
+    """Add to `st` the frames `stats` counted since `before` (`_detector_counts`)."""
+    for status_name, stats_name in _DETECTOR_COUNTS.items():
+        setattr(st, status_name, getattr(st, status_name) + getattr(stats, stats_name) - before[stats_name])
 
 
 class MessageQueue(Protocol):
@@ -433,13 +453,12 @@ class CameraWorker:
                     got_frames = True
                     self.backoff.reset()
                 self.state("up", self._up_reason(stream))  # the main stream's state may change under it
-                gated, searched = session.stats.gated_frames, session.stats.searched_frames
+                before = _detector_counts(session.stats)
                 t0 = time.perf_counter()
                 session.process(frame)
                 st.observe_latency(time.perf_counter() - t0)
                 st.frames_analysed += 1
-                st.frames_gated += session.stats.gated_frames - gated
-                st.frames_searched += session.stats.searched_frames - searched
+                _add_detector_counts(st, session.stats, before)
                 st.last_frame_at, st.stream_time = time.time(), frame.pts
                 now = time.monotonic()
                 if cfg.wall_snapshot_s and now - last_wall >= cfg.wall_snapshot_s:

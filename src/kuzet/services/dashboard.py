@@ -106,6 +106,7 @@ def _camera_health(c: CameraStatus, up_s: float) -> dict[str, object]:
         "decode_fps": round(decoded / up_s, 2), "analysis_fps": round(c.frames_analysed / up_s, 2),
         "dropped": c.frames_dropped, "dropped_pct": round(100 * c.frames_dropped / decoded, 1) if decoded else 0.0,
         "gated": c.frames_gated, "searched": c.frames_searched,
+        "regions": c.frames_regions, "followed": c.frames_followed,
         "queue_depth": c.queue_depth, "reconnects": c.reconnects,
         "restarts": c.worker_restarts, "cpu_pct": round(100 * c.cpu_s / up_s, 1),
         "latency_mean_ms": round(1000 * c.latency_sum / count, 1) if count else None,

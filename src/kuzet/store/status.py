@@ -27,6 +27,8 @@ COUNTERS = (
     "frames_dropped",
     "frames_gated",
     "frames_searched",
+    "frames_regions",
+    "frames_followed",
     "reconnects",
     "worker_restarts",
     "events",
@@ -72,6 +74,11 @@ class CameraStatus:
     frames_searched: int = 0
     """Analysed frames on which the face search (YuNet, `face_detector.search`) found no face, so the face detector
     did not run."""
+    frames_regions: int = 0
+    """Analysed frames on which the face detector looked only where the frame moved (`motion_gate.regions`)."""
+    frames_followed: int = 0
+    """Analysed frames on which the face detector looked only as finely as the open tracks needed
+    (`face_detector.tracked_share`)."""
     reconnects: int = 0
     worker_restarts: int = 0
     events: int = 0
