@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,16 +12,19 @@ import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
 
+import kuzet.store.db as db_module
+from kuzet.api import deps
 from kuzet.app import Kuzet
 from kuzet.audit.ledger import NewEntry
 from kuzet.core.errors import StoreError
 from tests.conftest import enrol
+from tests.support.rawdb import counting_query
 
 
 def test_an_audited_read_goes_to_the_thread_pool_only_for_its_database_work(
     api: tuple[Kuzet, TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, client, tokens = api
+    svc, client, tokens = api
     handed: list[str] = []
     real = anyio.to_thread.run_sync
 
@@ -31,10 +35,11 @@ def test_an_audited_read_goes_to_the_thread_pool_only_for_its_database_work(
     monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
     r = client.get("/api/events", headers={"Authorization": f"Bearer {tokens['operator']}"})
     assert r.status_code == 200
-    # the route (its query; its audit entry is committed by the ledger's own thread) and FastAPI's check of the
-    # answer. Reading `app.state.services` must not take a hand-over of its own (it was one on every request), nor
-    # must the session check on SQLite (a lookup by a unique index in a local file: the event loop runs it)
-    assert len(handed) == 2, handed
+    # Reading `app.state.services` must not take a hand-over of its own (it was one on every request), nor, on
+    # SQLite, must the session check or the listing (lookups by an index in a local file: the event loop runs them
+    # within a budget; the audit entry is committed by the ledger's own thread). On PostgreSQL the listing is a
+    # round trip over the network: the route's work goes to the thread pool, once.
+    assert len(handed) == (1 if svc.services.ctx.db.postgres else 0), handed
     r = client.get("/api/events", headers={"Authorization": "Bearer not-a-token"})
     assert r.status_code == 401
 
@@ -85,3 +90,61 @@ def test_an_answer_waits_for_the_commit_of_its_audit_entry(
     r = client.get("/api/events", headers={"Authorization": f"Bearer {tokens['operator']}"})
     answered = time.monotonic()
     assert r.status_code == 200 and committed_at and committed_at[0] <= answered
+
+
+def test_a_listing_that_runs_past_its_budget_on_the_event_loop_is_answered_from_the_thread_pool_audited_once(
+    api: tuple[Kuzet, TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch, faces_dir: Path
+) -> None:
+    """The listing starts again in the thread pool: the same rows, one audit entry per answer, not two."""
+    svc, client, tokens = api
+    op = svc.authenticate(tokens["operator"])
+    examples = faces_dir / "face_recognition_examples"
+    enrol(svc, op, "Barack Obama", [examples / "knn_train_obama_obama.jpg"])
+    svc.analyze(op, str(examples / "knn_test_obama1.jpg"), camera="door")
+    bearer = {"Authorization": f"Bearer {tokens['operator']}"}
+    quick = client.get("/api/events", headers=bearer).json()["items"]
+    handed: list[str] = []
+    real = anyio.to_thread.run_sync
+
+    async def counted(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        handed.append(getattr(func, "__qualname__", type(func).__name__))
+        return await real(func, *args, **kwargs)
+
+    with svc.services.uow.read() as r:
+        views = len(r.ledger.entries(limit=10**6, action="events.view"))
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    monkeypatch.setattr(deps, "LOOP_BUDGET_S", 0.0)  # every read is past its budget at SQLite's first look
+    monkeypatch.setattr(db_module, "PROGRESS_STEPS", 1)
+    slow = client.get("/api/events", headers=bearer)
+    assert slow.status_code == 200 and slow.json()["items"] == quick and quick[0]["camera"] == "door"
+    assert len(handed) == 1, handed  # the route's work, once, in the thread pool
+    with svc.services.uow.read() as r:
+        assert len(r.ledger.entries(limit=10**6, action="events.view")) == views + 1
+
+
+def test_work_past_its_budget_leaves_the_event_loop_free(api: tuple[Kuzet, TestClient, dict[str, str]]) -> None:
+    """A read of a second or more, asked for on the event loop, holds it for the budget only."""
+    services = api[0].services
+    counting = counting_query()
+
+    async def measured() -> tuple[int, float, float]:
+        gaps: list[float] = []
+
+        async def tick() -> None:
+            last = time.perf_counter()
+            while True:
+                await asyncio.sleep(0.01)
+                gaps.append(time.perf_counter() - last)
+                last = time.perf_counter()
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0.05)
+        start = time.perf_counter()
+        (row,) = await deps.on_loop(services, lambda: services.ctx.db.fetch(counting, {"top": 3_000_000}))
+        took = time.perf_counter() - start
+        ticker.cancel()
+        return row[0], took, max(gaps)
+
+    count, took, widest = asyncio.run(measured())
+    assert count == 3_000_000 and took > 0.3  # a long read ...
+    assert widest < 0.2, (took, widest)  # ... while the loop went on ticking every 10 ms

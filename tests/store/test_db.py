@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,11 +11,11 @@ from sqlalchemy import inspect, text
 
 from kuzet.core.errors import StoreError
 from kuzet.store.crypto import DataCipher, key_id
-from kuzet.store.db import HEAD_REVISION, Database
+from kuzet.store.db import HEAD_REVISION, Database, OverBudget
 from kuzet.store.media import MediaStore
 from kuzet.store.repositories.events import EventRepository, NewEvent, RunRecord, list_events
 from kuzet.store.repositories.gallery import GalleryRepository, NewTemplate
-from tests.support.rawdb import new_database
+from tests.support.rawdb import counting_query, new_database
 
 pytestmark = pytest.mark.store
 
@@ -166,3 +167,23 @@ def test_a_read_transaction_refuses_every_write(db: Database) -> None:
         with db.read() as s:
             assert s.execute(text("SHOW transaction_isolation")).scalar() == "repeatable read"
             assert s.execute(text("SHOW transaction_read_only")).scalar() == "on"
+
+
+COUNTING = counting_query()
+
+
+def test_a_read_under_a_budget_stops_when_it_is_spent_and_leaves_the_connection_unbounded(db: Database) -> None:
+    """What lets a route run its reads on the event loop: a read that runs long is stopped at the budget (SQLite)."""
+    assert db.fetch(COUNTING, {"top": 1000})[0][0] == 1000
+    with db.budget(1.0):
+        assert db.fetch(COUNTING, {"top": 1000})[0][0] == 1000  # quick: answered within its budget
+    start = time.perf_counter()
+    if db.postgres:  # its work is never run on the loop: no budget applies
+        with db.budget(0.01):
+            assert db.fetch(COUNTING, {"top": 300_000})[0][0] == 300_000
+        return
+    with db.budget(0.01), pytest.raises(OverBudget):
+        db.fetch(COUNTING, {"top": 50_000_000})  # seconds of work
+    assert time.perf_counter() - start < 0.5
+    # the pooled connection keeps no handler: the same read without a budget goes to the end
+    assert [db.fetch(COUNTING, {"top": 300_000})[0][0] for _ in range(3)] == [300_000] * 3

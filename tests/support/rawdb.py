@@ -106,3 +106,13 @@ class RawDb:
 def raw_db(data_dir: Path, *, read_only: bool = False) -> RawDb:
     """The database of `data_dir` (or of KUZET_DATABASE_URL), past kuzet."""
     return RawDb(store_url(data_dir), read_only=read_only)
+
+
+def counting_query() -> Any:
+    """A read that takes a while for a large `top` (bound at run time): counting to it with a recursive query."""
+    from sqlalchemy import bindparam, func, literal_column, select
+
+    one = literal_column("1")
+    numbers = select(one.label("n")).cte("numbers", recursive=True)
+    numbers = numbers.union_all(select(numbers.c.n + one).where(numbers.c.n < bindparam("top")))
+    return select(func.count()).select_from(numbers)

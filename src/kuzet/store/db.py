@@ -11,9 +11,11 @@ from __future__ import annotations
 import importlib.resources
 import os
 import threading
+import time
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,20 @@ from kuzet.config.models import DatabaseConfig
 from kuzet.core.errors import StoreError
 from kuzet.store.files import FILE_MODE, tighten
 from kuzet.store.turns import WriterTurns
+
+_DEADLINE: ContextVar[float | None] = ContextVar("kuzet_read_deadline", default=None)
+"""When `Database.fetch` must give up (`time.perf_counter()`), inside a `Database.budget` block; None: never."""
+PROGRESS_STEPS = 2000
+"""SQLite virtual-machine steps between two looks at the clock while a read runs under a budget."""
+
+
+class OverBudget(Exception):
+    """A read under `Database.budget` ran past its time; nothing was written: run the work again where it may wait."""
+
+
+def _past(deadline: float) -> Callable[[], bool]:
+    """SQLite's progress handler for a read under a budget: True (stop the statement) once `deadline` has passed."""
+    return lambda: time.perf_counter() > deadline
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -213,6 +229,19 @@ class Database:
         except DBAPIError as exc:
             raise self._unavailable(exc, writing=False) from None
 
+    @contextmanager
+    def budget(self, seconds: float) -> Iterator[None]:
+        """SQLite reads through `fetch` in this block stop with `OverBudget` once `seconds` have passed.
+
+        For work done on an event loop, which nothing else can use while a query runs (`api.deps.on_loop`). Other
+        reads and every write are not bounded; on PostgreSQL nothing is (its work goes to a thread anyway).
+        """
+        token = _DEADLINE.set(time.perf_counter() + seconds)
+        try:
+            yield
+        finally:
+            _DEADLINE.reset(token)
+
     def fetch(self, stmt: Select[*tuple[Any, ...]], params: Mapping[str, Any]) -> list[Any]:
         """The rows of one read-only statement, run on the database driver itself (no session, no transaction object).
 
@@ -220,13 +249,18 @@ class Database:
         Core's execution machinery cost ten times the query itself. The statement is compiled once per database;
         its parameters and columns go through the same SQLAlchemy type conversions as everywhere else. Rows are named
         tuples (`row.name`). The connection is a read connection (SQLite: `query_only`; PostgreSQL: a READ ONLY
-        transaction), so nothing can be written through it.
+        transaction), so nothing can be written through it. Under `budget`, SQLite stops the statement once the
+        budget is spent (`OverBudget`).
         """
         read = self._compiled.get(id(stmt))
         if read is None or read.stmt is not stmt:
             read = self._compiled[id(stmt)] = _CompiledRead(stmt, self.read_engine.dialect)
         dbapi = self.read_engine.dialect.loaded_dbapi
         conn = self.read_engine.raw_connection()
+        deadline = None if self.postgres else _DEADLINE.get()
+        driver: Any = conn.driver_connection
+        if deadline is not None:
+            driver.set_progress_handler(_past(deadline), PROGRESS_STEPS)
         try:
             cursor = conn.cursor()
             if self.postgres:
@@ -236,9 +270,13 @@ class Database:
             found = cursor.fetchall()
             cursor.close()
         except dbapi.Error as exc:
+            if deadline is not None and time.perf_counter() > deadline:
+                raise OverBudget(f"a read ran past its budget: {read.sql[:80]}") from None
             wrapped = DBAPIError.instance(read.sql, None, exc, dbapi.Error)
             raise (self._unavailable(wrapped, writing=False) if isinstance(wrapped, DBAPIError) else wrapped) from None
         finally:
+            if deadline is not None:
+                driver.set_progress_handler(None, 0)
             conn.close()  # back to the pool, which ends the transaction (PostgreSQL) with a rollback
         return [read.converted(r) for r in found]
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Response
+from pydantic_core import to_json
+
 
 def page(items: list[dict[str, Any]], limit: int, offset: int) -> dict[str, Any]:
     """One page of a paginated list: `next_offset` is None on the last page."""
@@ -13,3 +16,12 @@ def page(items: list[dict[str, Any]], limit: int, offset: int) -> dict[str, Any]
         "offset": offset,
         "next_offset": offset + len(items) if len(items) == limit else None,
     }
+
+
+def json_page(items: list[dict[str, Any]], limit: int, offset: int) -> Response:
+    """`page` as a finished JSON answer (for a route whose work, answer included, may run in the thread pool).
+
+    The JSON is what FastAPI makes of the same page for a route declared `-> dict[str, Any]` (pydantic's encoder),
+    so the route can keep that declaration (`response_model`) for its OpenAPI document.
+    """
+    return Response(to_json(page(items, limit, offset)), media_type="application/json")
