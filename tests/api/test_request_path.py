@@ -148,3 +148,45 @@ def test_work_past_its_budget_leaves_the_event_loop_free(api: tuple[Kuzet, TestC
     count, took, widest = asyncio.run(measured())
     assert count == 3_000_000 and took > 0.3  # a long read ...
     assert widest < 0.2, (took, widest)  # ... while the loop went on ticking every 10 ms
+
+
+def test_a_json_page_is_valid_json_whatever_the_floats() -> None:
+    """As FastAPI encodes a route's answer: NaN and infinities (a float column may hold them) become null."""
+    import json
+
+    from kuzet.api.routers.pages import json_page
+
+    answer = json_page([{"score": float("nan"), "end": float("inf"), "name": "Ә ✓", "at": None}], 1, 0)
+    assert answer.media_type == "application/json"
+    assert json.loads(answer.body) == {
+        "items": [{"score": None, "end": None, "name": "Ә ✓", "at": None}],
+        "limit": 1,
+        "offset": 0,
+        "next_offset": 1,
+    }
+
+
+def test_work_that_queued_an_audit_entry_before_a_read_over_its_budget_is_not_run_twice(
+    api: tuple[Kuzet, TestClient, dict[str, str]],
+) -> None:
+    """Starting such work again would record its entry twice: `on_loop` refuses instead."""
+    from kuzet.services.group_commit import DEFERRED, Deferred
+
+    svc, _, tokens = api
+    services, operator = svc.services, svc.authenticate(tokens["operator"])
+    runs: list[int] = []
+
+    def writes_then_reads() -> list[Any]:
+        runs.append(1)
+        services.uow.record(operator, "events.view")
+        return services.ctx.db.fetch(counting_query(), {"top": 3_000_000})
+
+    deferred = Deferred()
+    token = DEFERRED.set(deferred)
+    try:
+        with pytest.raises(RuntimeError, match="cannot start again"):
+            asyncio.run(deps.on_loop(services, writes_then_reads))
+    finally:
+        DEFERRED.reset(token)
+    deferred.wait()
+    assert runs == [1] and len(deferred.futures) == 1

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import socket
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from PIL import Image
 from kuzet.config import IngestConfig
 from kuzet.core.errors import InputError
 from kuzet.ingest import FrameSampler, load_image, open_source, redact_url
+from kuzet.ingest.images import load_image_and_digest
 from kuzet.ingest.sources import endpoint
 
 
@@ -125,6 +127,19 @@ def test_pixel_cap(tmp_path: Path) -> None:
     Image.fromarray(np.zeros((300, 400, 3), np.uint8)).save(big)
     with pytest.raises(InputError, match="over the cap"):
         load_image(big, max_pixels=100_000)
+
+
+def test_a_photo_is_read_once_and_never_beyond_what_the_pixel_cap_allows(tmp_path: Path, faces_dir: Path) -> None:
+    photo = faces_dir / "deepface_13id" / "img1.jpg"
+    pixels, sha = load_image_and_digest(photo, max_pixels=50_000_000)
+    assert sha == hashlib.sha256(photo.read_bytes()).hexdigest()
+    assert np.array_equal(pixels, load_image(photo, max_pixels=50_000_000))
+    padded = tmp_path / "padded.jpg"  # a valid JPEG with 3 MiB of rubbish after it: not read into memory whole
+    padded.write_bytes(photo.read_bytes() + b"\0" * 3 * 2**20)
+    with pytest.raises(InputError, match=r"larger than any image within the pixel cap \(1,448,576 bytes\)"):
+        load_image_and_digest(padded, max_pixels=100_000)
+    with pytest.raises(InputError, match="does not exist"):
+        load_image_and_digest(tmp_path / "gone.jpg", max_pixels=100_000)
 
 
 def test_video_pixel_cap(video_dir: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, literal_column, select, text
 
 from kuzet.core.errors import StoreError
 from kuzet.store.crypto import DataCipher, key_id
@@ -187,3 +187,37 @@ def test_a_read_under_a_budget_stops_when_it_is_spent_and_leaves_the_connection_
     assert time.perf_counter() - start < 0.5
     # the pooled connection keeps no handler: the same read without a budget goes to the end
     assert [db.fetch(COUNTING, {"top": 300_000})[0][0] for _ in range(3)] == [300_000] * 3
+
+
+def test_only_a_stopped_read_or_a_lock_counts_as_over_budget_and_other_errors_stay_themselves(
+    db: Database, tmp_path: Path
+) -> None:
+    """A read under a budget is started again elsewhere only when the budget stopped it, never for a real error.
+
+    SQLite's wait for a lock never calls the progress handler, so under a budget the wait is the budget (the
+    busy timeout is set to it) and a lock still held then counts as over budget too.
+    """
+    import sqlite3
+
+    from kuzet.store.db import _over_budget
+
+    def failure(conn: sqlite3.Connection, sql: str) -> sqlite3.Error:
+        with pytest.raises(sqlite3.Error) as info:
+            conn.execute(sql).fetchall()
+        return info.value
+
+    holder, reader = (sqlite3.connect(tmp_path / "locks.db", timeout=0, isolation_level=None) for _ in range(2))
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.execute("BEGIN EXCLUSIVE")
+    assert _over_budget(failure(reader, "SELECT * FROM t"))  # SQLITE_BUSY: the lock outlasted the budget
+    holder.execute("ROLLBACK")
+    reader.set_progress_handler(lambda: True, 1)
+    assert _over_budget(failure(reader, "SELECT * FROM t"))  # SQLITE_INTERRUPT: the budget stopped it
+    reader.set_progress_handler(None, 0)
+    assert not _over_budget(failure(reader, "SELECT no_such_column FROM t"))
+    for conn in (holder, reader):
+        conn.close()
+    broken = select(literal_column("no_such_column"))
+    with db.budget(0.05), pytest.raises(Exception) as info:
+        db.fetch(broken, {})
+    assert not isinstance(info.value, OverBudget)

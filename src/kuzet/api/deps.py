@@ -19,6 +19,7 @@ from kuzet.core.i18n import Phrase
 from kuzet.core.types import User
 from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.services.container import Services
+from kuzet.services.group_commit import DEFERRED
 from kuzet.store.db import OverBudget
 
 MAX_UPLOAD = 20 * 1024 * 1024
@@ -70,18 +71,25 @@ async def on_loop(svc: Services, work: Callable[[], T]) -> T:
 
     A route's work (a listing every client polls) is mostly a query by an index: on SQLite tens of microseconds,
     where a hand-over to the thread pool and back costs more (the worker thread waits for the interpreter lock
-    behind the event loop and every other worker; a coroutine route answered about a third more requests per second,
-    bench/load_events.py). A read that runs long (a deep page, a wide filter) is stopped at the budget and the work
-    starts again in the thread pool, so the loop is never held longer than that. `work` must read before it writes
-    anything (ledger entries queued for the request are fine: they come after its reads). On PostgreSQL every query
-    is a round trip, so the work goes to the thread pool at once.
+    behind the event loop and every other worker; the events route answered about half again as many requests per
+    second, bench/load_events.py). A read that runs long (a deep page, a wide filter, a lock held elsewhere) is
+    stopped at the budget and the work starts again in the thread pool, so the loop is held about that long at most
+    (taking a pooled connection aside). `work` must read before it writes anything: ledger entries it queues after
+    its reads are fine, and one queued before a read that ran over is refused here rather than recorded twice. On
+    PostgreSQL every query is a round trip, so the work goes to the thread pool at once.
     """
     if svc.ctx.db.postgres:
         return await run_in_threadpool(work)
+    deferred = DEFERRED.get()
+    queued = len(deferred.futures) if deferred is not None else 0
     try:
         with svc.ctx.db.budget(LOOP_BUDGET_S):
             return work()
     except OverBudget:
+        if deferred is not None and len(deferred.futures) != queued:
+            raise RuntimeError(
+                "work given to on_loop recorded a ledger entry before a read: it cannot start again"
+            ) from None
         return await run_in_threadpool(work)
 
 

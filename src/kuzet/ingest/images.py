@@ -42,10 +42,7 @@ def load_image(path: Path, *, max_pixels: int) -> Image:
         InputError: The file is missing, not an image, truncated, or over the pixel cap.
 
     """
-    if not path.exists():
-        raise InputError(Phrase("{path} does not exist", path=path), hint="check the path")
-    if not path.is_file():
-        raise InputError(Phrase("{path} is not a file", path=path), hint="give an image file")
+    _existing(path)
     return _decode(path, path, max_pixels)
 
 
@@ -55,18 +52,30 @@ def load_image_and_digest(path: Path, *, max_pixels: int) -> tuple[Image, str]:
     The file is read once: a file swapped between a decode and a separate hash would otherwise leave a digest that
     does not describe the pixels (what enrolment and watchlist requests store as the photo's sha256).
     """
-    if not path.exists():
-        raise InputError(Phrase("{path} does not exist", path=path), hint="check the path")
-    if not path.is_file():
-        raise InputError(Phrase("{path} is not a file", path=path), hint="give an image file")
+    _existing(path)
+    most = 4 * max_pixels + 2**20  # every pixel uncompressed, with an alpha channel, and room for metadata
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(most + 1)  # never more than that in memory
     except OSError as exc:
         raise InputError(
             Phrase("{path} cannot be read ({problem})", path=path, problem=exc.strerror or exc),
             hint="check the file's permissions",
         ) from None
+    if len(data) > most:
+        raise InputError(
+            Phrase("{path} is larger than any image within the pixel cap ({most:,} bytes)", path=path, most=most),
+            hint="shrink the image or raise ingest.max_pixels in the config",
+        )
     return _decode(io.BytesIO(data), path, max_pixels), hashlib.sha256(data).hexdigest()
+
+
+def _existing(path: Path) -> None:
+    """Refuse a path that is not an existing file."""
+    if not path.exists():
+        raise InputError(Phrase("{path} does not exist", path=path), hint="check the path")
+    if not path.is_file():
+        raise InputError(Phrase("{path} is not a file", path=path), hint="give an image file")
 
 
 def _decode(source: Path | io.BytesIO, path: Path, max_pixels: int) -> Image:

@@ -38,9 +38,29 @@ class OverBudget(Exception):
     """A read under `Database.budget` ran past its time; nothing was written: run the work again where it may wait."""
 
 
-def _past(deadline: float) -> Callable[[], bool]:
-    """SQLite's progress handler for a read under a budget: True (stop the statement) once `deadline` has passed."""
-    return lambda: time.perf_counter() > deadline
+BUSY_TIMEOUT_MS = 30_000
+"""How long an SQLite statement waits for a lock another process holds (reads under a budget: the budget only)."""
+_STOPPED = (9, 5)
+"""SQLITE_INTERRUPT (the progress handler stopped the read) and SQLITE_BUSY (a lock outlasted the budget)."""
+
+
+def _bound(driver: Any, deadline: float) -> None:
+    """Stop reads on this SQLite connection once `deadline` has passed, waiting for a lock included."""
+    driver.set_progress_handler(lambda: time.perf_counter() > deadline, PROGRESS_STEPS)
+    wait_ms = max(1, int(1000 * (deadline - time.perf_counter())))
+    driver.execute(f"PRAGMA busy_timeout={wait_ms}")  # SQLite's busy wait never calls the progress handler
+
+
+def _unbound(driver: Any) -> None:
+    """Undo `_bound` before the connection goes back to the pool."""
+    driver.set_progress_handler(None, 0)
+    driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
+def _over_budget(exc: Exception) -> bool:
+    """Whether a read under a budget failed because the budget stopped it (not for any other database error)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _STOPPED
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -51,7 +71,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # FULL: a committed transaction (an action and its audit entry) survives a power cut, not only a crash.
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cur.close()
 
 
@@ -259,9 +279,9 @@ class Database:
         conn = self.read_engine.raw_connection()
         deadline = None if self.postgres else _DEADLINE.get()
         driver: Any = conn.driver_connection
-        if deadline is not None:
-            driver.set_progress_handler(_past(deadline), PROGRESS_STEPS)
         try:
+            if deadline is not None:
+                _bound(driver, deadline)
             cursor = conn.cursor()
             if self.postgres:
                 cursor.execute("SET TRANSACTION READ ONLY")
@@ -270,13 +290,13 @@ class Database:
             found = cursor.fetchall()
             cursor.close()
         except dbapi.Error as exc:
-            if deadline is not None and time.perf_counter() > deadline:
+            if deadline is not None and _over_budget(exc):
                 raise OverBudget(f"a read ran past its budget: {read.sql[:80]}") from None
             wrapped = DBAPIError.instance(read.sql, None, exc, dbapi.Error)
             raise (self._unavailable(wrapped, writing=False) if isinstance(wrapped, DBAPIError) else wrapped) from None
         finally:
             if deadline is not None:
-                driver.set_progress_handler(None, 0)
+                _unbound(driver)
             conn.close()  # back to the pool, which ends the transaction (PostgreSQL) with a rollback
         return [read.converted(r) for r in found]
 

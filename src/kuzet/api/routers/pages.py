@@ -24,4 +24,5 @@ def json_page(items: list[dict[str, Any]], limit: int, offset: int) -> Response:
     The JSON is what FastAPI makes of the same page for a route declared `-> dict[str, Any]` (pydantic's encoder),
     so the route can keep that declaration (`response_model`) for its OpenAPI document.
     """
-    return Response(to_json(page(items, limit, offset)), media_type="application/json")
+    body = to_json(page(items, limit, offset), inf_nan_mode="null")  # as FastAPI: NaN and infinities are null
+    return Response(body, media_type="application/json")
