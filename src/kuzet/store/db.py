@@ -295,9 +295,11 @@ class Database:
             wrapped = DBAPIError.instance(read.sql, None, exc, dbapi.Error)
             raise (self._unavailable(wrapped, writing=False) if isinstance(wrapped, DBAPIError) else wrapped) from None
         finally:
-            if deadline is not None:
-                _unbound(driver)
-            conn.close()  # back to the pool, which ends the transaction (PostgreSQL) with a rollback
+            try:
+                if deadline is not None:
+                    _unbound(driver)
+            finally:
+                conn.close()  # back to the pool, which ends the transaction (PostgreSQL) with a rollback
         return [read.converted(r) for r in found]
 
     def _unavailable(self, exc: DBAPIError, *, writing: bool) -> Exception:
