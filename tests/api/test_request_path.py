@@ -21,10 +21,8 @@ from tests.conftest import enrol
 from tests.support.rawdb import counting_query
 
 
-def test_an_audited_read_goes_to_the_thread_pool_only_for_its_database_work(
-    api: tuple[Kuzet, TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    svc, client, tokens = api
+def count_handovers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the name of each function handed to the thread pool, in order."""
     handed: list[str] = []
     real = anyio.to_thread.run_sync
 
@@ -33,6 +31,14 @@ def test_an_audited_read_goes_to_the_thread_pool_only_for_its_database_work(
         return await real(func, *args, **kwargs)
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    return handed
+
+
+def test_an_audited_read_goes_to_the_thread_pool_only_for_its_database_work(
+    api: tuple[Kuzet, TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc, client, tokens = api
+    handed = count_handovers(monkeypatch)
     r = client.get("/api/events", headers={"Authorization": f"Bearer {tokens['operator']}"})
     assert r.status_code == 200
     # Reading `app.state.services` must not take a hand-over of its own (it was one on every request), nor, on
@@ -103,16 +109,9 @@ def test_a_listing_that_runs_past_its_budget_on_the_event_loop_is_answered_from_
     svc.analyze(op, str(examples / "knn_test_obama1.jpg"), camera="door")
     bearer = {"Authorization": f"Bearer {tokens['operator']}"}
     quick = client.get("/api/events", headers=bearer).json()["items"]
-    handed: list[str] = []
-    real = anyio.to_thread.run_sync
-
-    async def counted(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        handed.append(getattr(func, "__qualname__", type(func).__name__))
-        return await real(func, *args, **kwargs)
-
     with svc.services.uow.read() as r:
         views = len(r.ledger.entries(limit=10**6, action="events.view"))
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    handed = count_handovers(monkeypatch)
     monkeypatch.setattr(deps, "LOOP_BUDGET_S", 0.0)  # every read is past its budget at SQLite's first look
     monkeypatch.setattr(db_module, "PROGRESS_STEPS", 1)
     slow = client.get("/api/events", headers=bearer)

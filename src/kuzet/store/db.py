@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import sqlite3
 import threading
 import time
 from collections import namedtuple
@@ -40,8 +41,8 @@ class OverBudget(Exception):
 
 BUSY_TIMEOUT_MS = 30_000
 """How long an SQLite statement waits for a lock another process holds (reads under a budget: the budget only)."""
-_STOPPED = (9, 5)
-"""SQLITE_INTERRUPT (the progress handler stopped the read) and SQLITE_BUSY (a lock outlasted the budget)."""
+_STOPPED = (sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_BUSY)
+"""The progress handler stopped the read; a lock outlasted the budget."""
 
 
 def _bound(driver: Any, deadline: float) -> None:
