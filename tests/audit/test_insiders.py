@@ -266,6 +266,22 @@ def test_a_crash_between_writing_ahead_and_committing_is_not_tampering(site: tup
     assert ok, problem
 
 
+def test_committed_markers_lost_in_a_power_cut_are_not_tampering(site: tuple[Path, Path]) -> None:
+    """`committed` markers are not waited for on disk: losing them all in a power cut is not tampering.
+
+    The checkpoints stay `prepared`, which verification reads the same way (present in the database); cutting the
+    copy back is still caught.
+    """
+    data, witness = site
+    _drop_log_lines(data, lambda r: r["state"] != "committed")
+    ok, problem = _verify(data, witness)
+    assert ok, problem
+    newest = max(_checkpoint_ids(data, "1 = 1"))
+    _drop_log_lines(data, lambda r: r["id"] != newest)
+    ok, problem = _verify(data, witness)
+    assert not ok and f"checkpoint {newest} of the database is not in checkpoints.jsonl" in problem
+
+
 def test_a_replaced_signing_key_is_reported(site: tuple[Path, Path]) -> None:
     """The verifier no longer trusts whatever key is in keys/: a new key needs a hand-over signed by the old one."""
     data, witness = site

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kuzet.audit.checkpoint_log import CheckpointLog
-from kuzet.audit.ledger import AuditLedger
+from kuzet.audit.ledger import AuditLedger, NewEntry
 from kuzet.audit.signing import LedgerSigner
 from kuzet.audit.verify import verify_ledger
 from kuzet.store.db import Database
@@ -246,4 +246,57 @@ def test_checkpoint_after_a_rolled_back_append_signs_the_true_root(tmp_path: Pat
         cp = ledger.checkpoint(signer)
         assert cp is not None and cp.root_hash == merkle.root(ledger.leaves()).hex()
         assert verify_ledger(s, signer).ok
+    db.dispose()
+
+
+def test_a_checkpoint_after_another_process_wrote_reads_what_it_missed_and_signs_the_true_root(tmp_path: Path) -> None:
+    """Two processes take turns at the ledger: each one's cached frontier misses the other's entries.
+
+    The batch that follows its own is five statements (PostgreSQL: the write lock too): the chain's head, the
+    entries, the checkpoint, with no read of sizes or leaves. After another process wrote, one read brings the
+    missed leaves; the root is still the root of every entry, and the ledger verifies.
+    """
+    from sqlalchemy import event
+
+    from kuzet.audit import merkle
+
+    url = new_database(tmp_path)
+    db = Database(url)
+    db.migrate()
+    signer = LedgerSigner.load_or_create(tmp_path / "keys")
+    statements: list[str] = []
+    event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2].split()[0].upper()))
+
+    def batch(action: str) -> None:
+        with db.session() as s:
+            ledger = AuditLedger(s)
+            ledger.append_many([NewEntry("a", action, "", "", None, "test")] * 3)
+            cp = ledger.checkpoint(signer)
+        with db.read() as s:
+            assert cp is not None and cp.root_hash == merkle.root(AuditLedger(s).leaves()).hex()
+
+    batch("first")
+    statements.clear()
+    batch("own")  # after its own batch: nothing to read but the head
+    assert statements.count("SELECT") == (2 if db.postgres else 1) and statements.count("INSERT") == 2, statements
+    other = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from kuzet.audit.ledger import AuditLedger
+        from kuzet.audit.signing import LedgerSigner
+        from kuzet.store.db import Database
+        db = Database({url!r})
+        signer = LedgerSigner.load_or_create(Path({str(tmp_path / "keys")!r}))
+        for i in range(4):
+            with db.session() as s:
+                AuditLedger(s).append(actor="other", action=f"other-{{i}}")
+                AuditLedger(s).checkpoint(signer)
+        """
+    )
+    subprocess.run([sys.executable, "-c", other], check=True, timeout=120)
+    statements.clear()
+    batch("after the other")
+    assert statements.count("SELECT") == (3 if db.postgres else 2), statements  # the head, the missed leaves
+    with db.read() as s:
+        assert AuditLedger(s).size() == 13 and verify_ledger(s, signer).ok
     db.dispose()

@@ -164,7 +164,14 @@ def test_a_read_transaction_refuses_every_write(db: Database) -> None:
     with db.session() as w:  # the writers' connections are not affected
         w.execute(text("UPDATE alembic_version SET version_num = version_num"))
     if db.postgres:
-        with db.read() as s:
+        from sqlalchemy import func, literal_column, select
+
+        # a statement of `fetch` runs in a transaction of its own, read-only by the connection's default
+        for _ in range(3):
+            with pytest.raises((DBAPIError, StoreError), match="read-only"):
+                db.fetch(select(func.nextval(literal_column("'audit_checkpoints_id_seq'"))), {})
+        assert db.fetch(COUNTING, {"top": 10})[0][0] == 10
+        with db.read() as s:  # and the pooled connection's sessions are transactions again, as they were
             assert s.execute(text("SHOW transaction_isolation")).scalar() == "repeatable read"
             assert s.execute(text("SHOW transaction_read_only")).scalar() == "on"
 

@@ -161,6 +161,27 @@ def _to_checkpoint(row: CheckpointRow) -> Checkpoint:
     return Checkpoint(row.id, row.tree_size, row.root_hash, row.ts, row.key_id, row.signature, row.public_key)
 
 
+@dataclass(slots=True)
+class _Appended:
+    """What a transaction appended to the ledger (kept in its session's `info`, whichever `AuditLedger` wrote it)."""
+
+    base_size: int
+    """Entries before the transaction's first append (read under the write lock)."""
+    base_hash: bytes
+    """Leaf hash of entry `base_size` (empty for an empty ledger)."""
+    leaves: list[bytes]
+    """Leaf hashes of the entries appended since, in order."""
+    checkpointed: int = -1
+    """The size a checkpoint of this transaction already covers."""
+
+    @property
+    def size(self) -> int:
+        return self.base_size + len(self.leaves)
+
+
+_APPENDED = "kuzet_ledger_appended"
+
+
 class AuditLedger:
     """Ledger operations within one database session (the caller's transaction)."""
 
@@ -193,7 +214,11 @@ class AuditLedger:
         ).first()
         seq = 0 if last is None else last[0]
         prev = GENESIS if last is None else last[1]
+        appended: _Appended | None = self.session.info.get(_APPENDED)
+        if appended is None or appended.size != seq:
+            appended = self.session.info[_APPENDED] = _Appended(seq, b"" if last is None else bytes.fromhex(prev), [])
         rows: list[dict[str, Any]] = []
+        leaves: list[bytes] = []
         for e in new:
             seq += 1
             row: dict[str, Any] = {
@@ -207,10 +232,13 @@ class AuditLedger:
                 "source": e.source,
                 "prev_hash": prev,
             }
-            row["entry_hash"] = prev = merkle.leaf_hash(entry_bytes(**row)).hex()
+            leaf = merkle.leaf_hash(entry_bytes(**row))
+            row["entry_hash"] = prev = leaf.hex()
+            leaves.append(leaf)
             rows.append(row)
         if rows:
             self.session.connection().execute(insert(AuditEntryRow), rows)
+            appended.leaves.extend(leaves)
         return [AuditEntry(**{**r, "details": json.loads(r["details"])}) for r in rows]
 
     def size(self) -> int:
@@ -247,21 +275,42 @@ class AuditLedger:
         row = self.session.scalars(select(CheckpointRow).order_by(CheckpointRow.id.desc()).limit(1)).first()
         return None if row is None else _to_checkpoint(row)
 
-    def _root(self, size: int) -> tuple[int, str]:
-        """(size, root) of the whole ledger of `size` entries, extending a cached frontier with the newest leaves."""
+    def _root(self, size: int, appended: _Appended | None) -> tuple[int, str]:
+        """(size, root) of the whole ledger of `size` entries, extending a cached frontier with the newest leaves.
+
+        When the cached frontier ends where this transaction's appends began (the usual case: this process wrote
+        the entries before them), it is extended with the leaves just appended, without reading anything.
+        """
         bind = self.session.get_bind()
         key = str(bind.engine.url)
         with _FRONTIERS_LOCK:
             entry = _FRONTIERS.get(key)
         cached, last = entry if entry is not None else (merkle.Frontier(), b"")
-        if cached.size:
-            # A rolled-back transaction may have left leaves in the cache that the database never kept.
-            stored = self.session.scalar(select(AuditEntryRow.entry_hash).where(AuditEntryRow.seq == cached.size))
-            if cached.size > size or stored is None or bytes.fromhex(stored) != last:
-                cached, last = merkle.Frontier(), b""
-        newer = self.session.scalars(
-            select(AuditEntryRow.entry_hash).where(AuditEntryRow.seq > cached.size).order_by(AuditEntryRow.seq)
-        )
+        if (
+            entry is not None
+            and appended is not None
+            and appended.leaves
+            and appended.size == size
+            and (cached.size, last) == (appended.base_size, appended.base_hash)
+        ):
+            for leaf in appended.leaves:
+                cached.append(leaf)
+            with _FRONTIERS_LOCK:
+                _FRONTIERS[key] = (cached, appended.leaves[-1])
+            return cached.size, cached.root().hex()
+        # The cached frontier's last entry and every newer one, in one read (another process wrote them). A
+        # rolled-back transaction may have left leaves in the cache that the database never kept: then start over.
+        rows = self.session.execute(
+            select(AuditEntryRow.seq, AuditEntryRow.entry_hash)
+            .where(AuditEntryRow.seq >= max(cached.size, 1))
+            .order_by(AuditEntryRow.seq)
+        ).all()
+        if cached.size and (cached.size > size or not rows or rows[0] != (cached.size, last.hex())):
+            cached, last = merkle.Frontier(), b""
+            rows = self.session.execute(
+                select(AuditEntryRow.seq, AuditEntryRow.entry_hash).order_by(AuditEntryRow.seq)
+            ).all()
+        newer = [h for seq, h in rows if seq > cached.size]
         for h in newer:
             last = bytes.fromhex(h)
             cached.append(last)
@@ -280,24 +329,26 @@ class AuditLedger:
         The caller writes the checkpoint to the outside copy (`CheckpointLog.prepare`) before committing, and hands
         it to the witnesses once committed. (Verification never uses the cached frontier: it rehashes every entry.)
         """
-        size = self.size()
-        latest_size = self.session.scalar(select(CheckpointRow.tree_size).order_by(CheckpointRow.id.desc()).limit(1))
+        appended: _Appended | None = self.session.info.get(_APPENDED)
+        if appended is not None and appended.leaves:  # this transaction wrote the newest entries: its size is known
+            size = appended.size
+            latest_size: int | None = appended.checkpointed
+        else:
+            size = self.size()
+            latest_size = self.session.scalar(
+                select(CheckpointRow.tree_size).order_by(CheckpointRow.id.desc()).limit(1)
+            )
         if latest_size == size and not force:
             return None
-        size, root_hex = self._root(size)
+        size, root_hex = self._root(size, appended)
         ts = self.now().isoformat(timespec="microseconds")
         signature = signer.sign(checkpoint_message(size, root_hex, ts, signer.public_hex)).hex()
-        row = CheckpointRow(
-            tree_size=size,
-            root_hash=root_hex,
-            ts=ts,
-            key_id=signer.key_id,
-            signature=signature,
-            public_key=signer.public_hex,
-        )
-        self.session.add(row)
-        self.session.flush()
-        return _to_checkpoint(row)
+        values = {"tree_size": size, "root_hash": root_hex, "ts": ts, "key_id": signer.key_id,
+                  "signature": signature, "public_key": signer.public_hex}  # fmt: skip
+        cp_id = self.session.execute(insert(CheckpointRow).values(values).returning(CheckpointRow.id)).scalar_one()
+        if appended is not None:
+            appended.checkpointed = size
+        return Checkpoint(cp_id, size, root_hex, ts, signer.key_id, signature, signer.public_hex)
 
     def record_key_rotation(self, old: LedgerSigner, new: LedgerSigner, *, actor: str, source: str) -> AuditEntry:
         """Append the entry that hands signing from `old` to `new`, with the statement `old` signs for it."""

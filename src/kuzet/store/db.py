@@ -142,7 +142,11 @@ class Database:
         cfg = settings or DatabaseConfig()
         self.lock_timeout_ms = int(cfg.lock_timeout_s * 1000)
         if self.postgres:
-            options = f"-c statement_timeout={int(cfg.statement_timeout_s * 1000)} -c timezone=UTC"
+            # the write lock's timeout is set here, once per connection, not by a statement in every transaction
+            options = (
+                f"-c statement_timeout={int(cfg.statement_timeout_s * 1000)} -c lock_timeout={self.lock_timeout_ms}"
+                " -c timezone=UTC"
+            )
             kwargs: dict[str, Any] = {
                 "connect_args": {"options": options, "application_name": "kuzet", "connect_timeout": 10},
                 "pool_size": cfg.pool_size,
@@ -157,7 +161,11 @@ class Database:
                 # check-in, and opening one again (with its pragmas) under load costs more than keeping it
                 kwargs |= {"pool_size": 48, "max_overflow": 32}
         self.engine: Engine = create_engine(self.url, **kwargs)
-        # Reads have an engine of their own, whose transactions take no lock (see `read`).
+        # Reads have an engine of their own, whose transactions take no lock (see `read`) and, on PostgreSQL, are
+        # READ ONLY by the connection's default, whether a session's transaction or a statement of `fetch`.
+        if self.postgres:
+            read_only = kwargs["connect_args"]["options"] + " -c default_transaction_read_only=on"
+            kwargs = kwargs | {"connect_args": kwargs["connect_args"] | {"options": read_only}}
         self.read_engine: Engine = create_engine(self.url, **kwargs)
         if self.url.startswith("sqlite"):
             for engine, begin in ((self.engine, _begin_immediate), (self.read_engine, _begin_deferred)):
@@ -179,8 +187,7 @@ class Database:
         self._turns = WriterTurns(file, cfg.lock_timeout_s) if file is not None else None
 
     def _write_lock(self, conn: Any) -> None:
-        """PostgreSQL: wait (at most `lock_timeout_s`) for the one write lock, held until the transaction ends."""
-        conn.execute(text(f"SET LOCAL lock_timeout = {self.lock_timeout_ms}"))
+        """PostgreSQL: wait for the one write lock, held until the transaction ends (connections carry the timeout)."""
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
 
     def migrate(self) -> None:
@@ -269,9 +276,9 @@ class Database:
         For the statements every API request runs (the session check, the events listing): the ORM's session and
         Core's execution machinery cost ten times the query itself. The statement is compiled once per database;
         its parameters and columns go through the same SQLAlchemy type conversions as everywhere else. Rows are named
-        tuples (`row.name`). The connection is a read connection (SQLite: `query_only`; PostgreSQL: a READ ONLY
-        transaction), so nothing can be written through it. Under `budget`, SQLite stops the statement once the
-        budget is spent (`OverBudget`).
+        tuples (`row.name`). The connection is a read connection (SQLite: `query_only`; PostgreSQL: READ ONLY by
+        default, the statement in a transaction of its own), so nothing can be written through it. Under `budget`,
+        SQLite stops the statement once the budget is spent (`OverBudget`).
         """
         read = self._compiled.get(id(stmt))
         if read is None or read.stmt is not stmt:
@@ -284,8 +291,8 @@ class Database:
             if deadline is not None:
                 _bound(driver, deadline)
             cursor = conn.cursor()
-            if self.postgres:
-                cursor.execute("SET TRANSACTION READ ONLY")
+            if self.postgres:  # one statement is its own snapshot: no BEGIN and ROLLBACK, two round trips fewer
+                driver.autocommit = True
             cursor.execute(read.sql, read.bind(params))
             read.describe(cursor.description)
             found = cursor.fetchall()
@@ -299,8 +306,10 @@ class Database:
             try:
                 if deadline is not None:
                     _unbound(driver)
+                if self.postgres and not driver.closed:
+                    driver.autocommit = False
             finally:
-                conn.close()  # back to the pool, which ends the transaction (PostgreSQL) with a rollback
+                conn.close()  # back to the pool
         return [read.converted(r) for r in found]
 
     def _unavailable(self, exc: DBAPIError, *, writing: bool) -> Exception:
