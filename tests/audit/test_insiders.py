@@ -266,11 +266,10 @@ def test_a_crash_between_writing_ahead_and_committing_is_not_tampering(site: tup
     assert ok, problem
 
 
-def test_committed_markers_lost_in_a_power_cut_are_not_tampering(site: tuple[Path, Path]) -> None:
-    """`committed` markers are not waited for on disk: losing them all in a power cut is not tampering.
+def test_a_crash_between_committing_and_marking_committed_is_not_tampering(site: tuple[Path, Path]) -> None:
+    """Checkpoints left `prepared` (the process died before their `committed` markers) verify as committed.
 
-    The checkpoints stay `prepared`, which verification reads the same way (present in the database); cutting the
-    copy back is still caught.
+    Cutting the copy back is still caught.
     """
     data, witness = site
     _drop_log_lines(data, lambda r: r["state"] != "committed")

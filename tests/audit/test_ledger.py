@@ -300,3 +300,26 @@ def test_a_checkpoint_after_another_process_wrote_reads_what_it_missed_and_signs
     with db.read() as s:
         assert AuditLedger(s).size() == 13 and verify_ledger(s, signer).ok
     db.dispose()
+
+
+def test_entries_of_a_rolled_back_savepoint_are_not_signed(tmp_path: Path) -> None:
+    """A transaction's checkpoint counts what it appended only while that stands: a savepoint rolled back is not."""
+    from kuzet.audit import merkle
+
+    db = Database(new_database(tmp_path))
+    db.migrate()
+    signer = LedgerSigner.load_or_create(tmp_path / "keys")
+    with db.session() as s:  # the process's cached frontier now ends where the next transaction begins
+        AuditLedger(s).append(actor="a", action="first")
+        AuditLedger(s).checkpoint(signer)
+    with db.session() as s:
+        ledger = AuditLedger(s)
+        ledger.append(actor="a", action="kept")
+        nested = s.begin_nested()
+        ledger.append(actor="a", action="undone")
+        nested.rollback()
+        assert ledger.size() == 2  # the savepoint's entry is gone
+        cp = ledger.checkpoint(signer)
+        assert cp is not None and cp.tree_size == 2 and cp.root_hash == merkle.root(ledger.leaves()).hex()
+        assert verify_ledger(s, signer).ok
+    db.dispose()

@@ -42,25 +42,21 @@ class CheckpointLog:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def _append(self, record: dict[str, object], *, sync: bool) -> None:
+    def _append(self, record: dict[str, object]) -> None:
         private_dir(self.path.parent)
-        append_private(self.path, json.dumps(record, sort_keys=True), sync=sync)
+        append_private(self.path, json.dumps(record, sort_keys=True))
 
     def prepare(self, cp: Checkpoint) -> None:
-        """Record a checkpoint about to be committed (call inside the transaction); on disk when this returns."""
-        self._append({"id": cp.checkpoint_id, "state": PREPARED, **cp.signed_json()}, sync=True)
+        """Record a checkpoint about to be committed (call inside the transaction)."""
+        self._append({"id": cp.checkpoint_id, "state": PREPARED, **cp.signed_json()})
 
     def committed(self, cp: Checkpoint) -> None:
-        """Mark a prepared checkpoint as committed.
-
-        Written, not flushed to disk: a marker lost in a power cut leaves the checkpoint `prepared`, which the
-        table above reads the same way (present in the database: committed). The next `prepare` flushes it.
-        """
-        self._append({"id": cp.checkpoint_id, "state": COMMITTED, "root_hash": cp.root_hash}, sync=False)
+        """Mark a prepared checkpoint as committed."""
+        self._append({"id": cp.checkpoint_id, "state": COMMITTED, "root_hash": cp.root_hash})
 
     def rolled_back(self, cp: Checkpoint) -> None:
-        """Mark a prepared checkpoint whose transaction failed (not flushed either: lost, it reads the same)."""
-        self._append({"id": cp.checkpoint_id, "state": ROLLED_BACK, "root_hash": cp.root_hash}, sync=False)
+        """Mark a prepared checkpoint whose transaction failed."""
+        self._append({"id": cp.checkpoint_id, "state": ROLLED_BACK, "root_hash": cp.root_hash})
 
     def exists(self) -> bool:
         """Whether the file is there."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
 
 from kuzet.audit import merkle
@@ -182,6 +182,13 @@ class _Appended:
 _APPENDED = "kuzet_ledger_appended"
 
 
+@event.listens_for(Session, "after_soft_rollback")
+@event.listens_for(Session, "after_commit")
+def _forget_appended(session: Session, *_: Any) -> None:
+    """What a transaction appended is known only within it: a rollback (a savepoint's too) or a commit forgets it."""
+    session.info.pop(_APPENDED, None)
+
+
 class AuditLedger:
     """Ledger operations within one database session (the caller's transaction)."""
 
@@ -345,7 +352,10 @@ class AuditLedger:
         signature = signer.sign(checkpoint_message(size, root_hex, ts, signer.public_hex)).hex()
         values = {"tree_size": size, "root_hash": root_hex, "ts": ts, "key_id": signer.key_id,
                   "signature": signature, "public_key": signer.public_hex}  # fmt: skip
-        cp_id = self.session.execute(insert(CheckpointRow).values(values).returning(CheckpointRow.id)).scalar_one()
+        inserted = self.session.connection().execute(insert(CheckpointRow).values(values)).inserted_primary_key
+        if inserted is None:
+            raise RuntimeError("the database gave no id for the new checkpoint")
+        cp_id = int(inserted[0])
         if appended is not None:
             appended.checkpointed = size
         return Checkpoint(cp_id, size, root_hex, ts, signer.key_id, signature, signer.public_hex)

@@ -142,13 +142,11 @@ class Database:
         cfg = settings or DatabaseConfig()
         self.lock_timeout_ms = int(cfg.lock_timeout_s * 1000)
         if self.postgres:
-            # the write lock's timeout is set here, once per connection, not by a statement in every transaction
-            options = (
-                f"-c statement_timeout={int(cfg.statement_timeout_s * 1000)} -c lock_timeout={self.lock_timeout_ms}"
-                " -c timezone=UTC"
-            )
+            options = f"-c statement_timeout={int(cfg.statement_timeout_s * 1000)} -c timezone=UTC"
+            # the write lock's timeout: set once per connection, not by a statement in every transaction
+            writes = f"{options} -c lock_timeout={self.lock_timeout_ms}"
             kwargs: dict[str, Any] = {
-                "connect_args": {"options": options, "application_name": "kuzet", "connect_timeout": 10},
+                "connect_args": {"options": writes, "application_name": "kuzet", "connect_timeout": 10},
                 "pool_size": cfg.pool_size,
                 "max_overflow": cfg.max_overflow,
                 "pool_pre_ping": True,  # a connection the server dropped (a restart) is replaced, not used
@@ -164,7 +162,7 @@ class Database:
         # Reads have an engine of their own, whose transactions take no lock (see `read`) and, on PostgreSQL, are
         # READ ONLY by the connection's default, whether a session's transaction or a statement of `fetch`.
         if self.postgres:
-            read_only = kwargs["connect_args"]["options"] + " -c default_transaction_read_only=on"
+            read_only = f"{options} -c default_transaction_read_only=on"
             kwargs = kwargs | {"connect_args": kwargs["connect_args"] | {"options": read_only}}
         self.read_engine: Engine = create_engine(self.url, **kwargs)
         if self.url.startswith("sqlite"):
