@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,7 @@ def count_handovers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return handed
 
 
+@pytest.mark.store
 def test_an_audited_read_goes_to_the_thread_pool_only_for_its_database_work(
     api: tuple[Kuzet, TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -43,9 +45,10 @@ def test_an_audited_read_goes_to_the_thread_pool_only_for_its_database_work(
     assert r.status_code == 200
     # Reading `app.state.services` must not take a hand-over of its own (it was one on every request), nor, on
     # SQLite, must the session check or the listing (lookups by an index in a local file: the event loop runs them
-    # within a budget; the audit entry is committed by the ledger's own thread). On PostgreSQL the listing is a
-    # round trip over the network: the route's work goes to the thread pool, once.
-    assert len(handed) == (1 if svc.services.ctx.db.postgres else 0), handed
+    # within a budget; the audit entry is committed by the ledger's own thread). On PostgreSQL each is a round trip
+    # over the network: the session check and the route's work go to a thread, once each.
+    expected = ["current_user_dependency.<locals>.<lambda>", "list_events.<locals>.answer"]
+    assert handed == (expected if svc.services.ctx.db.postgres else []), handed
     r = client.get("/api/events", headers={"Authorization": "Bearer not-a-token"})
     assert r.status_code == 401
 
@@ -96,6 +99,40 @@ def test_an_answer_waits_for_the_commit_of_its_audit_entry(
     r = client.get("/api/events", headers={"Authorization": f"Bearer {tokens['operator']}"})
     answered = time.monotonic()
     assert r.status_code == 200 and committed_at and committed_at[0] <= answered
+
+
+@pytest.mark.store
+def test_requests_reads_run_a_few_threads_at_a_time(api: tuple[Kuzet, TestClient, dict[str, str]]) -> None:
+    """`in_read_lane` (every request's reads on PostgreSQL): never more than `api.read_threads` at once, so the ledger's
+    committer thread is not starved of the interpreter while it holds the write lock; the others wait their turn
+    and every one is answered, with its own rows."""
+    services = api[0].services
+    lane = services.ctx.config.api.read_threads
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def read(top: int) -> int:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            time.sleep(0.02)  # a read long enough for every lane to fill
+            (row,) = services.ctx.db.fetch(counting_query(), {"top": top})
+            return int(row[0])
+        finally:
+            with lock:
+                running -= 1
+
+    async def many() -> list[int]:
+        return await asyncio.gather(*(deps.in_read_lane(services, lambda i=i: read(i)) for i in range(1, 4 * lane + 1)))
+
+    assert lane == 4  # the default
+    assert asyncio.run(many()) == list(range(1, 4 * lane + 1))
+    assert most == lane
+    running, most = 0, 0
+    assert asyncio.run(many()) == list(range(1, 4 * lane + 1))  # a new event loop (a new test client) has its own
+    assert most == lane
 
 
 def test_a_listing_that_runs_past_its_budget_on_the_event_loop_is_answered_from_the_thread_pool_audited_once(

@@ -122,6 +122,14 @@ class ApiConfig(Strict):
         False, description="Mark session cookies Secure (set it when kuzet is served over HTTPS, e.g. behind a proxy)."
     )
     max_body_mb: int = Field(64, ge=1, le=1024, description="Largest request body accepted (uploads), MiB.")
+    read_threads: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Threads of each server process that run requests' short reads on PostgreSQL (the session "
+        "check, listings); more wait their turn. A few keep the ledger's committer thread from waiting for the "
+        "interpreter while it holds the write lock.",
+    )
 
     @field_validator("trusted_proxies")
     @classmethod
