@@ -228,6 +228,8 @@ def test_ledger_survives_sigkill_mid_write(tmp_path: Path) -> None:
 
 def test_checkpoint_after_a_rolled_back_append_signs_the_true_root(tmp_path: Path) -> None:
     """The cached Merkle frontier must not keep a leaf whose transaction rolled back."""
+    from sqlalchemy import event
+
     from kuzet.audit import merkle
 
     db = Database(new_database(tmp_path))
@@ -240,10 +242,16 @@ def test_checkpoint_after_a_rolled_back_append_signs_the_true_root(tmp_path: Pat
         AuditLedger(s).append(actor="a", action="will-roll-back")
         AuditLedger(s).checkpoint(signer)
         raise RuntimeError("crash")
+    hashes: list[str] = []
+    event.listen(
+        db.engine, "before_cursor_execute", lambda *a: hashes.append(a[2]) if a[2].startswith("SELECT") else None
+    )
     with db.session() as s:
         ledger = AuditLedger(s)
         ledger.append(actor="a", action="kept")
         cp = ledger.checkpoint(signer)
+        # the head, the leaves after the cached last (a mismatch), then all of them
+        assert sum("entry_hash" in q for q in hashes) == 3, hashes
         assert cp is not None and cp.root_hash == merkle.root(ledger.leaves()).hex()
         assert verify_ledger(s, signer).ok
     db.dispose()

@@ -282,6 +282,11 @@ class AuditLedger:
         row = self.session.scalars(select(CheckpointRow).order_by(CheckpointRow.id.desc()).limit(1)).first()
         return None if row is None else _to_checkpoint(row)
 
+    def _hashes(self, first: int) -> list[Any]:
+        """(seq, entry_hash) of the entries numbered `first` and after, in order."""
+        query = select(AuditEntryRow.seq, AuditEntryRow.entry_hash).where(AuditEntryRow.seq >= first)
+        return list(self.session.execute(query.order_by(AuditEntryRow.seq)).all())
+
     def _root(self, size: int, appended: _Appended | None) -> tuple[int, str]:
         """(size, root) of the whole ledger of `size` entries, extending a cached frontier with the newest leaves.
 
@@ -297,7 +302,6 @@ class AuditLedger:
             entry is not None
             and appended is not None
             and appended.leaves
-            and appended.size == size
             and (cached.size, last) == (appended.base_size, appended.base_hash)
         ):
             for leaf in appended.leaves:
@@ -306,26 +310,18 @@ class AuditLedger:
                 _FRONTIERS[key] = (cached, appended.leaves[-1])
             return cached.size, cached.root().hex()
         # The cached frontier's last entry and every newer one, in one read (another process wrote them). A
-        # rolled-back transaction may have left leaves in the cache that the database never kept: then start over.
-        rows = self.session.execute(
-            select(AuditEntryRow.seq, AuditEntryRow.entry_hash)
-            .where(AuditEntryRow.seq >= max(cached.size, 1))
-            .order_by(AuditEntryRow.seq)
-        ).all()
-        if cached.size and (cached.size > size or not rows or rows[0] != (cached.size, last.hex())):
+        # rolled-back transaction may have left leaves in the cache that the database never kept, and a gap in the
+        # numbering makes anything cached suspect: then start over from every entry, read once more.
+        rows = self._hashes(max(cached.size, 1))
+        if cached.size and not (
+            rows and rows[0] == (cached.size, last.hex()) and rows[-1][0] == size == cached.size + len(rows) - 1
+        ):
             cached, last = merkle.Frontier(), b""
-            rows = self.session.execute(
-                select(AuditEntryRow.seq, AuditEntryRow.entry_hash).order_by(AuditEntryRow.seq)
-            ).all()
-        newer = [h for seq, h in rows if seq > cached.size]
-        for h in newer:
-            last = bytes.fromhex(h)
-            cached.append(last)
-        if cached.size != size:  # a gap in the numbering: rebuild rather than trust anything cached
-            cached = merkle.Frontier()
-            for leaf in self.leaves():
-                cached.append(leaf)
-                last = leaf
+            rows = self._hashes(1)
+        for seq, h in rows:
+            if seq > cached.size:  # from the cached frontier's last entry on: the ones after it
+                last = bytes.fromhex(h)
+                cached.append(last)
         with _FRONTIERS_LOCK:
             _FRONTIERS[key] = (cached, last)
         return cached.size, cached.root().hex()
