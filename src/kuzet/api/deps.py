@@ -57,7 +57,7 @@ def current_user(request: Request) -> User:
 
 
 async def current_user_dependency(request: Request) -> User:
-    """`current_user` for `Depends`: on the event loop on SQLite, in the thread pool on PostgreSQL.
+    """`current_user` for `Depends`: on the event loop on SQLite, in a thread of `in_read_lane` on PostgreSQL.
 
     The session check is one lookup by a unique index. On SQLite (a local file: tens of microseconds) a hand-over
     to the thread pool costs more than the query: the worker thread waits for the interpreter lock again after
