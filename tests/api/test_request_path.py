@@ -109,19 +109,21 @@ def test_requests_reads_run_a_few_threads_at_a_time(api: tuple[Kuzet, TestClient
     services = api[0].services
     lane = services.ctx.config.api.read_threads
     running, most = 0, 0
-    lock = threading.Lock()
+    filled = threading.Condition()
 
     def read(top: int) -> int:
         nonlocal running, most
-        with lock:
+        with filled:
             running += 1
             most = max(most, running)
+            filled.notify_all()
+            # the first reads hold their threads until every lane is taken (a lane too narrow: 5 s, then fails below)
+            filled.wait_for(lambda: most >= lane, timeout=5)
         try:
-            time.sleep(0.02)  # a read long enough for every lane to fill
             (row,) = services.ctx.db.fetch(counting_query(), {"top": top})
             return int(row[0])
         finally:
-            with lock:
+            with filled:
                 running -= 1
 
     async def many() -> list[int]:
