@@ -14,16 +14,18 @@ import sys
 import textwrap
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+import kuzet.store.db as db_module
 from kuzet.audit.ledger import AuditLedger
 from kuzet.audit.signing import LedgerSigner
 from kuzet.audit.verify import verify_ledger
 from kuzet.store.db import Database
 from tests.support.postgres import PostgresServer
-from tests.support.rawdb import new_database
+from tests.support.rawdb import counting_query, new_database
 
 pytestmark = pytest.mark.store
 
@@ -156,3 +158,37 @@ def test_a_postgresql_restart_under_load_loses_nothing_and_doubles_nothing(
     assert sorted(stored) == sorted(said)  # what was answered as committed survived the crash, once each
     ok, problem = _verify(url, tmp_path)
     assert ok, problem
+
+
+@pytest.mark.postgres_only
+def test_reads_need_no_check_per_use_and_still_survive_a_postgresql_restart(
+    tmp_path: Path, postgres_server: PostgresServer | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read pool checks a connection (a round trip) only after a quiet second: a read that meets a connection
+    the restart dropped runs once more on a new one, and a connection idle across the restart is checked first."""
+    assert postgres_server is not None
+    url, query = _migrated(tmp_path), counting_query()
+    busy, idle = Database(url), Database(url)
+    pings: list[int] = []
+    for db in (busy, idle):
+        real = db.read_engine.dialect.do_ping
+        monkeypatch.setattr(db.read_engine.dialect, "do_ping", lambda c, real=real: pings.append(1) or real(c))
+        with ThreadPoolExecutor(4) as threads:  # several pooled connections, each used again at once
+            assert list(threads.map(lambda _, db=db: db.fetch(query, {"top": 5})[0][0], range(40))) == [5] * 40
+        assert db.read_engine.pool.checkedin() >= 2
+    assert pings == []  # none while connections are in use: the round trip every read used to make
+    pools = (busy.read_engine.pool, idle.read_engine.pool)
+    postgres_server.stop("immediate")
+    postgres_server.start()
+    monkeypatch.setattr(db_module, "IDLE_PING_S", 3600.0)  # as under load: no connection counts as idle
+    assert busy.fetch(query, {"top": 7})[0][0] == 7  # dropped connection found, pool emptied, read again
+    assert busy.read_engine.pool is not pools[0] and pings == []
+    with busy.read() as s:
+        assert s.execute(query, {"top": 3}).scalar() == 3
+    monkeypatch.setattr(db_module, "IDLE_PING_S", 0.0)
+    assert idle.fetch(query, {"top": 9})[0][0] == 9
+    assert idle.read_engine.pool is pools[1] and pings  # checked before use: replaced without a failed read
+    with idle.read() as s:
+        assert s.execute(query, {"top": 4}).scalar() == 4
+    busy.dispose()
+    idle.dispose()

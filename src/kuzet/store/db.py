@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Dialect, Engine, Select, create_engine, event, text
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kuzet.config.models import DatabaseConfig
@@ -129,6 +129,40 @@ def redact_db_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+IDLE_PING_S = 1.0
+"""A pooled PostgreSQL read connection left unused this long is checked (one round trip) before its next use."""
+
+
+class _Dropped(Exception):
+    """The server had dropped the connection a read was given (`Database.fetch` runs it once more)."""
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection at checkout only when it has been idle for `IDLE_PING_S` or more.
+
+    SQLAlchemy's `pool_pre_ping` checks every connection at every checkout: a round trip more for each read, about a
+    tenth of the audited requests PostgreSQL answers (docs/performance.md). Under load a connection is back in use
+    within milliseconds and is not checked; after a quiet second (a restart takes longer) it is, and one the server
+    dropped is replaced before anyone uses it. A connection dropped while busy is found by the read that fails on it
+    (`Database.fetch` runs it again; SQLAlchemy empties the pool for a session's).
+    """
+    dbapi = engine.dialect.loaded_dbapi
+
+    def checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["kuzet_idle_since"] = time.monotonic()
+
+    def checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("kuzet_idle_since", float("inf")) < IDLE_PING_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except dbapi.Error as exc:
+            raise DisconnectionError(f"a pooled connection was dropped: {exc}") from exc  # the pool connects anew
+
+    event.listen(engine, "checkin", checkin)
+    event.listen(engine, "checkout", checkout)
+
+
 HEAD_REVISION = "0009"
 """The newest migration in `store/migrations/versions` (a test checks they agree)."""
 
@@ -161,9 +195,10 @@ class Database:
         self.engine: Engine = create_engine(self.url, **kwargs)
         # Reads have an engine of their own, whose transactions take no lock (see `read`) and, on PostgreSQL, are
         # READ ONLY by the connection's default, whether a session's transaction or a statement of `fetch`.
-        if self.postgres:
+        if self.postgres:  # no ping at every checkout: see `_ping_when_idle` and `fetch`
             read_only = f"{options} -c default_transaction_read_only=on"
-            kwargs = kwargs | {"connect_args": kwargs["connect_args"] | {"options": read_only}}
+            connect = kwargs["connect_args"] | {"options": read_only}
+            kwargs = kwargs | {"connect_args": connect, "pool_pre_ping": False}
         self.read_engine: Engine = create_engine(self.url, **kwargs)
         if self.url.startswith("sqlite"):
             for engine, begin in ((self.engine, _begin_immediate), (self.read_engine, _begin_deferred)):
@@ -171,6 +206,7 @@ class Database:
                 event.listen(engine, "begin", begin)
             event.listen(self.read_engine, "connect", _query_only)
         else:  # every read transaction is REPEATABLE READ and READ ONLY, set on the connection (no extra statement)
+            _ping_when_idle(self.read_engine)
             self.read_engine = self.read_engine.execution_options(
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
             )
@@ -277,10 +313,23 @@ class Database:
         tuples (`row.name`). The connection is a read connection (SQLite: `query_only`; PostgreSQL: READ ONLY by
         default, the statement in a transaction of its own), so nothing can be written through it. Under `budget`,
         SQLite stops the statement once the budget is spent (`OverBudget`).
+
+        On PostgreSQL a pooled connection is not checked before each use (`_ping_when_idle`): one the server dropped
+        (a restart under load) is found when the statement fails on it. Then the pool, whose connections are all as
+        old, is emptied and the statement runs once more on a new connection; it only reads, so running it twice is
+        harmless.
         """
         read = self._compiled.get(id(stmt))
         if read is None or read.stmt is not stmt:
             read = self._compiled[id(stmt)] = _CompiledRead(stmt, self.read_engine.dialect)
+        try:
+            return self._fetch(read, params, again=self.postgres)
+        except _Dropped:
+            self.read_engine.dispose()
+            return self._fetch(read, params, again=False)
+
+    def _fetch(self, read: _CompiledRead, params: Mapping[str, Any], *, again: bool) -> list[Any]:
+        """One try of `fetch`; `_Dropped` when `again` and the server had dropped the connection."""
         dbapi = self.read_engine.dialect.loaded_dbapi
         conn = self.read_engine.raw_connection()
         deadline = None if self.postgres else _DEADLINE.get()
@@ -298,6 +347,9 @@ class Database:
         except dbapi.Error as exc:
             if deadline is not None and _over_budget(exc):
                 raise OverBudget(f"a read ran past its budget: {read.sql[:80]}") from None
+            if again and self.read_engine.dialect.is_disconnect(exc, driver, None):
+                conn.invalidate(exc)
+                raise _Dropped from exc
             wrapped = DBAPIError.instance(read.sql, None, exc, dbapi.Error)
             raise (self._unavailable(wrapped, writing=False) if isinstance(wrapped, DBAPIError) else wrapped) from None
         finally:
