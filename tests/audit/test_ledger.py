@@ -18,6 +18,7 @@ from kuzet.audit.checkpoint_log import CheckpointLog
 from kuzet.audit.ledger import AuditLedger, NewEntry
 from kuzet.audit.signing import LedgerSigner
 from kuzet.audit.verify import verify_ledger
+from kuzet.services.container import build_services
 from kuzet.store.db import Database
 from tests.support.postgres import PostgresServer
 from tests.support.rawdb import RawDb, copy_database, new_database
@@ -331,3 +332,32 @@ def test_entries_of_a_rolled_back_savepoint_are_not_signed(tmp_path: Path) -> No
         assert cp is not None and cp.tree_size == 2 and cp.root_hash == merkle.root(ledger.leaves()).hex()
         assert verify_ledger(s, signer).ok
     db.dispose()
+
+
+def test_each_ledger_commit_flushes_the_outside_copy_once_and_before_the_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prepared line must be on disk before its checkpoint is committed; the committed mark after it needs no
+    flush of its own (a crash that loses it leaves the checkpoint prepared, which verifies): one flush per batch."""
+    svc = build_services(tmp_path / "data")
+    path = str(svc.ctx.checkpoint_log.path)
+    with svc.uow.read() as r:
+        before = len(r.ledger.checkpoints())
+    in_database: list[int] = []  # checkpoints the database held at each flush of the copy
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}") == path:
+            with svc.uow.read() as r:
+                in_database.append(len(r.ledger.checkpoints()))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    for _ in range(3):
+        svc.uow.record(None, "test.entry")
+    monkeypatch.undo()
+    assert in_database == [before, before + 1, before + 2]
+    with svc.uow.read() as r:
+        assert len(r.ledger.checkpoints()) == before + 3
+        assert verify_ledger(r.session, svc.ctx.signer, log_file=svc.ctx.checkpoint_log.path).ok
+    svc.close()

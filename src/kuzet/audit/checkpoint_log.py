@@ -37,26 +37,30 @@ class LogContents:
 
 
 class CheckpointLog:
-    """Appends to and reads `checkpoints.jsonl` (owner-only, every line flushed to disk)."""
+    """Appends to and reads `checkpoints.jsonl` (owner-only; a prepared line is flushed to disk before its commit)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def _append(self, record: dict[str, object]) -> None:
+    def _append(self, record: dict[str, object], *, sync: bool) -> None:
         private_dir(self.path.parent)
-        append_private(self.path, json.dumps(record, sort_keys=True))
+        append_private(self.path, json.dumps(record, sort_keys=True), sync=sync)
 
     def prepare(self, cp: Checkpoint) -> None:
-        """Record a checkpoint about to be committed (call inside the transaction)."""
-        self._append({"id": cp.checkpoint_id, "state": PREPARED, **cp.signed_json()})
+        """Record a checkpoint about to be committed (call inside the transaction), flushed to disk."""
+        self._append({"id": cp.checkpoint_id, "state": PREPARED, **cp.signed_json()}, sync=True)
 
     def committed(self, cp: Checkpoint) -> None:
-        """Mark a prepared checkpoint as committed."""
-        self._append({"id": cp.checkpoint_id, "state": COMMITTED, "root_hash": cp.root_hash})
+        """Mark a prepared checkpoint as committed.
+
+        Written, not flushed to disk: a crash that loses the mark leaves the checkpoint prepared, which the table above
+        allows (the next `prepare` flushes it). That spares each ledger batch a second disk flush.
+        """
+        self._append({"id": cp.checkpoint_id, "state": COMMITTED, "root_hash": cp.root_hash}, sync=False)
 
     def rolled_back(self, cp: Checkpoint) -> None:
-        """Mark a prepared checkpoint whose transaction failed."""
-        self._append({"id": cp.checkpoint_id, "state": ROLLED_BACK, "root_hash": cp.root_hash})
+        """Mark a prepared checkpoint whose transaction failed (not flushed either: prepared only is allowed)."""
+        self._append({"id": cp.checkpoint_id, "state": ROLLED_BACK, "root_hash": cp.root_hash}, sync=False)
 
     def exists(self) -> bool:
         """Whether the file is there."""
