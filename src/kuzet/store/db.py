@@ -140,8 +140,8 @@ class _Dropped(Exception):
 def _ping_when_idle(engine: Engine) -> None:
     """Check a pooled connection at checkout only when it has been idle for `IDLE_PING_S` or more.
 
-    SQLAlchemy's `pool_pre_ping` checks every connection at every checkout: a round trip more for each read, about a
-    tenth of the audited requests PostgreSQL answers (docs/performance.md). Under load a connection is back in use
+    SQLAlchemy's `pool_pre_ping` checks every connection at every checkout: a round trip more for each read, about 6%
+    of the audited requests PostgreSQL answers (docs/performance.md). Under load a connection is back in use
     within milliseconds and is not checked; after a quiet second (a restart takes longer) it is, and one the server
     dropped is replaced before anyone uses it. A connection dropped while busy is found by the read that fails on it
     (`Database.fetch` runs it again; SQLAlchemy empties the pool for a session's).
@@ -356,7 +356,7 @@ class Database:
             try:
                 if deadline is not None:
                     _unbound(driver)
-                if self.postgres and not driver.closed:
+                if self.postgres and not (driver.closed or driver.broken):
                     driver.autocommit = False
             finally:
                 conn.close()  # back to the pool

@@ -77,7 +77,7 @@ def closing(
 
     Everything built before the first request (modules, models, the app, the services) is moved out of the garbage
     collector's reach (`gc.freeze`) once it is up: a full collection then walks only what requests made since, not
-    the hundreds of thousands of objects the server began with. Without it, each full collection (about one per
+    the 160,000 or so objects the server began with. Without it, each full collection (about one per
     second under load) stopped a process for 50 to 100 ms, answers and ledger commits included: most of the p99
     (docs/performance.md). Objects frozen are still freed when nothing refers to them; only a reference cycle among
     them waits until shutdown, where the heap is unfrozen again.
