@@ -28,15 +28,20 @@ from tests.support.rawdb import counting_query
 
 
 def count_handovers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """From now on, the name of each function handed to the thread pool, in order."""
+    """From now on, the name of each function handed to a thread (the thread pool or the read lane), in order."""
     handed: list[str] = []
-    real = anyio.to_thread.run_sync
+    pool, lane = anyio.to_thread.run_sync, deps.in_read_lane
 
-    async def counted(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def to_pool(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         handed.append(getattr(func, "__qualname__", type(func).__name__))
-        return await real(func, *args, **kwargs)
+        return await pool(func, *args, **kwargs)
 
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    async def to_lane(svc: Any, work: Callable[[], Any]) -> Any:
+        handed.append(work.__qualname__)
+        return await lane(svc, work)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", to_pool)
+    monkeypatch.setattr(deps, "in_read_lane", to_lane)
     return handed
 
 
@@ -51,7 +56,7 @@ def test_an_audited_read_goes_to_the_thread_pool_only_for_its_database_work(
     # Reading `app.state.services` must not take a hand-over of its own (it was one on every request), nor, on
     # SQLite, must the session check or the listing (lookups by an index in a local file: the event loop runs them
     # within a budget; the audit entry is committed by the ledger's own thread). On PostgreSQL each is a round trip
-    # over the network: the session check and the route's work go to a thread, once each.
+    # over the network: the session check and the route's work go to the read lane, once each.
     expected = ["current_user_dependency.<locals>.<lambda>", "list_events.<locals>.answer"]
     assert handed == (expected if svc.services.ctx.db.postgres else []), handed
     r = client.get("/api/events", headers={"Authorization": "Bearer not-a-token"})
@@ -140,6 +145,58 @@ def test_requests_reads_run_a_few_threads_at_a_time(api: tuple[Kuzet, TestClient
     running, most = 0, 0
     assert asyncio.run(many()) == list(range(1, 4 * lane + 1))  # a new event loop (a new test client) has its own
     assert most == lane
+
+
+def test_the_read_lane_carries_the_requests_context_and_ends_its_reads_before_the_server_closes(
+    api: tuple[Kuzet, TestClient, dict[str, str]],
+) -> None:
+    """The request's context goes with its work (the audit entries it queues are its own to wait for). A request
+    that went away drops its work while it still waits for a thread; work already running is waited for at
+    shutdown, not cut off by the services closing under it."""
+    from kuzet.services.group_commit import DEFERRED, Deferred
+
+    services = api[0].services
+    threads = services.ctx.config.api.read_threads
+    release, busy = threading.Event(), threading.Semaphore(0)
+    finished: list[str] = []
+
+    def hold(name: str) -> str:
+        busy.release()
+        release.wait(5)
+        time.sleep(0.1)
+        finished.append(name)
+        return name
+
+    def lane(name: str) -> asyncio.Future[str]:
+        return asyncio.ensure_future(deps.in_read_lane(services, lambda: hold(name)))
+
+    async def serve_then_shut_down() -> tuple[Deferred | None, Deferred, list[str]]:
+        mine = Deferred()
+        DEFERRED.set(mine)
+        seen = await deps.in_read_lane(services, DEFERRED.get)
+        holders = [lane(f"holder {i}") for i in range(threads)]
+        for _ in holders:  # every thread of the lane taken
+            assert await asyncio.to_thread(busy.acquire, True, 5)
+        waiting = lane("gone while waiting")
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        await asyncio.sleep(0.05)
+        release.set()
+        answered = list(await asyncio.gather(*holders))
+        await asyncio.sleep(0.3)  # time enough for the dropped work to run, were it still queued
+        release.clear()
+        running = lane("running at shutdown")
+        assert await asyncio.to_thread(busy.acquire, True, 5)
+        running.cancel()  # its client went away too, but the work has begun
+        release.set()
+        deps.close_read_lane()
+        return seen, mine, answered
+
+    seen, mine, answered = asyncio.run(serve_then_shut_down())
+    assert seen is mine
+    assert answered == [f"holder {i}" for i in range(threads)]
+    assert "gone while waiting" not in finished
+    assert finished[-1] == "running at shutdown"  # close_read_lane returned only after it ended
 
 
 def test_a_listing_that_runs_past_its_budget_on_the_event_loop_is_answered_from_the_thread_pool_audited_once(
@@ -239,6 +296,10 @@ class _Cycle:
     me: object = None
 
 
+def _lane_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("kuzet-read")}
+
+
 def test_the_server_freezes_its_start_up_heap_while_it_serves_after_collecting_the_start_up_garbage(
     tmp_path: Path,
 ) -> None:
@@ -248,6 +309,7 @@ def test_the_server_freezes_its_start_up_heap_while_it_serves_after_collecting_t
     app = create_web_app(services)
     closed: list[bool] = []
     app.router.lifespan_context = closing(app.router.lifespan_context, lambda: closed.append(True))
+    before = _lane_threads()  # other tests' event loops may still have theirs
     gc.disable()  # nothing but the lifespan's own collection may take the cycle below
     try:
         garbage = _Cycle()
@@ -258,7 +320,11 @@ def test_the_server_freezes_its_start_up_heap_while_it_serves_after_collecting_t
             assert gone() is None  # collected before the freeze, not kept for the server's life
             assert gc.get_freeze_count() > 50_000  # the modules, the app and the services
             assert client.get("/api/health").status_code == 200
+            assert client.portal is not None
+            assert client.portal.call(deps.in_read_lane, services, lambda: 7) == 7  # a read lane, as on PostgreSQL
+            assert _lane_threads() > before
     finally:
         gc.enable()
         services.close()
     assert gc.get_freeze_count() == 0 and closed == [True]  # unfrozen at shutdown, then closed
+    assert _lane_threads() <= before  # the lane's threads ended before the services closed

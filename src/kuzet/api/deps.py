@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import tempfile
+import weakref
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, TypeVar
 
-from anyio import CapacityLimiter, to_thread
-from anyio.lowlevel import RunVar
 from fastapi import Depends, Request, Response, UploadFile
 from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +30,8 @@ SESSION_S = 12 * 3600
 LOOP_BUDGET_S = 0.005
 """How long a route's reads may hold the event loop (`on_loop`) before its work moves to the thread pool."""
 T = TypeVar("T")
-_LANE: RunVar[CapacityLimiter] = RunVar("kuzet_read_lane")
+_LANES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ThreadPoolExecutor] = weakref.WeakKeyDictionary()
+"""Each event loop's read lane (`in_read_lane`): one per server process; a test's client has its own loop."""
 
 
 def services(request: Request) -> Services:
@@ -71,20 +73,33 @@ async def current_user_dependency(request: Request) -> User:
 
 
 async def in_read_lane(svc: Services, work: Callable[[], T]) -> T:
-    """`work()` in one of the `api.read_threads` threads of this process kept for requests' short reads.
+    """`work()` in one of the `api.read_threads` threads this event loop keeps for requests' short reads.
 
     Not the thread pool's 40: on PostgreSQL, where every request's reads go to a thread, 40 threads runnable at once
     share one interpreter lock with the ledger's committer thread, which then waits for it between the statements
     of a batch while holding the database's write lock, and every process's commits queue behind it. A few threads
-    keep the round trips overlapped; requests beyond them wait here, on the event loop, at no cost. 100 clients,
-    2 workers, this machine: 335 audited requests/s with 40 threads, 790 with 4-6 (docs/performance.md).
+    keep the round trips overlapped; requests beyond them wait their turn in the lane's queue, at no cost. 100
+    clients, 2 workers, this machine: 335 audited requests/s with 40 threads, 790 with 4-6 (docs/performance.md).
+
+    The lane is a plain `ThreadPoolExecutor` (the request's context variables go with the work), not anyio's
+    `to_thread` with a limiter: that hand-over took a fifth of a worker's interpreter time at 1,400 requests/s (a
+    cancel scope, the run variables, a `queue.Queue` whose condition wakes the thread); this one a twentieth. A
+    request cancelled while its work waits in the queue drops the work; work already running ends on its own, and
+    `close_read_lane` waits for it before the services close.
     """
-    try:
-        lane = _LANE.get()
-    except LookupError:
-        lane = CapacityLimiter(svc.ctx.config.api.read_threads)
-        _LANE.set(lane)
-    return await to_thread.run_sync(work, limiter=lane)
+    loop = asyncio.get_running_loop()
+    lane = _LANES.get(loop)
+    if lane is None:
+        size = svc.ctx.config.api.read_threads
+        lane = _LANES[loop] = ThreadPoolExecutor(size, thread_name_prefix="kuzet-read")
+    return await loop.run_in_executor(lane, contextvars.copy_context().run, work)
+
+
+def close_read_lane() -> None:
+    """Wait for the reads this event loop's lane is running, then end its threads (the server's shutdown)."""
+    lane = _LANES.pop(asyncio.get_running_loop(), None)
+    if lane is not None:
+        lane.shutdown(wait=True, cancel_futures=True)
 
 
 async def on_loop(svc: Services, work: Callable[[], T]) -> T:

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from kuzet.api.app import create_app as create_api
+from kuzet.api.deps import close_read_lane
 from kuzet.core.errors import ConfigError
 from kuzet.services.container import Services
 from kuzet.web.chrome import error_page
@@ -92,6 +93,7 @@ def closing(
                 yield state
         finally:
             gc.unfreeze()
+            close_read_lane()  # reads still running end before the services they use are closed
             close()
 
     return lifespan
