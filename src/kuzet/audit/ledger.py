@@ -216,9 +216,7 @@ class AuditLedger:
         The rows go in as one multi-row INSERT, not as ORM objects: under load one batch holds the entries of every
         request answered meanwhile, and building and flushing an object per entry was most of the batch's time.
         """
-        last = self.session.execute(
-            select(AuditEntryRow.seq, AuditEntryRow.entry_hash).order_by(AuditEntryRow.seq.desc()).limit(1)
-        ).first()
+        last = self._head()
         seq = 0 if last is None else last[0]
         prev = GENESIS if last is None else last[1]
         appended: _Appended | None = self.session.info.get(_APPENDED)
@@ -287,14 +285,45 @@ class AuditLedger:
         query = select(AuditEntryRow.seq, AuditEntryRow.entry_hash).where(AuditEntryRow.seq >= first)
         return list(self.session.execute(query.order_by(AuditEntryRow.seq)).all())
 
+    def _head(self) -> tuple[int, str] | None:
+        """(seq, entry_hash) of the last entry, read with the entries since the cached frontier, folded into it.
+
+        Under load two processes take turns at the write lock, so each finds the other's last batch after its own
+        frontier: reading it here, with the head, spares `_root` a second read (a round trip while the lock is held).
+        Without a cached frontier, or one the database does not continue (see `_root`), only the head is read.
+        """
+        key = self._frontier_key()
+        with _FRONTIERS_LOCK:
+            entry = _FRONTIERS.get(key)
+        if entry is not None and entry[0].size:
+            cached, last = entry
+            rows = self._hashes(cached.size)
+            continued = rows and rows[0] == (cached.size, last.hex())
+            if continued and rows[-1][0] == cached.size + len(rows) - 1:
+                for _, h in rows[1:]:
+                    cached.append(bytes.fromhex(h))
+                with _FRONTIERS_LOCK:
+                    _FRONTIERS[key] = (cached, bytes.fromhex(rows[-1][1]))
+            else:  # a leaf rolled back, a gap: `_root` starts over from every entry
+                with _FRONTIERS_LOCK:
+                    _FRONTIERS.pop(key, None)
+            if rows:  # every entry from the cached size on: the last is the head
+                return int(rows[-1][0]), str(rows[-1][1])
+        head = self.session.execute(
+            select(AuditEntryRow.seq, AuditEntryRow.entry_hash).order_by(AuditEntryRow.seq.desc()).limit(1)
+        ).first()
+        return None if head is None else (int(head[0]), str(head[1]))
+
+    def _frontier_key(self) -> str:
+        return str(self.session.get_bind().engine.url)
+
     def _root(self, size: int, appended: _Appended | None) -> tuple[int, str]:
         """(size, root) of the whole ledger of `size` entries, extending a cached frontier with the newest leaves.
 
         When the cached frontier ends where this transaction's appends began (the usual case: this process wrote
         the entries before them), it is extended with the leaves just appended, without reading anything.
         """
-        bind = self.session.get_bind()
-        key = str(bind.engine.url)
+        key = self._frontier_key()
         with _FRONTIERS_LOCK:
             entry = _FRONTIERS.get(key)
         cached, last = entry if entry is not None else (merkle.Frontier(), b"")
