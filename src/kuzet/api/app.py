@@ -7,6 +7,7 @@ nothing of it.
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp
 
 from kuzet.api import docs, errors
@@ -19,6 +20,13 @@ DESCRIPTION = (
     "user: a bearer token from POST /api/auth/login, or the browser's session cookie with the X-CSRF-Token "
     "header on unsafe methods."
 )
+
+
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "auto_configure": False}
+"""FastAPI's own OpenTelemetry, off. It switches itself on when the process has a tracer, meter or logger provider
+(an `opentelemetry-instrument` wrapper) or the environment asks for it (`FASTAPI_OTEL_AUTO_CONFIGURE`), and then
+exports every request's URL, query included (`/api/events?identity=NAME`), and the client's address to a collector:
+a record of who looked up whom that the ledger would not see. kuzet's own figures are on `/metrics`."""
 
 
 class KuzetAPI(FastAPI):
@@ -44,7 +52,14 @@ def create_app(services: Services, *, secure_cookies: bool | None = None) -> Fas
     `secure_cookies` overrides the config's `api.secure_cookies` (set it when kuzet is reached over HTTPS).
     """
     config = services.ctx.config
-    app = KuzetAPI(title="kuzet", version="0.1.0", description=DESCRIPTION, docs_url=None, redoc_url=None)
+    app = KuzetAPI(
+        title="kuzet",
+        version="0.1.0",
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=NO_TELEMETRY,
+    )
     app.state.services = services
     app.state.secure_cookies = config.api.secure_cookies if secure_cookies is None else secure_cookies
     for router in ROUTERS:
