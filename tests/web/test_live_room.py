@@ -108,13 +108,16 @@ def _state(root: Path, camera: str) -> str:
 class PassageWatch:
     """Polls the passages API twice a second from the start, noting how long after its crossing each was first seen.
 
-    The crossing's wall-clock time comes from the camera's status at that poll: the stream's clock at its latest
-    frame, and when that frame came.
+    The crossing's wall-clock time comes from the camera's status: the stream's clock at its latest frame, and when
+    that frame came. A worker reports its status once a second, the first time when it connects (before any frame):
+    a passage seen before the status has a frame is timed with the first status that has one.
     """
 
     def __init__(self, base: str, root: Path, token: str) -> None:
         self.base, self.root, self.token = base, root, token
         self.late: dict[int, float] = {}
+        self._seen: dict[int, tuple[float, float]] = {}
+        """Passage id: (wall-clock time first seen, its crossing on the stream's clock)."""
         self.problems: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -127,10 +130,15 @@ class PassageWatch:
                 if got.status_code != 200:
                     self.problems.append(got.text)
                     continue
-                cam = next((s for s in read_status(self.root).cameras if s.camera == "car-park"), None)
+                now = time.time()
                 for p in got.json()["items"]:
-                    if cam is not None and p["id"] not in self.late:
-                        self.late[p["id"]] = time.time() - (cam.last_frame_at - (cam.stream_time - p["time_s"]))
+                    self._seen.setdefault(p["id"], (now, p["time_s"]))
+                cam = next((s for s in read_status(self.root).cameras if s.camera == "car-park"), None)
+                if cam is None or not cam.last_frame_at:  # no frame reported yet: no clock to time crossings by
+                    continue
+                for pid, (seen, crossed) in self._seen.items():
+                    if pid not in self.late:
+                        self.late[pid] = seen - (cam.last_frame_at - (cam.stream_time - crossed))
 
     def stop(self) -> None:
         self._stop.set()
