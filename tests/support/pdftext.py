@@ -10,18 +10,30 @@ import re
 import zlib
 
 OBJECT = re.compile(rb"(\d+) 0 obj(.*?)endobj", re.S)
-STREAM = re.compile(rb"stream\r?\n(.*?)\r?\nendstream", re.S)
+STREAM = re.compile(rb"stream\r?\n(.*)endstream", re.S)
 ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("f"): 12}
 
 
-def _objects(data: bytes) -> dict[int, tuple[bytes, bytes]]:
+def pdf_objects(data: bytes) -> dict[int, tuple[bytes, bytes]]:
     """Object number -> (dictionary, decompressed stream or b"")."""
     found = {}
     for m in OBJECT.finditer(data):
         body = m.group(2)
         s = STREAM.search(body)
-        found[int(m.group(1))] = (body[: s.start()] if s else body, zlib.decompress(s.group(1)) if s else b"")
+        found[int(m.group(1))] = (body[: s.start()] if s else body, _inflate(s.group(1)) if s else b"")
     return found
+
+
+def _inflate(data: bytes) -> bytes:
+    """A stream's Flate data, inflated up to the end the data itself marks.
+
+    The end of line before `endstream` is not part of the data, but the data may itself end in a carriage return
+    (one stream in 256): ending the stream where zlib's data ends, not where a pattern guesses, reads both right.
+    """
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data)
+    assert inflater.eof, "a stream's compressed data ends before its end marker"
+    return out
 
 
 def _unicode_map(cmap: bytes) -> dict[int, str]:
@@ -75,7 +87,7 @@ def _literal(content: bytes, i: int) -> tuple[bytes, int]:
 
 def pdf_text(data: bytes) -> str:
     """Every text object of every page, a line each, decoded through its font's ToUnicode map."""
-    objects = _objects(data)
+    objects = pdf_objects(data)
     fonts: dict[bytes, dict[int, str]] = {}
     for head, _ in objects.values():
         for name, ref in re.findall(rb"/(F\d+) (\d+) 0 R", head):
