@@ -20,6 +20,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import signal
 import statistics
 import tempfile
 import threading
@@ -173,7 +174,13 @@ def engine_figures(name: str, url: str, seconds: float) -> dict[str, Any]:
     return out
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    """SIGTERM (a timeout, `kill`) ends the run as Ctrl-C does: the `finally` stops the private PostgreSQL server."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="measuring window of each figure")
     parser.add_argument("--database-url", default="", help="a PostgreSQL database to use (empty: start one)")
@@ -185,9 +192,10 @@ def main() -> None:
     if not url:
         from tests.support.postgres import PostgresServer
 
-        server = PostgresServer().start()
+        server = PostgresServer()
     try:
         if server is not None:
+            server.start()
             import psycopg
 
             with psycopg.connect(server.url(), autocommit=True) as con:
