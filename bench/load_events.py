@@ -6,6 +6,8 @@ with a bearer token, and reports the latency percentiles. Every request is authe
 and a signed checkpoint. It only ever talks to 127.0.0.1 and stops by itself.
 
 Usage: python bench/load_events.py [--clients 100] [--requests 20] [--out bench/results/load.json]
+       python bench/load_events.py --client wrk (as fast as answered, 10 s) | --client hey --rate 1000 --groups 10
+       (a fixed rate, 10 s: see docs/performance.md)
 On PostgreSQL: KUZET_DATABASE_URL=postgresql://... python bench/load_events.py (an empty database).
 """
 
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import io
 import json
 import os
 import re
@@ -102,6 +106,41 @@ def run_wrk(base: str, token: str, clients: int, seconds: float) -> dict[str, fl
             "requests_per_s": rate, "p50_ms": pct["50"], "p99_ms": pct["99"]}  # fmt: skip
 
 
+def run_hey(base: str, token: str, clients: int, seconds: float, rate: float, groups: int) -> dict[str, float]:
+    """`rate` requests/s offered by `clients` clients of Debian's `hey` (each `rate / clients` a second), for `seconds`.
+
+    One hey's clients all ask at the same ticks (bursts of `clients` requests). `groups` hey processes, each with its
+    share of the clients and started a `groups`-th of a tick after the one before, spread the bursts over the tick,
+    as clients that come independently would. Latencies from hey's per-request CSV.
+    """
+    exe = shutil.which("hey")
+    if exe is None:
+        raise SystemExit("hey is not installed: apt-get install hey (or use the default Python client)")
+    if clients % groups:
+        raise SystemExit(f"--clients {clients} is not a multiple of --groups {groups}")
+    url = f"{base}/api/events?limit=20&camera=cam-1"
+    per_client = rate / clients
+    command = [exe, "-c", str(clients // groups), "-q", f"{per_client:g}", "-z", f"{int(seconds)}s", "-o", "csv",
+               "-H", f"Authorization: Bearer {token}", url]  # fmt: skip
+    runs = []
+    for _ in range(groups):
+        runs.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        time.sleep(1 / per_client / groups)
+    rows = []
+    for run in runs:
+        out, err = run.communicate()
+        if run.returncode != 0:
+            raise SystemExit(f"hey failed ({run.returncode}): {err[:2000]}")
+        rows += list(csv.DictReader(io.StringIO(out)))
+    if not rows:
+        raise SystemExit("hey answered no requests")
+    ms = sorted(float(r["response-time"]) * 1000 for r in rows)
+    return {"requests": len(ms), "errors": sum(r["status-code"] != "200" for r in rows), "seconds": seconds,
+            "offered_per_s": rate, "groups": groups, "requests_per_s": round(len(ms) / seconds, 1),
+            "p50_ms": round(statistics.median(ms), 1), "p99_ms": round(ms[int(0.99 * (len(ms) - 1))], 1),
+            "max_ms": round(ms[-1], 1)}  # fmt: skip
+
+
 def _listening(port: int) -> int:
     """How many sockets listen on loopback `port` (each of `kuzet serve --workers N` has its own)."""
     lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
@@ -116,8 +155,13 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=300.0, help="seconds before the check gives up")
     parser.add_argument("--out", type=Path, default=Path("bench/results/load.json"))
     parser.add_argument(
-        "--client", choices=["python", "wrk"], default="python", help="wrk: a C client (Debian's wrk) for 10 s"
+        "--client",
+        choices=["python", "wrk", "hey"],
+        default="python",
+        help="wrk: a C client (Debian's wrk) for 10 s, as fast as answered; hey: Debian's hey for 10 s at --rate",
     )
+    parser.add_argument("--rate", type=float, default=1000.0, help="requests/s all clients offer (--client hey)")
+    parser.add_argument("--groups", type=int, default=1, help="hey processes whose bursts are spread (--client hey)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         svc, token = prepare(Path(tmp))
@@ -144,6 +188,8 @@ def main() -> None:
                 time.sleep(0.2)  # the first worker up answers; each other listens once it has built its app
             if args.client == "wrk":
                 measured = run_wrk(f"http://127.0.0.1:{port}", token, args.clients, 10.0)
+            elif args.client == "hey":
+                measured = run_hey(f"http://127.0.0.1:{port}", token, args.clients, 10.0, args.rate, args.groups)
             else:
                 latencies, errors, seconds = asyncio.run(
                     run(f"http://127.0.0.1:{port}", token, args.clients, args.requests, args.budget)
