@@ -46,7 +46,13 @@ class PostgresServer:
             shutil.chown(self.root, "postgres")
 
     def _run(self, *args: str) -> None:
-        subprocess.run([*self._as, *args], check=True, capture_output=True, cwd=self.root)
+        done = subprocess.run([*self._as, *args], capture_output=True, text=True, cwd=self.root)
+        if done.returncode != 0:  # what the tool and the server said: a failed start is otherwise unexplained
+            log = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else "(no server log)"
+            raise RuntimeError(
+                f"{Path(args[0]).name} {args[1:3]} failed ({done.returncode}): {done.stdout[-1000:]}"
+                f"{done.stderr[-1000:]}\nserver log:\n{log}"
+            )
 
     def start(self) -> PostgresServer:
         """Create the cluster (first time) and start it; returns when it accepts connections."""
@@ -54,8 +60,22 @@ class PostgresServer:
             self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", USER, "--auth=trust", "-E", "UTF8",
                       "--no-locale")  # fmt: skip
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=300 -c timezone=UTC"
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+        # -t: crash recovery after `stop("immediate")` replays the WAL since the last checkpoint, and on a busy
+        # 2-core machine that took longer than pg_ctl's default minute (see `checkpoint`)
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w",
+                  "-t", "300", "start")  # fmt: skip
         return self
+
+    def checkpoint(self) -> None:
+        """Write everything to the data files now: a crash after this replays only what was written since.
+
+        For a test that crashes the server under its own load: the recovery is then that load's, not every earlier
+        test's writes as well.
+        """
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as con:
+            con.execute("CHECKPOINT")
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (`immediate` is a crash: no checkpoint, recovery at the next start)."""
@@ -80,6 +100,6 @@ class PostgresServer:
 
     def close(self) -> None:
         """Stop the server and remove its files."""
-        with contextlib.suppress(subprocess.CalledProcessError):
+        with contextlib.suppress(RuntimeError):
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
