@@ -179,6 +179,11 @@ class _Appended:
         return self.base_size + len(self.leaves)
 
 
+def _continues(rows: list[Any], cached: merkle.Frontier, last: bytes) -> bool:
+    """Whether `rows` ((seq, entry_hash) from the cached frontier's size on) start at its last leaf, without a gap."""
+    return bool(rows) and rows[0] == (cached.size, last.hex()) and rows[-1][0] == cached.size + len(rows) - 1
+
+
 _APPENDED = "kuzet_ledger_appended"
 
 
@@ -298,8 +303,7 @@ class AuditLedger:
         if entry is not None and entry[0].size:
             cached, last = entry
             rows = self._hashes(cached.size)
-            continued = rows and rows[0] == (cached.size, last.hex())
-            if continued and rows[-1][0] == cached.size + len(rows) - 1:
+            if _continues(rows, cached, last):
                 for _, h in rows[1:]:
                     cached.append(bytes.fromhex(h))
                 with _FRONTIERS_LOCK:
@@ -342,9 +346,7 @@ class AuditLedger:
         # rolled-back transaction may have left leaves in the cache that the database never kept, and a gap in the
         # numbering makes anything cached suspect: then start over from every entry, read once more.
         rows = self._hashes(max(cached.size, 1))
-        if cached.size and not (
-            rows and rows[0] == (cached.size, last.hex()) and rows[-1][0] == size == cached.size + len(rows) - 1
-        ):
+        if cached.size and not (_continues(rows, cached, last) and rows[-1][0] == size):
             cached, last = merkle.Frontier(), b""
             rows = self._hashes(1)
         for seq, h in rows:
