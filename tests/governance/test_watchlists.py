@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,6 @@ from tests.conftest import add_user, enrol
 pytestmark = pytest.mark.store
 
 EXAMPLES = "face_recognition_examples"
-TODAY = date.today()
 
 
 @pytest.fixture
@@ -34,7 +33,9 @@ def people(service: Kuzet) -> dict[str, User]:
     }
 
 
-def _request(**changes: object) -> WatchlistRequest:
+def _request(expires_in: int = 60, **changes: object) -> WatchlistRequest:
+    """A lawful request, changed by `changes`; it expires `expires_in` days after the service's today (UTC), reckoned
+    now: a date fixed when the module was imported is yesterday's once midnight passes during the run."""
     base = WatchlistRequest(
         list_name="wanted",
         subject_name="Lin-Manuel Miranda",
@@ -42,7 +43,7 @@ def _request(**changes: object) -> WatchlistRequest:
         legal_basis="court-order",
         reference="2-345/2026",
         authority="Almaty city court",
-        expires=TODAY + timedelta(days=60),
+        expires=datetime.now(UTC).date() + timedelta(days=expires_in),
         note="armed robbery suspect",
     )
     return dataclasses.replace(base, **changes)
@@ -67,8 +68,8 @@ def _refusals(svc: Kuzet, auditor: User) -> list[str]:
         ({"reference": ""}, "legal basis"),
         ({"authority": " "}, "legal basis"),
         ({"legal_basis": "hunch"}, "not accepted"),
-        ({"expires": TODAY + timedelta(days=181)}, "beyond the 180-day maximum"),
-        ({"expires": TODAY}, "in the future"),
+        ({"expires_in": 181}, "beyond the 180-day maximum"),
+        ({"expires_in": 0}, "in the future"),
     ],
 )
 def test_requests_breaking_policy_are_refused_and_audited(
@@ -139,7 +140,7 @@ def test_hit_waits_for_two_reviewers_and_expired_entries_stop_matching(
     service: Kuzet, people: dict[str, User], faces_dir: Path, video_dir: Path
 ) -> None:
     entry = service.watchlist_request(
-        people["req"], _request(expires=TODAY + timedelta(days=10)), faces_dir / EXAMPLES / "lin-manuel-miranda.png"
+        people["req"], _request(expires_in=10), faces_dir / EXAMPLES / "lin-manuel-miranda.png"
     )
     result = service.analyze(people["op"], str(video_dir / "short_hamilton_clip.mp4"), camera="stage", fps=10)
     assert result.alert_ids == []  # a request matches nothing until approved
@@ -178,7 +179,7 @@ def test_expired_entry_never_matches_even_before_the_purge(
 ) -> None:
     """Matching itself filters on expiry, so an entry cannot match between its expiry and the next purge."""
     entry = service.watchlist_request(
-        people["req"], _request(expires=TODAY + timedelta(days=1)), faces_dir / EXAMPLES / "lin-manuel-miranda.png"
+        people["req"], _request(expires_in=1), faces_dir / EXAMPLES / "lin-manuel-miranda.png"
     )
     service.watchlist_approve(people["appr"], entry, reason="court order checked")
     assert len(service._load_gallery().people) == 1
@@ -203,7 +204,7 @@ def test_entry_expiring_while_a_camera_runs_gives_no_alert(
     from kuzet.services.session import AnalysisSession
 
     entry = service.watchlist_request(
-        people["req"], _request(expires=TODAY + timedelta(days=1)), faces_dir / EXAMPLES / "lin-manuel-miranda.png"
+        people["req"], _request(expires_in=1), faces_dir / EXAMPLES / "lin-manuel-miranda.png"
     )
     service.watchlist_approve(people["appr"], entry, reason="court order checked")
     session = AnalysisSession(service.services.analysis, people["op"], camera="stage", source="clip", live=True)
