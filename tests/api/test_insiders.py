@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
@@ -256,6 +257,8 @@ def test_alerts_reach_the_live_stream_only_of_those_who_may_see_them(
     with KuzetServe(data, tmp_path / "serve.log") as server:
         tokens = {r: _token(server.url, r) for r in roles}
 
+        opened = {r: threading.Event() for r in roles}
+
         def listen(role: str) -> str:
             text = ""
             headers = {"Authorization": f"Bearer {tokens[role]}"}
@@ -263,13 +266,15 @@ def test_alerts_reach_the_live_stream_only_of_those_who_may_see_them(
             with httpx.stream("GET", f"{server.url}/api/stream", headers=headers, timeout=20) as r:
                 for chunk in r.iter_text():
                     text += chunk
+                    if "event: status" in text:
+                        opened[role].set()  # the stream has noted the newest alert: a later one is news to it
                     if "event: alert" in text or time.monotonic() > deadline:
                         break
             return text
 
         with ThreadPoolExecutor(len(roles)) as pool:
             streams = {r: pool.submit(listen, r) for r in roles}
-            time.sleep(2)  # every stream is open
+            assert all(opened[r].wait(30) for r in roles), "a stream did not open"
             result = svc.analyze(users["operator"], str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"))
             assert result.alert_ids  # a new alert while they listen
             texts = {r: f.result() for r, f in streams.items()}
