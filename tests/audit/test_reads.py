@@ -9,11 +9,13 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kuzet.app import Kuzet
 from kuzet.audit import merkle
+from kuzet.audit import verify as verify_module
 from kuzet.audit.checkpoint_log import CheckpointLog
 from kuzet.audit.ledger import Checkpoint, checkpoint_message, entry_bytes
 from tests.conftest import PASSWORD
@@ -75,7 +77,17 @@ def _grow(svc: Kuzet, n: int) -> None:
     CheckpointLog(svc.checkpoint_log.path).committed(cp)
 
 
-def test_verifying_a_long_ledger_blocks_no_one(tmp_path: Path) -> None:
+def test_verifying_a_long_ledger_blocks_no_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The verification stays open (its read transaction too) until the writes below are done, however quick the
+    # machine: a race against its length once depended on the subprocess starting within about a second.
+    release = threading.Event()
+    check_checkpoints = verify_module._check_checkpoints
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        release.wait(120)
+        return check_checkpoints(*args, **kwargs)
+
+    monkeypatch.setattr(verify_module, "_check_checkpoints", held)
     svc = Kuzet(tmp_path / "data")
     admin = svc.init_admin("admin", PASSWORD)
     svc.add_user(admin, "auditor", PASSWORD, ["auditor"])
@@ -112,12 +124,13 @@ def test_verifying_a_long_ledger_blocks_no_one(tmp_path: Path) -> None:
     )
     other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     still_verifying = not verify_done.is_set()
+    release.set()
     thread.join(300)
     svc.close()
     assert other.returncode == 0 and "written" in other.stdout, other.stderr
     report = result[0]
     assert getattr(report, "ok", False) and getattr(report, "entries", 0) > ENTRIES
-    assert still_verifying, "the verification was too quick to show anything: grow the ledger"
+    assert still_verifying, "the verification ended before the writes were done"
     assert signed_in_after < 2.0
 
 
