@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,11 @@ from kuzet.recognize.dlib_resnet import DlibResNetEmbedder
 from tests.support.postgres import PostgresServer
 from tests.support.rawdb import PG_ADMIN_ENV, new_database
 from tests.support.servers import free_port
+
+
+def utc_today() -> date:
+    """The service's today: the UTC date (`ServiceContext.now().date()`), not the machine's local one."""
+    return datetime.now(UTC).date()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

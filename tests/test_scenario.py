@@ -7,11 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import utc_today
 from tests.support.rawdb import raw_db
 
 pytestmark = pytest.mark.store
@@ -63,7 +64,7 @@ def test_request_approve_analyse_review_verify_and_detect_tampering(
     ]:
         _kuzet(data, "users", "add", name, "--role", role, "--password-stdin", user="root")
 
-    expires = (date.today() + timedelta(days=90)).isoformat()
+    expires = (utc_today() + timedelta(days=90)).isoformat()
     out = _kuzet(
         data,
         "watchlist",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -127,10 +127,10 @@ def run_demo(root: Path, *, config: KuzetConfig, console: Console, progress_cons
     svc.gallery.approve(users["approver"], enrolled.identity.person_id, reason="consent form checked (demo)")
     console.print(
         f"    approver (a different user) approves it: recognised on camera demo-cam only, until "
-        f"{(date.today() + timedelta(days=365)).isoformat()}"
+        f"{(svc.ctx.now().date() + timedelta(days=365)).isoformat()}"
     )
 
-    today = date.today()
+    today = svc.ctx.now().date()  # the service's today (UTC), which it checks the expiry against
     req = WatchlistRequest(
         list_name="missing-persons",
         subject_name="Grace Hopper",

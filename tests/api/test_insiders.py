@@ -13,7 +13,7 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -25,7 +25,7 @@ from kuzet.config.models import KuzetConfig
 from kuzet.core.types import ROLES
 from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.recognize import FaceEmbedder
-from tests.conftest import PASSWORD, share_models
+from tests.conftest import PASSWORD, share_models, utc_today
 from tests.support.rawdb import raw_db
 from tests.support.serve import KUZET, KuzetServe
 
@@ -75,7 +75,7 @@ def test_disguised_labels_are_refused_through_the_api(tmp_path: Path, faces_dir:
             "legal_basis": "court-order",
             "reference": "2-345/2026",
             "authority": "Almaty city court",
-            "expires": (date.today() + timedelta(days=30)).isoformat(),
+            "expires": (utc_today() + timedelta(days=30)).isoformat(),
             "note": "civil act\u200bivist, jour\u200bnalist",
         }
         photo = (faces_dir / EXAMPLES / "lin-manuel-miranda.png").read_bytes()
@@ -248,7 +248,7 @@ def test_alerts_reach_the_live_stream_only_of_those_who_may_see_them(
     entry = svc.watchlist_request(
         users["requester"],
         WatchlistRequest(
-            "missing", "Lin", "missing-person", "missing-person-report", "MP-1", "police", date.today() + timedelta(5)
+            "missing", "Lin", "missing-person", "missing-person-report", "MP-1", "police", utc_today() + timedelta(5)
         ),
         faces_dir / EXAMPLES / "lin-manuel-miranda.png",
     )

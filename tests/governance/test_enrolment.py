@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from kuzet.core.errors import PolicyRefusal
 from kuzet.core.types import User
 from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.recognize import FaceEmbedder
-from tests.conftest import PASSWORD, add_user, share_models
+from tests.conftest import PASSWORD, add_user, share_models, utc_today
 from tests.support.rawdb import raw_db, store_url
 
 pytestmark = pytest.mark.store
@@ -82,8 +82,8 @@ def test_a_rejected_enrolment_keeps_no_template_and_no_photo(
         ({"consent": "  "}, "consent record"),
         ({"consent": "form 1", "scope": ["gate-2", "watch prot\u00adesters"]}, "prohibited label"),
         ({"consent": "bl\u200bogger's consent"}, "prohibited label"),
-        ({"consent": "form 1", "expires": date.today() - timedelta(days=1)}, "in the future"),
-        ({"consent": "form 1", "expires": date.today() + timedelta(days=800)}, "730-day maximum"),
+        ({"consent": "form 1", "expires": utc_today() - timedelta(days=1)}, "in the future"),
+        ({"consent": "form 1", "expires": utc_today() + timedelta(days=800)}, "730-day maximum"),
     ],
 )
 def test_enrolments_breaking_policy_are_refused_and_audited(
@@ -128,7 +128,7 @@ def test_an_expired_enrolment_stops_matching_and_its_templates_are_destroyed(
     service: Kuzet, team: dict[str, User], faces_dir: Path
 ) -> None:
     pid = service.enroll(
-        team["op"], "Barack Obama", [faces_dir / OBAMA], consent="f1", expires=date.today() + timedelta(days=1)
+        team["op"], "Barack Obama", [faces_dir / OBAMA], consent="f1", expires=utc_today() + timedelta(days=1)
     ).identity.person_id
     service.people_approve(team["appr"], pid)
     assert _names(service, team["op"], faces_dir / OBAMA_TEST) == ["Barack Obama"]
@@ -157,7 +157,7 @@ def test_approve_and_reject_of_one_request_cannot_both_pass(
                 "missing-person-report",
                 f"MP-{i}",
                 "police",
-                date.today() + timedelta(9),
+                utc_today() + timedelta(9),
             ),
             faces_dir / OBAMA,
         )

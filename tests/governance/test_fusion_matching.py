@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from kuzet.recognize.gallery import FusedGallery, NumpyGallery
 from kuzet.services.context import Models
 from kuzet.store.models import TemplateRow, WatchlistTemplateRow
 from kuzet.store.repositories.gallery import NewTemplate
-from tests.conftest import PASSWORD, add_user, admin_of, enrol, share_models
+from tests.conftest import PASSWORD, add_user, admin_of, enrol, share_models, utc_today
 
 pytestmark = pytest.mark.store
 
@@ -106,7 +106,7 @@ def _stock(svc: Kuzet, lfw: Path) -> tuple[User, int]:
     enrol(svc, op, "Colin Powell", [lfw / "Colin_Powell" / "Colin_Powell_0001.jpg"])
     request = WatchlistRequest(
         list_name="wanted", subject_name="G. W. B.", category="wanted-person", legal_basis="court-order",
-        reference="2-345/2026", authority="Almaty city court", expires=date.today() + timedelta(days=60), note="",
+        reference="2-345/2026", authority="Almaty city court", expires=utc_today() + timedelta(days=60), note="",
     )  # fmt: skip
     entry = svc.watchlist_request(req, request, lfw / "George_W_Bush" / "George_W_Bush_0001.jpg")
     svc.watchlist_approve(appr, entry, reason="court order checked with the court")
@@ -272,7 +272,7 @@ def test_a_subject_search_reads_face_templates_only_beside_a_plate_entry(service
     stolen = WatchlistRequest(
         list_name="stolen", subject_name="white Lada Vesta", category="stolen-vehicle",
         legal_basis="stolen-vehicle-report", reference="KUSP-1234", authority="Almaty police",
-        expires=date.today() + timedelta(days=30), note="",
+        expires=utc_today() + timedelta(days=30), note="",
     )  # fmt: skip
     plate = service.watchlist_request(add_user(service, "aliya", "requester"), stolen, plate="123ABC02")
     service.watchlist_approve(add_user(service, "erlan", "approver"), plate, reason="report KUSP-1234 checked")

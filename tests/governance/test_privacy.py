@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import av
@@ -23,7 +23,7 @@ from kuzet.governance.report import render_html, write_report
 from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.ingest import load_image
 from kuzet.store.crypto import ENV_KEY, is_encrypted
-from tests.conftest import add_user, enrol
+from tests.conftest import add_user, enrol, utc_today
 from tests.support.rawdb import raw_db
 
 pytestmark = pytest.mark.store
@@ -303,7 +303,7 @@ def test_transparency_report_counts_a_scripted_scenario(
         legal_basis="court-order",
         reference="2-1/2026",
         authority="City court",
-        expires=date.today() + timedelta(days=30),
+        expires=utc_today() + timedelta(days=30),
     )
     entry = service.watchlist_request(team["req"], req, photo)
     service.watchlist_approve(team["appr"], entry, reason="court order checked")
@@ -317,7 +317,7 @@ def test_transparency_report_counts_a_scripted_scenario(
     service.review(team["rev"], a1[0], "confirm", reason="same person")
     service.review(second_reviewer, a1[0], "confirm", reason="agree")
     service.review(team["rev"], a2[0], "reject", reason="different ears")
-    today = date.today()
+    today = utc_today()
     rep = service.transparency_report(team["aud"], today - timedelta(days=1), today)
     assert rep.entries_by_category == {"wanted-person": 1}
     assert rep.entries_by_legal_basis == {"court-order": 1}

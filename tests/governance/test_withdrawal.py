@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -23,14 +23,14 @@ from kuzet.core.types import User
 from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.services.container import Services, build_services
 from kuzet.web.app import create_app
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, utc_today
 from tests.support.rawdb import raw_db
 
 pytestmark = pytest.mark.store
 STOLEN = WatchlistRequest(
     list_name="stolen", subject_name="white Lada Vesta", category="stolen-vehicle",
     legal_basis="stolen-vehicle-report", reference="KUSP-1234", authority="Almaty police",
-    expires=date.today() + timedelta(days=30), note="stolen 28 Nov from Abay avenue",
+    expires=utc_today() + timedelta(days=30), note="stolen 28 Nov from Abay avenue",
 )  # fmt: skip
 REASON = "vehicle recovered; report KUSP-1234 closed"
 
@@ -120,7 +120,7 @@ def test_plate_entries_through_the_api_and_the_dashboard(team: tuple[Services, d
         form = {
             "list_name": "stolen", "name": "white Lada Vesta", "category": "stolen-vehicle",
             "legal_basis": "stolen-vehicle-report", "reference": "KUSP-1234", "authority": "Almaty police",
-            "expires": (date.today() + timedelta(days=30)).isoformat(), "note": "stolen 28 Nov", "plate": "123 abc 02",
+            "expires": (utc_today() + timedelta(days=30)).isoformat(), "note": "stolen 28 Nov", "plate": "123 abc 02",
         }  # fmt: skip
         made = client.post("/api/watchlists", data=form, headers={"Authorization": f"Bearer {token['req']}"})
         assert made.status_code == 201, made.text

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from kuzet.governance.policy import load_policy
 from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.store.crypto import blob_key_id
 from kuzet.store.models import AppearanceRow
-from tests.conftest import add_user
+from tests.conftest import add_user, utc_today
 
 pytestmark = pytest.mark.store
 
@@ -57,7 +57,7 @@ def lax(service: Kuzet, tmp_path: Path) -> Kuzet:
 def _entry(svc: Kuzet, team: dict[str, User], photo: Path) -> int:
     req = WatchlistRequest(
         list_name="wanted", subject_name="G. W. B.", category="wanted-person", legal_basis="court-order",
-        reference="2-345/2026", authority="Almaty city court", expires=date.today() + timedelta(days=60), note="",
+        reference="2-345/2026", authority="Almaty city court", expires=utc_today() + timedelta(days=60), note="",
     )  # fmt: skip
     entry = svc.watchlist_request(team["req"], req, photo)
     svc.watchlist_approve(team["appr"], entry, reason="court order checked with the court")
@@ -120,7 +120,7 @@ def test_a_marked_wrong_match_is_not_alerted_again_but_the_subject_is(
     svc.review(team["rev1"], subject[0], "confirm", reason="same face, same ears")
     assert svc.review(team["rev2"], subject[0], "confirm", reason="agree, same person") == "confirmed"
     assert _appearances(svc, wrong=False) == 0  # a decided alert's descriptors are destroyed with the decision
-    report = svc.services.reports.transparency(team["aud"], date.today(), date.today())
+    report = svc.services.reports.transparency(team["aud"], utc_today(), utc_today())
     assert report.alerts == {
         "created": 2, "confirmed": 1, "rejected": 1, "pending": 0, "marked_wrong_match": 1, "marks_approved": 1,
         "marks_rejected": 0, "suppressed_as_wrong_match": 1,

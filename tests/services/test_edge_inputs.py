@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,14 +19,14 @@ from kuzet.core.types import User
 from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.services.container import Services, build_services
 from kuzet.services.uow import MAX_JUSTIFICATION
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, utc_today
 from tests.support.rawdb import raw_db
 
 pytestmark = pytest.mark.store
 STOLEN = WatchlistRequest(
     list_name="stolen", subject_name="white Lada Vesta", category="stolen-vehicle",
     legal_basis="stolen-vehicle-report", reference="KUSP-1234", authority="Almaty police",
-    expires=date.today() + timedelta(days=30), note="stolen 28 Nov from Abay avenue",
+    expires=utc_today() + timedelta(days=30), note="stolen 28 Nov from Abay avenue",
 )  # fmt: skip
 
 

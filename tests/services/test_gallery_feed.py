@@ -6,7 +6,7 @@ engines; the updated gallery is compared with a full reload after every step.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.recognize.gallery import NumpyGallery
 from kuzet.services.container import Services, build_services
 from kuzet.services.session import AnalysisSession
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, utc_today
 
 pytestmark = pytest.mark.store
 EX = "face_recognition_examples"
@@ -80,7 +80,7 @@ def test_a_running_camera_applies_only_what_changed(tmp_path: Path, faces_dir: P
             "Joe Biden",
             [faces_dir / EX / "knn_train_biden_biden.jpg"],
             consent="form 2",
-            expires=date.today() + timedelta(5),
+            expires=utc_today() + timedelta(5),
         )
         assert session.refresh_gallery() is False  # pending: matches nobody yet (nothing in the feed)
         svc.gallery.approve(u["ap"], biden.identity.person_id, reason="consent form checked")
@@ -101,7 +101,7 @@ def test_a_running_camera_applies_only_what_changed(tmp_path: Path, faces_dir: P
 
         # a watchlist entry approved (four eyes) joins as a watchlist identity with its category's threshold
         req = WatchlistRequest("wanted", "Lin-Manuel Miranda", "wanted-person", "court-order", "2-345/2026",
-                               "Almaty city court", date.today() + timedelta(60))  # fmt: skip
+                               "Almaty city court", utc_today() + timedelta(60))  # fmt: skip
         entry = svc.watchlists.request(u["req"], req, faces_dir / EX / "lin-manuel-miranda.png")
         svc.watchlists.approve(u["ap"], entry, reason="court order checked")
         assert session.refresh_gallery() is True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from kuzet.cli.main import app
 from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.recognize import FaceEmbedder
-from tests.conftest import PASSWORD, add_user, share_models
+from tests.conftest import PASSWORD, add_user, share_models, utc_today
 from tests.support.rawdb import on_postgres, raw_db
 
 pytestmark = pytest.mark.store
@@ -49,7 +49,7 @@ def test_every_file_is_owner_only_whatever_the_umask(
     entry = svc.watchlist_request(
         requester,
         WatchlistRequest(
-            "l", "Lin", "missing-person", "missing-person-report", "1", "police", date.today() + timedelta(9)
+            "l", "Lin", "missing-person", "missing-person-report", "1", "police", utc_today() + timedelta(9)
         ),
         photo,
     )
@@ -100,7 +100,7 @@ def test_plain_watchlist_photos_of_an_older_kuzet_are_encrypted(
     entry = svc.watchlist_request(
         requester,
         WatchlistRequest(
-            "l", "Lin", "missing-person", "missing-person-report", "1", "police", date.today() + timedelta(9)
+            "l", "Lin", "missing-person", "missing-person-report", "1", "police", utc_today() + timedelta(9)
         ),
         faces_dir / EXAMPLES / "lin-manuel-miranda.png",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ from kuzet.detect.face.centerface import CenterFaceDetector
 from kuzet.governance.watchlists import WatchlistRequest
 from kuzet.recognize import FaceEmbedder
 from kuzet.web.app import create_app
-from tests.conftest import PASSWORD, share_models
+from tests.conftest import PASSWORD, share_models, utc_today
 from tests.web.conftest import serve, sign_in
 
 pytestmark = pytest.mark.store
@@ -71,7 +71,7 @@ def test_roles_walk_their_flows_in_the_browser(
         legal_basis="court-order",
         reference="2-77/2026",
         authority="Astana city court",
-        expires=date.today() + timedelta(days=30),
+        expires=utc_today() + timedelta(days=30),
         note="seen near the station on 27 November",
     )
     entry = svc.watchlist_request(users["rustam"], req, faces_dir / EXAMPLES / "knn_train_obama_obama.jpg")
@@ -131,9 +131,9 @@ def test_roles_walk_their_flows_in_the_browser(
     _shot(auditor, "events")
     auditor.goto(f"{base}/report")
     expect(auditor.locator("h1")).to_contain_text("Transparency report")
-    auditor.fill("#report-period input[name=from]", (date.today() - timedelta(days=7)).isoformat())
+    auditor.fill("#report-period input[name=from]", (utc_today() - timedelta(days=7)).isoformat())
     auditor.click("#report-period button")
-    expect(auditor.locator(".report")).to_contain_text(f"{date.today() - timedelta(days=7)}")
+    expect(auditor.locator(".report")).to_contain_text(f"{utc_today() - timedelta(days=7)}")
     with auditor.expect_download() as download:
         auditor.click("#report-pdf")
     pdf = download.value
@@ -189,7 +189,7 @@ def test_forms_and_camera_replay(
         ("authority", "court"),
     ]:
         form.locator(f"input[name={field}]").fill(value)
-    form.locator("input[name=expires]").fill((date.today() + timedelta(days=20)).isoformat())
+    form.locator("input[name=expires]").fill((utc_today() + timedelta(days=20)).isoformat())
     form.locator("input[name=photo]").set_input_files(str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"))
     form.locator("button").click()
     expect(requester.locator(".err")).to_contain_text("prohibited label")
@@ -226,7 +226,7 @@ def test_face_and_plate_requests_and_the_camera_wall(
     form.locator("input[name=photo]").set_input_files(str(faces_dir / EXAMPLES / "lin-manuel-miranda.png"))
     form.locator("select[name=category]").select_option("missing-person")
     form.locator("select[name=legal_basis]").select_option("missing-person-report")
-    form.locator("input[name=expires]").fill((date.today() + timedelta(days=20)).isoformat())
+    form.locator("input[name=expires]").fill((utc_today() + timedelta(days=20)).isoformat())
     form.locator("button").click()
     expect(requester.locator(".msg")).to_contain_text("requested entry")
     expect(requester.locator("tr", has_text="Lin-Manuel Miranda").locator(".status")).to_have_text("pending")
@@ -237,7 +237,7 @@ def test_face_and_plate_requests_and_the_camera_wall(
         form.locator(f"input[name={field}]").fill(value)
     form.locator("select[name=category]").select_option("stolen-vehicle")
     form.locator("select[name=legal_basis]").select_option("stolen-vehicle-report")
-    form.locator("input[name=expires]").fill((date.today() + timedelta(days=20)).isoformat())
+    form.locator("input[name=expires]").fill((utc_today() + timedelta(days=20)).isoformat())
     form.locator("button").click()
     expect(requester.locator(".msg")).to_contain_text("requested entry")
     approver = _login(browser, base, "aigul")

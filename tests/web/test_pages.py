@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from kuzet.core.types import ROLES
 from kuzet.services.container import Services
 from kuzet.store.status import CameraStatus, ServiceStatus, write_status
 from kuzet.web.chrome import MENU
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, utc_today
 from tests.support.rawdb import raw_db
 from tests.web.conftest import role_site
 
@@ -178,7 +178,7 @@ def test_events_page_filters_pages_and_exports_with_a_justification(site: tuple[
     assert _rows(last) == 20 and 'id="older-events"' not in last and "newer" in last
     gate = client.get("/events?camera=gate").text
     assert _rows(gate) == 50 and ">hall<" not in gate
-    future = client.get(f"/events?from={(date.today() + timedelta(days=2)).isoformat()}").text
+    future = client.get(f"/events?from={(utc_today() + timedelta(days=2)).isoformat()}").text
     assert "No events." in future
     for bad_day in ("from=yesterday", "to=9999-12-31", "from=2026-02-30"):
         bad = client.get(f"/events?{bad_day}")
@@ -351,7 +351,7 @@ def test_review_filters_by_camera_person_and_time_and_pages(site: tuple[Services
     _store_events(svc, 2)
     requester, approver = svc.users.login("requester", PASSWORD)[0], svc.users.login("approver", PASSWORD)[0]
     req = WatchlistRequest("stolen", "blue Nexia", "stolen-vehicle", "stolen-vehicle-report", "KUSP-9", "police",
-                           date.today() + timedelta(days=9))  # fmt: skip
+                           utc_today() + timedelta(days=9))  # fmt: skip
     entry = svc.watchlists.request(requester, req, plate="555XYZ02")
     svc.watchlists.approve(approver, entry, reason="report KUSP-9 checked")
     with svc.uow.tx() as w:  # alerts as cameras raise them
@@ -370,7 +370,7 @@ def test_review_filters_by_camera_person_and_time_and_pages(site: tuple[Services
     nexia = client.get("/review?subject=nexia").text  # part of the name, any case
     assert nexia.count('<article class="alert') == 50
     assert "No alerts." in client.get("/review?subject=nobody").text
-    assert "No alerts." in client.get(f"/review?from={(date.today() + timedelta(days=2)).isoformat()}").text
+    assert "No alerts." in client.get(f"/review?from={(utc_today() + timedelta(days=2)).isoformat()}").text
     assert "No alerts." in client.get("/review?status=decided").text
 
     # severity comes from the entry's category in the policy: stolen vehicles are `medium`
@@ -399,7 +399,7 @@ def test_alerts_show_the_false_match_rate_their_threshold_comes_from(site: tuple
     assert policy.false_match_rate("wanted-person") == 0.001
     requester, approver = svc.users.login("requester", PASSWORD)[0], svc.users.login("approver", PASSWORD)[0]
     req = WatchlistRequest("stolen", "blue Nexia", "stolen-vehicle", "stolen-vehicle-report", "KUSP-9", "police",
-                           date.today() + timedelta(days=9))  # fmt: skip
+                           utc_today() + timedelta(days=9))  # fmt: skip
     entry = svc.watchlists.request(requester, req, plate="555XYZ02")
     svc.watchlists.approve(approver, entry, reason="report KUSP-9 checked")
     with svc.uow.tx() as w:  # a face category's hits: one at the derived threshold, one under an earlier policy
