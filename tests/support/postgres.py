@@ -60,8 +60,8 @@ class PostgresServer:
             self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", USER, "--auth=trust", "-E", "UTF8",
                       "--no-locale")  # fmt: skip
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=300 -c timezone=UTC"
-        # -t: crash recovery after `stop("immediate")` replays the WAL since the last checkpoint, and on a busy
-        # 2-core machine that took longer than pg_ctl's default minute (see `checkpoint`)
+        # -t: crash recovery after `stop("immediate")` replays the WAL since the last checkpoint, which after a
+        # suite's worth of writes on a busy 2-core machine can outlast pg_ctl's default minute (see `checkpoint`)
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w",
                   "-t", "300", "start")  # fmt: skip
         return self
