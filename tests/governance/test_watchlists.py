@@ -13,7 +13,7 @@ from kuzet.app import Kuzet
 from kuzet.core.errors import PermissionDenied, PolicyRefusal
 from kuzet.core.types import User
 from kuzet.governance.watchlists import WatchlistRequest
-from tests.conftest import add_user, enrol
+from tests.conftest import add_user, enrol, utc_today
 
 pytestmark = pytest.mark.store
 
@@ -43,7 +43,7 @@ def _request(expires_in: int = 60, **changes: object) -> WatchlistRequest:
         legal_basis="court-order",
         reference="2-345/2026",
         authority="Almaty city court",
-        expires=datetime.now(UTC).date() + timedelta(days=expires_in),
+        expires=utc_today() + timedelta(days=expires_in),
         note="armed robbery suspect",
     )
     return dataclasses.replace(base, **changes)
