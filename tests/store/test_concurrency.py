@@ -59,7 +59,7 @@ WRITER = textwrap.dedent(
                     continue
                 if time.monotonic() >= end:
                     break
-            with db.session() as s:
+            with db.session(pipelined=i % 2 == 0) as s:  # both ways to the database (PostgreSQL), interleaved
                 ledger = AuditLedger(s)
                 ledger.append(actor=name, action="test.append", object=f"{name}:{i}")
                 cp = ledger.checkpoint(signer)

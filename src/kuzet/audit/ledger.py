@@ -18,6 +18,7 @@ from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
 
 from kuzet.audit import merkle
+from kuzet.audit.ledger_sql import pipelined
 from kuzet.audit.signing import LedgerSigner, rotation_statement
 from kuzet.store.models import AuditEntryRow, CheckpointRow
 
@@ -247,7 +248,10 @@ class AuditLedger:
             leaves.append(leaf)
             rows.append(row)
         if rows:
-            self.session.connection().execute(insert(AuditEntryRow), rows)
+            if (on_driver := pipelined(self.session)) is not None:
+                on_driver[1].insert_entries(on_driver[0], rows)
+            else:
+                self.session.connection().execute(insert(AuditEntryRow), rows)
             appended.leaves.extend(leaves)
         return [AuditEntry(**{**r, "details": json.loads(r["details"])}) for r in rows]
 
@@ -287,6 +291,8 @@ class AuditLedger:
 
     def _hashes(self, first: int) -> list[Any]:
         """(seq, entry_hash) of the entries numbered `first` and after, in order."""
+        if (on_driver := pipelined(self.session)) is not None:
+            return on_driver[1].hashes(on_driver[0], first)
         query = select(AuditEntryRow.seq, AuditEntryRow.entry_hash).where(AuditEntryRow.seq >= first)
         return list(self.session.execute(query.order_by(AuditEntryRow.seq)).all())
 
@@ -313,6 +319,8 @@ class AuditLedger:
                     _FRONTIERS.pop(key, None)
             if rows:  # every entry from the cached size on: the last is the head
                 return int(rows[-1][0]), str(rows[-1][1])
+        if (on_driver := pipelined(self.session)) is not None:
+            return on_driver[1].head(on_driver[0])
         head = self.session.execute(
             select(AuditEntryRow.seq, AuditEntryRow.entry_hash).order_by(AuditEntryRow.seq.desc()).limit(1)
         ).first()
@@ -379,13 +387,18 @@ class AuditLedger:
         signature = signer.sign(checkpoint_message(size, root_hex, ts, signer.public_hex)).hex()
         values = {"tree_size": size, "root_hash": root_hex, "ts": ts, "key_id": signer.key_id,
                   "signature": signature, "public_key": signer.public_hex}  # fmt: skip
-        inserted = self.session.connection().execute(insert(CheckpointRow).values(values)).inserted_primary_key
-        if inserted is None:
-            raise RuntimeError("the database gave no id for the new checkpoint")
-        cp_id = int(inserted[0])
+        cp_id = self._insert_checkpoint(values)
         if appended is not None:
             appended.checkpointed = size
         return Checkpoint(cp_id, size, root_hex, ts, signer.key_id, signature, signer.public_hex)
+
+    def _insert_checkpoint(self, values: dict[str, Any]) -> int:
+        if (on_driver := pipelined(self.session)) is not None:
+            return on_driver[1].insert_checkpoint(on_driver[0], values)
+        inserted = self.session.connection().execute(insert(CheckpointRow).values(values)).inserted_primary_key
+        if inserted is None:
+            raise RuntimeError("the database gave no id for the new checkpoint")
+        return int(inserted[0])
 
     def record_key_rotation(self, old: LedgerSigner, new: LedgerSigner, *, actor: str, source: str) -> AuditEntry:
         """Append the entry that hands signing from `old` to `new`, with the statement `old` signs for it."""

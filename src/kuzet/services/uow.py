@@ -122,7 +122,7 @@ class AuditedUnitOfWork:
         self._open = threading.local()  # how many transactions this thread has open
 
     @contextmanager
-    def tx(self, *, signer: LedgerSigner | None = None) -> Iterator[Work]:
+    def tx(self, *, signer: LedgerSigner | None = None, pipelined: bool = False) -> Iterator[Work]:
         """One transaction for an action and its audit entries, closed by a signed checkpoint.
 
         The checkpoint is written to the outside copy before the commit (see `audit.checkpoint_log`): nothing is
@@ -137,7 +137,7 @@ class AuditedUnitOfWork:
         # until this one's checkpoint is queued (other processes publish their own: see docs/governance.md).
         with ctx.db.writer_lock:
             try:
-                with ctx.db.session() as session:
+                with ctx.db.session(pipelined=pipelined) as session:
                     ledger = AuditLedger(session, clock=ctx.clock.now)
                     yield Work(session, ledger, ctx.origin)
                     cp = ledger.checkpoint(signer or ctx.signer)
@@ -199,7 +199,9 @@ class AuditedUnitOfWork:
         self._group.close()
 
     def _commit_entries(self, entries: list[NewEntry]) -> None:
-        with self.tx() as w:
+        # Only the ledger's own statements run in this transaction: on PostgreSQL they are pipelined (three round
+        # trips while the write lock is held instead of five; see `kuzet.audit.ledger_sql`).
+        with self.tx(pipelined=True) as w:
             w.ledger.append_many(entries)
 
     def refuse(self, actor: User | None, action: str, *, object: str, reason: str, hint: str = "") -> PolicyRefusal:

@@ -112,6 +112,8 @@ def _private_sqlite_file(url: str) -> None:
 
 WRITE_LOCK = 0x6B757A6574  # "kuzet"
 """The PostgreSQL advisory lock every write transaction holds (one writer at a time, across every machine)."""
+PIPELINE = "kuzet_pipeline"
+"""`Session.info` key of the driver connection of a session in pipeline mode (`Database.session(pipelined=True)`)."""
 
 
 def normalised(url: str) -> str:
@@ -265,15 +267,42 @@ class Database:
         return self._writer
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on any error."""
+    def session(self, *, pipelined: bool = False) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        `pipelined` (PostgreSQL; no difference on SQLite): the driver connection is put in pipeline mode, with the
+        write lock queued behind the transaction's start, and left under `session.info[PIPELINE]`: statements run on
+        it are sent together until one's answer is needed. SQLAlchemy's own statements cannot run in such a session
+        (their results want the answer at once): it is for the ledger's batch (`kuzet.audit.ledger_sql`).
+        """
         try:
             with self._writer, self._turn(), self._sessions() as session, session.begin():
+                if self.postgres and pipelined:
+                    with self._pipeline(session):
+                        yield session
+                    return
                 if self.postgres:
                     self._write_lock(session.connection())
                 yield session
         except DBAPIError as exc:
             raise self._unavailable(exc, writing=True) from None
+
+    @contextmanager
+    def _pipeline(self, session: Session) -> Iterator[None]:
+        """`session`'s driver connection in pipeline mode, the write lock queued first; its errors as SQLAlchemy's."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        driver: Any = session.connection().connection.driver_connection
+        try:
+            with driver.pipeline():
+                driver.execute("SELECT pg_advisory_xact_lock(%(k)s)", {"k": WRITE_LOCK})
+                session.info[PIPELINE] = driver
+                try:
+                    yield
+                finally:
+                    session.info.pop(PIPELINE, None)
+        except dbapi.Error as exc:
+            invalidated = self.engine.dialect.is_disconnect(exc, driver, None)
+            raise DBAPIError.instance(None, None, exc, dbapi.Error, connection_invalidated=invalidated) from None
 
     def _turn(self) -> AbstractContextManager[None]:
         return self._turns.turn() if self._turns is not None else nullcontext()

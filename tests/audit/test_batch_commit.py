@@ -1,0 +1,98 @@
+"""A batch of ledger entries commits all or nothing on both engines; on PostgreSQL its statements are pipelined."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import DBAPIError
+
+from kuzet.audit import ledger_sql
+from kuzet.audit.ledger import NewEntry
+from kuzet.services.container import Services, build_services
+from tests.support.rawdb import RawDb, new_database
+
+pytestmark = pytest.mark.store
+
+# The database itself refuses one action, as a constraint or a full disk would, in the middle of a batch's statements.
+REFUSE_SQLITE = [
+    "CREATE TRIGGER refuse BEFORE INSERT ON audit_entries WHEN NEW.action = 'test.refused' "
+    "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+]
+REFUSE_POSTGRESQL = [
+    "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.action = 'test.refused' THEN "
+    "RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$",
+    "CREATE TRIGGER refuse BEFORE INSERT ON audit_entries FOR EACH ROW EXECUTE FUNCTION refuse()",
+]
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return new_database(tmp_path)
+
+
+@pytest.fixture
+def svc(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
+    monkeypatch.setenv("KUZET_DATABASE_URL", url)
+    services = build_services(tmp_path / "data")
+    yield services
+    services.close()
+
+
+def _entry(action: str, i: int = 0) -> NewEntry:
+    return NewEntry(actor="tester", action=action, object=f"thing:{i}", justification="", details={"i": i})
+
+
+def _counts(url: str) -> tuple[int, int]:
+    raw = RawDb(url)
+    try:
+        entries = raw.execute("SELECT count(*) FROM audit_entries").fetchone()[0]
+        checkpoints = raw.execute("SELECT count(*) FROM audit_checkpoints").fetchone()[0]
+    finally:
+        raw.close()
+    return int(entries), int(checkpoints)
+
+
+def test_a_batch_the_database_refuses_leaves_nothing_and_the_next_batch_goes_on(svc: Services, url: str) -> None:
+    raw = RawDb(url)
+    for statement in REFUSE_POSTGRESQL if raw.postgres else REFUSE_SQLITE:
+        raw.execute(statement)
+    raw.commit()
+    raw.close()
+    before = _counts(url)
+
+    # Good entries before and after the refused one, in the one batch: none of them is stored, nor a checkpoint.
+    batch = [_entry("test.fine", 1), _entry("test.refused", 2), _entry("test.fine", 3)]
+    with pytest.raises(DBAPIError, match="refused by the test"):
+        svc.uow._commit_entries(batch)
+    assert _counts(url) == before
+
+    # The connection the failed batch used goes back to the pool fit for use: every later batch commits.
+    for i in range(4):
+        svc.uow._commit_entries([_entry("test.fine", 10 + i), _entry("test.fine", 20 + i)])
+    assert _counts(url) == (before[0] + 8, before[1] + 4)
+    report = svc.audit.verify(None)
+    assert report.ok, report.problem
+
+
+def test_on_postgresql_a_batch_goes_through_the_pipeline_and_elsewhere_through_sqlalchemy(
+    svc: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    piped: list[int] = []
+    real = ledger_sql.DriverStatements.insert_entries
+
+    def counted(self: ledger_sql.DriverStatements, driver: Any, rows: list[dict[str, Any]]) -> None:
+        piped.append(len(rows))
+        real(self, driver, rows)
+
+    monkeypatch.setattr(ledger_sql.DriverStatements, "insert_entries", counted)
+    svc.uow._commit_entries([_entry("test.fine", i) for i in range(5)])
+    assert piped == ([5] if svc.ctx.db.postgres else [])
+    svc.uow.record(None, "test.single", object="thing:9")  # one entry, from the command line: the same way
+    with svc.uow.tx() as w:  # any other write transaction: SQLAlchemy's statements, the lock taken at once
+        w.ledger.append(actor="tester", action="test.other", object="thing:10")
+    assert piped == ([5, 1] if svc.ctx.db.postgres else [])
+    report = svc.audit.verify(None)
+    assert report.ok, report.problem
