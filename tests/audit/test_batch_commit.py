@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 
 from kuzet.audit import ledger_sql
-from kuzet.audit.ledger import NewEntry
+from kuzet.audit.ledger import AuditLedger, NewEntry
+from kuzet.core.errors import StoreError
 from kuzet.services.container import Services, build_services
 from tests.support.rawdb import RawDb, new_database
 
@@ -26,6 +27,12 @@ REFUSE_POSTGRESQL = [
     "RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$",
     "CREATE TRIGGER refuse BEFORE INSERT ON audit_entries FOR EACH ROW EXECUTE FUNCTION refuse()",
 ]
+
+# The server ends the connection in the middle of the batch, as a restart or a network cut would.
+TERMINATE = (
+    "CREATE FUNCTION cut() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.action = 'test.cut' THEN "
+    "PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NEW; END $$"
+)
 
 
 @pytest.fixture
@@ -55,26 +62,87 @@ def _counts(url: str) -> tuple[int, int]:
     return int(entries), int(checkpoints)
 
 
-def test_a_batch_the_database_refuses_leaves_nothing_and_the_next_batch_goes_on(svc: Services, url: str) -> None:
+def _run_sql(url: str, statements: list[str]) -> None:
     raw = RawDb(url)
-    for statement in REFUSE_POSTGRESQL if raw.postgres else REFUSE_SQLITE:
+    for statement in statements:
         raw.execute(statement)
     raw.commit()
     raw.close()
+
+
+def _reads_from(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The first entry of every read of the chain's hashes the ledger makes from now on."""
+    firsts: list[int] = []
+    real = AuditLedger._hashes
+
+    def counted(self: AuditLedger, first: int) -> list[Any]:
+        firsts.append(first)
+        return real(self, first)
+
+    monkeypatch.setattr(AuditLedger, "_hashes", counted)
+    return firsts
+
+
+def _goes_on(svc: Services, url: str, before: tuple[int, int], firsts: list[int]) -> None:
+    """Every later batch commits; none reads the chain from its start again (the failed one left the cache as it
+    was), and the ledger verifies."""
+    firsts.clear()
+    for i in range(4):
+        svc.uow._commit_entries([_entry("test.fine", 10 + i), _entry("test.fine", 20 + i)])
+    assert _counts(url) == (before[0] + 8, before[1] + 4)
+    assert 1 not in firsts and len(firsts) == 4, firsts
+    report = svc.audit.verify(None)
+    assert report.ok, report.problem
+
+
+def test_a_batch_the_database_refuses_leaves_nothing_and_the_next_batch_goes_on(
+    svc: Services, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _run_sql(url, REFUSE_POSTGRESQL if svc.ctx.db.postgres else REFUSE_SQLITE)
+    svc.uow._commit_entries([_entry("test.fine", i) for i in range(40)])  # the process now caches the frontier
     before = _counts(url)
+    firsts = _reads_from(monkeypatch)
 
     # Good entries before and after the refused one, in the one batch: none of them is stored, nor a checkpoint.
     batch = [_entry("test.fine", 1), _entry("test.refused", 2), _entry("test.fine", 3)]
     with pytest.raises(DBAPIError, match="refused by the test"):
         svc.uow._commit_entries(batch)
     assert _counts(url) == before
+    _goes_on(svc, url, before, firsts)
 
-    # The connection the failed batch used goes back to the pool fit for use: every later batch commits.
-    for i in range(4):
-        svc.uow._commit_entries([_entry("test.fine", 10 + i), _entry("test.fine", 20 + i)])
-    assert _counts(url) == (before[0] + 8, before[1] + 4)
-    report = svc.audit.verify(None)
-    assert report.ok, report.problem
+
+def test_a_batch_whose_outside_copy_cannot_be_written_leaves_nothing_and_the_next_goes_on(
+    svc: Services, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc.uow._commit_entries([_entry("test.fine", i) for i in range(40)])
+    before = _counts(url)
+    firsts = _reads_from(monkeypatch)
+    real = svc.ctx.checkpoint_log.prepare
+
+    def full(cp: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(svc.ctx.checkpoint_log, "prepare", full)
+    with pytest.raises(OSError, match="No space left"):
+        svc.uow._commit_entries([_entry("test.fine", 1), _entry("test.fine", 2)])
+    assert _counts(url) == before
+    monkeypatch.setattr(svc.ctx.checkpoint_log, "prepare", real)
+    _goes_on(svc, url, before, firsts)
+
+
+@pytest.mark.postgres_only
+def test_a_connection_dropped_mid_batch_says_so_and_the_next_batch_goes_on(
+    svc: Services, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _run_sql(url, [TERMINATE, "CREATE TRIGGER cut BEFORE INSERT ON audit_entries FOR EACH ROW EXECUTE FUNCTION cut()"])
+    svc.uow._commit_entries([_entry("test.fine", i) for i in range(40)])
+    before = _counts(url)
+    firsts = _reads_from(monkeypatch)
+    with pytest.raises(StoreError, match="cannot be reached: terminating connection") as caught:
+        svc.uow._commit_entries([_entry("test.fine", 1), _entry("test.cut", 2)])
+    assert "kuzet retries" in (caught.value.hint or "")
+    assert _counts(url) == before
+    _goes_on(svc, url, before, firsts)
 
 
 def test_on_postgresql_a_batch_goes_through_the_pipeline_and_elsewhere_through_sqlalchemy(

@@ -186,6 +186,8 @@ def _continues(rows: list[Any], cached: merkle.Frontier, last: bytes) -> bool:
 
 
 _APPENDED = "kuzet_ledger_appended"
+_FRONTIER = "kuzet_ledger_frontier"
+"""`Session.info` key of the transaction's own copy of the cached frontier: (cache key, frontier, its last leaf)."""
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -193,6 +195,22 @@ _APPENDED = "kuzet_ledger_appended"
 def _forget_appended(session: Session, *_: Any) -> None:
     """What a transaction appended is known only within it: a rollback (a savepoint's too) or a commit forgets it."""
     session.info.pop(_APPENDED, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_frontier(session: Session, *_: Any) -> None:
+    """A rollback (a savepoint's too) drops the transaction's copy of the frontier: the cache stays as it was."""
+    session.info.pop(_FRONTIER, None)
+
+
+@event.listens_for(Session, "after_commit")
+def _publish_frontier(session: Session) -> None:
+    """Once committed, the transaction's copy of the frontier, with its leaves, is the process's cache."""
+    staged = session.info.pop(_FRONTIER, None)
+    if staged is not None:
+        key, frontier, last = staged
+        with _FRONTIERS_LOCK:
+            _FRONTIERS[key] = (frontier, last)
 
 
 class AuditLedger:
@@ -303,20 +321,16 @@ class AuditLedger:
         frontier: reading it here, with the head, spares `_root` a second read (a round trip while the lock is held).
         Without a cached frontier, or one the database does not continue (see `_root`), only the head is read.
         """
-        key = self._frontier_key()
-        with _FRONTIERS_LOCK:
-            entry = _FRONTIERS.get(key)
+        entry = self._frontier()
         if entry is not None and entry[0].size:
             cached, last = entry
             rows = self._hashes(cached.size)
             if _continues(rows, cached, last):
                 for _, h in rows[1:]:
                     cached.append(bytes.fromhex(h))
-                with _FRONTIERS_LOCK:
-                    _FRONTIERS[key] = (cached, bytes.fromhex(rows[-1][1]))
-            else:  # a leaf rolled back, a gap: `_root` starts over from every entry
-                with _FRONTIERS_LOCK:
-                    _FRONTIERS.pop(key, None)
+                self._stage(cached, bytes.fromhex(rows[-1][1]))
+            else:  # an entry edited or removed under the cache, a gap: `_root` starts over from every entry
+                self._drop_frontier()
             if rows:  # every entry from the cached size on: the last is the head
                 return int(rows[-1][0]), str(rows[-1][1])
         if (on_driver := pipelined(self.session)) is not None:
@@ -329,15 +343,36 @@ class AuditLedger:
     def _frontier_key(self) -> str:
         return str(self.session.get_bind().engine.url)
 
+    def _frontier(self) -> tuple[merkle.Frontier, bytes] | None:
+        """The transaction's copy of the process's cached frontier and its last leaf (None: nothing cached).
+
+        The transaction changes its copy only; the copy becomes the cache when the transaction commits
+        (`_publish_frontier`). A transaction rolled back, or failed in the database after its root was computed (in
+        a pipeline the insert's error comes with the checkpoint's answer), leaves the cache without leaves the
+        database never kept, so the next batch need not read every entry again while holding the write lock.
+        """
+        staged = self.session.info.get(_FRONTIER)
+        if staged is not None:
+            return staged[1], staged[2]
+        with _FRONTIERS_LOCK:
+            entry = _FRONTIERS.get(self._frontier_key())
+        return None if entry is None else (entry[0].copy(), entry[1])
+
+    def _stage(self, frontier: merkle.Frontier, last: bytes) -> None:
+        self.session.info[_FRONTIER] = (self._frontier_key(), frontier, last)
+
+    def _drop_frontier(self) -> None:
+        self.session.info.pop(_FRONTIER, None)
+        with _FRONTIERS_LOCK:
+            _FRONTIERS.pop(self._frontier_key(), None)
+
     def _root(self, size: int, appended: _Appended | None) -> tuple[int, str]:
         """(size, root) of the whole ledger of `size` entries, extending a cached frontier with the newest leaves.
 
         When the cached frontier ends where this transaction's appends began (the usual case: this process wrote
         the entries before them), it is extended with the leaves just appended, without reading anything.
         """
-        key = self._frontier_key()
-        with _FRONTIERS_LOCK:
-            entry = _FRONTIERS.get(key)
+        entry = self._frontier()
         cached, last = entry if entry is not None else (merkle.Frontier(), b"")
         if (
             entry is not None
@@ -347,8 +382,7 @@ class AuditLedger:
         ):
             for leaf in appended.leaves:
                 cached.append(leaf)
-            with _FRONTIERS_LOCK:
-                _FRONTIERS[key] = (cached, appended.leaves[-1])
+            self._stage(cached, appended.leaves[-1])
             return cached.size, cached.root().hex()
         # The cached frontier's last entry and every newer one, in one read (another process wrote them). A
         # rolled-back transaction may have left leaves in the cache that the database never kept, and a gap in the
@@ -361,8 +395,7 @@ class AuditLedger:
             if seq > cached.size:  # from the cached frontier's last entry on: the ones after it
                 last = bytes.fromhex(h)
                 cached.append(last)
-        with _FRONTIERS_LOCK:
-            _FRONTIERS[key] = (cached, last)
+        self._stage(cached, last)
         return cached.size, cached.root().hex()
 
     def checkpoint(self, signer: LedgerSigner, *, force: bool = False) -> Checkpoint | None:
@@ -376,6 +409,8 @@ class AuditLedger:
             size = appended.size
             latest_size: int | None = appended.checkpointed
         else:
+            if pipelined(self.session) is not None:
+                raise RuntimeError("a pipelined transaction (the ledger's batch) checkpoints only what it appended")
             size = self.size()
             latest_size = self.session.scalar(
                 select(CheckpointRow.tree_size).order_by(CheckpointRow.id.desc()).limit(1)

@@ -150,6 +150,12 @@ class Frontier:
         self._stack.append(node)
         self.size += 1
 
+    def copy(self) -> Frontier:
+        """An independent frontier with the same leaves (appending to one leaves the other as it was)."""
+        other = Frontier()
+        other.size, other._stack = self.size, list(self._stack)
+        return other
+
     def root(self) -> bytes:
         """The tree hash of every leaf appended so far."""
         if not self._stack:

@@ -116,6 +116,15 @@ PIPELINE = "kuzet_pipeline"
 """`Session.info` key of the driver connection of a session in pipeline mode (`Database.session(pipelined=True)`)."""
 
 
+def _pipelines(dialect: Dialect) -> bool:
+    """Whether the dialect's driver has a pipeline mode: psycopg 3, over libpq 14 or newer (psycopg2 has none)."""
+    if dialect.driver != "psycopg":
+        return False
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
+
+
 def normalised(url: str) -> str:
     """The SQLAlchemy URL for `url`: postgresql:// and postgres:// mean psycopg 3."""
     for prefix in ("postgresql://", "postgres://"):
@@ -195,6 +204,8 @@ class Database:
                 # check-in, and opening one again (with its pragmas) under load costs more than keeping it
                 kwargs |= {"pool_size": 48, "max_overflow": 32}
         self.engine: Engine = create_engine(self.url, **kwargs)
+        self.pipelines = self.postgres and _pipelines(self.engine.dialect)
+        """Whether `session(pipelined=True)` uses the driver's pipeline mode (psycopg 3 over libpq 14 or newer)."""
         # Reads have an engine of their own, whose transactions take no lock (see `read`) and, on PostgreSQL, are
         # READ ONLY by the connection's default, whether a session's transaction or a statement of `fetch`.
         if self.postgres:  # no ping at every checkout: see `_ping_when_idle` and `fetch`
@@ -277,7 +288,7 @@ class Database:
         """
         try:
             with self._writer, self._turn(), self._sessions() as session, session.begin():
-                if self.postgres and pipelined:
+                if pipelined and self.pipelines:
                     with self._pipeline(session):
                         yield session
                     return
@@ -289,9 +300,17 @@ class Database:
 
     @contextmanager
     def _pipeline(self, session: Session) -> Iterator[None]:
-        """`session`'s driver connection in pipeline mode, the write lock queued first; its errors as SQLAlchemy's."""
+        """`session`'s driver connection in pipeline mode, the write lock queued first; its errors as SQLAlchemy's.
+
+        A connection the server dropped is invalidated here, so that the error raised is the server's, not the one
+        the rollback would meet on the dead connection. The block must leave the transaction open: one whose error
+        went unnoticed (an answer nobody fetched) would otherwise be "committed" as a rollback, silently.
+        """
+        from psycopg.pq import TransactionStatus
+
         dbapi = self.engine.dialect.loaded_dbapi
-        driver: Any = session.connection().connection.driver_connection
+        conn = session.connection()
+        driver: Any = conn.connection.driver_connection
         try:
             with driver.pipeline():
                 driver.execute("SELECT pg_advisory_xact_lock(%(k)s)", {"k": WRITE_LOCK})
@@ -302,7 +321,14 @@ class Database:
                     session.info.pop(PIPELINE, None)
         except dbapi.Error as exc:
             invalidated = self.engine.dialect.is_disconnect(exc, driver, None)
+            if invalidated:
+                conn.invalidate(exc)
             raise DBAPIError.instance(None, None, exc, dbapi.Error, connection_invalidated=invalidated) from None
+        if driver.info.transaction_status != TransactionStatus.INTRANS:
+            raise StoreError(
+                f"the ledger's batch ended with its transaction {driver.info.transaction_status.name}: not committed",
+                hint="retry in a moment; if it happens again, report it with the server's log",
+            )
 
     def _turn(self) -> AbstractContextManager[None]:
         return self._turns.turn() if self._turns is not None else nullcontext()
