@@ -384,9 +384,9 @@ class AuditLedger:
                 cached.append(leaf)
             self._stage(cached, appended.leaves[-1])
             return cached.size, cached.root().hex()
-        # The cached frontier's last entry and every newer one, in one read (another process wrote them). A
-        # rolled-back transaction may have left leaves in the cache that the database never kept, and a gap in the
-        # numbering makes anything cached suspect: then start over from every entry, read once more.
+        # The cached frontier's last entry and every newer one, in one read (another process wrote them). A cache
+        # the database does not continue (an entry edited or removed under it, a restored backup, a gap in the
+        # numbering) is suspect: then start over from every entry, read once more.
         rows = self._hashes(max(cached.size, 1))
         if cached.size and not (_continues(rows, cached, last) and rows[-1][0] == size):
             cached, last = merkle.Frontier(), b""
