@@ -148,8 +148,9 @@ def test_a_connection_dropped_mid_batch_says_so_and_the_next_batch_goes_on(
     _goes_on(svc, url, before, firsts)
 
 
-def test_on_postgresql_a_batch_goes_through_the_pipeline_and_elsewhere_through_sqlalchemy(
-    svc: Services, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.postgres_only
+def test_on_postgresql_the_ledgers_batch_goes_through_the_pipeline_and_other_writes_do_not(
+    svc: Services, url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     piped: list[int] = []
     real = ledger_sql.DriverStatements.insert_entries
@@ -159,11 +160,14 @@ def test_on_postgresql_a_batch_goes_through_the_pipeline_and_elsewhere_through_s
         real(self, driver, rows)
 
     monkeypatch.setattr(ledger_sql.DriverStatements, "insert_entries", counted)
+    before = _counts(url)
     svc.uow._commit_entries([_entry("test.fine", i) for i in range(5)])
-    assert piped == ([5] if svc.ctx.db.postgres else [])
+    assert piped == [5]
     svc.uow.record(None, "test.single", object="thing:9")  # one entry, from the command line: the same way
+    assert piped == [5, 1]
     with svc.uow.tx() as w:  # any other write transaction: SQLAlchemy's statements, the lock taken at once
         w.ledger.append(actor="tester", action="test.other", object="thing:10")
-    assert piped == ([5, 1] if svc.ctx.db.postgres else [])
+    assert piped == [5, 1]
+    assert _counts(url) == (before[0] + 7, before[1] + 3)  # all three committed, each with its checkpoint
     report = svc.audit.verify(None)
     assert report.ok, report.problem
