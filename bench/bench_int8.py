@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from kuzet.config.models import CenterFaceConfig, DlibResNetConfig, KuzetConfig
-from kuzet.core.quantize import cosines
+from kuzet.core.quantize import cosines, int16_saturates
 from kuzet.detect.face.centerface import CenterFaceDetector, centerface_int8
 from kuzet.eval.pairs import make_pairs
 from kuzet.eval.runner import run_detect_eval, run_pairs
@@ -88,7 +88,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     photos = DATA / "faces"
-    report: dict[str, Any] = {"cpu_count": os.cpu_count()}
+    # whether onnxruntime's int8 kernels here add in int16 (x86 without VNNI): 7-bit weights, fp32 by default
+    report: dict[str, Any] = {"cpu_count": os.cpu_count(), "int16_saturates": int16_saturates()}
 
     d_build = descriptor_int8(photos=photos)
     c_build = centerface_int8(photos=photos)

@@ -4,9 +4,12 @@ import json
 import statistics
 from pathlib import Path
 
+import av
 from typer.testing import CliRunner
 
+from kuzet.bench import face_recognition_style
 from kuzet.cli.main import app
+from kuzet.ingest import open_source
 
 runner = CliRunner()
 
@@ -64,6 +67,21 @@ def test_rounds_interleave_every_way_and_report_medians(tmp_path: Path, data_roo
         assert abs(row[name]["speedup"] - statistics.median(ratios)) <= 0.05 + 0.002
         assert row[name]["frames"] == 377
     assert row["default"]["gated_frames"] > 0 and row["no_motion_gate"]["gated_frames"] == 0
+
+
+def test_the_face_recognition_way_runs_over_the_frames_kuzet_analyses(tmp_path: Path, video_dir: Path) -> None:
+    """By default over the whole video (its opening can hold fewer faces than the rest); a cap stops it early."""
+    clip = tmp_path / "stage.mp4"
+    with av.open(str(clip), "w") as out, open_source(str(video_dir / "short_hamilton_clip.mp4")) as source:
+        stream = out.add_stream("mpeg4", rate=30)
+        stream.width, stream.height = 640, 360
+        for frame in source:
+            if frame.index % 20 == 0:  # 14 frames from all over the clip: wide shots and close-ups
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(frame.image, format="rgb24")))
+        out.mux(stream.encode(None))
+    whole, capped = face_recognition_style(clip), face_recognition_style(clip, 4)
+    assert whole["frames"] == 14 and capped["frames"] == 4
+    assert whole["faces"] > capped["faces"] > 0  # measured: 7 faces in the 14 frames, 1 in the first 4
 
 
 def test_bench_refuses_a_folder_without_the_data(tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import platform
 import shutil
 from pathlib import Path
 from typing import Literal
@@ -12,11 +15,12 @@ from typer.testing import CliRunner
 
 from kuzet.cli.main import app
 from kuzet.config.models import CenterFaceConfig, DlibResNetConfig
+from kuzet.core import quantize
 from kuzet.core.errors import ModelError
-from kuzet.core.quantize import QuantSettings, calibration_photos, cosines
+from kuzet.core.quantize import QuantSettings, calibration_photos, cosines, for_this_cpu, int16_saturates
 from kuzet.detect.face.centerface import CenterFaceDetector, centerface_int8
-from kuzet.recognize import build_face_embedder
-from kuzet.recognize.fast_resnet import OnnxResNetEmbedder, calibration_chips, descriptor_int8
+from kuzet.recognize import build_face_embedder, fast_resnet
+from kuzet.recognize.fast_resnet import MIN_COSINE, OnnxResNetEmbedder, calibration_chips, descriptor_int8
 
 runner = CliRunner()
 
@@ -71,6 +75,46 @@ def test_settings_are_part_of_the_key() -> None:
     assert model_key(b"model", QuantSettings()) != model_key(b"other", QuantSettings())
 
 
+def test_weights_are_7_bit_where_the_cpu_could_saturate(tmp_path: Path, few_photos: Path) -> None:
+    """x86 without VNNI adds uint8 x int8 pairs in int16: 8-bit weights overflowed there (lowest cosine 0.954)."""
+    flags = quantize.cpu_flags()
+    if platform.machine() in ("x86_64", "AMD64"):
+        assert "sse2" in flags  # read from this machine's /proc/cpuinfo
+    assert int16_saturates("x86_64", frozenset({"sse4_2", "avx2", "fma"}))
+    assert not int16_saturates("x86_64", frozenset({"avx2", "avx512bw", "avx512_vnni"}))
+    assert not int16_saturates("AMD64", frozenset({"avx2", "avx_vnni"}))
+    assert int16_saturates("x86_64", frozenset())  # flags unknown: the safe choice
+    assert not int16_saturates("aarch64", frozenset())  # Arm's dot products add in int32
+    here = for_this_cpu(QuantSettings())
+    assert here.reduce_range == int16_saturates()
+    assert for_this_cpu(QuantSettings(reduce_range=True)).reduce_range  # never turned off where asked for
+    build = descriptor_int8(photos=few_photos, cache=tmp_path)
+    assert build is not None and build.info["settings"]["reduce_range"] == here.reduce_range
+
+
+def test_auto_takes_an_int8_build_only_if_it_met_the_cosine_rule(
+    tmp_path: Path, few_photos: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A build measured under 0.99 on its calibration faces (a CPU whose kernels lose precision) is not the default."""
+    build = descriptor_int8(photos=few_photos, cache=tmp_path)
+    assert build is not None and build.info["checks"]["min_cosine"] >= MIN_COSINE
+    monkeypatch.delenv("KUZET_DATA", raising=False)  # no photos: the cached build is taken as it is
+    monkeypatch.setenv("KUZET_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(fast_resnet, "_int8_keeps_accuracy", lambda: True)  # a CPU where int8 may be the default
+    assert _precision(DlibResNetConfig()) == "int8"
+    sidecar = build.path.with_suffix(".json")
+    info = json.loads(sidecar.read_text())
+    info["checks"]["min_cosine"] = 0.954  # as measured with 8-bit weights on an AVX2 CPU without VNNI
+    sidecar.write_text(json.dumps(info))
+    with caplog.at_level(logging.WARNING, logger="kuzet.recognize.fast_resnet"):
+        assert _precision(DlibResNetConfig()) == "fp32"
+    assert "under 0.99" in caplog.text and "kuzet models quantize --rebuild" in caplog.text
+    assert _precision(DlibResNetConfig(precision="int8")) == "int8"  # asked for by name: still given
+    del info["checks"]
+    sidecar.write_text(json.dumps(info))
+    assert _precision(DlibResNetConfig()) == "fp32"  # no check recorded: not taken by default either
+
+
 def test_int8_descriptor_stays_within_cosine_0_99_of_fp32_on_visible_faces(faces_dir: Path) -> None:
     files = sorted(p for p in faces_dir.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[::4]
     chips = calibration_chips(files)
@@ -96,8 +140,19 @@ def test_default_is_int8_on_a_cpu_with_photos_and_fp32_without(
     tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KUZET_DATA", str(data_root))
+    monkeypatch.setattr(quantize, "int16_saturates", lambda: False)  # a CPU with VNNI (or Arm)
+    assert fast_resnet._int8_keeps_accuracy()
+    monkeypatch.setattr(quantize, "int16_saturates", lambda: True)  # x86 without VNNI: int8 loses pairs there
+    assert not fast_resnet._int8_keeps_accuracy()
+    monkeypatch.undo()
+    monkeypatch.setenv("KUZET_DATA", str(data_root))
+    monkeypatch.setattr(fast_resnet, "_int8_keeps_accuracy", lambda: True)
     assert _precision(DlibResNetConfig()) == "int8"
     assert _precision(DlibResNetConfig(precision="fp32")) == "fp32"
+    monkeypatch.setattr(fast_resnet, "_int8_keeps_accuracy", lambda: False)
+    assert _precision(DlibResNetConfig()) == "fp32"
+    assert _precision(DlibResNetConfig(precision="int8")) == "int8"  # still there when asked for by name
+    monkeypatch.undo()
     monkeypatch.delenv("KUZET_DATA", raising=False)
     monkeypatch.setenv("KUZET_CACHE_DIR", str(tmp_path))  # nothing cached, no photos
     assert _precision(DlibResNetConfig()) == "fp32"

@@ -326,8 +326,13 @@ def bench(
         list[str] | None, typer.Option("--video", help="Video file names under video/ (repeat); default all three.")
     ] = None,
     baseline_frames: Annotated[
-        int, typer.Option("--baseline-frames", min=1, help="Frames per video for the slow per-frame loop.")
-    ] = 60,
+        int,
+        typer.Option(
+            "--baseline-frames",
+            min=0,
+            help="Frames per video for the face_recognition way; 0: the whole video, the frames kuzet analyses.",
+        ),
+    ] = 0,
     gallery_sizes: Annotated[
         list[int] | None, typer.Option("--gallery-size", min=100, help="Gallery sizes (repeat); default 10k 100k 1M.")
     ] = None,

@@ -298,10 +298,10 @@ def centerface_int8(*, photos: Path | None = None, rebuild: bool = False, cache:
         ModelError: No build is cached and there are no photos to build one from.
 
     """
-    from kuzet.core.quantize import build_int8, cached_build, calibration_photos, default_photo_folder
+    from kuzet.core.quantize import build_int8, cached_build, calibration_photos, default_photo_folder, for_this_cpu
 
     source = _load_model_bytes()
-    settings = INT8_SETTINGS
+    settings = for_this_cpu(INT8_SETTINGS)
     folder = photos or default_photo_folder()
     if folder is None:
         found = cached_build("centerface", source, settings, photos=None, cache=cache)
