@@ -89,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     photos = DATA / "faces"
     # whether onnxruntime's int8 kernels here add in int16 (x86 without VNNI): 7-bit weights, fp32 by default
-    report: dict[str, Any] = {"cpu_count": os.cpu_count(), "int16_saturates": int16_saturates()}
+    report: dict[str, Any] = {"cpu_count": os.cpu_count(), "int8_kernels_saturate": int16_saturates()}
 
     d_build = descriptor_int8(photos=photos)
     c_build = centerface_int8(photos=photos)

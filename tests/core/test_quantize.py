@@ -75,7 +75,9 @@ def test_settings_are_part_of_the_key() -> None:
     assert model_key(b"model", QuantSettings()) != model_key(b"other", QuantSettings())
 
 
-def test_weights_are_7_bit_where_the_cpu_could_saturate(tmp_path: Path, few_photos: Path) -> None:
+def test_weights_are_7_bit_where_the_cpu_could_saturate(
+    tmp_path: Path, few_photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """x86 without VNNI adds uint8 x int8 pairs in int16: 8-bit weights overflowed there (lowest cosine 0.954)."""
     flags = quantize.cpu_flags()
     if platform.machine() in ("x86_64", "AMD64"):
@@ -85,11 +87,21 @@ def test_weights_are_7_bit_where_the_cpu_could_saturate(tmp_path: Path, few_phot
     assert not int16_saturates("AMD64", frozenset({"avx2", "avx_vnni"}))
     assert int16_saturates("x86_64", frozenset())  # flags unknown: the safe choice
     assert not int16_saturates("aarch64", frozenset())  # Arm's dot products add in int32
-    here = for_this_cpu(QuantSettings())
-    assert here.reduce_range == int16_saturates()
+    cpuinfo = "processor\t: 0\nvmx flags\t: ept vpid\nflags\t\t: fpu sse2 avx2\n\nprocessor\t: 1\nflags\t: fpu\n"
+    assert quantize.cpu_flags(cpuinfo) == {"fpu", "sse2", "avx2"}  # the first `flags` line, not `vmx flags`
+    assert quantize.cpu_flags("processor\t: 0\nFeatures\t: fp asimd asimddp\n") == set()  # Arm lists `Features`
     assert for_this_cpu(QuantSettings(reduce_range=True)).reduce_range  # never turned off where asked for
-    build = descriptor_int8(photos=few_photos, cache=tmp_path)
-    assert build is not None and build.info["settings"]["reduce_range"] == here.reduce_range
+    monkeypatch.setattr(quantize, "int16_saturates", lambda: True)
+    seven = descriptor_int8(photos=few_photos, cache=tmp_path)
+    monkeypatch.setattr(quantize, "int16_saturates", lambda: False)
+    eight = descriptor_int8(photos=few_photos, cache=tmp_path)
+    assert seven is not None and eight is not None and seven.path != eight.path  # a build for each kind of CPU
+    assert seven.info["settings"]["reduce_range"] and not eight.info["settings"]["reduce_range"]
+    assert seven.info["checks"]["min_cosine"] >= MIN_COSINE
+    eight.path.unlink()  # a 7-bit build made on another CPU serves one with VNNI, where no 8-bit one is cached
+    monkeypatch.delenv("KUZET_DATA", raising=False)
+    moved = descriptor_int8(cache=tmp_path)
+    assert moved is not None and moved.path == seven.path
 
 
 def test_auto_takes_an_int8_build_only_if_it_met_the_cosine_rule(
@@ -108,7 +120,7 @@ def test_auto_takes_an_int8_build_only_if_it_met_the_cosine_rule(
     sidecar.write_text(json.dumps(info))
     with caplog.at_level(logging.WARNING, logger="kuzet.recognize.fast_resnet"):
         assert _precision(DlibResNetConfig()) == "fp32"
-    assert "under 0.99" in caplog.text and "kuzet models quantize --rebuild" in caplog.text
+    assert "reached only cosine 0.954" in caplog.text and "kuzet models quantize --photos DIR --rebuild" in caplog.text
     assert _precision(DlibResNetConfig(precision="int8")) == "int8"  # asked for by name: still given
     del info["checks"]
     sidecar.write_text(json.dumps(info))
@@ -190,6 +202,7 @@ def test_models_quantize_command(tmp_path: Path, few_photos: Path, monkeypatch: 
     assert result.exit_code == 0, result.output
     assert "built in" in result.output
     assert "min_cosine" in result.output
+    assert ("x86 without VNNI" in result.output) == quantize.int16_saturates()
     assert len(list((tmp_path / "models").glob("dlib_resnet_int8_*.onnx"))) == 1
     result = runner.invoke(app, ["models", "quantize", "--photos", str(few_photos), "--model", "descriptor"])
     assert result.exit_code == 0, result.output

@@ -27,7 +27,7 @@ def models_quantize(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Build again even if a cached build matches.")] = False,
 ) -> None:
     """Build the int8 face descriptor and CenterFace ahead of time, and show how close each is to fp32."""
-    from kuzet.core.quantize import Int8Build, default_photo_folder
+    from kuzet.core.quantize import Int8Build, default_photo_folder, int16_saturates
     from kuzet.detect.face.centerface import centerface_int8
     from kuzet.recognize.fast_resnet import descriptor_int8
 
@@ -59,3 +59,10 @@ def models_quantize(
             ", ".join(f"{k} {v}" for k, v in checks.items()),
         )
     console.print(table)
+    if int16_saturates():
+        console.print(
+            "This CPU is x86 without VNNI: int8 kernels add in 16 bits here, so the builds take 7-bit weights, and"
+            " `precision: auto` runs the descriptor in fp32 (int8 lost a pair in `kuzet eval pairs` on such a CPU);"
+            " `precision: int8` uses the build. See docs/config.md.",
+            highlight=False,
+        )

@@ -116,9 +116,10 @@ class DlibResNetConfig(Strict):
         description=(
             "`int8` runs a statically quantised copy of the converted network on onnxruntime (built once from"
             " calibration photos, see `kuzet models quantize`; faster, descriptors within cosine 0.99 of fp32);"
-            " `fp32` the converted network as is. `auto` takes int8 when onnxruntime runs on the CPU and an int8"
-            " build exists or can be made (calibration photos in $KUZET_DATA/faces) that met cosine 0.99 on every"
-            " calibration face, else fp32. PyTorch and dlib run fp32 only."
+            " `fp32` the converted network as is. `auto` takes int8 when onnxruntime runs on the CPU, the CPU is"
+            " not x86 without VNNI (where int8 loses accuracy) and an int8 build exists or can be made (calibration"
+            " photos in $KUZET_DATA/faces) that met cosine 0.99 on every calibration face, else fp32. PyTorch and"
+            " dlib run fp32 only."
         ),
     )
     batch_size: int = Field(16, ge=1, le=256, description="Face chips embedded per model call.")

@@ -15,6 +15,7 @@ written atomically and read back only if their recorded digest matches.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -86,17 +87,22 @@ def int16_saturates(machine: str | None = None, flags: frozenset[str] | None = N
     return not (VNNI_FLAGS & (cpu_flags() if flags is None else flags))
 
 
-def cpu_flags() -> frozenset[str]:
-    """The feature flags of the CPU as Linux lists them (empty where /proc/cpuinfo cannot be read)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return frozenset()
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """The CPU's feature flags from the first `flags` line of `/proc/cpuinfo` (or of `cpuinfo`); empty if none."""
+    text = _cpuinfo() if cpuinfo is None else cpuinfo
     for line in text.splitlines():
         name, _, value = line.partition(":")
         if name.strip() == "flags":
             return frozenset(value.split())
     return frozenset()
+
+
+@functools.cache
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return ""  # not Linux: no flags, so an x86 CPU counts as saturating
 
 
 def for_this_cpu(settings: QuantSettings) -> QuantSettings:
@@ -191,7 +197,11 @@ def _read_build(path: Path) -> Int8Build | None:
 def cached_build(
     name: str, source: bytes, settings: QuantSettings, *, photos: CalibrationPhotos | None, cache: Path | None = None
 ) -> Int8Build | None:
-    """A valid cached build: for these photos if given, else the newest for this source and settings."""
+    """A valid cached build: for these photos if given, else the newest for this source and settings.
+
+    Without photos, a build with 7-bit weights serves where 8-bit ones were asked for and none is cached (right on
+    every CPU: made where `for_this_cpu` asked for it, then moved to a CPU that does not need it).
+    """
     folder = _cache_folder(cache)
     stem = f"{name}_int8_{model_key(source, settings)}"
     if photos is not None:
@@ -201,6 +211,8 @@ def cached_build(
         build = _read_build(path)
         if build is not None:
             return build
+    if not settings.reduce_range:
+        return cached_build(name, source, replace(settings, reduce_range=True), photos=None, cache=cache)
     return None
 
 
