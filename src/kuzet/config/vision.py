@@ -40,9 +40,10 @@ class CenterFaceConfig(Strict):
         le=1.0,
         description=(
             "On video frames with open face tracks, between full passes (at least every `motion_gate.refresh_s`),"
-            " the frame is shrunk until a face of this share of the smallest tracked face is `input_min_face`"
-            " pixels (never finer than the full pass): large tracked faces, as in a broadcast, cost a fraction of"
-            " the full pass, and a new face smaller than that is found at the next full pass. 0 turns it off."
+            " the frame is shrunk until a face of this share of the smallest tracked face in sight (found by the"
+            " last full pass or since) is `input_min_face` pixels (never finer than the full pass): large tracked"
+            " faces, as in a broadcast, cost a fraction of the full pass, and a new face smaller than that is found"
+            " at the next full pass. 0 turns it off."
         ),
     )
     threads: int = Field(0, ge=0, description="onnxruntime threads; 0 uses every core.")

@@ -156,8 +156,16 @@ class FaceAnalyzer:
         return Detections.joined(parts)
 
     def _following(self, frame: Frame) -> Detections:
-        """The whole frame, shrunk as far as its open tracks' smallest face allows (`tracked_share`)."""
-        tracked = self.tracker.predicted(frame.pts)
+        """The whole frame, shrunk as far as the smallest tracked face in sight allows (`tracked_share`).
+
+        In sight: the open tracks that the last full pass or a later frame found. A track the full pass missed
+        (its face gone, hidden or turned away; a camera cut) no longer holds the whole frame at full resolution
+        for the rest of its gap: like a new face, it is found again if it is as large as `tracked_share` of the
+        others, else at the next full pass. When no track is in sight, every open track counts.
+        """
+        tracked = self.tracker.predicted(frame.pts, seen_since=self._last_whole)
+        if not len(tracked):
+            tracked = self.tracker.predicted(frame.pts)
         if self.follow is None or not len(tracked):
             return self._whole(frame)
         smallest = float(np.minimum(tracked[:, 2] - tracked[:, 0], tracked[:, 3] - tracked[:, 1]).min())

@@ -39,9 +39,12 @@ class IoUTracker:
             [self._tracks[i].box + self._tracks[i].velocity * (pts - self._tracks[i].last_pts) for i in ids]
         ).astype(np.float32)
 
-    def predicted(self, pts: float) -> NDArray[np.float32]:
-        """Where every open track is expected at `pts` (N, 4): what a detector must look at to continue them."""
-        return self._predicted(list(self._tracks), pts)
+    def predicted(self, pts: float, *, seen_since: float = -np.inf) -> NDArray[np.float32]:
+        """Where the open tracks are expected at `pts` (N, 4): what a detector must look at to continue them.
+
+        With `seen_since`, only the tracks last seen at that time or later (the others may be gone).
+        """
+        return self._predicted([i for i, s in self._tracks.items() if s.last_pts >= seen_since], pts)
 
     def _match(
         self, track_ids: list[int], boxes: NDArray[np.float32], pts: float
