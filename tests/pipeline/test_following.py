@@ -211,8 +211,10 @@ def test_a_tracked_face_the_full_pass_missed_no_longer_holds_the_frame_at_full_r
         detector.pts = i / 10
         analyzer.process(Frame(image=image, pts=i / 10, index=i))
     assert detector.calls == ["whole"] * 3
-    detector.large, detector.small_until = False, 0.0  # both gone at the full pass of 0.3: no track in sight
-    for i in range(3, 6):
-        detector.pts = i / 10
+    detector = _Scripted(small_until=-1.0)  # the large face alone, gone by the refresh's full pass at 1.0 s
+    analyzer = make_analyzer(detector, embedder)
+    for i in range(12):
+        detector.pts, detector.large = i / 10, i < 10
         analyzer.process(Frame(image=image, pts=i / 10, index=i))
-    assert detector.calls[3:] == ["whole"] * 3  # every open track counts again, the small one among them
+    assert detector.calls[10] == "whole"
+    assert abs(float(detector.calls[11]) - 60) < 1  # no track in sight: the open one counts again (not a full pass)
